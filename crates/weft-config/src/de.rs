@@ -55,21 +55,36 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { path: None, pos: None, message: msg.to_string(), hint: None }
+        DeError {
+            path: None,
+            pos: None,
+            message: msg.to_string(),
+            hint: None,
+        }
     }
 
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::custom(format_args!("wrong type: expected {exp}, found {}", describe(&unexp)))
+        Self::custom(format_args!(
+            "wrong type: expected {exp}, found {}",
+            describe(&unexp)
+        ))
     }
 
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::custom(format_args!("Invalid value {}: expected {exp}", describe(&unexp)))
+        Self::custom(format_args!(
+            "Invalid value {}: expected {exp}",
+            describe(&unexp)
+        ))
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         let mut e = Self::custom(format_args!(
             "Unsupported value: {variant:?}: supported values: {}",
-            expected.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+            expected
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         e.hint = suggest(variant, expected).map(|s| format!("did you mean {s:?}?"));
         e
@@ -80,7 +95,9 @@ impl de::Error for DeError {
     }
 
     fn duplicate_field(field: &'static str) -> Self {
-        Self::custom(format_args!("field {field:?} is given twice (camelCase and snake_case?)"))
+        Self::custom(format_args!(
+            "field {field:?} is given twice (camelCase and snake_case?)"
+        ))
     }
 }
 
@@ -121,7 +138,11 @@ pub fn from_node<T: DeserializeOwned>(
     path: FieldPath,
 ) -> Result<(T, Vec<UnknownField>), DeError> {
     let unknown = RefCell::new(Vec::new());
-    let value = T::deserialize(NodeDe { node, path, unknown: &unknown })?;
+    let value = T::deserialize(NodeDe {
+        node,
+        path,
+        unknown: &unknown,
+    })?;
     Ok((value, unknown.into_inner()))
 }
 
@@ -133,7 +154,11 @@ struct NodeDe<'a> {
 
 impl<'a> NodeDe<'a> {
     fn child(&self, node: &'a Node, seg: Seg) -> NodeDe<'a> {
-        NodeDe { node, path: self.path.join(seg), unknown: self.unknown }
+        NodeDe {
+            node,
+            path: self.path.join(seg),
+            unknown: self.unknown,
+        }
     }
 
     /// Attaches this node's path and position to an error that has none yet
@@ -196,7 +221,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
             Value::Int(i, _) => visitor.visit_i64(*i),
             Value::Float(f, _) => visitor.visit_f64(*f),
             Value::String(s) => visitor.visit_str(s),
-            Value::Seq(items) => visitor.visit_seq(SeqDe { de: &self, items: items.iter(), index: 0 }),
+            Value::Seq(items) => visitor.visit_seq(SeqDe {
+                de: &self,
+                items: items.iter(),
+                index: 0,
+            }),
             Value::Map(entries) => visitor.visit_map(MapDe {
                 de: &self,
                 entries: entries.iter(),
@@ -298,14 +327,22 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.value {
             Value::Seq(items) => {
-                let r = visitor.visit_seq(SeqDe { de: &self, items: items.iter(), index: 0 });
+                let r = visitor.visit_seq(SeqDe {
+                    de: &self,
+                    items: items.iter(),
+                    index: 0,
+                });
                 self.locate(r)
             }
             _ => self.wrong_type(&Expecting("a list")),
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -321,7 +358,12 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.value {
             Value::Map(entries) => {
-                let r = visitor.visit_map(MapDe { de: &self, entries: entries.iter(), fields: None, pending: None });
+                let r = visitor.visit_map(MapDe {
+                    de: &self,
+                    entries: entries.iter(),
+                    fields: None,
+                    pending: None,
+                });
                 self.locate(r)
             }
             _ => self.wrong_type(&Expecting("an object (key: value pairs)")),
@@ -381,8 +423,13 @@ struct SeqDe<'a, 'b> {
 impl<'de> de::SeqAccess<'de> for SeqDe<'_, '_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
-        let Some(item) = self.items.next() else { return Ok(None) };
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        let Some(item) = self.items.next() else {
+            return Ok(None);
+        };
         let child = self.de.child(item, Seg::Index(self.index));
         self.index += 1;
         seed.deserialize(child).map(Some)
@@ -404,7 +451,10 @@ struct MapDe<'a, 'b> {
 impl<'de> de::MapAccess<'de> for MapDe<'_, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         for (key, value) in self.entries.by_ref() {
             let Some(fields) = self.fields else {
                 self.pending = Some((Seg::Key(key.name.clone()), value));
@@ -445,7 +495,9 @@ impl<'de> de::MapAccess<'de> for MapDe<'_, '_> {
 
 /// Deserializes a whole typed document and reports nothing unknown; for tests.
 #[cfg(test)]
-pub(crate) fn from_str_for_test<T: DeserializeOwned>(text: &str) -> Result<(T, Vec<UnknownField>), DeError> {
+pub(crate) fn from_str_for_test<T: DeserializeOwned>(
+    text: &str,
+) -> Result<(T, Vec<UnknownField>), DeError> {
     let docs = crate::yaml::parse_stream(text);
     let node = docs
         .into_iter()
@@ -509,8 +561,12 @@ mod tests {
     #[test]
     fn collects_every_unknown_field_with_suggestions() {
         let (_, unknown): (Top, _) =
-            from_str_for_test("routes:\n- destinaton: {host: a}\n  wieght: 5\n  zzz: 1\n").expect("ok");
-        let found: Vec<_> = unknown.iter().map(|u| (u.path.to_string(), u.pos.line, u.suggestion)).collect();
+            from_str_for_test("routes:\n- destinaton: {host: a}\n  wieght: 5\n  zzz: 1\n")
+                .expect("ok");
+        let found: Vec<_> = unknown
+            .iter()
+            .map(|u| (u.path.to_string(), u.pos.line, u.suggestion))
+            .collect();
         assert_eq!(
             found,
             vec![
@@ -523,24 +579,37 @@ mod tests {
 
     #[test]
     fn type_errors_name_path_and_line() {
-        let e = from_str_for_test::<Top>("routes:\n- destination: {host: a}\n  weight: -3\n").expect_err("negative");
-        assert_eq!(e.path.map(|p| p.to_string()).as_deref(), Some("routes[0].weight"));
+        let e = from_str_for_test::<Top>("routes:\n- destination: {host: a}\n  weight: -3\n")
+            .expect_err("negative");
+        assert_eq!(
+            e.path.map(|p| p.to_string()).as_deref(),
+            Some("routes[0].weight")
+        );
         assert_eq!(e.pos.map(|p| p.line), Some(3));
         let e = from_str_for_test::<Top>("routes:\n- destination: [a]\n").expect_err("list");
-        assert_eq!(e.path.map(|p| p.to_string()).as_deref(), Some("routes[0].destination"));
+        assert_eq!(
+            e.path.map(|p| p.to_string()).as_deref(),
+            Some("routes[0].destination")
+        );
         assert!(e.message.contains("expected an object"), "{}", e.message);
     }
 
     #[test]
     fn bad_enum_values_list_the_choices() {
         let e = from_str_for_test::<Top>("routes:\n- mode: STRICTT\n").expect_err("bad enum");
-        assert!(e.message.starts_with("Unsupported value: \"STRICTT\""), "{}", e.message);
+        assert!(
+            e.message.starts_with("Unsupported value: \"STRICTT\""),
+            "{}",
+            e.message
+        );
         assert_eq!(e.hint.as_deref(), Some("did you mean \"STRICT\"?"));
     }
 
     #[test]
     fn snake_case_and_null_are_accepted() {
-        let (t, unknown): (Top, _) = from_str_for_test("routes:\n- destination: {host: a, subset: null}\n  weight: ~\n").expect("ok");
+        let (t, unknown): (Top, _) =
+            from_str_for_test("routes:\n- destination: {host: a, subset: null}\n  weight: ~\n")
+                .expect("ok");
         assert!(unknown.is_empty());
         assert_eq!(t.routes[0].weight, None);
         #[derive(Debug, Default, Deserialize)]

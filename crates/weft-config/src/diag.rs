@@ -242,7 +242,13 @@ impl Diagnostic {
 
     /// The order diagnostics are printed in: by file, line, then code.
     pub fn sort_key(&self) -> impl Ord + '_ {
-        (self.file.as_deref(), self.line, self.code, self.path.as_ref().map(|p| p.to_string()), &self.message)
+        (
+            self.file.as_deref(),
+            self.line,
+            self.code,
+            self.path.as_ref().map(|p| p.to_string()),
+            &self.message,
+        )
     }
 }
 

@@ -45,7 +45,10 @@ impl FromStr for Duration {
     type Err = DurationError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let fail = |reason| DurationError { input: input.to_string(), reason };
+        let fail = |reason| DurationError {
+            input: input.to_string(),
+            reason,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(fail("empty"));
@@ -60,14 +63,18 @@ impl FromStr for Duration {
         let mut rest = s;
         let mut total: f64 = 0.0;
         while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             let num = &rest[..num_end];
             if num.is_empty() || num == "." || num.matches('.').count() > 1 {
                 return Err(fail("expected a number"));
             }
             let value: f64 = num.parse().map_err(|_| fail("expected a number"))?;
             rest = &rest[num_end..];
-            let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_end];
             rest = &rest[unit_end..];
             let scale = match unit {
@@ -174,7 +181,13 @@ mod tests {
 
     #[test]
     fn displays_like_go() {
-        for (s, want) in [("90s", "1m30s"), ("250ms", "250ms"), ("1.5s", "1.5s"), ("2h", "2h0m0s"), ("0s", "0s")] {
+        for (s, want) in [
+            ("90s", "1m30s"),
+            ("250ms", "250ms"),
+            ("1.5s", "1.5s"),
+            ("2h", "2h0m0s"),
+            ("0s", "0s"),
+        ] {
             assert_eq!(d(s).pipe(Duration).to_string(), want);
         }
     }

@@ -29,7 +29,9 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { default_namespace: "default".to_string() }
+        LoadOptions {
+            default_namespace: "default".to_string(),
+        }
     }
 }
 
@@ -76,7 +78,10 @@ impl Loaded {
 
 /// Whether a file name is one we read.
 pub fn is_config_file(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     !hidden && matches!(ext, "yaml" | "yml" | "json")
 }
@@ -92,7 +97,10 @@ pub fn config_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let p = entry?.path();
-            let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -118,7 +126,10 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
                 }
             }
             Err(e) => {
-                let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read {}: {e}", path.display()));
+                let mut d = Diagnostic::new(
+                    Code::UnreadableFile,
+                    format!("cannot read {}: {e}", path.display()),
+                );
                 d.file = Some(path.clone());
                 all.diagnostics.push(d);
             }
@@ -134,22 +145,37 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Loaded {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => load_str(&text, path, opts),
             Err(e) => {
-                let mut d = Diagnostic::new(Code::UnreadableFile, format!("file is not UTF-8 text: {e}"));
+                let mut d =
+                    Diagnostic::new(Code::UnreadableFile, format!("file is not UTF-8 text: {e}"));
                 d.file = Some(path.to_path_buf());
-                Loaded { diagnostics: vec![d], files: vec![path.to_path_buf()], ..Loaded::default() }
+                Loaded {
+                    diagnostics: vec![d],
+                    files: vec![path.to_path_buf()],
+                    ..Loaded::default()
+                }
             }
         },
         Err(e) => {
-            let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read {}: {e}", path.display()));
+            let mut d = Diagnostic::new(
+                Code::UnreadableFile,
+                format!("cannot read {}: {e}", path.display()),
+            );
             d.file = Some(path.to_path_buf());
-            Loaded { diagnostics: vec![d], files: vec![path.to_path_buf()], ..Loaded::default() }
+            Loaded {
+                diagnostics: vec![d],
+                files: vec![path.to_path_buf()],
+                ..Loaded::default()
+            }
         }
     }
 }
 
 /// Loads the documents of `text`, reporting them as from `file`.
 pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Loaded {
-    let mut out = Loaded { files: vec![file.to_path_buf()], ..Loaded::default() };
+    let mut out = Loaded {
+        files: vec![file.to_path_buf()],
+        ..Loaded::default()
+    };
     for doc in parse_stream(text) {
         match doc.result {
             Ok(None) => {}
@@ -205,7 +231,10 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
         out.diagnostics.push(
             diag_at(
                 Code::UnknownKind,
-                format!("document is a {}, not a resource (an object with apiVersion and kind)", node.value.type_name()),
+                format!(
+                    "document is a {}, not a resource (an object with apiVersion and kind)",
+                    node.value.type_name()
+                ),
                 file,
                 line,
             )
@@ -216,7 +245,11 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
     let api_version = node.get_str("apiVersion").unwrap_or("").to_string();
     let kind_name = node.get_str("kind").unwrap_or("").to_string();
     if kind_name.is_empty() || api_version.is_empty() {
-        let missing = if kind_name.is_empty() { "kind" } else { "apiVersion" };
+        let missing = if kind_name.is_empty() {
+            "kind"
+        } else {
+            "apiVersion"
+        };
         let path = FieldPath::root().field(missing);
         out.diagnostics.push(
             diag_at(Code::UnknownKind, format!("{missing}: Required value"), file, node.locate(&path).line)
@@ -232,11 +265,18 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
                 }
             }
             Some(Value::Null) | None => {}
-            Some(_) => out.diagnostics.push(diag_at(Code::WrongType, "items: expected a list", file, line)),
+            Some(_) => out.diagnostics.push(diag_at(
+                Code::WrongType,
+                "items: expected a list",
+                file,
+                line,
+            )),
         }
         return;
     }
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version.as_str()));
+    let (group, version) = api_version
+        .rsplit_once('/')
+        .unwrap_or(("", api_version.as_str()));
     let kind_line = node.locate(&FieldPath::root().field("kind")).line;
     let Some(kind) = Kind::from_name(&kind_name) else {
         if kind_name == "ConfigMap" && group.is_empty() {
@@ -270,8 +310,13 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
     let mut meta: ObjectMeta = match node.get("metadata") {
         None => {
             out.diagnostics.push(
-                diag_at(Code::InvalidName, "metadata.name: Required value", file, line)
-                    .hint("add `metadata: {name: ...}`"),
+                diag_at(
+                    Code::InvalidName,
+                    "metadata.name: Required value",
+                    file,
+                    line,
+                )
+                .hint("add `metadata: {name: ...}`"),
             );
             return;
         }
@@ -283,7 +328,8 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
                 meta
             }
             Err(e) => {
-                out.diagnostics.push(de_error_diag(Code::WrongType, e, file, meta_line, None));
+                out.diagnostics
+                    .push(de_error_diag(Code::WrongType, e, file, meta_line, None));
                 return;
             }
         },
@@ -291,9 +337,16 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
     if meta.namespace.is_empty() {
         meta.namespace = opts.default_namespace.clone();
     }
-    let key = ResourceKey { kind, namespace: meta.namespace.clone(), name: meta.name.clone() };
+    let key = ResourceKey {
+        kind,
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+    };
     let rref = Some(key.to_ref());
-    let source = Source { file: file.to_path_buf(), line };
+    let source = Source {
+        file: file.to_path_buf(),
+        line,
+    };
     let before = out.diagnostics.len();
     let push = |out: &mut Loaded, mut d: Diagnostic| {
         d.resource = rref.clone();
@@ -301,7 +354,12 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
         out.diagnostics.push(d);
     };
     if meta.name.is_empty() {
-        let d = diag_at(Code::InvalidName, "metadata.name: Required value", file, meta_line);
+        let d = diag_at(
+            Code::InvalidName,
+            "metadata.name: Required value",
+            file,
+            meta_line,
+        );
         push(out, d);
         return;
     }
@@ -312,13 +370,19 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
             file,
             node.locate(&FieldPath::parse("metadata.name")).line,
         );
-        d.hint = Some("names are lowercase letters, digits, '-' and '.', starting and ending alphanumeric".into());
+        d.hint = Some(
+            "names are lowercase letters, digits, '-' and '.', starting and ending alphanumeric"
+                .into(),
+        );
         push(out, d);
     }
     if !is_dns1123_label(&meta.namespace) {
         let d = diag_at(
             Code::InvalidName,
-            format!("metadata.namespace {:?} is not a valid namespace name", meta.namespace),
+            format!(
+                "metadata.namespace {:?} is not a valid namespace name",
+                meta.namespace
+            ),
             file,
             node.locate(&FieldPath::parse("metadata.namespace")).line,
         );
@@ -333,7 +397,11 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
         );
         d.hint = Some(format!(
             "use one of: {}",
-            kind.versions().iter().map(|v| format!("{}/{v}", kind.group())).collect::<Vec<_>>().join(", ")
+            kind.versions()
+                .iter()
+                .map(|v| format!("{}/{v}", kind.group()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         push(out, d);
     }
@@ -341,19 +409,34 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
         Value::Map(entries) => entries.as_slice(),
         _ => &[],
     } {
-        if !matches!(k.name.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status") {
-            let mut d = diag_at(Code::UnknownField, format!("unknown field {:?}", k.name), file, k.pos.line);
+        if !matches!(
+            k.name.as_str(),
+            "apiVersion" | "kind" | "metadata" | "spec" | "status"
+        ) {
+            let mut d = diag_at(
+                Code::UnknownField,
+                format!("unknown field {:?}", k.name),
+                file,
+                k.pos.line,
+            );
             d.path = Some(FieldPath::root().field(&k.name));
-            d.hint = crate::de::suggest(&k.name, &["apiVersion", "kind", "metadata", "spec", "status"])
-                .map(|s| format!("did you mean {s:?}?"))
-                .or_else(|| Some("a resource has apiVersion, kind, metadata and spec".into()));
+            d.hint = crate::de::suggest(
+                &k.name,
+                &["apiVersion", "kind", "metadata", "spec", "status"],
+            )
+            .map(|s| format!("did you mean {s:?}?"))
+            .or_else(|| Some("a resource has apiVersion, kind, metadata and spec".into()));
             push(out, d);
         }
     }
     let spec_path = FieldPath::root().field("spec");
     let spec = match node.get("spec") {
-        None | Some(Node { value: Value::Null, .. }) => {
-            let mut d = Diagnostic::new(Code::RequiredField, "Required value").at(spec_path.clone());
+        None
+        | Some(Node {
+            value: Value::Null, ..
+        }) => {
+            let mut d =
+                Diagnostic::new(Code::RequiredField, "Required value").at(spec_path.clone());
             d.line = Some(kind_line);
             push(out, d);
             Spec::default_for(kind)
@@ -381,20 +464,33 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
         d.hint = issue.hint;
         push(out, d);
     }
-    let rejected = out.diagnostics[before..].iter().any(|d| d.severity == Severity::Error);
+    let rejected = out.diagnostics[before..]
+        .iter()
+        .any(|d| d.severity == Severity::Error);
     if rejected {
         out.rejected.push(Rejected { key, source });
     } else {
-        out.resources.push(Resource { api_version, meta, spec, source, node });
+        out.resources.push(Resource {
+            api_version,
+            meta,
+            spec,
+            source,
+            node,
+        });
     }
 }
 
-fn unknown_field_diag(u: &crate::de::UnknownField, file: &Path, resource: Option<crate::diag::ResourceRef>) -> Diagnostic {
+fn unknown_field_diag(
+    u: &crate::de::UnknownField,
+    file: &Path,
+    resource: Option<crate::diag::ResourceRef>,
+) -> Diagnostic {
     let name = match u.path.segments().last() {
         Some(crate::path::Seg::Field(n)) => n.clone(),
         _ => String::new(),
     };
-    let mut d = Diagnostic::new(Code::UnknownField, format!("unknown field {name:?}")).at(u.path.clone());
+    let mut d =
+        Diagnostic::new(Code::UnknownField, format!("unknown field {name:?}")).at(u.path.clone());
     d.file = Some(file.to_path_buf());
     d.line = Some(u.pos.line);
     d.resource = resource;
@@ -409,7 +505,11 @@ fn de_error_diag(
     fallback_line: usize,
     resource: Option<crate::diag::ResourceRef>,
 ) -> Diagnostic {
-    let code = if e.message.starts_with("Unsupported value") { Code::InvalidValue } else { code };
+    let code = if e.message.starts_with("Unsupported value") {
+        Code::InvalidValue
+    } else {
+        code
+    };
     let mut d = Diagnostic::new(code, e.message);
     d.path = e.path.filter(|p| !p.is_empty());
     d.file = Some(file.to_path_buf());
@@ -421,7 +521,10 @@ fn de_error_diag(
 
 /// Reads MeshConfig from a ConfigMap (Istio's `istio` ConfigMap, key `mesh`).
 fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
-    let name = node.get("metadata").and_then(|m| m.get_str("name")).unwrap_or("");
+    let name = node
+        .get("metadata")
+        .and_then(|m| m.get_str("name"))
+        .unwrap_or("");
     let Some(mesh) = node.get("data").and_then(|d| d.get("mesh")) else {
         out.diagnostics.push(diag_at(
             Code::IgnoredKind,
@@ -432,12 +535,20 @@ fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
         return;
     };
     let Some(text) = mesh.value.scalar_text() else {
-        out.diagnostics.push(diag_at(Code::WrongType, "data.mesh: expected a string of YAML", file, mesh.pos.line));
+        out.diagnostics.push(diag_at(
+            Code::WrongType,
+            "data.mesh: expected a string of YAML",
+            file,
+            mesh.pos.line,
+        ));
         return;
     };
     // A block scalar's content starts on the line after `mesh: |`.
     let offset = mesh.pos.line;
-    let src = Source { file: file.to_path_buf(), line: node.pos.line };
+    let src = Source {
+        file: file.to_path_buf(),
+        line: node.pos.line,
+    };
     match crate::mesh::parse_mesh(text) {
         Ok((config, diags)) => {
             let errors = diags.iter().any(Diagnostic::is_error);
@@ -461,7 +572,10 @@ fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
 /// Reads a MeshConfig file (`--mesh FILE`): plain MeshConfig YAML.
 pub fn load_mesh_file(path: &Path) -> Result<(MeshConfig, Vec<Diagnostic>), Diagnostic> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read {}: {e}", path.display()));
+        let mut d = Diagnostic::new(
+            Code::UnreadableFile,
+            format!("cannot read {}: {e}", path.display()),
+        );
         d.file = Some(path.to_path_buf());
         d
     })?;
@@ -536,7 +650,11 @@ fn reject_duplicates(all: &mut Loaded) {
                 r.source.line,
             );
             d.resource = Some(key.to_ref());
-            d.hint = Some(format!("first defined at {}:{}; rename or remove one", first.file.display(), first.line));
+            d.hint = Some(format!(
+                "first defined at {}:{}; rename or remove one",
+                first.file.display(),
+                first.line
+            ));
             all.diagnostics.push(d);
         } else {
             seen.insert(key, r.source.clone());

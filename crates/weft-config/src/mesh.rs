@@ -15,6 +15,8 @@ impl Validate for MeshConfig {
 
 /// Parses MeshConfig YAML (the `mesh` key of Istio's `istio` ConfigMap, or
 /// a `--mesh` file). Diagnostics carry lines relative to `text`.
-pub fn parse_mesh(text: &str) -> Result<(MeshConfig, Vec<crate::diag::Diagnostic>), crate::diag::Diagnostic> {
+pub fn parse_mesh(
+    text: &str,
+) -> Result<(MeshConfig, Vec<crate::diag::Diagnostic>), crate::diag::Diagnostic> {
     crate::load::parse_fragment(text, "mesh config")
 }

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::ResourceRef;
 use crate::networking::{
-    DestinationRule, EnvoyFilter, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry, WorkloadGroup,
+    DestinationRule, EnvoyFilter, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+    WorkloadGroup,
 };
 use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::telemetry::Telemetry;
@@ -199,7 +200,11 @@ impl fmt::Display for ResourceKey {
 impl ResourceKey {
     /// As a diagnostic reference.
     pub fn to_ref(&self) -> ResourceRef {
-        ResourceRef { kind: self.kind.to_string(), namespace: self.namespace.clone(), name: self.name.clone() }
+        ResourceRef {
+            kind: self.kind.to_string(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 
@@ -227,7 +232,11 @@ impl Resource {
 
     /// kind/namespace/name.
     pub fn key(&self) -> ResourceKey {
-        ResourceKey { kind: self.kind(), namespace: self.meta.namespace.clone(), name: self.meta.name.clone() }
+        ResourceKey {
+            kind: self.kind(),
+            namespace: self.meta.namespace.clone(),
+            name: self.meta.name.clone(),
+        }
     }
 
     /// Namespace.

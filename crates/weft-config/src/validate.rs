@@ -43,7 +43,11 @@ pub struct Validator {
 impl Validator {
     /// A validator for a resource in `namespace`, starting at `spec`.
     pub fn new(namespace: &str) -> Self {
-        Validator { path: FieldPath::root().field("spec"), namespace: namespace.to_string(), issues: Vec::new() }
+        Validator {
+            path: FieldPath::root().field("spec"),
+            namespace: namespace.to_string(),
+            issues: Vec::new(),
+        }
     }
 
     /// The namespace of the resource being validated.
@@ -109,7 +113,12 @@ impl Validator {
     /// Reports `code` at the current path; returns the issue so a hint
     /// can be added.
     pub fn report(&mut self, code: Code, message: impl Into<String>) -> &mut Issue {
-        self.issues.push(Issue { code, path: self.path.clone(), message: message.into(), hint: None });
+        self.issues.push(Issue {
+            code,
+            path: self.path.clone(),
+            message: message.into(),
+            hint: None,
+        });
         let last = self.issues.len() - 1;
         &mut self.issues[last]
     }
@@ -128,7 +137,12 @@ impl Validator {
     pub fn required(&mut self, name: &str) -> &mut Issue {
         self.field(name, |_| ());
         let path = self.path.field(name);
-        self.issues.push(Issue { code: Code::RequiredField, path, message: "Required value".to_string(), hint: None });
+        self.issues.push(Issue {
+            code: Code::RequiredField,
+            path,
+            message: "Required value".to_string(),
+            hint: None,
+        });
         let last = self.issues.len() - 1;
         &mut self.issues[last]
     }
@@ -153,7 +167,8 @@ impl Issue {
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -178,7 +193,8 @@ pub fn check_host(v: &mut Validator, host: &str, allow_wildcard: bool) {
     }
     let name = if host == "*" {
         if !allow_wildcard {
-            v.error("hostname cannot be wildcard").hint("name a concrete host such as \"api.example.com\"");
+            v.error("hostname cannot be wildcard")
+                .hint("name a concrete host such as \"api.example.com\"");
         }
         return;
     } else if let Some(rest) = host.strip_prefix("*.") {
@@ -191,7 +207,9 @@ pub fn check_host(v: &mut Validator, host: &str, allow_wildcard: bool) {
         host
     };
     if name.contains('*') {
-        v.error(format!("invalid host {host:?}: a wildcard may only be a leading \"*.\" or the whole host \"*\""));
+        v.error(format!(
+            "invalid host {host:?}: a wildcard may only be a leading \"*.\" or the whole host \"*\""
+        ));
         return;
     }
     let name = name.strip_suffix('.').unwrap_or(name);
@@ -203,15 +221,19 @@ pub fn check_host(v: &mut Validator, host: &str, allow_wildcard: bool) {
             || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
     if let Some(label) = bad_label {
-        v.error(format!("invalid host {host:?}: {label:?} is not a valid DNS label"))
-            .hint("host labels are letters, digits and '-', separated by dots");
+        v.error(format!(
+            "invalid host {host:?}: {label:?} is not a valid DNS label"
+        ))
+        .hint("host labels are letters, digits and '-', separated by dots");
     }
 }
 
 /// Checks a port number is in 1..=65535.
 pub fn check_port(v: &mut Validator, port: u32) {
     if port == 0 || port > 65535 {
-        v.error(format!("port number {port} is invalid: port must be between 1-65535"));
+        v.error(format!(
+            "port number {port} is invalid: port must be between 1-65535"
+        ));
     }
 }
 
@@ -225,7 +247,9 @@ pub fn check_regex(v: &mut Validator, re: &str) {
             _ => e.to_string(),
         };
         v.error(format!("\"{re}\" is not a valid regex: {detail}"))
-            .hint("regexes use RE2 syntax: no look-ahead/behind ((?=, (?!, (?<=) or back-references");
+            .hint(
+                "regexes use RE2 syntax: no look-ahead/behind ((?=, (?!, (?<=) or back-references",
+            );
     }
 }
 
@@ -259,7 +283,8 @@ fn label_key_error(key: &str) -> Option<String> {
 /// Whether `s` is a valid Kubernetes label value (may be empty).
 pub fn is_label_value(s: &str) -> bool {
     s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
         && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
 }
@@ -295,7 +320,9 @@ pub fn check_export_to(v: &mut Validator, export_to: &[String]) {
         for (i, ns) in export_to.iter().enumerate() {
             v.index(i, |v| {
                 if !matches!(ns.as_str(), "." | "*" | "~") && !is_dns1123_label(ns) {
-                    v.error(format!("exportTo {ns:?} must be \".\", \"*\", \"~\" or a namespace name"));
+                    v.error(format!(
+                        "exportTo {ns:?} must be \".\", \"*\", \"~\" or a namespace name"
+                    ));
                 }
                 if export_to[..i].contains(ns) {
                     v.error(format!("duplicate entry {ns:?} in exportTo"));
@@ -315,18 +342,33 @@ mod tests {
     fn messages(f: impl FnOnce(&mut Validator)) -> Vec<String> {
         let mut v = Validator::new("default");
         f(&mut v);
-        v.into_issues().into_iter().map(|i| format!("{}: {}", i.path, i.message)).collect()
+        v.into_issues()
+            .into_iter()
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect()
     }
 
     #[test]
     fn hosts() {
-        for ok in ["reviews", "reviews.default.svc.cluster.local", "*.example.com", "*", "Foo.COM", "a-b.c"] {
+        for ok in [
+            "reviews",
+            "reviews.default.svc.cluster.local",
+            "*.example.com",
+            "*",
+            "Foo.COM",
+            "a-b.c",
+        ] {
             assert!(messages(|v| check_host(v, ok, true)).is_empty(), "{ok}");
         }
-        for bad in ["", "foo*", "a..b", "-a.com", "a_b.com", "*.*.com", "a.*.com"] {
+        for bad in [
+            "", "foo*", "a..b", "-a.com", "a_b.com", "*.*.com", "a.*.com",
+        ] {
             assert_eq!(messages(|v| check_host(v, bad, true)).len(), 1, "{bad}");
         }
-        assert_eq!(messages(|v| check_host(v, "*", false)), vec!["spec: hostname cannot be wildcard"]);
+        assert_eq!(
+            messages(|v| check_host(v, "*", false)),
+            vec!["spec: hostname cannot be wildcard"]
+        );
     }
 
     #[test]
@@ -334,7 +376,10 @@ mod tests {
         assert!(messages(|v| check_regex(v, "^/api/v[0-9]+/.*$")).is_empty());
         let m = messages(|v| v.field("regex", |v| check_regex(v, "^(?!.<path>.).*")));
         assert_eq!(m.len(), 1);
-        assert!(m[0].starts_with("spec.regex: \"^(?!.<path>.).*\" is not a valid regex"), "{m:?}");
+        assert!(
+            m[0].starts_with("spec.regex: \"^(?!.<path>.).*\" is not a valid regex"),
+            "{m:?}"
+        );
     }
 
     #[test]
@@ -351,7 +396,10 @@ mod tests {
     fn selector_labels() {
         let mut l = BTreeMap::new();
         l.insert("app".to_string(), "*".to_string());
-        assert_eq!(messages(|v| check_selector_labels(v, &l)), vec!["spec[app]: wildcard is not supported in selector"]);
+        assert_eq!(
+            messages(|v| check_selector_labels(v, &l)),
+            vec!["spec[app]: wildcard is not supported in selector"]
+        );
         l.clear();
         l.insert("app.kubernetes.io/name".to_string(), "reviews".to_string());
         assert!(messages(|v| check_selector_labels(v, &l)).is_empty());
@@ -361,7 +409,13 @@ mod tests {
     fn export_to() {
         let list = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(messages(|v| check_export_to(v, &list(&[".", "foo"]))).is_empty());
-        assert_eq!(messages(|v| check_export_to(v, &list(&["foo", "foo"]))).len(), 1);
-        assert_eq!(messages(|v| check_export_to(v, &list(&["~", "foo"]))).len(), 1);
+        assert_eq!(
+            messages(|v| check_export_to(v, &list(&["foo", "foo"]))).len(),
+            1
+        );
+        assert_eq!(
+            messages(|v| check_export_to(v, &list(&["~", "foo"]))).len(),
+            1
+        );
     }
 }

@@ -128,9 +128,10 @@ impl Node {
                     .iter()
                     .find(|(k, _)| k.name == *name || snake_to_camel(&k.name) == *name)
                     .map(|(k, v)| (k.pos, v)),
-                (Seg::Key(name), Value::Map(entries)) => {
-                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (k.pos, v))
-                }
+                (Seg::Key(name), Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| k.name == *name)
+                    .map(|(k, v)| (k.pos, v)),
                 (Seg::Index(i), Value::Seq(items)) => items.get(*i).map(|v| (v.pos, v)),
                 _ => None,
             };
@@ -270,7 +271,10 @@ fn shift_lines(node: &mut Node, offset: usize) {
 }
 
 fn pos_of(span: &Span) -> Pos {
-    Pos { line: span.start.line(), col: span.start.col() + 1 }
+    Pos {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+    }
 }
 
 enum Frame {
@@ -294,7 +298,10 @@ fn build(text: &str) -> Result<Option<Node>, SyntaxError> {
                 let m = e.marker();
                 return Err(err(
                     e.info().to_string(),
-                    Pos { line: m.line().max(1), col: m.col() + 1 },
+                    Pos {
+                        line: m.line().max(1),
+                        col: m.col() + 1,
+                    },
                 ));
             }
         };
@@ -322,26 +329,42 @@ fn build(text: &str) -> Result<Option<Node>, SyntaxError> {
                 continue;
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(p, anchor, items)) => {
-                    (Node { value: Value::Seq(items), pos: p }, anchor)
-                }
+                Some(Frame::Seq(p, anchor, items)) => (
+                    Node {
+                        value: Value::Seq(items),
+                        pos: p,
+                    },
+                    anchor,
+                ),
                 _ => return Err(err("unbalanced sequence end".into(), pos)),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(p, anchor, entries, None)) => {
-                    (Node { value: Value::Map(entries), pos: p }, anchor)
-                }
+                Some(Frame::Map(p, anchor, entries, None)) => (
+                    Node {
+                        value: Value::Map(entries),
+                        pos: p,
+                    },
+                    anchor,
+                ),
                 _ => return Err(err("unbalanced mapping end".into(), pos)),
             },
             Event::Alias(id) => match anchors.get(&id) {
                 Some(n) => {
                     count += size_of_tree(n);
-                    (Node { value: n.value.clone(), pos }, 0)
+                    (
+                        Node {
+                            value: n.value.clone(),
+                            pos,
+                        },
+                        0,
+                    )
                 }
                 None => return Err(err("alias to an unknown anchor".into(), pos)),
             },
             Event::Scalar(text, style, anchor, tag) => {
-                let tagged_str = tag.as_ref().is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
+                let tagged_str = tag
+                    .as_ref()
+                    .is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
                 let value = if style == ScalarStyle::Plain && !tagged_str {
                     resolve_plain(&text)
                 } else {
@@ -352,7 +375,10 @@ fn build(text: &str) -> Result<Option<Node>, SyntaxError> {
         };
         count += 1;
         if count > MAX_NODES {
-            return Err(err(format!("document expands to more than {MAX_NODES} nodes"), pos));
+            return Err(err(
+                format!("document expands to more than {MAX_NODES} nodes"),
+                pos,
+            ));
         }
         if anchor != 0 {
             anchors.insert(anchor, node.clone());
@@ -379,7 +405,10 @@ fn build(text: &str) -> Result<Option<Node>, SyntaxError> {
                     if entries.iter().any(|(k, _)| k.name == name) {
                         return Err(err(format!("duplicate key {name:?} in mapping"), node.pos));
                     }
-                    *key = Some(Key { name, pos: node.pos });
+                    *key = Some(Key {
+                        name,
+                        pos: node.pos,
+                    });
                 }
                 Some(k) => entries.push((k, node)),
             },
@@ -391,7 +420,12 @@ fn build(text: &str) -> Result<Option<Node>, SyntaxError> {
 fn size_of_tree(node: &Node) -> usize {
     match &node.value {
         Value::Seq(items) => 1 + items.iter().map(size_of_tree).sum::<usize>(),
-        Value::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + size_of_tree(v)).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(_, v)| 1 + size_of_tree(v))
+                .sum::<usize>()
+        }
         _ => 1,
     }
 }
@@ -428,7 +462,9 @@ fn resolve_plain(text: &str) -> Value {
     }
     // Core-schema floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
     if bytes.iter().any(|b| b.is_ascii_digit())
-        && bytes.iter().all(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
         && looks_like_float(digits)
     {
         if let Ok(f) = text.parse::<f64>() {
@@ -465,21 +501,42 @@ mod tests {
     fn one(text: &str) -> Node {
         let docs = parse_stream(text);
         assert_eq!(docs.len(), 1, "{docs:?}");
-        docs.into_iter().next().and_then(|d| d.result.ok().flatten()).expect("node")
+        docs.into_iter()
+            .next()
+            .and_then(|d| d.result.ok().flatten())
+            .expect("node")
     }
 
     #[test]
     fn scalars_resolve_with_core_schema() {
         let n = one("a: 1\nb: '1'\nc: true\nd: ~\ne: 1.5\nf: abc\ng: 0x1f\nh: 1e3\ni: 1.2.3\n");
-        assert!(matches!(n.get("a").map(|n| &n.value), Some(Value::Int(1, _))));
+        assert!(matches!(
+            n.get("a").map(|n| &n.value),
+            Some(Value::Int(1, _))
+        ));
         assert!(matches!(n.get("b").map(|n| &n.value), Some(Value::String(s)) if s == "1"));
-        assert!(matches!(n.get("c").map(|n| &n.value), Some(Value::Bool(true, _))));
+        assert!(matches!(
+            n.get("c").map(|n| &n.value),
+            Some(Value::Bool(true, _))
+        ));
         assert!(matches!(n.get("d").map(|n| &n.value), Some(Value::Null)));
-        assert!(matches!(n.get("e").map(|n| &n.value), Some(Value::Float(..))));
+        assert!(matches!(
+            n.get("e").map(|n| &n.value),
+            Some(Value::Float(..))
+        ));
         assert_eq!(n.get_str("f"), Some("abc"));
-        assert!(matches!(n.get("g").map(|n| &n.value), Some(Value::Int(31, _))));
-        assert!(matches!(n.get("h").map(|n| &n.value), Some(Value::Float(..))));
-        assert!(matches!(n.get("i").map(|n| &n.value), Some(Value::String(_))));
+        assert!(matches!(
+            n.get("g").map(|n| &n.value),
+            Some(Value::Int(31, _))
+        ));
+        assert!(matches!(
+            n.get("h").map(|n| &n.value),
+            Some(Value::Float(..))
+        ));
+        assert!(matches!(
+            n.get("i").map(|n| &n.value),
+            Some(Value::String(_))
+        ));
     }
 
     #[test]
@@ -496,7 +553,16 @@ mod tests {
         let docs = parse_stream("a: [1\n---\nb: 2\n");
         assert_eq!(docs.len(), 2);
         assert!(docs[0].result.is_err());
-        assert_eq!(docs[1].result.clone().ok().flatten().and_then(|n| n.get("b").cloned()).map(|n| n.pos.line), Some(3));
+        assert_eq!(
+            docs[1]
+                .result
+                .clone()
+                .ok()
+                .flatten()
+                .and_then(|n| n.get("b").cloned())
+                .map(|n| n.pos.line),
+            Some(3)
+        );
     }
 
     #[test]

@@ -24,9 +24,17 @@ fn broken_document_is_reported_and_the_others_load() {
 #[test]
 fn namespace_defaults_from_options() {
     let text = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\n";
-    let l = load_str(text, Path::new("t.yaml"), &LoadOptions { default_namespace: "shop".into() });
+    let l = load_str(
+        text,
+        Path::new("t.yaml"),
+        &LoadOptions {
+            default_namespace: "shop".into(),
+        },
+    );
     assert_eq!(l.resources[0].namespace(), "shop");
-    let l = load("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, namespace: x}\nspec: {}\n");
+    let l = load(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, namespace: x}\nspec: {}\n",
+    );
     assert_eq!(l.resources[0].namespace(), "x");
     let l = load(text);
     assert_eq!(l.resources[0].namespace(), "default");
@@ -43,19 +51,31 @@ fn lists_are_unwrapped() {
 
 #[test]
 fn unknown_kind_suggests() {
-    let l = load("apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: a}\nspec: {}\n");
+    let l = load(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: a}\nspec: {}\n",
+    );
     assert_eq!(l.diagnostics[0].code, Code::UnknownKind);
     assert_eq!(l.diagnostics[0].line, Some(2));
-    assert_eq!(l.diagnostics[0].hint.as_deref(), Some("did you mean \"VirtualService\"?"));
+    assert_eq!(
+        l.diagnostics[0].hint.as_deref(),
+        Some("did you mean \"VirtualService\"?")
+    );
 }
 
 #[test]
 fn wrong_version_is_rejected_with_the_versions_that_work() {
-    let l = load("apiVersion: security.istio.io/v1alpha3\nkind: PeerAuthentication\nmetadata: {name: a}\nspec: {}\n");
+    let l = load(
+        "apiVersion: security.istio.io/v1alpha3\nkind: PeerAuthentication\nmetadata: {name: a}\nspec: {}\n",
+    );
     assert!(l.resources.is_empty());
     assert_eq!(l.rejected.len(), 1);
     assert_eq!(l.diagnostics[0].code, Code::UnsupportedVersion);
-    assert!(l.diagnostics[0].hint.as_deref().is_some_and(|h| h.contains("security.istio.io/v1")));
+    assert!(
+        l.diagnostics[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("security.istio.io/v1"))
+    );
 }
 
 #[test]
@@ -67,11 +87,20 @@ fn kubernetes_objects_are_skipped_with_an_info() {
 
 #[test]
 fn missing_metadata_name_and_spec() {
-    let l = load("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {namespace: a}\nspec: {}\n");
+    let l = load(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {namespace: a}\nspec: {}\n",
+    );
     assert_eq!(l.diagnostics[0].code, Code::InvalidName);
     let l = load("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\n");
     assert_eq!(l.diagnostics[0].code, Code::RequiredField);
-    assert_eq!(l.diagnostics[0].path.as_ref().map(|p| p.to_string()).as_deref(), Some("spec"));
+    assert_eq!(
+        l.diagnostics[0]
+            .path
+            .as_ref()
+            .map(|p| p.to_string())
+            .as_deref(),
+        Some("spec")
+    );
     assert_eq!(l.rejected.len(), 1);
 }
 
@@ -86,14 +115,18 @@ fn not_an_object_and_missing_kind() {
 
 #[test]
 fn unknown_top_level_field() {
-    let l = load("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\nspce: {}\n");
+    let l = load(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\nspce: {}\n",
+    );
     assert_eq!(l.diagnostics[0].code, Code::UnknownField);
     assert_eq!(l.diagnostics[0].line, Some(5));
 }
 
 #[test]
 fn json_documents_load_with_lines() {
-    let l = load("{\n  \"apiVersion\": \"networking.istio.io/v1\",\n  \"kind\": \"Sidecar\",\n  \"metadata\": {\"name\": \"a\"},\n  \"spec\": {\"bogus\": 1}\n}\n");
+    let l = load(
+        "{\n  \"apiVersion\": \"networking.istio.io/v1\",\n  \"kind\": \"Sidecar\",\n  \"metadata\": {\"name\": \"a\"},\n  \"spec\": {\"bogus\": 1}\n}\n",
+    );
     assert_eq!(l.diagnostics.len(), 1, "{:?}", lines(&l));
     assert_eq!(l.diagnostics[0].code, Code::UnknownField);
     assert_eq!(l.diagnostics[0].line, Some(5));
@@ -116,6 +149,9 @@ fn duplicates_are_reported_once() {
 
 #[test]
 fn unreadable_paths_are_diagnostics() {
-    let l = load_paths(&[Path::new("/nonexistent/weft").to_path_buf()], &LoadOptions::default());
+    let l = load_paths(
+        &[Path::new("/nonexistent/weft").to_path_buf()],
+        &LoadOptions::default(),
+    );
     assert_eq!(l.diagnostics[0].code, Code::UnreadableFile);
 }

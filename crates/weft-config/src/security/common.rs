@@ -16,7 +16,9 @@ pub struct LabelSelector {
 
 impl Validate for LabelSelector {
     fn validate(&self, v: &mut Validator) {
-        v.field("matchLabels", |v| check_selector_labels(v, &self.match_labels));
+        v.field("matchLabels", |v| {
+            check_selector_labels(v, &self.match_labels)
+        });
     }
 }
 
