@@ -90,6 +90,8 @@ codes! {
     InvalidName = "WEFT0008", Error, "metadata.name or metadata.namespace is missing or invalid";
     /// Two documents define the same kind/namespace/name.
     DuplicateResource = "WEFT0009", Error, "two documents define the same resource";
+    /// An invalid document whose previous version stays in force.
+    KeptLastGood = "WEFT0010", Info, "a document became invalid, so its resource's last good version stays in force";
     /// A field value Istio rejects.
     InvalidValue = "WEFT0020", Error, "a field's value is invalid";
     /// A required field is missing.

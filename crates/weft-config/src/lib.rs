@@ -12,6 +12,7 @@
 //!
 //! No networking here, and no I/O beyond reading (and watching) files.
 
+pub mod analyze;
 pub mod de;
 pub mod diag;
 pub mod duration;
@@ -21,6 +22,7 @@ pub mod networking;
 pub mod path;
 pub mod resource;
 pub mod security;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
 pub mod yaml;

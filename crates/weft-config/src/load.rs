@@ -55,6 +55,8 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Mesh-wide config, from a ConfigMap named `istio` (key `mesh`).
     pub mesh: Option<(MeshConfig, Source)>,
+    /// Whether a mesh config was given but rejected for errors.
+    pub mesh_rejected: bool,
     /// The files read.
     pub files: Vec<PathBuf>,
 }
@@ -72,6 +74,7 @@ impl Loaded {
         if other.mesh.is_some() {
             self.mesh = other.mesh;
         }
+        self.mesh_rejected |= other.mesh_rejected;
         self.files.extend(other.files);
     }
 }
@@ -126,10 +129,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
                 }
             }
             Err(e) => {
-                let mut d = Diagnostic::new(
-                    Code::UnreadableFile,
-                    format!("cannot read {}: {e}", path.display()),
-                );
+                let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read: {e}"));
                 d.file = Some(path.clone());
                 all.diagnostics.push(d);
             }
@@ -156,10 +156,7 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Loaded {
             }
         },
         Err(e) => {
-            let mut d = Diagnostic::new(
-                Code::UnreadableFile,
-                format!("cannot read {}: {e}", path.display()),
-            );
+            let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read: {e}"));
             d.file = Some(path.to_path_buf());
             Loaded {
                 diagnostics: vec![d],
@@ -181,7 +178,10 @@ pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Loaded {
             Ok(None) => {}
             Ok(Some(node)) => load_object(Arc::new(node), file, opts, &mut out),
             Err(e) => {
-                let mut d = Diagnostic::new(Code::SyntaxError, e.message);
+                let mut d = Diagnostic::new(
+                    Code::SyntaxError,
+                    format!("YAML syntax error: {}", e.message),
+                );
                 d.file = Some(file.to_path_buf());
                 d.line = Some(e.pos.line);
                 out.diagnostics.push(d);
@@ -543,28 +543,44 @@ fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
         ));
         return;
     };
-    // A block scalar's content starts on the line after `mesh: |`.
-    let offset = mesh.pos.line;
+    // Lines inside the string count from the line its content starts on
+    // (the line after `mesh: |`, or the key's own line for a flow scalar).
+    let offset = mesh.pos.line - 1;
     let src = Source {
         file: file.to_path_buf(),
         line: node.pos.line,
     };
+    let namespace = node
+        .get("metadata")
+        .and_then(|m| m.get_str("namespace"))
+        .unwrap_or("istio-system");
+    let rref = crate::diag::ResourceRef {
+        kind: "ConfigMap".into(),
+        namespace: namespace.into(),
+        name: name.into(),
+    };
+    let locate = |mut d: Diagnostic| {
+        d.file = Some(file.to_path_buf());
+        d.line = d.line.map(|l| l + offset);
+        d.resource = Some(rref.clone());
+        let mut path = FieldPath::parse("data.mesh");
+        for seg in d.path.iter().flat_map(|p| p.segments()) {
+            path.push(seg.clone());
+        }
+        d.path = Some(path);
+        d
+    };
     match crate::mesh::parse_mesh(text) {
         Ok((config, diags)) => {
-            let errors = diags.iter().any(Diagnostic::is_error);
-            for mut d in diags {
-                d.file = Some(file.to_path_buf());
-                d.line = d.line.map(|l| l + offset);
-                out.diagnostics.push(d);
-            }
-            if !errors {
+            out.mesh_rejected = diags.iter().any(Diagnostic::is_error);
+            out.diagnostics.extend(diags.into_iter().map(locate));
+            if !out.mesh_rejected {
                 out.mesh = Some((config, src));
             }
         }
-        Err(mut d) => {
-            d.file = Some(file.to_path_buf());
-            d.line = d.line.map(|l| l + offset);
-            out.diagnostics.push(d);
+        Err(d) => {
+            out.diagnostics.push(locate(d));
+            out.mesh_rejected = true;
         }
     }
 }
@@ -572,10 +588,7 @@ fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
 /// Reads a MeshConfig file (`--mesh FILE`): plain MeshConfig YAML.
 pub fn load_mesh_file(path: &Path) -> Result<(MeshConfig, Vec<Diagnostic>), Diagnostic> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        let mut d = Diagnostic::new(
-            Code::UnreadableFile,
-            format!("cannot read {}: {e}", path.display()),
-        );
+        let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read: {e}"));
         d.file = Some(path.to_path_buf());
         d
     })?;

@@ -1,1 +1,38 @@
-fn main() {}
+//! `weft`: the one binary of the Weft service mesh.
+//!
+//! Parses the command line (clap) and hands typed options to the library
+//! crates. Each subcommand lives in `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Weft: a service mesh that reads Istio's configuration.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate and analyze mesh config like `istioctl analyze`.
+    Analyze(cmd::analyze::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Analyze(args) => cmd::analyze::run(args),
+    }
+}

@@ -1,0 +1,174 @@
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::resource::Kind;
+
+const A: &str = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, labels: {rev: \"1\"}}\nspec: {}\n";
+const B: &str =
+    "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec: {}\n";
+
+fn key(name: &str) -> ResourceKey {
+    ResourceKey {
+        kind: Kind::Sidecar,
+        namespace: "default".into(),
+        name: name.into(),
+    }
+}
+
+fn rev(s: &Snapshot, name: &str) -> Option<String> {
+    s.resources
+        .get(&key(name))
+        .and_then(|r| r.meta.labels.get("rev").cloned())
+}
+
+/// Waits until `cond` holds for the store's snapshot, or fails after 10 s.
+fn eventually(store: &Store, what: &str, cond: impl Fn(&Snapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if cond(&store.snapshot()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "timed out waiting for: {what}; snapshot: {:#?}",
+        store.snapshot()
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    // Write-then-rename, as editors and `kubectl`-style tools do.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename");
+}
+
+#[test]
+fn reload_keeps_last_good_and_reports_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.yaml", &format!("{A}---\n{B}"));
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    let s = store.snapshot();
+    assert_eq!(s.version, 1);
+    assert_eq!(s.resources.len(), 2);
+    assert!(s.diagnostics.is_empty());
+
+    // An invalid document: its last good version stays, the error is reported.
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!("{}---\n{B}", A.replace("spec: {}", "spec: {bogusField: 1}")),
+    );
+    let ev = store.reload();
+    assert!(ev.is_empty(), "{ev:?}");
+    let s = store.snapshot();
+    assert_eq!(s.resources.len(), 2);
+    assert!(s.stale.contains(&key("a")));
+    assert!(s.diagnostics.iter().any(|d| d.code == Code::UnknownField));
+    assert!(s.diagnostics.iter().any(|d| d.code == Code::KeptLastGood));
+
+    // Fixed with a new value: applied, and the event names only it.
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!("{}---\n{B}", A.replace("\"1\"", "\"2\"")),
+    );
+    let ev = store.reload();
+    assert_eq!(ev.updated, vec![key("a")]);
+    assert_eq!(ev.version, 2);
+    assert_eq!(rev(&store.snapshot(), "a").as_deref(), Some("2"));
+    assert!(store.snapshot().stale.is_empty());
+
+    // A document removed: the resource goes.
+    write(dir.path(), "a.yaml", A);
+    let ev = store.reload();
+    assert_eq!(ev.removed, vec![key("b")]);
+}
+
+#[test]
+fn a_file_that_stops_parsing_keeps_its_resources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.yaml", &format!("{A}---\n{B}"));
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    write(dir.path(), "a.yaml", "kind: [\n");
+    let ev = store.reload();
+    assert!(ev.is_empty(), "{ev:?}");
+    let s = store.snapshot();
+    assert_eq!(s.resources.len(), 2);
+    assert_eq!(s.stale.len(), 2);
+    assert!(s.diagnostics.iter().any(|d| d.code == Code::SyntaxError));
+    // Deleting the file removes them: that is a deliberate change.
+    std::fs::remove_file(dir.path().join("a.yaml")).expect("rm");
+    let ev = store.reload();
+    assert_eq!(ev.removed.len(), 2);
+}
+
+#[test]
+fn watch_follows_edits_breakage_and_recovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.yaml", A);
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    let mut events = store.subscribe();
+    let _watch = store.watch(Duration::from_millis(50)).expect("watch");
+
+    write(dir.path(), "a.yaml", &A.replace("\"1\"", "\"2\""));
+    eventually(&store, "edit applied", |s| {
+        rev(s, "a").as_deref() == Some("2")
+    });
+    let ev = events.try_recv().expect("an event for the edit");
+    assert_eq!(ev.updated, vec![key("a")]);
+
+    write(
+        dir.path(),
+        "a.yaml",
+        &A.replace("spec: {}", "spec: {bogusField: 1}"),
+    );
+    eventually(&store, "error reported", |s| {
+        s.diagnostics.iter().any(|d| d.code == Code::UnknownField)
+    });
+    assert_eq!(
+        rev(&store.snapshot(), "a").as_deref(),
+        Some("2"),
+        "last good version kept"
+    );
+
+    write(dir.path(), "a.yaml", &A.replace("\"1\"", "\"3\""));
+    eventually(&store, "recovered", |s| {
+        rev(s, "a").as_deref() == Some("3") && s.diagnostics.is_empty()
+    });
+
+    write(dir.path(), "b.yaml", B);
+    eventually(&store, "new file picked up", |s| {
+        s.resources.contains_key(&key("b"))
+    });
+}
+
+#[test]
+fn invalid_mesh_config_keeps_the_last_good_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cm = |body: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: istio, namespace: istio-system}}\ndata:\n  mesh: |\n{body}"
+        )
+    };
+    write(
+        dir.path(),
+        "mesh.yaml",
+        &cm("    rootNamespace: istio-config\n"),
+    );
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    let good = store.snapshot().mesh.clone();
+    write(dir.path(), "mesh.yaml", &cm("    bogusMeshField: 1\n"));
+    let ev = store.reload();
+    assert!(!ev.mesh_changed);
+    assert_eq!(store.snapshot().mesh, good);
+    let d = store
+        .snapshot()
+        .diagnostics
+        .iter()
+        .find(|d| d.code == Code::UnknownField)
+        .cloned()
+        .expect("error");
+    assert_eq!(d.line, Some(6), "{d}");
+}
