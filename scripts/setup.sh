@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Weft's build and tests need. Idempotent: safe to run again;
+# it only installs what is missing. Run as root (CI) or with sudo rights
+# for the system packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in curl:curl; do
+  cmd=${pkg%%:*}; deb=${pkg##*:}
+  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$deb")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "setup: missing system packages: ${need_apt[*]} (run scripts/setup.sh as root to install them)" >&2
+  fi
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install a Rust toolchain (rustup)" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
+
+# Istio's own sample YAML, used by the tests, lives beside the checkout.
+if [ ! -d ../shared/istio-samples ]; then
+  echo "setup: note: ../shared/istio-samples not found; the tests that read Istio's samples will fail" >&2
+fi
