@@ -276,3 +276,50 @@ impl fmt::Display for Diagnostic {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_and_nothing_else() {
+        let doc = include_str!("../../../docs/messages.md");
+        let headings: Vec<&str> = doc.lines().filter_map(|l| l.strip_prefix("### ")).collect();
+        let expected: Vec<String> = Code::ALL
+            .iter()
+            .map(|c| format!("{} {} ({})", c.as_str(), c.name(), c.severity()))
+            .collect();
+        assert_eq!(
+            headings, expected,
+            "docs/messages.md headings must list Code::ALL in order"
+        );
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Code::ALL.len());
+    }
+
+    #[test]
+    fn display_matches_the_documented_form() {
+        let mut d = Diagnostic::new(
+            Code::ReferencedSubsetNotFound,
+            "subset \"v9\" is not defined",
+        )
+        .at(FieldPath::parse("spec.http[0].route[0].destination.subset"));
+        d.resource = Some(ResourceRef {
+            kind: "VirtualService".into(),
+            namespace: "default".into(),
+            name: "reviews".into(),
+        });
+        d.file = Some("reviews.yaml".into());
+        d.line = Some(12);
+        assert_eq!(
+            d.to_string(),
+            "Error [WEFT0101] VirtualService default/reviews (reviews.yaml:12) spec.http[0].route[0].destination.subset: subset \"v9\" is not defined"
+        );
+    }
+}
