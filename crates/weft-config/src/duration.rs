@@ -105,9 +105,9 @@ impl fmt::Display for Duration {
         }
         if d < StdDuration::from_secs(1) {
             let ns = d.as_nanos();
-            return if ns % 1_000_000 == 0 {
+            return if ns.is_multiple_of(1_000_000) {
                 write!(f, "{}ms", ns / 1_000_000)
-            } else if ns % 1_000 == 0 {
+            } else if ns.is_multiple_of(1_000) {
                 write!(f, "{}us", ns / 1_000)
             } else {
                 write!(f, "{ns}ns")
