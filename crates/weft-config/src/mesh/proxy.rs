@@ -173,6 +173,10 @@ pub struct RemoteService {
 
 impl Validate for ProxyConfig {
     fn validate(&self, v: &mut Validator) {
+        if !self.service_cluster.is_empty() && self.tracing_service_name.is_some() {
+            v.conflict("only one of serviceCluster or tracingServiceName can be set")
+                .hint("tracingServiceName replaces the deprecated serviceCluster");
+        }
         if let Some(d) = self.drain_duration {
             v.field("drainDuration", |v| {
                 check_min_duration(v, d);

@@ -50,7 +50,6 @@ disableEnvoyListenerLog: true
 defaultConfig:
   configPath: ./etc/istio/proxy
   binaryPath: /usr/local/bin/envoy
-  serviceCluster: istio-proxy
   tracingServiceName: CANONICAL_NAME_ONLY
   drainDuration: 45s
   discoveryAddress: istiod.istio-system.svc:15012
@@ -211,7 +210,7 @@ fn full_config_parses_clean() {
 fn empty_and_typical_configs() {
     assert!(parse("").1.is_empty());
     assert!(
-        parse("accessLogFile: /dev/stdout\ndefaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n  tracing: {}\nenablePrometheusMerge: true\nrootNamespace: istio-system\ntrustDomain: cluster.local\n")
+        parse("accessLogFile: /dev/stdout\ndefaultConfig:\n  serviceCluster: istio-proxy\n  discoveryAddress: istiod.istio-system.svc:15012\n  tracing: {}\nenablePrometheusMerge: true\nrootNamespace: istio-system\ntrustDomain: cluster.local\n")
             .1
             .is_empty()
     );
@@ -553,6 +552,10 @@ fn proxy_config_checks() {
             Code::InvalidValue,
             "defaultConfig.envoyAccessLogService.address".into()
         )
+    );
+    assert_eq!(
+        one("defaultConfig: {serviceCluster: a, tracingServiceName: CANONICAL_NAME_ONLY}\n"),
+        (Code::ConflictingFields, "defaultConfig".into())
     );
     assert_eq!(
         one("defaultConfig: {interceptionMode: IPTABLES}\n"),

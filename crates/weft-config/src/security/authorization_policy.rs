@@ -213,9 +213,9 @@ impl Source {
     /// Whether the source names something a TCP connection has (not only
     /// HTTP/JWT attributes).
     fn has_tcp_fields(&self) -> bool {
-        self.lists()
-            .iter()
-            .any(|(name, l)| !l.is_empty() && !name.contains("equestPrincipals"))
+        self.lists().iter().any(|(name, l)| {
+            !l.is_empty() && !matches!(*name, "requestPrincipals" | "notRequestPrincipals")
+        })
     }
 }
 
@@ -540,7 +540,7 @@ fn condition_kind(key: &str) -> Result<ValueKind, String> {
     let map_key = |key: &str| -> Result<ValueKind, String> {
         let open = key.find('[');
         match open {
-            Some(open) if key.ends_with(']') && open > 0 && open < key.len() - 2 => {
+            Some(open) if key.ends_with(']') && open > 0 && open + 2 < key.len() => {
                 Ok(ValueKind::Plain)
             }
             _ => Err(format!("bad key ({key}): should have format a[b]")),

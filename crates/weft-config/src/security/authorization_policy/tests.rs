@@ -662,3 +662,22 @@ fn istio_invalid_security_samples_are_rejected() {
         vec![(Code::RequiredField, "spec.rules[0].when[0].key".into())]
     );
 }
+
+proptest::proptest! {
+    /// The value checks never panic, whatever the strings.
+    #[test]
+    fn value_checks_never_panic(values in proptest::collection::vec(".{0,24}", 0..4), key in ".{0,32}") {
+        let mut v = Validator::new("default");
+        check_paths(&mut v, &values);
+        check_ports(&mut v, &values);
+        check_service_accounts(&mut v, &values);
+        check_strings(&mut v, &values, check_method);
+        check_strings(&mut v, &values, check_namespace_value);
+        let _ = condition_kind(&key);
+        let c = Condition { key, values: values.clone(), not_values: values };
+        c.check(&mut v, true);
+        for s in &c.values {
+            crate::security::check_http_url(&mut v, s);
+        }
+    }
+}
