@@ -579,18 +579,18 @@ fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
             }
         }
         Err(d) => {
-            out.diagnostics.push(locate(d));
+            out.diagnostics.push(locate(*d));
             out.mesh_rejected = true;
         }
     }
 }
 
 /// Reads a MeshConfig file (`--mesh FILE`): plain MeshConfig YAML.
-pub fn load_mesh_file(path: &Path) -> Result<(MeshConfig, Vec<Diagnostic>), Diagnostic> {
+pub fn load_mesh_file(path: &Path) -> Result<(MeshConfig, Vec<Diagnostic>), Box<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read: {e}"));
         d.file = Some(path.to_path_buf());
-        d
+        Box::new(d)
     })?;
     let locate = |mut d: Diagnostic| {
         d.file = Some(path.to_path_buf());
@@ -598,7 +598,7 @@ pub fn load_mesh_file(path: &Path) -> Result<(MeshConfig, Vec<Diagnostic>), Diag
     };
     crate::mesh::parse_mesh(&text)
         .map(|(m, diags)| (m, diags.into_iter().map(locate).collect()))
-        .map_err(locate)
+        .map_err(|d| Box::new(locate(*d)))
 }
 
 /// Parses and validates a typed document fragment (MeshConfig) with the same
@@ -606,7 +606,7 @@ pub fn load_mesh_file(path: &Path) -> Result<(MeshConfig, Vec<Diagnostic>), Diag
 pub(crate) fn parse_fragment<T: serde::de::DeserializeOwned + Validate + Default>(
     text: &str,
     what: &str,
-) -> Result<(T, Vec<Diagnostic>), Diagnostic> {
+) -> Result<(T, Vec<Diagnostic>), Box<Diagnostic>> {
     let docs = parse_stream(text);
     let node = match docs.into_iter().next().map(|d| d.result) {
         None | Some(Ok(None)) => return Ok((T::default(), Vec::new())),
@@ -614,14 +614,14 @@ pub(crate) fn parse_fragment<T: serde::de::DeserializeOwned + Validate + Default
         Some(Err(e)) => {
             let mut d = Diagnostic::new(Code::SyntaxError, format!("{what}: {}", e.message));
             d.line = Some(e.pos.line);
-            return Err(d);
+            return Err(Box::new(d));
         }
     };
     let (value, unknown) = from_node::<T>(&node, FieldPath::root())
         .map_err(|e| de_error_diag(Code::WrongType, e, Path::new(""), node.pos.line, None))
         .map_err(|mut d| {
             d.file = None;
-            d
+            Box::new(d)
         })?;
     let mut diags: Vec<Diagnostic> = unknown
         .iter()

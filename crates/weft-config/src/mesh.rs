@@ -950,10 +950,9 @@ fn check_cipher_suites(v: &mut Validator, suites: &[String]) {
 
 /// Parses MeshConfig YAML (the `mesh` key of Istio's `istio` ConfigMap, or
 /// a `--mesh` file). Diagnostics carry lines relative to `text`.
-#[allow(clippy::result_large_err)] // `Diagnostic` is the crate's error type
 pub fn parse_mesh(
     text: &str,
-) -> Result<(MeshConfig, Vec<crate::diag::Diagnostic>), crate::diag::Diagnostic> {
+) -> Result<(MeshConfig, Vec<crate::diag::Diagnostic>), Box<crate::diag::Diagnostic>> {
     crate::load::parse_fragment(text, "mesh config")
 }
 

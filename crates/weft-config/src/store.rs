@@ -264,9 +264,10 @@ impl Store {
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 if let Ok(ev) = res
-                    && !ev.kind.is_access() {
-                        let _ = tx.send(());
-                    }
+                    && !ev.kind.is_access()
+                {
+                    let _ = tx.send(());
+                }
             })?;
         for path in &self.inner.paths {
             // Watch a file's directory: editors replace files by renaming.

@@ -268,9 +268,10 @@ fn label_key_error(key: &str) -> Option<String> {
         None => (None, key),
     };
     if let Some(p) = prefix
-        && !is_dns1123_subdomain(p) {
-            return Some(format!("label key prefix {p:?} must be a DNS subdomain"));
-        }
+        && !is_dns1123_subdomain(p)
+    {
+        return Some(format!("label key prefix {p:?} must be a DNS subdomain"));
+    }
     if !is_label_value(name) || name.is_empty() {
         return Some(format!(
             "label key {key:?} is invalid: names are up to 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"

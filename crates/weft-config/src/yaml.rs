@@ -444,28 +444,33 @@ fn resolve_plain(text: &str) -> Value {
         _ => {}
     }
     if let Some(hex) = text.strip_prefix("0x")
-        && let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Int(i, text.into());
-        }
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(i, text.into());
+    }
     if let Some(oct) = text.strip_prefix("0o")
-        && let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Int(i, text.into());
-        }
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(i, text.into());
+    }
     let bytes = text.as_bytes();
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-        && let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i, text.into());
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Value::Int(i, text.into());
+    }
     // Core-schema floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
     if bytes.iter().any(|b| b.is_ascii_digit())
         && bytes
             .iter()
             .all(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
         && looks_like_float(digits)
-        && let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f, text.into());
-        }
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f, text.into());
+    }
     Value::String(text.to_string())
 }
 

@@ -13,7 +13,7 @@ fn parse(text: &str) -> (MeshConfig, Vec<Diagnostic>) {
 fn diags(text: &str) -> Vec<(Code, String)> {
     let found = match parse_mesh(text) {
         Ok((_, d)) => d,
-        Err(d) => vec![d],
+        Err(d) => vec![*d],
     };
     found
         .iter()
@@ -642,8 +642,9 @@ fn config_map_lines_point_into_the_file() {
             .as_ref()
             .map(|p| p.to_string())
             .as_deref(),
-        Some("rootNamespace")
+        Some("data.mesh.rootNamespace")
     );
+    assert_eq!(l.diagnostics[0].line, Some(8));
     let ok = text.replace("Bad_Ns", "istio-system");
     let l = load_str(&ok, Path::new("cm.yaml"), &LoadOptions::default());
     assert!(l.mesh.is_some(), "{:#?}", l.diagnostics);

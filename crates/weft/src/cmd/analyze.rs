@@ -93,7 +93,7 @@ pub fn run(args: Args) -> ExitCode {
                     },
                 ));
             }
-            Err(d) => loaded.diagnostics.push(d),
+            Err(d) => loaded.diagnostics.push(*d),
         }
     }
     let mut diags = loaded.diagnostics.clone();
