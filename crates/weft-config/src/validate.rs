@@ -178,53 +178,110 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
-/// Checks a host name as Istio's `ValidateFQDN`/`ValidateWildcardDomain`:
-/// `*`, `*.example.com` or a DNS name (case-insensitive labels of letters,
+/// Checks a host name as Istio's `ValidateWildcardDomain`: `*`,
+/// `*.example.com`, `*-api.example.com` or a DNS name (labels of letters,
 /// digits and `-`, up to 255 characters). Short names like `reviews` are
-/// valid: they are completed with the resource's namespace.
+/// valid: they are completed with the resource's namespace. With
+/// `allow_wildcard` false, any wildcard is an error.
 pub fn check_host(v: &mut Validator, host: &str, allow_wildcard: bool) {
-    if host.is_empty() {
-        v.error("host must not be empty");
+    if !allow_wildcard && host.contains('*') {
+        v.error(if host == "*" {
+            "hostname cannot be wildcard".to_string()
+        } else {
+            format!("hostname {host:?} cannot be a wildcard here")
+        })
+        .hint("name a concrete host such as \"api.example.com\"");
         return;
+    }
+    check_wildcard_host(v, host);
+}
+
+/// Why `host` is not a DNS name with an optional wildcard first label
+/// (Istio's `ValidateWildcardDomain`: `*`, `*.example.com`,
+/// `*-api.example.com`, `reviews`, `Reviews.Default.`), if it is not.
+pub fn wildcard_domain_error(host: &str) -> Option<(String, &'static str)> {
+    const LABEL_HINT: &str = "host labels are letters, digits and '-', separated by dots";
+    if host.is_empty() {
+        return Some((
+            "host must not be empty".into(),
+            "name a host such as \"reviews\" or \"api.example.com\"",
+        ));
     }
     if host.len() > 255 {
-        v.error(format!("host {host:?} is longer than 255 characters"));
-        return;
-    }
-    let name = if host == "*" {
-        if !allow_wildcard {
-            v.error("hostname cannot be wildcard")
-                .hint("name a concrete host such as \"api.example.com\"");
-        }
-        return;
-    } else if let Some(rest) = host.strip_prefix("*.") {
-        if !allow_wildcard {
-            v.error(format!("hostname {host:?} cannot be a wildcard here"));
-            return;
-        }
-        rest
-    } else {
-        host
-    };
-    if name.contains('*') {
-        v.error(format!(
-            "invalid host {host:?}: a wildcard may only be a leading \"*.\" or the whole host \"*\""
+        return Some((
+            format!("host {host:?} is longer than 255 characters"),
+            "a DNS name has at most 255 characters",
         ));
-        return;
     }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let bad_label = name.split('.').find(|l| {
-        l.is_empty()
-            || l.len() > 63
-            || l.starts_with('-')
-            || l.ends_with('-')
-            || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    if let Some(label) = bad_label {
-        v.error(format!(
-            "invalid host {host:?}: {label:?} is not a valid DNS label"
-        ))
-        .hint("host labels are letters, digits and '-', separated by dots");
+    let (first, rest) = match host.split_once('.') {
+        Some((f, r)) => (f, Some(r)),
+        None => (host, None),
+    };
+    let first_ok = match first.strip_prefix('*') {
+        Some("") => true,
+        Some(partial) => {
+            let label = partial.strip_prefix('-').unwrap_or(partial);
+            is_dns_label(label)
+        }
+        None => is_dns_label(first),
+    };
+    if !first_ok {
+        let hint = if first.contains('*') {
+            "a wildcard may only start the first label: \"*\", \"*.example.com\" or \"*-api.example.com\""
+        } else {
+            LABEL_HINT
+        };
+        return Some((
+            format!("invalid host {host:?}: {first:?} is not a valid DNS label"),
+            hint,
+        ));
+    }
+    let rest = rest?;
+    let labels: Vec<&str> = rest.split('.').collect();
+    let last = labels.len() - 1;
+    if !labels[last].is_empty() && labels[last].bytes().all(|b| b.is_ascii_digit()) {
+        return Some((
+            format!(
+                "invalid host {host:?}: top level domain {:?} cannot be all-numeric",
+                labels[last]
+            ),
+            "IP addresses are not host names here",
+        ));
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if i == last && label.is_empty() {
+            break; // a trailing dot (`istio.io.`) is allowed
+        }
+        if label.contains('*') {
+            return Some((
+                format!("invalid host {host:?}: a wildcard may only start the first label"),
+                "write \"*.example.com\" rather than \"api.*.com\"",
+            ));
+        }
+        if !is_dns_label(label) {
+            return Some((
+                format!("invalid host {host:?}: {label:?} is not a valid DNS label"),
+                LABEL_HINT,
+            ));
+        }
+    }
+    None
+}
+
+/// A DNS label, either case (`[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?`).
+pub fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// Checks a host that may have a wildcard first label; reports at the
+/// current path.
+pub fn check_wildcard_host(v: &mut Validator, host: &str) {
+    if let Some((msg, hint)) = wildcard_domain_error(host) {
+        v.error(msg).hint(hint);
     }
 }
 

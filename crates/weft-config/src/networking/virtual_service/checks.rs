@@ -12,13 +12,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::hosts::{
-    check_auto_sni, check_gateway_names, check_hosts, check_wildcard_host, host_subset_of,
-    is_auto_sni,
-};
+use super::hosts::{check_auto_sni, check_gateway_names, check_hosts, host_subset_of, is_auto_sni};
 use super::http::check_http_route;
 use super::*;
 use crate::diag::Code;
+use crate::validate::check_wildcard_host;
 use crate::validate::{
     Validate, Validator, check_export_to, check_ip_or_cidr, check_port, check_selector_labels,
     is_dns1123_label,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::checks::{MESH, Scope};
 use crate::diag::Code;
-use crate::validate::{Validator, is_dns1123_label};
+use crate::validate::{Validator, check_wildcard_host, is_dns1123_label, wildcard_domain_error};
 
 /// Checks `hosts`: each a valid (wildcard) name or IP, `*` only on gateways, no overlaps.
 pub(super) fn check_hosts(v: &mut Validator, scope: &Scope<'_>) {
@@ -69,95 +69,6 @@ pub(super) fn host_subset_of(a: &str, b: &str) -> bool {
         (Some(_), None) => false,
         (None, Some(sb)) => a.ends_with(sb),
         (None, None) => false,
-    }
-}
-
-/// Why `host` is not a DNS name with an optional wildcard first label
-/// (Istio's `ValidateWildcardDomain`: `*`, `*.example.com`,
-/// `*-api.example.com`, `reviews`, `Reviews.Default.`), if it is not.
-pub(super) fn wildcard_domain_error(host: &str) -> Option<(String, &'static str)> {
-    const LABEL_HINT: &str = "host labels are letters, digits and '-', separated by dots";
-    if host.is_empty() {
-        return Some((
-            "host must not be empty".into(),
-            "name a host such as \"reviews\" or \"api.example.com\"",
-        ));
-    }
-    if host.len() > 255 {
-        return Some((
-            format!("host {host:?} is longer than 255 characters"),
-            "a DNS name has at most 255 characters",
-        ));
-    }
-    let (first, rest) = match host.split_once('.') {
-        Some((f, r)) => (f, Some(r)),
-        None => (host, None),
-    };
-    let first_ok = match first.strip_prefix('*') {
-        Some("") => true,
-        Some(partial) => {
-            let label = partial.strip_prefix('-').unwrap_or(partial);
-            is_dns_label(label)
-        }
-        None => is_dns_label(first),
-    };
-    if !first_ok {
-        let hint = if first.contains('*') {
-            "a wildcard may only start the first label: \"*\", \"*.example.com\" or \"*-api.example.com\""
-        } else {
-            LABEL_HINT
-        };
-        return Some((
-            format!("invalid host {host:?}: {first:?} is not a valid DNS label"),
-            hint,
-        ));
-    }
-    let rest = rest?;
-    let labels: Vec<&str> = rest.split('.').collect();
-    let last = labels.len() - 1;
-    if !labels[last].is_empty() && labels[last].bytes().all(|b| b.is_ascii_digit()) {
-        return Some((
-            format!(
-                "invalid host {host:?}: top level domain {:?} cannot be all-numeric",
-                labels[last]
-            ),
-            "IP addresses are not host names here",
-        ));
-    }
-    for (i, label) in labels.iter().enumerate() {
-        if i == last && label.is_empty() {
-            break; // a trailing dot (`istio.io.`) is allowed
-        }
-        if label.contains('*') {
-            return Some((
-                format!("invalid host {host:?}: a wildcard may only start the first label"),
-                "write \"*.example.com\" rather than \"api.*.com\"",
-            ));
-        }
-        if !is_dns_label(label) {
-            return Some((
-                format!("invalid host {host:?}: {label:?} is not a valid DNS label"),
-                LABEL_HINT,
-            ));
-        }
-    }
-    None
-}
-
-/// A DNS label, either case (`[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?`).
-pub(super) fn is_dns_label(l: &str) -> bool {
-    !l.is_empty()
-        && l.len() <= 63
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !l.starts_with('-')
-        && !l.ends_with('-')
-}
-
-/// Checks a host that may have a wildcard first label; reports at the
-/// current path.
-pub(crate) fn check_wildcard_host(v: &mut Validator, host: &str) {
-    if let Some((msg, hint)) = wildcard_domain_error(host) {
-        v.error(msg).hint(hint);
     }
 }
 
