@@ -144,8 +144,8 @@ codes! {
     WorkloadWithoutService = "WEFT0118", Info, "a WorkloadEntry is selected by no ServiceEntry";
     /// An AuthorizationPolicy names a namespace, host or port that does not exist.
     AuthorizationPolicyReference = "WEFT0119", Warning, "an AuthorizationPolicy names a namespace, host or port that nothing in the mesh has";
-    /// A Gateway server's credentialName or TLS mode is incomplete.
-    GatewayTlsIncomplete = "WEFT0120", Error, "a Gateway HTTPS/TLS server has neither credentials nor passthrough";
+    /// A VirtualService host that none of its gateways serves.
+    VirtualServiceHostNotInGateway = "WEFT0120", Warning, "a VirtualService host is served by none of the gateways it is bound to";
 }
 
 impl fmt::Display for Code {

@@ -16,6 +16,7 @@ pub mod analyze;
 pub mod de;
 pub mod diag;
 pub mod duration;
+pub mod host;
 pub mod load;
 pub mod mesh;
 pub mod networking;
