@@ -13,7 +13,7 @@ fn lines(l: &Loaded) -> Vec<String> {
 #[test]
 fn broken_document_is_reported_and_the_others_load() {
     let l = load(
-        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\n---\nkind: [\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec: {}\n",
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {egress: [{hosts: [\"./*\"]}]}\n---\nkind: [\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec: {egress: [{hosts: [\"./*\"]}]}\n",
     );
     assert_eq!(l.resources.len(), 2, "{:?}", lines(&l));
     assert_eq!(l.diagnostics.len(), 1);
@@ -23,7 +23,7 @@ fn broken_document_is_reported_and_the_others_load() {
 
 #[test]
 fn namespace_defaults_from_options() {
-    let text = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\n";
+    let text = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {egress: [{hosts: [\"./*\"]}]}\n";
     let l = load_str(
         text,
         Path::new("t.yaml"),
@@ -33,7 +33,7 @@ fn namespace_defaults_from_options() {
     );
     assert_eq!(l.resources[0].namespace(), "shop");
     let l = load(
-        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, namespace: x}\nspec: {}\n",
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, namespace: x}\nspec: {egress: [{hosts: [\"./*\"]}]}\n",
     );
     assert_eq!(l.resources[0].namespace(), "x");
     let l = load(text);
@@ -43,7 +43,7 @@ fn namespace_defaults_from_options() {
 #[test]
 fn lists_are_unwrapped() {
     let l = load(
-        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.istio.io/v1\n  kind: Sidecar\n  metadata: {name: a}\n  spec: {}\n- apiVersion: networking.istio.io/v1\n  kind: Sidecar\n  metadata: {name: b}\n  spec: {}\n",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.istio.io/v1\n  kind: Sidecar\n  metadata: {name: a}\n  spec: {egress: [{hosts: [\"./*\"]}]}\n- apiVersion: networking.istio.io/v1\n  kind: Sidecar\n  metadata: {name: b}\n  spec: {egress: [{hosts: [\"./*\"]}]}\n",
     );
     assert_eq!(l.resources.len(), 2, "{:?}", lines(&l));
     assert_eq!(l.resources[1].source.line, 8);
@@ -116,7 +116,7 @@ fn not_an_object_and_missing_kind() {
 #[test]
 fn unknown_top_level_field() {
     let l = load(
-        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\nspce: {}\n",
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {egress: [{hosts: [\"./*\"]}]}\nspce: {}\n",
     );
     assert_eq!(l.diagnostics[0].code, Code::UnknownField);
     assert_eq!(l.diagnostics[0].line, Some(5));
@@ -125,7 +125,7 @@ fn unknown_top_level_field() {
 #[test]
 fn json_documents_load_with_lines() {
     let l = load(
-        "{\n  \"apiVersion\": \"networking.istio.io/v1\",\n  \"kind\": \"Sidecar\",\n  \"metadata\": {\"name\": \"a\"},\n  \"spec\": {\"bogus\": 1}\n}\n",
+        "{\n  \"apiVersion\": \"networking.istio.io/v1\",\n  \"kind\": \"Sidecar\",\n  \"metadata\": {\"name\": \"a\"},\n  \"spec\": {\"bogus\": 1, \"egress\": [{\"hosts\": [\"./*\"]}]}\n}\n",
     );
     assert_eq!(l.diagnostics.len(), 1, "{:?}", lines(&l));
     assert_eq!(l.diagnostics[0].code, Code::UnknownField);
@@ -135,7 +135,7 @@ fn json_documents_load_with_lines() {
 #[test]
 fn duplicates_are_reported_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let doc = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {}\n";
+    let doc = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {egress: [{hosts: [\"./*\"]}]}\n";
     std::fs::write(dir.path().join("a.yaml"), doc).expect("write");
     std::fs::write(dir.path().join("b.yaml"), doc).expect("write");
     std::fs::write(dir.path().join(".hidden.yaml"), doc).expect("write");

@@ -127,9 +127,15 @@ pub struct EgressProxy {
 
 impl Validate for Sidecar {
     fn validate(&self, v: &mut Validator) {
-        // Istio also rejects a Sidecar with nothing in it ("empty
-        // configuration provided"); Weft's loader tests use `spec: {}` as the
-        // smallest resource, so that rule is left out here.
+        if self.workload_selector.is_none()
+            && self.ingress.is_empty()
+            && self.egress.is_empty()
+            && self.inbound_connection_pool.is_none()
+            && self.outbound_traffic_policy.is_none()
+        {
+            v.error("sidecar: empty configuration provided")
+                .hint("a Sidecar needs at least one of egress, ingress, outboundTrafficPolicy or inboundConnectionPool");
+        }
         if let Some(sel) = &self.workload_selector {
             v.field("workloadSelector", |v| {
                 sel.validate(v);

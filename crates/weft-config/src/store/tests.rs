@@ -4,9 +4,8 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::resource::Kind;
 
-const A: &str = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, labels: {rev: \"1\"}}\nspec: {}\n";
-const B: &str =
-    "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec: {}\n";
+const A: &str = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a, labels: {rev: \"1\"}}\nspec: {egress: [{hosts: [\"./*\"]}]}\n";
+const B: &str = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec: {egress: [{hosts: [\"./*\"]}]}\n";
 
 fn key(name: &str) -> ResourceKey {
     ResourceKey {
@@ -58,7 +57,7 @@ fn reload_keeps_last_good_and_reports_changes() {
     write(
         dir.path(),
         "a.yaml",
-        &format!("{}---\n{B}", A.replace("spec: {}", "spec: {bogusField: 1}")),
+        &format!("{}---\n{B}", A.replace("spec: {", "spec: {bogusField: 1, ")),
     );
     let ev = store.reload();
     assert!(ev.is_empty(), "{ev:?}");
@@ -122,7 +121,7 @@ fn watch_follows_edits_breakage_and_recovery() {
     write(
         dir.path(),
         "a.yaml",
-        &A.replace("spec: {}", "spec: {bogusField: 1}"),
+        &A.replace("spec: {", "spec: {bogusField: 1, "),
     );
     eventually(&store, "error reported", |s| {
         s.diagnostics.iter().any(|d| d.code == Code::UnknownField)

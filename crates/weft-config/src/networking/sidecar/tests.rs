@@ -375,7 +375,6 @@ fn outbound_traffic_policy() {
 }
 
 #[test]
-fn empty_sidecar_still_loads() {
-    // Istio rejects it; see the note in `Sidecar::validate`.
-    clean("{}\n");
+fn empty_sidecar_is_rejected() {
+    expect("{}\n", Code::InvalidValue, "spec");
 }
