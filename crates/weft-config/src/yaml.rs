@@ -339,6 +339,24 @@ fn build(text: &str) -> Result<Option<Node>, SyntaxError> {
                 _ => return Err(err("unbalanced sequence end".into(), pos)),
             },
             Event::MappingEnd => match stack.pop() {
+                // `[001:db8::]`: to YAML 1.2 a one-pair map `{"001:db8:": null}`
+                // inside a flow list; to the YAML 1.1 decoder Kubernetes uses
+                // (and to the user) the IPv6 address string. Read it as that.
+                Some(Frame::Map(p, anchor, entries, None))
+                    if matches!(stack.last(), Some(Frame::Seq(..)))
+                        && entries.len() == 1
+                        && entries[0].0.name.ends_with(':')
+                        && entries[0].1.value == Value::Null =>
+                {
+                    let name = format!("{}:", entries[0].0.name);
+                    (
+                        Node {
+                            value: Value::String(name),
+                            pos: p,
+                        },
+                        anchor,
+                    )
+                }
                 Some(Frame::Map(p, anchor, entries, None)) => (
                     Node {
                         value: Value::Map(entries),
@@ -571,6 +589,16 @@ mod tests {
         let e = docs[0].result.clone().expect_err("duplicate");
         assert_eq!(e.pos.line, 3);
         assert!(e.message.contains("duplicate key"));
+    }
+
+    #[test]
+    fn ipv6_addresses_in_flow_lists_stay_strings() {
+        let n = one("a: [1.2.3.4, 001:db8::, ::1]\n");
+        let Some(Value::Seq(items)) = n.get("a").map(|n| &n.value) else {
+            panic!("seq")
+        };
+        let texts: Vec<_> = items.iter().map(|i| i.value.scalar_text()).collect();
+        assert_eq!(texts, vec![Some("1.2.3.4"), Some("001:db8::"), Some("::1")]);
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub struct ServiceEntry {
     /// Host names of the service (a leading `*` wildcard is allowed); required.
     pub hosts: Vec<String>,
     /// Virtual IPs or CIDR blocks of the service.
-    #[serde(deserialize_with = "addresses::deserialize")]
     pub addresses: Vec<String>,
     /// Ports of the service.
     pub ports: Vec<ServicePort>,
@@ -37,71 +36,6 @@ pub struct ServiceEntry {
     pub export_to: Vec<String>,
     /// Subject alternative names the server certificate must carry.
     pub subject_alt_names: Vec<String>,
-}
-
-mod addresses {
-    //! `addresses` as Kubernetes reads them. In a flow list, an IPv6 address
-    //! ending in `::` (`[001:db8::]`) is a one-entry map `{"001:db8:": null}`
-    //! to a YAML 1.2 parser, but a string to the YAML 1.1 parser Kubernetes
-    //! uses; read both as the string.
-
-    use std::fmt;
-
-    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        d.deserialize_seq(List)
-    }
-
-    struct List;
-
-    impl<'de> Visitor<'de> for List {
-        type Value = Vec<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of IP addresses or CIDR blocks")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-            let mut out = Vec::new();
-            while let Some(Address(a)) = seq.next_element()? {
-                out.push(a);
-            }
-            Ok(out)
-        }
-    }
-
-    struct Address(String);
-
-    impl<'de> de::Deserialize<'de> for Address {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(AddressVisitor).map(Address)
-        }
-    }
-
-    struct AddressVisitor;
-
-    impl<'de> Visitor<'de> for AddressVisitor {
-        type Value = String;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an IP address or CIDR block (a string)")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
-            let key: Option<String> = map.next_key()?;
-            let value: Option<Option<String>> =
-                key.as_ref().map(|_| map.next_value()).transpose()?;
-            match (key, value, map.next_key::<String>()?) {
-                (Some(k), Some(None), None) => Ok(format!("{k}:")),
-                _ => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
-            }
-        }
-    }
 }
 
 /// `ServicePort`: a port of a ServiceEntry.
