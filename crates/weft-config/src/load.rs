@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::de::{DeError, from_node};
+use crate::de::{DeError, UnknownField, from_node};
 use crate::diag::{Code, Diagnostic, Severity};
 use crate::mesh::MeshConfig;
 use crate::path::FieldPath;
@@ -430,6 +430,8 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
         }
     }
     let spec_path = FieldPath::root().field("spec");
+    // Fields set aside for type errors: validation does not report them again.
+    let mut skip_below: Vec<FieldPath> = Vec::new();
     let spec = match node.get("spec") {
         None
         | Some(Node {
@@ -441,11 +443,18 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
             push(out, d);
             Spec::default_for(kind)
         }
-        Some(spec_node) => match Spec::from_node(kind, spec_node, spec_path.clone()) {
-            Ok((spec, unknown)) => {
+        Some(spec_node) => match read_spec(kind, spec_node, &spec_path) {
+            Ok((spec, unknown, type_errors, dropped)) => {
                 for u in &unknown {
                     push(out, unknown_field_diag(u, file, None));
                 }
+                for e in type_errors {
+                    push(
+                        out,
+                        de_error_diag(Code::WrongType, e, file, spec_node.pos.line, None),
+                    );
+                }
+                skip_below = dropped;
                 spec
             }
             Err(e) => {
@@ -459,6 +468,9 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
     let mut v = Validator::new(&meta.namespace);
     spec.validate(&mut v);
     for issue in v.into_issues() {
+        if skip_below.iter().any(|p| issue.path.starts_with(p)) {
+            continue;
+        }
         let mut d = Diagnostic::new(issue.code, issue.message).at(issue.path.clone());
         d.line = Some(node.locate(&issue.path).line);
         d.hint = issue.hint;
@@ -477,6 +489,47 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
             source,
             node,
         });
+    }
+}
+
+/// Most type errors reported for one resource before giving up.
+const MAX_TYPE_ERRORS: usize = 16;
+
+/// What [`read_spec`] returns: the spec, its unknown fields, its type
+/// errors, and the fields set aside because of them.
+type ReadSpec = (Spec, Vec<UnknownField>, Vec<DeError>, Vec<FieldPath>);
+
+/// Deserializes a spec, reporting every type error rather than the first:
+/// after each error the field at fault is set aside (read as unset) and the
+/// spec is read again, so one document yields all its mistakes. `Err` only
+/// when an error can't be pinned to a field.
+fn read_spec(kind: Kind, spec_node: &Node, spec_path: &FieldPath) -> Result<ReadSpec, DeError> {
+    let mut node = std::borrow::Cow::Borrowed(spec_node);
+    let mut errors = Vec::new();
+    let mut dropped = Vec::new();
+    loop {
+        match Spec::from_node(kind, &node, spec_path.clone()) {
+            Ok((spec, unknown)) => return Ok((spec, unknown, errors, dropped)),
+            Err(e) => {
+                // Set aside the innermost struct field holding the error.
+                let field = e.path.as_ref().and_then(|p| p.up_to_last_field());
+                let relative = field.as_ref().and_then(|f| f.strip_prefix(spec_path));
+                let removed = match relative {
+                    Some(rel) if !rel.is_empty() && errors.len() < MAX_TYPE_ERRORS => {
+                        node.to_mut().unset(&rel)
+                    }
+                    _ => false,
+                };
+                if !removed {
+                    return Err(match errors.is_empty() {
+                        true => e,
+                        false => errors.swap_remove(0),
+                    });
+                }
+                dropped.extend(field);
+                errors.push(e);
+            }
+        }
     }
 }
 

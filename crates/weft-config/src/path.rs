@@ -71,6 +71,25 @@ impl FieldPath {
         &self.0
     }
 
+    /// Whether `prefix` is this path or one of its parents.
+    pub fn starts_with(&self, prefix: &FieldPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
+    /// This path without `prefix`, if it starts with it.
+    pub fn strip_prefix(&self, prefix: &FieldPath) -> Option<FieldPath> {
+        self.0
+            .strip_prefix(prefix.0.as_slice())
+            .map(|rest| FieldPath(rest.to_vec()))
+    }
+
+    /// The path up to and including its last struct field (`spec.http[0].route[1]`
+    /// gives `spec.http[0].route`), if it has one.
+    pub fn up_to_last_field(&self) -> Option<FieldPath> {
+        let i = self.0.iter().rposition(|s| matches!(s, Seg::Field(_)))?;
+        Some(FieldPath(self.0[..=i].to_vec()))
+    }
+
     /// Whether this is the root.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -147,6 +147,48 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Sets the mapping entry at `path` to `null` (unset). Returns whether
+    /// the entry existed. Field names match either spelling, as in
+    /// [`Node::locate`].
+    pub fn unset(&mut self, path: &FieldPath) -> bool {
+        let Some((last, parents)) = path.segments().split_last() else {
+            return false;
+        };
+        let mut node = self;
+        for seg in parents {
+            let next = match (seg, &mut node.value) {
+                (Seg::Field(name) | Seg::Key(name), Value::Map(entries)) => entries
+                    .iter_mut()
+                    .find(|(k, _)| k.name == *name || snake_to_camel(&k.name) == *name)
+                    .map(|(_, v)| v),
+                (Seg::Index(i), Value::Seq(items)) => items.get_mut(*i),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        let (Seg::Field(name) | Seg::Key(name)) = last else {
+            return false;
+        };
+        let Value::Map(entries) = &mut node.value else {
+            return false;
+        };
+        match entries
+            .iter_mut()
+            .find(|(k, _)| k.name == *name || snake_to_camel(&k.name) == *name)
+        {
+            Some((_, v)) if v.value != Value::Null => {
+                v.value = Value::Null;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// `exportTo`-style snake_case spelling to camelCase (`export_to` → `exportTo`).
 /// Istio's decoder accepts both spellings of every field.
 pub fn snake_to_camel(name: &str) -> Cow<'_, str> {

@@ -195,6 +195,14 @@ fn check_sidecars(ix: &Index, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A traffic policy of a DestinationRule, where it is, and the subset
+/// labels it is limited to (`None` for the rule-wide policy).
+type ScopedPolicy<'a> = (
+    FieldPath,
+    &'a TrafficPolicy,
+    Option<&'a BTreeMap<String, String>>,
+);
+
 /// The PeerAuthentication mode in force for a workload, and the policy
 /// that sets it: workload selector, then namespace, then mesh (root
 /// namespace). `UNSET` inherits from the next level.
@@ -248,8 +256,7 @@ fn check_mtls(ix: &Index, out: &mut Vec<Diagnostic>) {
             continue;
         }
         let spec = FieldPath::root().field("spec");
-        let mut policies: Vec<(FieldPath, &TrafficPolicy, Option<&BTreeMap<String, String>>)> =
-            Vec::new();
+        let mut policies: Vec<ScopedPolicy> = Vec::new();
         if let Some(tp) = &dr.traffic_policy {
             policies.push((spec.field("trafficPolicy"), tp, None));
         }

@@ -590,26 +590,24 @@ fn check_service_entries(ix: &Index, out: &mut Vec<Diagnostic>) {
                 out.push(d);
             }
         }
-        if let Some(sel) = &se.workload_selector {
-            if !sel.labels.is_empty()
-                && ix
-                    .workloads_selected(res.namespace(), &sel.labels)
-                    .is_empty()
-            {
-                let mut d = diag(
-                    res,
-                    Code::SelectorMatchesNothing,
-                    spec.field("workloadSelector").field("labels"),
-                    format!(
-                        "workloadSelector selects no WorkloadEntry in namespace {}: the service has no endpoints",
-                        res.namespace()
-                    ),
-                );
-                d.hint = Some(
-                    "add WorkloadEntries carrying these labels, or fix the labels".to_string(),
-                );
-                out.push(d);
-            }
+        if let Some(sel) = &se.workload_selector
+            && !sel.labels.is_empty()
+            && ix
+                .workloads_selected(res.namespace(), &sel.labels)
+                .is_empty()
+        {
+            let mut d = diag(
+                res,
+                Code::SelectorMatchesNothing,
+                spec.field("workloadSelector").field("labels"),
+                format!(
+                    "workloadSelector selects no WorkloadEntry in namespace {}: the service has no endpoints",
+                    res.namespace()
+                ),
+            );
+            d.hint =
+                Some("add WorkloadEntries carrying these labels, or fix the labels".to_string());
+            out.push(d);
         }
     }
     // Workloads nothing routes to.

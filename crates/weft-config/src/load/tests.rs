@@ -155,3 +155,37 @@ fn unreadable_paths_are_diagnostics() {
     );
     assert_eq!(l.diagnostics[0].code, Code::UnreadableFile);
 }
+
+#[test]
+fn every_type_error_of_a_document_is_reported() {
+    let l = load(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: reviews\n  http:\n  - timeout: 10 s\n    retries: {attempts: many}\n    route:\n    - destination: {host: reviews}\n      weight: -1\n",
+    );
+    let found: Vec<(Code, String, usize)> = l
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.code,
+                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                d.line.unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Code::WrongType, "spec.hosts".into(), 5),
+            (Code::WrongType, "spec.http[0].timeout".into(), 7),
+            (Code::WrongType, "spec.http[0].retries.attempts".into(), 8),
+            (
+                Code::InvalidValue,
+                "spec.http[0].route[0].weight".into(),
+                11
+            ),
+        ],
+        "{:#?}",
+        lines(&l)
+    );
+    assert_eq!(l.rejected.len(), 1);
+}
