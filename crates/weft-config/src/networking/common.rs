@@ -28,6 +28,32 @@ pub struct PortSelector {
     pub number: u32,
 }
 
+/// A port as Gateway servers (`Port`), ServiceEntries (`ServicePort`) and
+/// Sidecar listeners (`SidecarPort`) declare it; each kind validates the
+/// fields it allows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Port {
+    /// Port number (1-65535; 0 only for a `unix://` bind).
+    pub number: u32,
+    /// Protocol: HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, MONGO,
+    /// MYSQL, REDIS, UDP, any case; empty means detected from the traffic
+    /// (not allowed on Gateway servers).
+    pub protocol: String,
+    /// Port name (a DNS label, unique within the resource).
+    pub name: String,
+    /// Port on the endpoints when it differs from `number` (ServiceEntry
+    /// only; 0 means the same).
+    pub target_port: u32,
+}
+
+impl Port {
+    /// The parsed protocol ([`super::Protocol::Unsupported`] if unknown or empty).
+    pub fn protocol(&self) -> super::Protocol {
+        super::Protocol::parse(&self.protocol)
+    }
+}
+
 /// `ServerTLSSettings`: TLS a Gateway server (or Sidecar ingress listener)
 /// terminates.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,26 +50,7 @@ pub struct Server {
 }
 
 /// `Port` of a Gateway server.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ServerPort {
-    /// Port number (0 only with a `unix://` bind).
-    pub number: u32,
-    /// Protocol: HTTP, HTTPS, GRPC, GRPC-WEB, HTTP2, MONGO, MYSQL, REDIS,
-    /// TCP or TLS (any case).
-    pub protocol: String,
-    /// Port name, unique among the Gateway's servers (required).
-    pub name: String,
-    /// Deprecated; has no effect on Gateways (rejected when set).
-    pub target_port: u32,
-}
-
-impl ServerPort {
-    /// The parsed protocol ([`Protocol::Unsupported`] if unknown).
-    pub fn protocol(&self) -> Protocol {
-        Protocol::parse(&self.protocol)
-    }
-}
+pub type ServerPort = super::Port;
 
 /// The prefix of a unix domain socket `bind`.
 const UNIX_PREFIX: &str = "unix://";

@@ -142,6 +142,11 @@ impl Protocol {
         }
     }
 
+    /// Parses a protocol name; `None` if Istio does not know it.
+    pub fn parse_known(s: &str) -> Option<Protocol> {
+        Some(Protocol::parse(s)).filter(|p| !p.is_unsupported())
+    }
+
     /// Whether HTTP is the transport (HTTP, HTTP2, HTTP_PROXY, gRPC, gRPC-Web).
     pub const fn is_http(self) -> bool {
         matches!(

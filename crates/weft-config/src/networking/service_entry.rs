@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::Protocol;
 use super::destination_rule::check_export_to_rules;
 use super::workload_entry::{EntryRules, WorkloadEntry, check_workload_entry, fqdn_error};
 use super::{WorkloadSelector, workload_entry::is_name_label};
@@ -39,19 +40,7 @@ pub struct ServiceEntry {
 }
 
 /// `ServicePort`: a port of a ServiceEntry.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ServicePort {
-    /// Port number (1-65535); required.
-    pub number: u32,
-    /// Protocol: HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, MONGO, MYSQL,
-    /// REDIS, UDP; empty means detected from the traffic.
-    pub protocol: String,
-    /// Port name (a DNS label, unique in the entry); required.
-    pub name: String,
-    /// Port on the endpoints, when it differs from `number` (0: same).
-    pub target_port: u32,
-}
+pub type ServicePort = super::Port;
 
 /// `ServiceEntry.Location`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,93 +82,13 @@ impl ServiceResolution {
     }
 }
 
-/// A port protocol as Istio parses it (case-insensitive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PortProtocol {
-    /// Opaque TCP.
-    Tcp,
-    /// UDP (not proxied).
-    Udp,
-    /// gRPC (HTTP/2).
-    Grpc,
-    /// gRPC-Web.
-    GrpcWeb,
-    /// HTTP/1.1 (and HTTP/2 with prior knowledge when detected).
-    Http,
-    /// An HTTP proxy (CONNECT).
-    HttpProxy,
-    /// HTTP/2.
-    Http2,
-    /// TLS carrying HTTP, routed by SNI.
-    Https,
-    /// TLS, routed by SNI.
-    Tls,
-    /// MongoDB.
-    Mongo,
-    /// Redis.
-    Redis,
-    /// MySQL.
-    Mysql,
-}
-
 /// The protocol names Istio accepts, for hints.
 pub(crate) const PROTOCOLS: &str =
     "HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, UDP, MONGO, MYSQL, REDIS";
 
-impl PortProtocol {
-    /// Parses a protocol name; `None` if Istio does not know it.
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "tcp" => PortProtocol::Tcp,
-            "udp" => PortProtocol::Udp,
-            "grpc" => PortProtocol::Grpc,
-            "grpc-web" => PortProtocol::GrpcWeb,
-            "http" => PortProtocol::Http,
-            "http_proxy" => PortProtocol::HttpProxy,
-            "http2" => PortProtocol::Http2,
-            "https" => PortProtocol::Https,
-            "tls" => PortProtocol::Tls,
-            "mongo" => PortProtocol::Mongo,
-            "redis" => PortProtocol::Redis,
-            "mysql" => PortProtocol::Mysql,
-            _ => return None,
-        })
-    }
-
-    /// HTTP-based (routes by Host header).
-    pub(crate) fn is_http(self) -> bool {
-        matches!(
-            self,
-            PortProtocol::Http
-                | PortProtocol::HttpProxy
-                | PortProtocol::Http2
-                | PortProtocol::Grpc
-                | PortProtocol::GrpcWeb
-        )
-    }
-
-    /// TLS-based (routes by SNI).
-    pub(crate) fn is_tls(self) -> bool {
-        matches!(self, PortProtocol::Https | PortProtocol::Tls)
-    }
-
-    /// Carried over TCP and opaque to HTTP routing.
-    fn is_tcp(self) -> bool {
-        matches!(
-            self,
-            PortProtocol::Tcp
-                | PortProtocol::Https
-                | PortProtocol::Tls
-                | PortProtocol::Mongo
-                | PortProtocol::Redis
-                | PortProtocol::Mysql
-        )
-    }
-}
-
 /// Checks a port protocol name (empty is allowed: the proxy detects it).
 pub(crate) fn check_protocol(v: &mut Validator, protocol: &str) {
-    if !protocol.is_empty() && PortProtocol::parse(protocol).is_none() {
+    if !protocol.is_empty() && Protocol::parse_known(protocol).is_none() {
         v.error(format!("unsupported protocol: {protocol:?}"))
             .hint(format!("use one of {PROTOCOLS}"));
     }
@@ -225,7 +134,7 @@ impl Validate for ServiceEntry {
         self.check_endpoints(v, &port_names, &hosts_ok);
         if res != ServiceResolution::None && self.hosts.len() > 1 {
             let bad = self.ports.iter().position(|p| {
-                PortProtocol::parse(&p.protocol).is_none_or(|p| !p.is_http() && !p.is_tls())
+                Protocol::parse_known(&p.protocol).is_none_or(|p| !p.is_http() && !p.is_tls())
             });
             if let Some(i) = bad {
                 v.field("ports", |v| {
@@ -377,7 +286,7 @@ impl ServiceEntry {
                     && self
                         .ports
                         .iter()
-                        .any(|p| PortProtocol::parse(&p.protocol).is_some_and(PortProtocol::is_tcp))
+                        .any(|p| Protocol::parse_known(&p.protocol).is_some_and(Protocol::is_tcp))
                 {
                     v.warn("service entry can not have more than one host specified simultaneously with address and tcp port");
                 }

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::service_entry::{PortProtocol, check_protocol};
+use super::Protocol;
+use super::service_entry::check_protocol;
 use super::workload_entry::{check_unix_path, fqdn_error, is_name_label};
 use super::{
     ConnectionPoolSettings, PortSelector, ServerTlsMode, ServerTlsSettings, WorkloadSelector,
@@ -66,18 +67,7 @@ pub struct IstioEgressListener {
 }
 
 /// `SidecarPort`: a listener port.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct SidecarPort {
-    /// Port number (0 for a unix socket egress listener).
-    pub number: u32,
-    /// Protocol (HTTP, TCP, ...); empty means detected.
-    pub protocol: String,
-    /// Port name (a DNS label).
-    pub name: String,
-    /// Not used by Sidecars (rejected when set).
-    pub target_port: u32,
-}
+pub type SidecarPort = super::Port;
 
 /// `CaptureMode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -264,7 +254,7 @@ impl IstioIngressListener {
             });
         }
         v.nested("connectionPool", &self.connection_pool);
-        let http = PortProtocol::parse(&port.protocol).is_some_and(PortProtocol::is_http);
+        let http = Protocol::parse_known(&port.protocol).is_some_and(Protocol::is_http);
         if self
             .connection_pool
             .as_ref()
