@@ -43,7 +43,7 @@ pub struct MeshConfig {
     pub protocol_detection_timeout: Option<Duration>,
     /// TCP keepalive for upstream connections (DestinationRule `TcpKeepalive`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tcp_keepalive: Option<Json>,
+    pub tcp_keepalive: Option<crate::networking::TcpKeepalive>,
     /// Ingress class handled by Istio's ingress controller.
     pub ingress_class: String,
     /// Service of the ingress controller (default `istio-ingressgateway`).
@@ -100,7 +100,7 @@ pub struct MeshConfig {
     pub root_namespace: String,
     /// Locality load balancing (DestinationRule `LocalityLoadBalancerSetting`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub locality_lb_setting: Option<Json>,
+    pub locality_lb_setting: Option<crate::networking::LocalityLbSetting>,
     /// DNS refresh rate of STRICT_DNS clusters (default 60s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_refresh_rate: Option<Duration>,
@@ -142,7 +142,7 @@ pub struct MeshConfig {
     pub path_normalization: Option<ProxyPathNormalization>,
     /// Default HTTP retry policy (VirtualService `HTTPRetry`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_http_retry_policy: Option<Json>,
+    pub default_http_retry_policy: Option<crate::networking::HttpRetry>,
     /// TLS of mesh (ISTIO_MUTUAL) traffic.
     #[serde(rename = "meshMTLS", skip_serializing_if = "Option::is_none")]
     pub mesh_mtls: Option<MeshTlsConfig>,
@@ -199,16 +199,7 @@ pub struct OutboundTrafficPolicy {
     pub mode: OutboundTrafficMode,
 }
 
-/// `MeshConfig.OutboundTrafficPolicy.Mode`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OutboundTrafficMode {
-    /// Only registered services and ServiceEntries are reachable.
-    #[default]
-    RegistryOnly,
-    /// Unknown destinations are passed through.
-    AllowAny,
-}
+pub use crate::networking::OutboundTrafficMode;
 
 /// `MeshConfig.InboundTrafficPolicy`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,7 +228,7 @@ pub struct ConfigSource {
     pub address: String,
     /// Client TLS to the server (DestinationRule `ClientTLSSettings`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_settings: Option<Json>,
+    pub tls_settings: Option<crate::networking::ClientTlsSettings>,
     /// Resources taken from this source.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscribed_resources: Vec<ConfigResource>,
@@ -321,7 +312,7 @@ pub struct CaConfig {
     pub address: String,
     /// Client TLS to the CA (`ClientTLSSettings`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_settings: Option<Json>,
+    pub tls_settings: Option<crate::networking::ClientTlsSettings>,
     /// Timeout of forwarded CSRs (default 10s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout: Option<Duration>,
@@ -507,11 +498,15 @@ impl Validate for MeshConfig {
             });
         }
         v.nested("defaultConfig", &self.default_config);
+        v.nested("tcpKeepalive", &self.tcp_keepalive);
+        v.nested("localityLbSetting", &self.locality_lb_setting);
+        v.nested("defaultHttpRetryPolicy", &self.default_http_retry_policy);
         v.each("configSources", &self.config_sources, |v, s| {
             if s.address.is_empty() {
                 v.required("address")
                     .hint("`host:port` of an xDS server, `k8s://` or `fs:///path`");
             }
+            v.nested("tlsSettings", &s.tls_settings);
         });
         if !self.trust_domain.is_empty() {
             v.field("trustDomain", |v| check_trust_domain(v, &self.trust_domain));
@@ -753,6 +748,7 @@ impl Validate for CaConfig {
             v.field("address", |v| check_host_port(v, &self.address));
         }
         check_opt_duration(v, "requestTimeout", self.request_timeout);
+        v.nested("tlsSettings", &self.tls_settings);
     }
 }
 

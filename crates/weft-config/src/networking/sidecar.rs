@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::Protocol;
 use super::service_entry::check_protocol;
 use super::workload_entry::{check_unix_path, fqdn_error, is_name_label};
-use super::{
-    ConnectionPoolSettings, PortSelector, ServerTlsMode, ServerTlsSettings, WorkloadSelector,
-};
+use super::{ConnectionPoolSettings, ServerTlsMode, ServerTlsSettings, WorkloadSelector};
 use crate::validate::{Validate, Validator, check_host, check_port, is_dns1123_label};
 
 /// `Sidecar` spec.
@@ -104,16 +102,7 @@ pub enum OutboundTrafficMode {
 }
 
 /// The `egressProxy` destination: `{host, subset, port: {number}}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct EgressProxy {
-    /// Service to send the traffic to (a fully qualified name); required.
-    pub host: String,
-    /// Subset of the service.
-    pub subset: String,
-    /// Port of the service; required.
-    pub port: Option<PortSelector>,
-}
+pub type EgressProxy = super::Destination;
 
 impl Validate for Sidecar {
     fn validate(&self, v: &mut Validator) {

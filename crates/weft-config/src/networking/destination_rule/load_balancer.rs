@@ -342,6 +342,13 @@ const REGION_ZONE_LABELS: [&str; 3] = [
     "topology.istio.io/subzone",
 ];
 
+impl Validate for LocalityLbSetting {
+    /// Mesh-wide settings (MeshConfig): no outlier detection to ask for.
+    fn validate(&self, v: &mut Validator) {
+        self.check(v, true);
+    }
+}
+
 impl LocalityLbSetting {
     fn check(&self, v: &mut Validator, has_outlier: bool) {
         if !self.distribute.is_empty() && !self.failover.is_empty() {

@@ -361,14 +361,16 @@ impl Validate for ConnectionPoolSettings {
                 check_duration(v, "connectTimeout", &t.connect_timeout);
                 check_duration(v, "maxConnectionDuration", &t.max_connection_duration);
                 check_duration(v, "idleTimeout", &t.idle_timeout);
-                if let Some(k) = &t.tcp_keepalive {
-                    v.field("tcpKeepalive", |v| {
-                        check_duration(v, "time", &k.time);
-                        check_duration(v, "interval", &k.interval);
-                    });
-                }
+                v.nested("tcpKeepalive", &t.tcp_keepalive);
             });
         }
+    }
+}
+
+impl Validate for TcpKeepalive {
+    fn validate(&self, v: &mut Validator) {
+        check_duration(v, "time", &self.time);
+        check_duration(v, "interval", &self.interval);
     }
 }
 

@@ -418,6 +418,12 @@ fn base64_len(s: &str) -> Option<usize> {
     Some(data.len() * 3 / 4)
 }
 
+impl crate::validate::Validate for HttpRetry {
+    fn validate(&self, v: &mut Validator) {
+        check_retries(v, self);
+    }
+}
+
 /// Checks a retry policy (Istio's `validateHTTPRetry`).
 pub(super) fn check_retries(v: &mut Validator, r: &HttpRetry) {
     if r.attempts < 0 {
