@@ -14,8 +14,11 @@ use serde_json::Value as Json;
 
 use crate::diag::Code;
 use crate::duration::Duration;
-use crate::security::{check_http_url, check_min_duration};
+use crate::security::check_http_url;
 use crate::validate::{Validate, Validator, check_host, check_selector_labels, is_dns1123_label};
+use crate::validate::{
+    check_duration as check_min_duration, check_duration_field, check_export_list,
+};
 
 mod providers;
 mod proxy;
@@ -533,7 +536,7 @@ impl Validate for MeshConfig {
                 &self.default_destination_rule_export_to,
             ),
         ] {
-            v.field(name, |v| check_default_export_to(v, list));
+            v.field(name, |v| check_export_list(v, list, true));
         }
         if !self.root_namespace.is_empty() && !is_dns1123_label(&self.root_namespace) {
             v.field("rootNamespace", |v| {
@@ -747,7 +750,7 @@ impl Validate for CaConfig {
         } else {
             v.field("address", |v| check_host_port(v, &self.address));
         }
-        check_opt_duration(v, "requestTimeout", self.request_timeout);
+        check_duration_field(v, "requestTimeout", self.request_timeout);
         v.nested("tlsSettings", &self.tls_settings);
     }
 }
@@ -797,12 +800,6 @@ fn check_i32_port(v: &mut Validator, port: i32) {
     }
 }
 
-fn check_opt_duration(v: &mut Validator, name: &str, d: Option<Duration>) {
-    if let Some(d) = d {
-        v.field(name, |v| check_min_duration(v, d));
-    }
-}
-
 /// Istio's `ValidateTrustDomain`: DNS-1123 labels joined by dots.
 fn check_trust_domain(v: &mut Validator, td: &str) {
     if td.is_empty() {
@@ -813,25 +810,6 @@ fn check_trust_domain(v: &mut Validator, td: &str) {
     if labels.iter().any(|l| !is_dns1123_label(l)) {
         v.error(format!("trust domain name {td:?} invalid"))
             .hint("a trust domain is lower-case DNS labels joined by dots, e.g. cluster.local");
-    }
-}
-
-/// `defaultServiceExportTo`-style lists: `.`, `*`, `~` or namespaces.
-fn check_default_export_to(v: &mut Validator, list: &[String]) {
-    for (i, ns) in list.iter().enumerate() {
-        v.index(i, |v| {
-            if !matches!(ns.as_str(), "." | "*" | "~") && !is_dns1123_label(ns) {
-                v.error(format!(
-                    "{ns:?} must be \".\", \"*\", \"~\" or a namespace name"
-                ));
-            }
-            if list[..i].contains(ns) {
-                v.error(format!("duplicate entry {ns:?}"));
-            }
-        });
-    }
-    if list.len() > 1 && list.iter().any(|n| n == "~") {
-        v.error("\"~\" (export to nobody) cannot be combined with other namespaces");
     }
 }
 

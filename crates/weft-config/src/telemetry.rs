@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
-use crate::security::{
-    LabelSelector, PolicyTargetReference, check_header_name, check_min_duration, check_policy_scope,
-};
+use crate::security::{LabelSelector, PolicyTargetReference, check_policy_scope};
 use crate::validate::{Validate, Validator, check_percent};
+use crate::validate::{check_duration as check_min_duration, check_header_name};
 
 /// `Telemetry` spec.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -370,26 +370,92 @@ pub fn check_percent(v: &mut Validator, value: f64) {
     }
 }
 
-/// Checks an `exportTo` list: `.`, `*`, `~` or namespace names, no
-/// duplicates, `~` alone.
-pub fn check_export_to(v: &mut Validator, export_to: &[String]) {
-    v.field("exportTo", |v| {
-        for (i, ns) in export_to.iter().enumerate() {
-            v.index(i, |v| {
-                if !matches!(ns.as_str(), "." | "*" | "~") && !is_dns1123_label(ns) {
-                    v.error(format!(
-                        "exportTo {ns:?} must be \".\", \"*\", \"~\" or a namespace name"
-                    ));
-                }
-                if export_to[..i].contains(ns) {
-                    v.error(format!("duplicate entry {ns:?} in exportTo"));
-                }
-            });
+/// Checks field `exportTo` (Istio's `validateExportTo`): see
+/// [`check_export_list`]. `allow_none` allows `~` (ServiceEntries only).
+pub fn check_export_to(v: &mut Validator, export_to: &[String], allow_none: bool) {
+    if !export_to.is_empty() {
+        v.field("exportTo", |v| check_export_list(v, export_to, allow_none));
+    }
+}
+
+/// Checks an export list at the current path: entries are `.`, `*`, `~`
+/// or namespace names, without duplicates (`.` and the resource's own
+/// namespace are the same), `*` and `~` only alone, `~` only where
+/// `allow_none`.
+pub fn check_export_list(v: &mut Validator, list: &[String], allow_none: bool) {
+    let own = v.namespace().to_string();
+    let resolve = |e: &str| {
+        if e == "." && !own.is_empty() {
+            own.clone()
+        } else {
+            e.to_string()
         }
-        if export_to.len() > 1 && export_to.iter().any(|n| n == "~") {
-            v.error("\"~\" (export to nobody) cannot be combined with other namespaces");
-        }
-    });
+    };
+    for (i, ns) in list.iter().enumerate() {
+        v.index(i, |v| {
+            if !matches!(ns.as_str(), "." | "*" | "~") && !is_dns1123_label(ns) {
+                v.error(format!(
+                    "exportTo {ns:?} must be \".\", \"*\", \"~\" or a namespace name"
+                ));
+            }
+            if ns == "~" && !allow_none {
+                v.error("exportTo \"~\" (none) is only allowed for ServiceEntries")
+                    .hint("use \".\" to keep the resource in its own namespace");
+            }
+            if list[..i].contains(ns) {
+                v.error(format!("duplicate entry {ns:?} in exportTo"));
+            } else if list[..i].iter().any(|p| resolve(p) == resolve(ns)) {
+                v.error(format!(
+                    "duplicate entries in exportTo: \".\" and the current namespace {own:?}"
+                ));
+            }
+        });
+    }
+    if list.len() > 1 && list.iter().any(|n| n == "~") {
+        v.error("\"~\" (export to nobody) cannot be combined with other namespaces");
+    }
+    if list.len() > 1 && list.iter().any(|n| n == "*") {
+        v.error("cannot have both public (*) and non-public exportTo values")
+            .hint("\"*\" already exports to every namespace");
+    }
+}
+
+/// Istio's `ValidateDuration`: at least 1ms, in whole milliseconds.
+pub fn check_duration(v: &mut Validator, d: crate::duration::Duration) {
+    let std = d.get();
+    if std < std::time::Duration::from_millis(1) {
+        v.error(format!("duration {d} must be at least 1ms"))
+            .hint("durations are written like \"250ms\", \"5s\" or \"1m\"");
+    } else if !std.subsec_nanos().is_multiple_of(1_000_000) {
+        v.error(format!(
+            "duration {d}: only durations to ms precision are supported"
+        ));
+    }
+}
+
+/// [`check_duration`] on optional field `name`, if set.
+pub fn check_duration_field(v: &mut Validator, name: &str, d: Option<crate::duration::Duration>) {
+    if let Some(d) = d {
+        v.field(name, |v| check_duration(v, d));
+    }
+}
+
+/// Whether `s` is an HTTP token (RFC 9110): what a header or cookie name is.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks an HTTP header name (no pseudo-headers like `:authority`).
+pub fn check_header_name(v: &mut Validator, name: &str) {
+    if name.is_empty() {
+        v.error("header name must not be empty");
+    } else if !is_token(name) {
+        v.error(format!(
+            "header name {name:?} is invalid: use letters, digits and !#$%&'*+-.^_`|~ (no spaces, no ':' pseudo-headers)"
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -465,13 +531,13 @@ mod tests {
     #[test]
     fn export_to() {
         let list = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(messages(|v| check_export_to(v, &list(&[".", "foo"]))).is_empty());
+        assert!(messages(|v| check_export_to(v, &list(&[".", "foo"]), false)).is_empty());
         assert_eq!(
-            messages(|v| check_export_to(v, &list(&["foo", "foo"]))).len(),
+            messages(|v| check_export_to(v, &list(&["foo", "foo"]), false)).len(),
             1
         );
         assert_eq!(
-            messages(|v| check_export_to(v, &list(&["~", "foo"]))).len(),
+            messages(|v| check_export_to(v, &list(&["~", "foo"]), true)).len(),
             1
         );
     }

@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::check_opt_duration;
 use crate::diag::Code;
 use crate::duration::Duration;
-use crate::security::check_header_name;
+use crate::validate::check_duration_field as check_opt_duration;
+use crate::validate::check_header_name;
 use crate::validate::{Validate, Validator, check_host, is_dns1123_label};
 
 /// `MeshConfig.ExtensionProvider`: a name and exactly one provider.
@@ -729,7 +729,7 @@ fn check_header_pattern(v: &mut Validator, pattern: &str) {
         v.error(format!(
             "{pattern:?}: '*' may only be a prefix or a suffix of a header pattern"
         ));
-    } else if !bare.is_empty() && !crate::security::is_token(bare) {
+    } else if !bare.is_empty() && !crate::validate::is_token(bare) {
         v.error(format!("{pattern:?} is not a valid header name pattern"));
     }
 }

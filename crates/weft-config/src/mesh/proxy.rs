@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{check_host_port, check_i32_port, check_opt_duration};
+use super::{check_host_port, check_i32_port};
 use crate::diag::Code;
 use crate::duration::Duration;
-use crate::security::check_min_duration;
+use crate::validate::check_duration as check_min_duration;
+use crate::validate::check_duration_field as check_opt_duration;
 use crate::validate::{Validate, Validator};
 
 /// `ProxyConfig` (MeshConfig `defaultConfig`): top-level fields typed,

@@ -69,8 +69,10 @@ impl Validate for DestinationRule {
                 });
             }
         });
-        check_export_to(v, &self.export_to);
-        check_export_to_rules(v, &self.export_to, false, self.workload_selector.is_some());
+        check_export_to(v, &self.export_to, false);
+        if self.workload_selector.is_some() {
+            check_selector_export_to(v, &self.export_to);
+        }
         if let Some(sel) = &self.workload_selector {
             v.field("workloadSelector", |v| {
                 sel.validate(v);
@@ -99,67 +101,31 @@ impl Validate for Subset {
     }
 }
 
-/// Extra `exportTo` rules of Istio's `validateExportTo` beyond the shared
-/// [`check_export_to`]: `~` only for ServiceEntries, `*` alone, `.` and the
-/// own namespace not both, and a DestinationRule with a workload selector
-/// exported only to its own namespace.
-pub(crate) fn check_export_to_rules(
-    v: &mut Validator,
-    export_to: &[String],
-    allow_none: bool,
-    with_selector: bool,
-) {
+/// A DestinationRule with a workload selector may only be exported to its
+/// own namespace (Istio's `validateExportTo` for such rules).
+fn check_selector_export_to(v: &mut Validator, export_to: &[String]) {
     if export_to.is_empty() {
         return;
     }
     let ns = v.namespace().to_string();
-    let resolve = |e: &str| if e == "." { ns.clone() } else { e.to_string() };
+    let set: BTreeSet<String> = export_to
+        .iter()
+        .map(|e| if e == "." { ns.clone() } else { e.clone() })
+        .collect();
     v.field("exportTo", |v| {
-        for (i, e) in export_to.iter().enumerate() {
-            v.index(i, |v| {
-                if e == "~" && !allow_none {
-                    v.error("exportTo \"~\" (none) is only allowed for ServiceEntries")
-                        .hint("use \".\" to keep the resource in its own namespace");
-                }
-                let key = resolve(e);
-                if export_to[..i].iter().any(|p| resolve(p) == key && p != e) {
-                    v.error(format!(
-                        "duplicate entries in exportTo: \".\" and the current namespace {ns:?}"
-                    ));
-                }
-            });
-        }
-        if export_to.len() > 1 && export_to.iter().any(|e| e == "*") {
-            v.error("cannot have both public (*) and non-public exportTo values")
-                .hint("\"*\" already exports to every namespace");
-        }
-        if with_selector {
-            let set: BTreeSet<String> = export_to.iter().map(|e| resolve(e)).collect();
-            if !set.contains(&ns) {
-                v.error("destination rule with workload selector cannot have exportTo beyond current namespace")
-                    .hint("use exportTo: [\".\"]");
-            } else if set.len() > 1 {
-                v.error("destination rule with workload selector cannot have multiple entries in exportTo")
-                    .hint("use exportTo: [\".\"]");
-            }
+        if !set.contains(&ns) {
+            v.error("destination rule with workload selector cannot have exportTo beyond current namespace")
+                .hint("use exportTo: [\".\"]");
+        } else if set.len() > 1 {
+            v.error("destination rule with workload selector cannot have multiple entries in exportTo")
+                .hint("use exportTo: [\".\"]");
         }
     });
 }
 
-/// Checks an optional duration field `name` is at least 1ms, in whole
-/// milliseconds (Istio's `ValidateDuration`).
+/// Checks an optional duration field `name` (Istio's `ValidateDuration`).
 pub(crate) fn check_duration(v: &mut Validator, name: &str, d: &Option<Duration>) {
-    let Some(d) = d else { return };
-    v.field(name, |v| {
-        let std = d.get();
-        if std < std::time::Duration::from_millis(1) {
-            v.error(format!("duration {d} must be at least 1ms"));
-        } else if std.subsec_nanos() % 1_000_000 != 0 {
-            v.error(format!(
-                "duration {d}: only durations to ms precision are supported"
-            ));
-        }
-    });
+    crate::validate::check_duration_field(v, name, *d);
 }
 
 /// Checks a field `name` that Istio declares as a non-negative int32.

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::Protocol;
-use super::destination_rule::check_export_to_rules;
 use super::workload_entry::{EntryRules, WorkloadEntry, check_workload_entry, fqdn_error};
 use super::{WorkloadSelector, workload_entry::is_name_label};
 use crate::diag::Code;
@@ -145,8 +144,7 @@ impl Validate for ServiceEntry {
                 });
             }
         }
-        check_export_to(v, &self.export_to);
-        check_export_to_rules(v, &self.export_to, true, false);
+        check_export_to(v, &self.export_to, true);
         v.each("subjectAltNames", &self.subject_alt_names, |v, s| {
             if s.is_empty() {
                 v.error("subject alt name must not be empty");

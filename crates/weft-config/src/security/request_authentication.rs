@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::diag::Code;
 use crate::duration::Duration;
 use crate::security::{LabelSelector, PolicyTargetReference, check_policy_scope};
-use crate::validate::{Validate, Validator};
+use crate::validate::{Validate, Validator, check_duration, check_header_name, is_token};
 
 /// `RequestAuthentication` spec (`security.istio.io`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +202,7 @@ impl Validate for JwtRule {
             }
         });
         if let Some(t) = self.timeout {
-            v.field("timeout", |v| check_min_duration(v, t));
+            v.field("timeout", |v| check_duration(v, t));
         }
         v.each(
             "spaceDelimitedClaims",
@@ -213,39 +213,6 @@ impl Validate for JwtRule {
                 }
             },
         );
-    }
-}
-
-/// Whether `s` is an HTTP token (RFC 9110): what a header or cookie name is.
-pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Checks an HTTP header name (no pseudo-headers like `:authority`).
-pub(crate) fn check_header_name(v: &mut Validator, name: &str) {
-    if name.is_empty() {
-        v.error("header name must not be empty");
-    } else if !is_token(name) {
-        v.error(format!(
-            "header name {name:?} is invalid: use letters, digits and !#$%&'*+-.^_`|~ (no spaces, no ':' pseudo-headers)"
-        ));
-    }
-}
-
-/// Checks a duration is at least 1ms with millisecond precision, as Istio's
-/// `ValidateDuration`.
-pub(crate) fn check_min_duration(v: &mut Validator, d: Duration) {
-    let std = d.get();
-    if std < std::time::Duration::from_millis(1) {
-        v.error(format!(
-            "duration {d} is too short: must be a valid duration greater than 1ms"
-        ));
-    } else if !std.subsec_nanos().is_multiple_of(1_000_000) {
-        v.error(format!(
-            "duration {d} is too precise: only durations to ms precision are supported"
-        ));
     }
 }
 

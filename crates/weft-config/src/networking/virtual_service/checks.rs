@@ -83,7 +83,7 @@ impl Validate for VirtualService {
         v.each("http", &self.http, |v, r| check_http_route(v, r, &scope));
         v.each("tls", &self.tls, |v, r| check_tls_route(v, r, &scope));
         v.each("tcp", &self.tcp, |v, r| check_tcp_route(v, r, &scope));
-        check_export_to(v, &self.export_to);
+        check_export_to(v, &self.export_to, false);
     }
 }
 

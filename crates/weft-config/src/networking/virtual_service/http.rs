@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use super::checks::{Scope, check_route_destinations, check_source_namespace, check_source_scope};
 use super::hosts::check_gateway_names;
 use super::policies::{
-    check_cors, check_direct_response, check_duration, check_fault, check_mirrors, check_redirect,
-    check_retries, check_rewrite,
+    check_cors, check_direct_response, check_fault, check_mirrors, check_redirect, check_retries,
+    check_rewrite,
 };
 use super::*;
 use crate::diag::Code;
 use crate::validate::{
-    Validator, check_port, check_regex, check_selector_labels, is_dns1123_label,
-    is_dns1123_subdomain,
+    Validator, check_duration, check_port, check_regex, check_selector_labels, is_dns1123_label,
+    is_dns1123_subdomain, is_token,
 };
 
 /// Largest regex Istio accepts (Envoy's RE2 program size, approximated).
@@ -53,7 +53,7 @@ pub(super) fn check_http_route(v: &mut Validator, r: &HttpRoute, scope: &Scope<'
         v.field("rewrite", |v| check_rewrite(v, rw));
     }
     if let Some(t) = r.timeout {
-        v.field("timeout", |v| check_duration(v, t, "timeout"));
+        v.field("timeout", |v| check_duration(v, t));
     }
     let dests: Vec<(Option<&Destination>, i32)> = r
         .route
@@ -267,13 +267,6 @@ fn is_jwt_claim_key(key: &str) -> bool {
     inner
         .split("][")
         .all(|c| !c.is_empty() && !c.contains(['[', ']']))
-}
-
-/// An RFC 7230 token (header names).
-pub(super) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Where a [`StringMatch`] is used, which decides what an empty one means.

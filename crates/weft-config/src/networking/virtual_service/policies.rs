@@ -2,10 +2,11 @@
 //! direct responses, rewrites and CORS.
 
 use super::checks::check_destination;
-use super::http::{MatchKind, check_match_regex, check_string_match, is_token};
+use super::http::{MatchKind, check_match_regex, check_string_match};
 use super::*;
 use crate::diag::Code;
 use crate::validate::{Validator, check_percent, check_port};
+use crate::validate::{check_duration, is_token};
 
 /// Direct response bodies above this are rejected, above `WARN_BODY` warned.
 const MAX_BODY: usize = 1024 * 1024;
@@ -60,20 +61,6 @@ const GRPC_STATUSES: &[&str] = &[
 /// Redirect codes Envoy can send.
 const REDIRECT_CODES: &[u32] = &[301, 302, 303, 307, 308];
 
-/// Istio's `ValidateDuration`: at least 1ms, whole milliseconds.
-pub(super) fn check_duration(v: &mut Validator, d: Duration, what: &str) {
-    let d = d.get();
-    if d < std::time::Duration::from_millis(1) {
-        v.error(format!("{what} {} must be at least 1ms", Duration(d)))
-            .hint("durations are written like \"250ms\", \"5s\" or \"1m\"");
-    } else if !d.subsec_nanos().is_multiple_of(1_000_000) {
-        v.error(format!(
-            "{what} {}: only durations to ms precision are supported",
-            Duration(d)
-        ));
-    }
-}
-
 /// Checks a CORS policy.
 pub(super) fn check_cors(v: &mut Validator, c: &CorsPolicy) {
     if !c.allow_origin.is_empty() {
@@ -127,7 +114,7 @@ pub(super) fn check_cors(v: &mut Validator, c: &CorsPolicy) {
     if let Some(max_age) = c.max_age {
         v.field("maxAge", |v| {
             if max_age.get().subsec_nanos() == 0 || max_age.get().as_millis() < 1 {
-                check_duration(v, max_age, "maxAge");
+                check_duration(v, max_age);
             } else {
                 v.error(format!(
                     "maxAge {max_age}: max_age duration is accurate only to seconds precision"
@@ -178,7 +165,7 @@ pub(super) fn check_fault(v: &mut Validator, f: &HttpFaultInjection) {
                         .hint("a delay needs `fixedDelay`, e.g. \"5s\"");
                 }
                 (Some(fixed), None) => {
-                    v.field("fixedDelay", |v| check_duration(v, fixed, "fixedDelay"));
+                    v.field("fixedDelay", |v| check_duration(v, fixed));
                 }
                 (None, Some(_)) => {
                     v.field("exponentialDelay", |v| {
@@ -442,10 +429,10 @@ pub(super) fn check_retries(v: &mut Validator, r: &HttpRetry) {
         });
     }
     if let Some(t) = r.per_try_timeout {
-        v.field("perTryTimeout", |v| check_duration(v, t, "perTryTimeout"));
+        v.field("perTryTimeout", |v| check_duration(v, t));
     }
     if let Some(b) = r.backoff {
-        v.field("backoff", |v| check_duration(v, b, "backoff"));
+        v.field("backoff", |v| check_duration(v, b));
     }
     if !r.retry_on.is_empty() {
         v.field("retryOn", |v| {
