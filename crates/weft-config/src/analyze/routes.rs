@@ -57,31 +57,23 @@ fn destinations(vs: &VirtualService) -> Vec<(FieldPath, &Destination)> {
             }
         }
     }
-    for (i, r) in vs.tcp.iter().enumerate() {
-        for (j, d) in r.route.iter().enumerate() {
-            if let Some(dest) = &d.destination {
-                out.push((
-                    spec.field("tcp")
-                        .join(Seg::Index(i))
-                        .field("route")
-                        .join(Seg::Index(j))
-                        .field("destination"),
-                    dest,
-                ));
-            }
-        }
-    }
-    for (i, r) in vs.tls.iter().enumerate() {
-        for (j, d) in r.route.iter().enumerate() {
-            if let Some(dest) = &d.destination {
-                out.push((
-                    spec.field("tls")
-                        .join(Seg::Index(i))
-                        .field("route")
-                        .join(Seg::Index(j))
-                        .field("destination"),
-                    dest,
-                ));
+    let l4 = [
+        (
+            "tcp",
+            vs.tcp
+                .iter()
+                .map(|r| r.route.as_slice())
+                .collect::<Vec<_>>(),
+        ),
+        ("tls", vs.tls.iter().map(|r| r.route.as_slice()).collect()),
+    ];
+    for (section, routes) in l4 {
+        for (i, route) in routes.into_iter().enumerate() {
+            for (j, d) in route.iter().enumerate() {
+                if let Some(dest) = &d.destination {
+                    let at = spec.field(section).join(Seg::Index(i)).field("route");
+                    out.push((at.join(Seg::Index(j)).field("destination"), dest));
+                }
             }
         }
     }

@@ -204,18 +204,7 @@ fn check_tls_route(v: &mut Validator, r: &TlsRoute, scope: &Scope<'_>) {
         check_source_namespace(v, &m.source_namespace);
         check_source_scope(v, &m.gateways, &m.source_labels, &m.source_namespace, scope);
     });
-    if r.route.is_empty() {
-        v.field("route", |v| {
-            v.report(Code::RequiredField, "TLS route is required")
-                .hint("add `route: [{destination: {host: ...}}]`");
-        });
-    }
-    let dests: Vec<_> = r
-        .route
-        .iter()
-        .map(|d| (d.destination.as_ref(), d.weight))
-        .collect();
-    check_route_destinations(v, &dests);
+    check_l4_route(v, "TLS", &r.route);
 }
 
 fn check_sni_host(v: &mut Validator, sni: &str, scope: &Scope<'_>) {
@@ -277,14 +266,18 @@ fn check_tcp_route(v: &mut Validator, r: &TcpRoute, scope: &Scope<'_>) {
         check_source_namespace(v, &m.source_namespace);
         check_source_scope(v, &m.gateways, &m.source_labels, &m.source_namespace, scope);
     });
-    if r.route.is_empty() {
+    check_l4_route(v, "TCP", &r.route);
+}
+
+/// The `route` of a TLS or TCP route: required, and its destinations.
+fn check_l4_route(v: &mut Validator, kind: &str, route: &[RouteDestination]) {
+    if route.is_empty() {
         v.field("route", |v| {
-            v.report(Code::RequiredField, "TCP route is required")
+            v.report(Code::RequiredField, format!("{kind} route is required"))
                 .hint("add `route: [{destination: {host: ...}}]`");
         });
     }
-    let dests: Vec<_> = r
-        .route
+    let dests: Vec<_> = route
         .iter()
         .map(|d| (d.destination.as_ref(), d.weight))
         .collect();
