@@ -25,6 +25,8 @@ pub mod resource;
 pub mod security;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_util;
 pub mod validate;
 pub mod yaml;
 

@@ -1,11 +1,9 @@
 //! One test per analysis message, each on a small mesh that is clean
 //! without the resource under test.
 
-use std::path::Path;
-
 use super::analyze;
 use crate::diag::{Code, Diagnostic};
-use crate::load::{LoadOptions, load_str};
+use crate::test_util::{lines, load_named, path_of, render};
 
 const MESH: &str = r#"
 apiVersion: networking.istio.io/v1
@@ -54,26 +52,21 @@ spec:
 
 fn run(extra: &str) -> Vec<Diagnostic> {
     let text = format!("{MESH}---\n{extra}");
-    let loaded = load_str(&text, Path::new("mesh.yaml"), &LoadOptions::default());
-    let errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+    let loaded = load_named(&text, "mesh.yaml");
     assert!(
-        errors.is_empty(),
-        "test mesh must validate clean: {errors:#?}"
+        loaded.diagnostics.is_empty(),
+        "test mesh must validate clean: {:#?}",
+        lines(&loaded)
     );
     analyze(&loaded)
 }
 
 /// Asserts exactly one diagnostic, with `code`, at `path`; returns it.
 fn one(diags: Vec<Diagnostic>, code: Code, path: &str) -> Diagnostic {
-    let shown: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-    assert_eq!(diags.len(), 1, "{shown:#?}");
+    assert_eq!(diags.len(), 1, "{:#?}", render(&diags));
     let d = diags.into_iter().next().expect("one");
     assert_eq!(d.code, code, "{d}");
-    assert_eq!(
-        d.path.as_ref().map(|p| p.to_string()).as_deref(),
-        Some(path),
-        "{d}"
-    );
+    assert_eq!(path_of(&d), path, "{d}");
     assert!(d.line.is_some_and(|l| l > 1), "{d}");
     d
 }
@@ -83,11 +76,7 @@ fn the_base_mesh_is_clean() {
     let d = run(
         "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec: {egress: [{hosts: [\"./*\"]}]}\n",
     );
-    assert!(
-        d.is_empty(),
-        "{:#?}",
-        d.iter().map(|d| d.to_string()).collect::<Vec<_>>()
-    );
+    assert!(d.is_empty(), "{:#?}", render(&d));
 }
 
 const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec:\n";

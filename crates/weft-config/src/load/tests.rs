@@ -1,14 +1,5 @@
-use std::path::Path;
-
 use super::*;
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-fn lines(l: &Loaded) -> Vec<String> {
-    l.diagnostics.iter().map(|d| d.to_string()).collect()
-}
+use crate::test_util::{found_with_lines, lines, load, path_of};
 
 #[test]
 fn broken_document_is_reported_and_the_others_load() {
@@ -93,14 +84,7 @@ fn missing_metadata_name_and_spec() {
     assert_eq!(l.diagnostics[0].code, Code::InvalidName);
     let l = load("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\n");
     assert_eq!(l.diagnostics[0].code, Code::RequiredField);
-    assert_eq!(
-        l.diagnostics[0]
-            .path
-            .as_ref()
-            .map(|p| p.to_string())
-            .as_deref(),
-        Some("spec")
-    );
+    assert_eq!(path_of(&l.diagnostics[0]), "spec");
     assert_eq!(l.rejected.len(), 1);
 }
 
@@ -161,19 +145,8 @@ fn every_type_error_of_a_document_is_reported() {
     let l = load(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: reviews\n  http:\n  - timeout: 10 s\n    retries: {attempts: many}\n    route:\n    - destination: {host: reviews}\n      weight: -1\n",
     );
-    let found: Vec<(Code, String, usize)> = l
-        .diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                d.line.unwrap_or(0),
-            )
-        })
-        .collect();
     assert_eq!(
-        found,
+        found_with_lines(&l),
         vec![
             (Code::WrongType, "spec.hosts".into(), 5),
             (Code::WrongType, "spec.http[0].timeout".into(), 7),

@@ -1,8 +1,6 @@
-use std::path::Path;
-
 use super::*;
 use crate::diag::Diagnostic;
-use crate::load::{LoadOptions, load_str};
+use crate::test_util::{found_in, load_named, path_of};
 
 fn parse(text: &str) -> (MeshConfig, Vec<Diagnostic>) {
     parse_mesh(text).unwrap_or_else(|d| panic!("unreadable: {d}"))
@@ -11,21 +9,13 @@ fn parse(text: &str) -> (MeshConfig, Vec<Diagnostic>) {
 /// (code, path) of every diagnostic, including a value that could not be
 /// read at all (an unknown enum value).
 fn diags(text: &str) -> Vec<(Code, String)> {
-    let found = match parse_mesh(text) {
-        Ok((_, d)) => d,
-        Err(d) => vec![*d],
-    };
-    found
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
+    match parse_mesh(text) {
+        Ok((_, d)) => found_in(&d),
+        Err(d) => found_in(&[*d]),
+    }
 }
 
+#[track_caller]
 fn one(text: &str) -> (Code, String) {
     let d = diags(text);
     assert_eq!(d.len(), 1, "{d:#?}");
@@ -461,10 +451,7 @@ fn log_format_is_one_of() {
 fn default_providers_must_be_defined() {
     let d = parse("defaultProviders: {tracing: [zipkin]}\n").1;
     assert_eq!(d.len(), 1);
-    assert_eq!(
-        d[0].path.as_ref().map(|p| p.to_string()).as_deref(),
-        Some("defaultProviders.tracing[0]")
-    );
+    assert_eq!(path_of(&d[0]), "defaultProviders.tracing[0]");
     assert!(d[0].message.contains("not defined"), "{}", d[0].message);
     assert!(
         parse("defaultProviders: {metrics: [prometheus], accessLogging: [envoy]}\n")
@@ -632,20 +619,13 @@ fn deprecated_fields() {
 #[test]
 fn config_map_lines_point_into_the_file() {
     let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n    accessLogFile: /dev/stdout\n    proxyListenPort: 0\n    rootNamespace: Bad_Ns\n";
-    let l = load_str(text, Path::new("cm.yaml"), &LoadOptions::default());
+    let l = load_named(text, "cm.yaml");
     assert!(l.mesh.is_none());
     assert_eq!(l.diagnostics.len(), 1, "{:#?}", l.diagnostics);
     assert_eq!(l.diagnostics[0].code, Code::InvalidValue);
-    assert_eq!(
-        l.diagnostics[0]
-            .path
-            .as_ref()
-            .map(|p| p.to_string())
-            .as_deref(),
-        Some("data.mesh.rootNamespace")
-    );
+    assert_eq!(path_of(&l.diagnostics[0]), "data.mesh.rootNamespace");
     assert_eq!(l.diagnostics[0].line, Some(8));
     let ok = text.replace("Bad_Ns", "istio-system");
-    let l = load_str(&ok, Path::new("cm.yaml"), &LoadOptions::default());
+    let l = load_named(&ok, "cm.yaml");
     assert!(l.mesh.is_some(), "{:#?}", l.diagnostics);
 }

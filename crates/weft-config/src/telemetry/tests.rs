@@ -1,37 +1,16 @@
-use std::path::Path;
-
 use super::*;
 use crate::diag::Code;
-use crate::load::{LoadOptions, Loaded, load_str};
 use crate::resource::Spec;
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
+use crate::test_util::{self, document, found, load};
 
 fn doc(spec: &str) -> String {
-    format!(
-        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {{name: t, namespace: foo}}\nspec:\n{spec}"
-    )
+    document("telemetry.istio.io/v1", "Telemetry", "t", "foo", spec)
 }
 
-fn diags(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
+/// The only diagnostic of `spec`, as (code, path).
+#[track_caller]
 fn one(spec: &str) -> (Code, String) {
-    let l = load(&doc(spec));
-    let d = diags(&l);
-    assert_eq!(d.len(), 1, "{:#?}", l.diagnostics);
-    d[0].clone()
+    test_util::one(&load(&doc(spec)))
 }
 
 const FULL: &str = r#"  selector:
@@ -228,7 +207,7 @@ fn tag_overrides() {
         "  metrics:\n  - overrides:\n    - tagOverrides:\n        foo:\n          operation: UPSERT\n",
     ));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(
             Code::RequiredField,
             "spec.metrics[0].overrides[0].tagOverrides[foo].value".into()
@@ -243,7 +222,7 @@ fn tag_overrides() {
         "  metrics:\n  - overrides:\n    - tagOverrides:\n        foo:\n          operation: REMOVE\n          value: oops\n",
     ));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(
             Code::InvalidValue,
             "spec.metrics[0].overrides[0].tagOverrides[foo].value".into()

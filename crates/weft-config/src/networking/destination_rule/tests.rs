@@ -1,53 +1,25 @@
-use std::path::Path;
-
 use super::*;
-use crate::diag::{Code, Severity};
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::diag::Code;
+use crate::load::Loaded;
+use crate::test_util::{self, found, indent, lines, load_named, load_spec, read_sample, samples};
 
 fn load(spec: &str) -> Loaded {
-    let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let text = format!(
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: t, namespace: ns}}\nspec:\n{body}"
-    );
-    load_str(&text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-fn found(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn lines(l: &Loaded) -> Vec<String> {
-    l.diagnostics.iter().map(|d| d.to_string()).collect()
+    load_spec("networking.istio.io/v1", "DestinationRule", "ns", spec)
 }
 
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) {
-    let l = load(spec);
-    assert!(
-        found(&l).contains(&(code, path.to_string())),
-        "{spec}\nwanted {code:?} at {path}, got {:#?}",
-        lines(&l)
-    );
-    if code.severity() == Severity::Error {
-        assert!(l.resources.is_empty(), "{spec}: should be rejected");
-    } else {
-        assert!(!l.has_errors(), "{spec}: {:#?}", lines(&l));
-    }
+    test_util::expect(&load(spec), code, path);
 }
 
 /// A policy under `trafficPolicy:` of host `r`.
 #[track_caller]
 fn expect_tp(policy: &str, code: Code, path: &str) {
-    let body: String = policy.lines().map(|l| format!("  {l}\n")).collect();
-    expect(&format!("host: r\ntrafficPolicy:\n{body}"), code, path);
+    expect(
+        &format!("host: r\ntrafficPolicy:\n{}", indent(policy)),
+        code,
+        path,
+    );
 }
 
 const FULL: &str = r#"host: reviews.prod.svc.cluster.local
@@ -694,22 +666,18 @@ fn tunnel() {
 
 #[test]
 fn istio_destination_rule_samples() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/istio-samples");
-    if !dir.is_dir() {
-        return;
-    }
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("sample file");
+    let Some(dir) = samples() else { return };
     for f in [
         "crds/destinationrule-valid.yaml",
         "datasets-head/networking-v1-DestinationRule.yaml",
         "bookinfo/destination-rule-all.yaml",
         "bookinfo/destination-rule-all-mtls.yaml",
     ] {
-        let l = load_str(&read(f), Path::new(f), &LoadOptions::default());
+        let l = load_named(&read_sample(&dir, f), f);
         assert!(l.diagnostics.is_empty(), "{f}\n{:#?}", lines(&l));
         assert!(!l.resources.is_empty());
     }
-    let text = read("crds/destinationrule-invalid.yaml");
+    let text = read_sample(&dir, "crds/destinationrule-invalid.yaml");
     let docs: Vec<&str> = text.split("\n---\n").collect();
     assert_eq!(docs.len(), 3);
     for doc in docs {
@@ -721,7 +689,7 @@ fn istio_destination_rule_samples() {
             .next()
             .expect("a path")
             .to_string();
-        let l = load_str(body, Path::new("dr.yaml"), &LoadOptions::default());
+        let l = load_named(body, "dr.yaml");
         assert!(l.resources.is_empty(), "{body}");
         assert!(
             l.diagnostics
@@ -733,7 +701,7 @@ fn istio_destination_rule_samples() {
         );
     }
     let f = "galley-2021/networking-v1beta-DestinationRule-invalid.yaml";
-    let l = load_str(&read(f), Path::new(f), &LoadOptions::default());
+    let l = load_named(&read_sample(&dir, f), f);
     assert_eq!(
         found(&l),
         vec![(Code::RequiredField, "spec.host".to_string())]

@@ -1,54 +1,27 @@
-use std::path::Path;
-
 use super::*;
-use crate::diag::{Code, Severity};
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::diag::Code;
+use crate::load::Loaded;
+use crate::test_util::{self, found, indent, lines, load_spec};
 
 fn load(spec: &str) -> Loaded {
-    let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let text = format!(
-        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {{name: t, namespace: ns}}\nspec:\n{body}"
-    );
-    load_str(&text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-/// Diagnostics other than the note every EnvoyFilter gets.
-fn found(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .filter(|d| d.code != Code::NotSupported)
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn lines(l: &Loaded) -> Vec<String> {
-    l.diagnostics.iter().map(|d| d.to_string()).collect()
+    load_spec("networking.istio.io/v1alpha3", "EnvoyFilter", "ns", spec)
 }
 
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) {
-    let l = load(spec);
-    assert!(
-        found(&l).contains(&(code, path.to_string())),
-        "{spec}\nwanted {code:?} at {path}, got {:#?}",
-        lines(&l)
-    );
-    assert_eq!(
-        l.resources.is_empty(),
-        code.severity() == Severity::Error,
-        "{spec}: rejected only for errors"
-    );
+    test_util::expect(&load(spec), code, path);
 }
 
+/// Loads `spec`, asserting one resource and no diagnostic but the note
+/// every EnvoyFilter gets.
 #[track_caller]
 fn clean(spec: &str) -> Loaded {
     let l = load(spec);
-    assert!(found(&l).is_empty(), "{spec}\n{:#?}", lines(&l));
+    let others: Vec<_> = found(&l)
+        .into_iter()
+        .filter(|(code, _)| *code != Code::NotSupported)
+        .collect();
+    assert!(others.is_empty(), "{spec}\n{:#?}", lines(&l));
     assert_eq!(l.resources.len(), 1);
     l
 }
@@ -56,8 +29,7 @@ fn clean(spec: &str) -> Loaded {
 /// One patch, `applyTo` and the rest given.
 #[track_caller]
 fn expect_patch(patch: &str, code: Code, path: &str) {
-    let body: String = patch.lines().map(|l| format!("  {l}\n")).collect();
-    expect(&format!("configPatches:\n-\n{body}"), code, path);
+    expect(&format!("configPatches:\n-\n{}", indent(patch)), code, path);
 }
 
 const FULL: &str = r#"workloadSelector: {labels: {app: reviews}}
@@ -168,7 +140,7 @@ fn fully_populated_filter_loads_with_only_the_note() {
 fn only_v1alpha3_is_served() {
     let text =
         "apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: {name: t}\nspec: {}\n";
-    let l = load_str(text, Path::new("t.yaml"), &LoadOptions::default());
+    let l = test_util::load(text);
     assert_eq!(l.diagnostics[0].code, Code::UnsupportedVersion);
 }
 

@@ -1,12 +1,6 @@
-use std::path::Path;
-
 use super::*;
-use crate::diag::Severity;
-use crate::load::{LoadOptions, Loaded, load_str};
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
+use crate::load::Loaded;
+use crate::test_util::{self, clean, load};
 
 /// A Gateway with `spec` (flow YAML on one line).
 fn load_gw(spec: &str) -> Loaded {
@@ -22,40 +16,9 @@ fn server(s: &str) -> Loaded {
     ))
 }
 
-fn summary(l: &Loaded) -> Vec<String> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            format!(
-                "{:?} {} {}",
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                d.message
-            )
-        })
-        .collect()
-}
-
-#[track_caller]
-fn assert_clean(l: &Loaded) {
-    assert!(l.diagnostics.is_empty(), "{:#?}", summary(l));
-    assert_eq!(l.resources.len(), 1);
-}
-
 #[track_caller]
 fn expect(l: Loaded, code: Code, path: &str) -> Loaded {
-    let found = l
-        .diagnostics
-        .iter()
-        .any(|d| d.code == code && d.path.as_ref().map(|p| p.to_string()).as_deref() == Some(path));
-    assert!(found, "want {code:?} at {path}, got {:#?}", summary(&l));
-    if code.severity() == Severity::Error {
-        assert!(
-            l.resources.is_empty(),
-            "should be rejected: {:#?}",
-            summary(&l)
-        );
-    }
+    test_util::expect(&l, code, path);
     l
 }
 
@@ -143,7 +106,7 @@ spec:
 #[test]
 fn fully_populated_gateway_is_clean() {
     let l = load(FULL);
-    assert_clean(&l);
+    clean(&l);
     let gw = l.resources[0].spec_as::<Gateway>().expect("a Gateway");
     assert_eq!(
         gw.selector.get("istio").map(String::as_str),
@@ -218,7 +181,7 @@ fn server_hosts() {
             "spec.servers[0].hosts[0]",
         );
     }
-    assert_clean(&server(&format!(
+    clean(&server(&format!(
         "{port}, hosts: ['*/*', './a.example.com', 'ns/*.example.com', '::1']"
     )));
 }
@@ -303,10 +266,10 @@ fn binds() {
         Code::InvalidValue,
         "spec.servers[0].bind",
     );
-    assert_clean(&server(
+    clean(&server(
         "port: {number: 0, name: uds, protocol: HTTP}, bind: 'unix://@abstract', hosts: ['*']",
     ));
-    assert_clean(&server(&format!("{HTTP80}, bind: '::'")));
+    clean(&server(&format!("{HTTP80}, bind: '::'")));
 }
 
 #[test]
@@ -456,12 +419,12 @@ fn rules_across_servers() {
         "spec.servers[1].port",
     );
     // Different binds do not share a port.
-    assert_clean(&two(
+    clean(&two(
         "port: {number: 9000, name: tcp-a, protocol: TCP}, hosts: ['*'], bind: 10.0.0.1",
         "port: {number: 9000, name: tcp-b, protocol: TCP}, hosts: ['*'], bind: 10.0.0.2",
     ));
     // HTTP-family servers merge.
-    assert_clean(&two(
+    clean(&two(
         HTTP80,
         "port: {number: 80, name: http2, protocol: HTTP2}, hosts: [a.example.com]",
     ));

@@ -1,53 +1,21 @@
-use std::path::Path;
-
 use super::*;
-use crate::diag::{Code, Severity};
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::diag::Code;
+use crate::load::Loaded;
+use crate::test_util::{self, found, lines, load_named, load_spec, read_sample, samples};
 
 fn load(spec: &str) -> Loaded {
-    let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let text = format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: t, namespace: ns}}\nspec:\n{body}"
-    );
-    load_str(&text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-fn found(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn lines(l: &Loaded) -> Vec<String> {
-    l.diagnostics.iter().map(|d| d.to_string()).collect()
+    load_spec("networking.istio.io/v1", "ServiceEntry", "ns", spec)
 }
 
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) {
-    let l = load(spec);
-    assert!(
-        found(&l).contains(&(code, path.to_string())),
-        "{spec}\nwanted {code:?} at {path}, got {:#?}",
-        lines(&l)
-    );
-    if code.severity() == Severity::Error {
-        assert!(l.resources.is_empty(), "{spec}: should be rejected");
-    } else {
-        assert!(!l.has_errors(), "{spec}: {:#?}", lines(&l));
-    }
+    test_util::expect(&load(spec), code, path);
 }
 
 #[track_caller]
 fn clean(spec: &str) -> Loaded {
     let l = load(spec);
-    assert!(l.diagnostics.is_empty(), "{spec}\n{:#?}", lines(&l));
-    assert_eq!(l.resources.len(), 1);
+    test_util::clean(&l);
     l
 }
 
@@ -414,30 +382,24 @@ fn sample_docs(text: &str) -> Vec<(Option<String>, String)> {
     docs
 }
 
-fn samples() -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/istio-samples");
-    dir.is_dir().then_some(dir)
-}
-
 #[test]
 fn istio_service_entry_samples() {
     let Some(dir) = samples() else { return };
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("sample file");
     for f in [
         "crds/serviceentry-valid.yaml",
         "datasets-head/networking-v1-ServiceEntry.yaml",
     ] {
-        for (_, doc) in sample_docs(&read(f)) {
-            let l = load_str(&doc, Path::new(f), &LoadOptions::default());
+        for (_, doc) in sample_docs(&read_sample(&dir, f)) {
+            let l = load_named(&doc, f);
             assert!(!l.has_errors(), "{f}\n{doc}\n{:#?}", lines(&l));
             assert_eq!(l.resources.len(), 1);
         }
     }
-    let invalid = sample_docs(&read("crds/serviceentry-invalid.yaml"));
+    let invalid = sample_docs(&read_sample(&dir, "crds/serviceentry-invalid.yaml"));
     assert_eq!(invalid.len(), 15, "every document, including the TODO ones");
     for (err, doc) in invalid {
         let err = err.expect("invalid documents carry _err");
-        let l = load_str(&doc, Path::new("se.yaml"), &LoadOptions::default());
+        let l = load_named(&doc, "se.yaml");
         assert!(l.has_errors() && l.resources.is_empty(), "{doc}");
         if err != "TODO" {
             let wanted = err
@@ -453,7 +415,7 @@ fn istio_service_entry_samples() {
         }
     }
     let f = "galley-2021/networking-v1alpha3-ServiceEntry-invalid.yaml";
-    let l = load_str(&read(f), Path::new(f), &LoadOptions::default());
+    let l = load_named(&read_sample(&dir, f), f);
     assert!(
         found(&l).contains(&(Code::RequiredField, "spec.hosts".to_string())),
         "{:#?}",

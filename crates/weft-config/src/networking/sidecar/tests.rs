@@ -1,53 +1,20 @@
-use std::path::Path;
-
 use super::*;
-use crate::diag::{Code, Severity};
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::diag::Code;
+use crate::load::Loaded;
+use crate::test_util::{self, lines, load_spec};
 
 fn load(spec: &str) -> Loaded {
-    let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let text = format!(
-        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: t, namespace: ns}}\nspec:\n{body}"
-    );
-    load_str(&text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-fn found(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn lines(l: &Loaded) -> Vec<String> {
-    l.diagnostics.iter().map(|d| d.to_string()).collect()
+    load_spec("networking.istio.io/v1", "Sidecar", "ns", spec)
 }
 
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) {
-    let l = load(spec);
-    assert!(
-        found(&l).contains(&(code, path.to_string())),
-        "{spec}\nwanted {code:?} at {path}, got {:#?}",
-        lines(&l)
-    );
-    if code.severity() == Severity::Error {
-        assert!(l.resources.is_empty(), "{spec}: should be rejected");
-    } else {
-        assert!(!l.has_errors(), "{spec}: {:#?}", lines(&l));
-    }
+    test_util::expect(&load(spec), code, path);
 }
 
 #[track_caller]
 fn clean(spec: &str) {
-    let l = load(spec);
-    assert!(l.diagnostics.is_empty(), "{spec}\n{:#?}", lines(&l));
-    assert_eq!(l.resources.len(), 1);
+    test_util::clean(&load(spec));
 }
 
 const FULL: &str = r#"workloadSelector: {labels: {app: ratings}}

@@ -1,13 +1,8 @@
-use std::path::{Path, PathBuf};
-
 use super::hosts::host_matches;
 use super::*;
 use crate::diag::{Code, Severity};
-use crate::load::{LoadOptions, Loaded, load_file, load_str};
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
+use crate::load::{LoadOptions, Loaded, load_file};
+use crate::test_util::{self, clean, lines, load, path_of, samples};
 
 /// A VirtualService with `spec` (flow or block YAML on one line).
 fn load_vs(spec: &str) -> Loaded {
@@ -16,43 +11,12 @@ fn load_vs(spec: &str) -> Loaded {
     ))
 }
 
-fn summary(l: &Loaded) -> Vec<String> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            format!(
-                "{:?} {} {}",
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                d.message
-            )
-        })
-        .collect()
-}
-
-#[track_caller]
-fn assert_clean(l: &Loaded) {
-    assert!(l.diagnostics.is_empty(), "{:#?}", summary(l));
-    assert_eq!(l.resources.len(), 1);
-}
-
 /// Asserts that `spec` yields `code` at `path`, and that the resource is
 /// rejected exactly when the code is an error.
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) -> Loaded {
     let l = load_vs(spec);
-    let found = l
-        .diagnostics
-        .iter()
-        .any(|d| d.code == code && d.path.as_ref().map(|p| p.to_string()).as_deref() == Some(path));
-    assert!(found, "want {code:?} at {path}, got {:#?}", summary(&l));
-    if code.severity() == Severity::Error {
-        assert!(
-            l.resources.is_empty(),
-            "should be rejected: {:#?}",
-            summary(&l)
-        );
-    }
+    test_util::expect(&l, code, path);
     l
 }
 
@@ -60,9 +24,9 @@ fn expect(spec: &str, code: Code, path: &str) -> Loaded {
 fn message_at(l: &Loaded, path: &str) -> String {
     l.diagnostics
         .iter()
-        .find(|d| d.path.as_ref().map(|p| p.to_string()).as_deref() == Some(path))
+        .find(|d| d.path.is_some() && path_of(d) == path)
         .map(|d| d.message.clone())
-        .unwrap_or_else(|| panic!("no diagnostic at {path}: {:#?}", summary(l)))
+        .unwrap_or_else(|| panic!("no diagnostic at {path}: {:#?}", lines(l)))
 }
 
 const ROUTE: &str = "route: [{destination: {host: a}}]";
@@ -205,7 +169,7 @@ spec:
 #[test]
 fn fully_populated_virtual_service_is_clean() {
     let l = load(FULL);
-    assert_clean(&l);
+    clean(&l);
     let vs = l.resources[0]
         .spec_as::<VirtualService>()
         .expect("a VirtualService");
@@ -287,7 +251,7 @@ fn snake_case_and_unknown_fields() {
     let l = load_vs(
         "{hosts: [a], http: [{route: [{destination: {host: a}}], cors_policy: {allow_origins: [{exact: x}]}}]}",
     );
-    assert_clean(&l);
+    clean(&l);
     let l = expect(
         "{hosts: [a], http: [{route: [{destination: {host: a}, wieght: 5}]}]}",
         Code::UnknownField,
@@ -308,21 +272,21 @@ fn snake_case_and_unknown_fields() {
 fn gateway_only_features_are_clean_on_gateways() {
     // JWT claim routing, `*` host and AUTO_PASSTHROUGH SNI hosts are fine
     // on a VirtualService bound to gateways only.
-    assert_clean(&load_vs(
+    clean(&load_vs(
         "{hosts: ['*'], gateways: [ingress], http: [{match: [{headers: {'@request.auth.claims.group': {exact: admin}, '@request.auth.claims[nested][key]': {prefix: a}}}], route: [{destination: {host: a}}]}]}",
     ));
-    assert_clean(&load_vs(
+    clean(&load_vs(
         "{hosts: ['outbound_.80_._.e2e.foobar.mesh'], gateways: [ingress], tls: [{match: [{sniHosts: ['outbound_.80_._.e2e.foobar.mesh']}], route: [{destination: {host: a}}]}]}",
     ));
     // A single destination needs no weight.
-    assert_clean(&load_vs(
+    clean(&load_vs(
         "{hosts: [a], tcp: [{route: [{destination: {host: a}}]}]}",
     ));
 }
 
 #[test]
 fn delegate_virtual_service_has_no_hosts() {
-    assert_clean(&load_vs(&format!("{{http: [{{{ROUTE}}}]}}")));
+    clean(&load_vs(&format!("{{http: [{{{ROUTE}}}]}}")));
     expect(
         &format!("{{gateways: [gw], http: [{{{ROUTE}}}]}}"),
         Code::InvalidValue,
@@ -434,7 +398,7 @@ fn hosts() {
         "spec.hosts[1]",
     );
     // IP addresses are allowed as hosts.
-    assert_clean(&load_vs(&format!(
+    clean(&load_vs(&format!(
         "{{hosts: [10.0.0.1, '::1'], http: [{{{ROUTE}}}]}}"
     )));
     // The AUTO_PASSTHROUGH form must be well formed.
@@ -614,7 +578,7 @@ fn string_matches() {
         "spec.http[0].match[0].uri",
     );
     expect(&m("uri: {}"), Code::Suspicious, "spec.http[0].match[0].uri");
-    assert_clean(&load_vs(&m("uri: {prefix: ''}")));
+    clean(&load_vs(&m("uri: {prefix: ''}")));
     expect(
         &m("scheme: {prefix: ''}"),
         Code::InvalidValue,
@@ -753,7 +717,7 @@ fn header_operations() {
         "spec.http[0].route[0].headers.response.remove[0]",
     );
     // The request authority may be set once, here or by rewrite.
-    assert_clean(&load_vs(&h(
+    clean(&load_vs(&h(
         "request: {set: {':authority': new.example.com}}",
     )));
     expect(
@@ -829,7 +793,7 @@ fn timeouts_and_retries() {
         Code::InvalidValue,
         "spec.http[0].retries.retryOn",
     );
-    assert_clean(&load_vs(&r("attempts: 0")));
+    clean(&load_vs(&r("attempts: 0")));
 }
 
 #[test]
@@ -1123,7 +1087,7 @@ fn cors() {
         "spec.http[0].corsPolicy.allowOrigin",
     );
     assert_eq!(l.resources.len(), 1);
-    assert_clean(&load_vs(&c("allowHeaders: ['*'], allowMethods: ['*']")));
+    clean(&load_vs(&c("allowHeaders: ['*'], allowMethods: ['*']")));
 }
 
 #[test]
@@ -1181,7 +1145,7 @@ fn tls_routes() {
         "spec.tls[0].match[0].sourceNamespace",
     );
     // A wildcard SNI host within a wildcard VirtualService host is fine.
-    assert_clean(&load_vs(&t(&format!(
+    clean(&load_vs(&t(&format!(
         "match: [{{sniHosts: ['*.example.com', a.example.com]}}], {dest}"
     ))));
 }
@@ -1252,17 +1216,9 @@ fn host_overlap() {
 
 /// Istio's own samples for VirtualService and Gateway (see
 /// `shared/istio-samples/README.md`).
-fn samples() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/istio-samples");
-    dir.is_dir().then_some(dir)
-}
-
 #[test]
 fn istio_samples_for_virtual_services_and_gateways() {
-    let Some(dir) = samples() else {
-        eprintln!("shared/istio-samples not found; skipped");
-        return;
-    };
+    let Some(dir) = samples() else { return };
     let mut clean = vec![
         dir.join("datasets-head/networking-v1-VirtualService.yaml"),
         dir.join("datasets-head/networking-v1-Gateway.yaml"),
@@ -1281,7 +1237,7 @@ fn istio_samples_for_virtual_services_and_gateways() {
             l.diagnostics.is_empty(),
             "{}: {:#?}",
             file.display(),
-            summary(&l)
+            lines(&l)
         );
     }
     for (file, path) in [
@@ -1304,7 +1260,7 @@ fn istio_samples_for_virtual_services_and_gateways() {
             l.diagnostics.iter().any(|d| d.severity == Severity::Error
                 && d.path.as_ref().map(|p| p.to_string()).as_deref() == Some(path)),
             "{file}: want an error at {path}: {:#?}",
-            summary(&l)
+            lines(&l)
         );
     }
 }

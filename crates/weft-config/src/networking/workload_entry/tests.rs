@@ -1,43 +1,15 @@
-use std::path::Path;
-
 use super::*;
 use crate::diag::Code;
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::load::Loaded;
+use crate::test_util::{self, found, load_spec};
 
 fn load(spec: &str) -> Loaded {
-    let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let text = format!(
-        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: t, namespace: ns}}\nspec:\n{body}"
-    );
-    load_str(&text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-fn found(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
+    load_spec("networking.istio.io/v1", "WorkloadEntry", "ns", spec)
 }
 
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) {
-    let l = load(spec);
-    assert!(
-        found(&l).contains(&(code, path.to_string())),
-        "{spec}\nwanted {code:?} at {path}, got {:#?}",
-        l.diagnostics
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-    );
-    if code.severity() == crate::diag::Severity::Error {
-        assert!(l.resources.is_empty(), "{spec}: should be rejected");
-    }
+    test_util::expect(&load(spec), code, path);
 }
 
 #[test]

@@ -1,45 +1,15 @@
-use std::path::Path;
-
 use super::*;
-use crate::diag::{Code, Severity};
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::diag::Code;
+use crate::load::Loaded;
+use crate::test_util::{self, found, load_spec};
 
 fn load(spec: &str) -> Loaded {
-    let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let text = format!(
-        "apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata: {{name: t, namespace: ns}}\nspec:\n{body}"
-    );
-    load_str(&text, Path::new("t.yaml"), &LoadOptions::default())
-}
-
-fn found(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
+    load_spec("networking.istio.io/v1", "WorkloadGroup", "ns", spec)
 }
 
 #[track_caller]
 fn expect(spec: &str, code: Code, path: &str) {
-    let l = load(spec);
-    assert!(
-        found(&l).contains(&(code, path.to_string())),
-        "{spec}\nwanted {code:?} at {path}, got {:#?}",
-        l.diagnostics
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(
-        l.resources.is_empty(),
-        code.severity() == Severity::Error,
-        "{spec}: rejected only for errors"
-    );
+    test_util::expect(&load(spec), code, path);
 }
 
 const T: &str = "template: {serviceAccount: default}\n";

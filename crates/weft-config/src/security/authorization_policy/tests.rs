@@ -1,39 +1,22 @@
-use std::path::{Path, PathBuf};
-
 use super::*;
 use crate::diag::Code;
-use crate::load::{LoadOptions, Loaded, load_str};
 use crate::resource::Spec;
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
+use crate::test_util::{self, document, found, load, read_sample, samples};
 
 fn doc(spec: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: ap, namespace: foo}}\nspec:\n{spec}"
+    document(
+        "security.istio.io/v1",
+        "AuthorizationPolicy",
+        "ap",
+        "foo",
+        spec,
     )
 }
 
-/// (code, path) of every diagnostic.
-fn diags(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 /// The only diagnostic of `spec`, as (code, path).
+#[track_caller]
 fn one(spec: &str) -> (Code, String) {
-    let l = load(&doc(spec));
-    let d = diags(&l);
-    assert_eq!(d.len(), 1, "{:#?}", l.diagnostics);
-    d[0].clone()
+    test_util::one(&load(&doc(spec)))
 }
 
 fn rule(body: &str) -> String {
@@ -261,7 +244,7 @@ fn service_accounts_with_namespaces_or_principals() {
         "from:\n    - source: {serviceAccounts: [\"bar/sa\"], namespaces: [bar]}",
     )));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(
             Code::ConflictingFields,
             "spec.rules[0].from[0].source".into()
@@ -398,7 +381,7 @@ fn ports_must_be_numbers_in_range() {
 fn methods_that_never_match() {
     let l = load(&doc(&rule("to:\n    - operation: {methods: [get]}")));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(
             Code::NeverMatches,
             "spec.rules[0].to[0].operation.methods[0]".into()
@@ -472,7 +455,7 @@ fn path_templates() {
 fn when_needs_key_and_values() {
     let l = load(&doc(&rule("when:\n    - values: [x]")));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::RequiredField, "spec.rules[0].when[0].key".into())]
     );
     assert_eq!(
@@ -574,15 +557,6 @@ fn unknown_action() {
 
 // ---- Istio's own samples ---------------------------------------------------
 
-fn samples() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/istio-samples");
-    dir.is_dir().then_some(dir)
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 /// Documents of a `*-invalid.yaml` file with their `_err:` line removed.
 fn invalid_docs(text: &str) -> Vec<(String, String)> {
     text.split("\n---")
@@ -609,7 +583,7 @@ fn istio_valid_security_samples_load_clean() {
         "datasets-head/security-v1-AuthorizationPolicy.yaml",
         "datasets-head/security-v1-PeerAuthentication.yaml",
     ] {
-        let l = load(&read(&dir, name));
+        let l = load(&read_sample(&dir, name));
         assert!(l.diagnostics.is_empty(), "{name}: {:#?}", l.diagnostics);
         assert!(!l.resources.is_empty(), "{name}");
     }
@@ -619,7 +593,7 @@ fn istio_valid_security_samples_load_clean() {
 fn istio_invalid_security_samples_are_rejected() {
     let Some(dir) = samples() else { return };
     for name in ["crds/authz-invalid.yaml", "crds/peerauth-invalid.yaml"] {
-        for (err, body) in invalid_docs(&read(&dir, name)) {
+        for (err, body) in invalid_docs(&read_sample(&dir, name)) {
             if err.is_empty() || err.contains("TODO") {
                 continue;
             }
@@ -645,7 +619,7 @@ fn istio_invalid_security_samples_are_rejected() {
         "galley-2021/security-v1beta1-AuthorizationPolicy-invalid.yaml",
         "galley-2021/security-v1beta1-PeerAuthentication-invalid.yaml",
     ] {
-        let l = load(&read(&dir, name));
+        let l = load(&read_sample(&dir, name));
         assert!(l.has_errors(), "{name}");
         assert!(
             l.diagnostics.iter().all(|d| d.path.is_some()),
@@ -653,12 +627,12 @@ fn istio_invalid_security_samples_are_rejected() {
             l.diagnostics
         );
     }
-    let l = load(&read(
+    let l = load(&read_sample(
         &dir,
         "galley-2021/security-v1beta1-AuthorizationPolicy-invalid.yaml",
     ));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::RequiredField, "spec.rules[0].when[0].key".into())]
     );
 }

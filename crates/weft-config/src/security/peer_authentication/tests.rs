@@ -1,32 +1,17 @@
-use std::path::Path;
-
 use super::*;
 use crate::diag::Code;
-use crate::load::{LoadOptions, Loaded, load_str};
+use crate::load::Loaded;
 use crate::resource::Spec;
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
+use crate::test_util::{document, found_with_lines, load};
 
 fn doc(spec: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: pa, namespace: foo}}\nspec:\n{spec}"
+    document(
+        "security.istio.io/v1",
+        "PeerAuthentication",
+        "pa",
+        "foo",
+        spec,
     )
-}
-
-/// (code, path, line) of every diagnostic.
-fn diags(l: &Loaded) -> Vec<(Code, String, usize)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                d.line.unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 fn spec(l: &Loaded) -> &PeerAuthentication {
@@ -41,7 +26,7 @@ fn full_document_loads_clean() {
     let l = load(&doc(
         "  selector:\n    matchLabels: {app: reviews}\n  mtls: {mode: PERMISSIVE}\n  portLevelMtls:\n    8080: {mode: STRICT}\n    \"9090\": {mode: DISABLE}\n    9091: {mode: UNSET}\n",
     ));
-    assert!(l.diagnostics.is_empty(), "{:?}", diags(&l));
+    assert!(l.diagnostics.is_empty(), "{:?}", found_with_lines(&l));
     let pa = spec(&l);
     assert_eq!(pa.mtls.as_ref().map(|m| m.mode), Some(MtlsMode::Permissive));
     assert_eq!(pa.mode_for_port(8080), MtlsMode::Strict);
@@ -60,7 +45,7 @@ fn empty_selector_and_spec_are_valid() {
 fn unknown_mode_is_unsupported_value() {
     let l = load(&doc("  mtls:\n    mode: BLAH\n"));
     assert_eq!(
-        diags(&l),
+        found_with_lines(&l),
         vec![(Code::InvalidValue, "spec.mtls.mode".into(), 6)]
     );
     assert!(
@@ -76,7 +61,7 @@ fn non_numeric_port_key() {
         "  selector: {matchLabels: {foo: bar}}\n  portLevelMtls:\n    \"acd\":\n      mode: STRICT\n",
     ));
     assert_eq!(
-        diags(&l),
+        found_with_lines(&l),
         vec![(Code::InvalidValue, "spec.portLevelMtls[acd]".into(), 7)]
     );
     assert!(l.diagnostics[0].message.contains("type conversion error"));
@@ -86,7 +71,7 @@ fn non_numeric_port_key() {
 fn port_level_without_selector() {
     let l = load(&doc("  portLevelMtls:\n    \"80\":\n      mode: STRICT\n"));
     assert_eq!(
-        diags(&l),
+        found_with_lines(&l),
         vec![(Code::InvalidValue, "spec.portLevelMtls".into(), 5)]
     );
     assert!(
@@ -97,7 +82,7 @@ fn port_level_without_selector() {
     let l = load(&doc(
         "  selector: {matchLabels: {}}\n  portLevelMtls: {80: {mode: STRICT}}\n",
     ));
-    assert_eq!(diags(&l).len(), 1);
+    assert_eq!(found_with_lines(&l).len(), 1);
 }
 
 #[test]
@@ -106,7 +91,7 @@ fn empty_port_level_map() {
         "  selector: {matchLabels: {foo: bar}}\n  portLevelMtls: {}\n",
     ));
     assert_eq!(
-        diags(&l),
+        found_with_lines(&l),
         vec![(Code::InvalidValue, "spec.portLevelMtls".into(), 6)]
     );
     assert!(
@@ -121,7 +106,11 @@ fn galley_empty_port_level_without_selector_is_rejected() {
     let l = load(&doc("  portLevelMtls: {}\n"));
     assert!(l.has_errors());
     assert!(l.resources.is_empty());
-    assert!(diags(&l).iter().all(|d| d.1 == "spec.portLevelMtls"));
+    assert!(
+        found_with_lines(&l)
+            .iter()
+            .all(|d| d.1 == "spec.portLevelMtls")
+    );
 }
 
 #[test]
@@ -131,7 +120,7 @@ fn ports_out_of_range() {
             "  selector: {{matchLabels: {{foo: bar}}}}\n  portLevelMtls:\n    \"{port}\":\n      mode: STRICT\n"
         )));
         assert_eq!(
-            diags(&l),
+            found_with_lines(&l),
             vec![(Code::InvalidValue, format!("spec.portLevelMtls[{port}]"), 7)],
             "{port}"
         );
@@ -146,14 +135,14 @@ fn ports_out_of_range() {
     let l = load(&doc(
         "  selector: {matchLabels: {foo: bar}}\n  portLevelMtls: {\"-1\": {mode: STRICT}}\n",
     ));
-    assert_eq!(diags(&l)[0].1, "spec.portLevelMtls[-1]");
+    assert_eq!(found_with_lines(&l)[0].1, "spec.portLevelMtls[-1]");
 }
 
 #[test]
 fn bad_selector_labels() {
     let l = load(&doc("  selector: {matchLabels: {app: \"*\"}}\n"));
     assert_eq!(
-        diags(&l),
+        found_with_lines(&l),
         vec![(
             Code::InvalidValue,
             "spec.selector.matchLabels[app]".into(),
@@ -165,7 +154,10 @@ fn bad_selector_labels() {
 #[test]
 fn typo_in_field_is_reported() {
     let l = load(&doc("  mtl: {mode: STRICT}\n"));
-    assert_eq!(diags(&l), vec![(Code::UnknownField, "spec.mtl".into(), 5)]);
+    assert_eq!(
+        found_with_lines(&l),
+        vec![(Code::UnknownField, "spec.mtl".into(), 5)]
+    );
     assert_eq!(
         l.diagnostics[0].hint.as_deref(),
         Some("did you mean \"mtls\"?")

@@ -1,38 +1,22 @@
-use std::path::Path;
-
 use super::*;
 use crate::diag::Code;
-use crate::load::{LoadOptions, Loaded, load_str};
 use crate::resource::Spec;
-
-fn load(text: &str) -> Loaded {
-    load_str(text, Path::new("t.yaml"), &LoadOptions::default())
-}
+use crate::test_util::{self, document, found, load};
 
 fn doc(spec: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: ra, namespace: foo}}\nspec:\n{spec}"
+    document(
+        "security.istio.io/v1",
+        "RequestAuthentication",
+        "ra",
+        "foo",
+        spec,
     )
 }
 
-fn diags(l: &Loaded) -> Vec<(Code, String)> {
-    l.diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 /// The only diagnostic of a document with one JWT rule `rule`.
+#[track_caller]
 fn one_rule(rule: &str) -> (Code, String) {
-    let l = load(&doc(&format!("  jwtRules:\n  - {rule}\n")));
-    let d = diags(&l);
-    assert_eq!(d.len(), 1, "{:#?}", l.diagnostics);
-    d[0].clone()
+    test_util::one(&load(&doc(&format!("  jwtRules:\n  - {rule}\n"))))
 }
 
 const FULL: &str = r#"  selector:
@@ -86,7 +70,7 @@ fn selector_target_ref_exclusive() {
     let l = load(&doc(
         "  selector: {matchLabels: {a: b}}\n  targetRef: {group: \"\", kind: Service, name: foo}\n",
     ));
-    assert_eq!(diags(&l), vec![(Code::ConflictingFields, "spec".into())]);
+    assert_eq!(found(&l), vec![(Code::ConflictingFields, "spec".into())]);
     assert!(
         l.diagnostics[0]
             .message
@@ -95,7 +79,7 @@ fn selector_target_ref_exclusive() {
     let l = load(&doc(
         "  targetRef: {group: \"\", kind: Service, name: foo}\n  targetRefs: [{group: \"\", kind: Service, name: bar}]\n",
     ));
-    assert_eq!(diags(&l), vec![(Code::ConflictingFields, "spec".into())]);
+    assert_eq!(found(&l), vec![(Code::ConflictingFields, "spec".into())]);
 }
 
 #[test]
@@ -104,14 +88,14 @@ fn target_ref_group_kind_namespace() {
         "  targetRef: {group: \"__\", kind: Service, name: foo}\n",
     ));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::InvalidValue, "spec.targetRef.group".into())]
     );
     let l = load(&doc(
         "  targetRef: {group: \"\", kind: Service, name: foo, namespace: bar}\n",
     ));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::InvalidValue, "spec.targetRef.namespace".into())]
     );
     assert!(
@@ -121,7 +105,7 @@ fn target_ref_group_kind_namespace() {
     );
     let l = load(&doc("  targetRef: {group: \"\", kind: Service}\n"));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::RequiredField, "spec.targetRef.name".into())]
     );
 }
@@ -146,7 +130,7 @@ fn null_rule_is_a_type_error() {
     let l = load(&doc("  jwtRules:\n  -\n"));
     assert!(l.has_errors());
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::WrongType, "spec.jwtRules[0]".into())]
     );
 }
@@ -155,7 +139,7 @@ fn null_rule_is_a_type_error() {
 fn duplicate_issuer_warns() {
     let l = load(&doc("  jwtRules:\n  - issuer: a\n  - issuer: a\n"));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::Suspicious, "spec.jwtRules[1].issuer".into())]
     );
 }
@@ -317,7 +301,7 @@ fn timeout() {
     );
     let l = load(&doc("  jwtRules:\n  - {issuer: e, timeout: apple}\n"));
     assert_eq!(
-        diags(&l),
+        found(&l),
         vec![(Code::WrongType, "spec.jwtRules[0].timeout".into())]
     );
 }
