@@ -17,7 +17,19 @@ pub(crate) fn load(text: &str) -> Loaded {
 /// Loads `text` as the file `file` (the name diagnostics show), with
 /// default options.
 pub(crate) fn load_named(text: &str, file: &str) -> Loaded {
+    LAST_TEXT.with(|t| t.replace(text.to_string()));
     load_str(text, Path::new(file), &LoadOptions::default())
+}
+
+thread_local! {
+    /// The text this test thread loaded last, shown when an assertion on it
+    /// fails (a loop of cases otherwise only shows the loop's line).
+    static LAST_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The document loaded last on this thread, for failure messages.
+fn last_text() -> String {
+    LAST_TEXT.with(|t| t.borrow().clone())
 }
 
 /// Every line of `text` indented by two spaces, to nest it under a key.
@@ -84,19 +96,22 @@ pub(crate) fn lines(l: &Loaded) -> Vec<String> {
 pub(crate) fn expect(l: &Loaded, code: Code, path: &str) {
     assert!(
         found(l).contains(&(code, path.to_string())),
-        "wanted {code:?} at {path}, got {:#?}",
+        "{}\nwanted {code:?} at {path}, got {:#?}",
+        last_text(),
         lines(l)
     );
     if code.severity() == Severity::Error {
         assert!(
             l.resources.is_empty(),
-            "{code:?} at {path} should reject the resource: {:#?}",
+            "{}\n{code:?} at {path} should reject the resource: {:#?}",
+            last_text(),
             lines(l)
         );
     } else {
         assert!(
             !l.resources.is_empty() && !l.has_errors(),
-            "{code:?} at {path} should leave the resource loaded: {:#?}",
+            "{}\n{code:?} at {path} should leave the resource loaded: {:#?}",
+            last_text(),
             lines(l)
         );
     }
@@ -105,8 +120,8 @@ pub(crate) fn expect(l: &Loaded, code: Code, path: &str) {
 /// Asserts that `l` holds one resource and no diagnostic.
 #[track_caller]
 pub(crate) fn clean(l: &Loaded) {
-    assert!(l.diagnostics.is_empty(), "{:#?}", lines(l));
-    assert_eq!(l.resources.len(), 1);
+    assert!(l.diagnostics.is_empty(), "{}\n{:#?}", last_text(), lines(l));
+    assert_eq!(l.resources.len(), 1, "{}", last_text());
 }
 
 /// The only diagnostic of `l`, as `(code, path)`; fails unless there is
@@ -114,20 +129,21 @@ pub(crate) fn clean(l: &Loaded) {
 #[track_caller]
 pub(crate) fn one(l: &Loaded) -> (Code, String) {
     let d = found(l);
-    assert_eq!(d.len(), 1, "{:#?}", lines(l));
+    assert_eq!(d.len(), 1, "{}\n{:#?}", last_text(), lines(l));
     d[0].clone()
 }
 
-/// Istio's own samples, `shared/istio-samples` beside the worktrees (see its
-/// README). `None`, noted on stderr, where it is absent: the tests that read
-/// it then pass without checking anything.
-pub(crate) fn samples() -> Option<PathBuf> {
+/// Istio's own samples, `shared/istio-samples` beside the checkout (see its
+/// README). CI always has it; a test that reads it fails without it rather
+/// than pass having checked nothing.
+pub(crate) fn samples() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/istio-samples");
-    if !dir.is_dir() {
-        eprintln!("shared/istio-samples not found; skipped");
-        return None;
-    }
-    Some(dir)
+    assert!(
+        dir.is_dir(),
+        "Istio's samples are expected at {} (shared/ beside the checkout)",
+        dir.display()
+    );
+    dir
 }
 
 /// The text of sample `name`, a path under `dir` (from [`samples`]).

@@ -629,3 +629,34 @@ fn config_map_lines_point_into_the_file() {
     let l = load_named(&ok, "cm.yaml");
     assert!(l.mesh.is_some(), "{:#?}", l.diagnostics);
 }
+
+#[test]
+fn settings_shared_with_networking_kinds_are_validated_by_them() {
+    assert_eq!(
+        one("defaultHttpRetryPolicy: {attempts: -1}\n"),
+        (Code::InvalidValue, "defaultHttpRetryPolicy.attempts".into())
+    );
+    assert_eq!(
+        one("tcpKeepalive: {time: 0s}\n"),
+        (Code::InvalidValue, "tcpKeepalive.time".into())
+    );
+    assert_eq!(
+        one("localityLbSetting: {distribute: [{from: a/b/*, to: {a/b/*: 50}}]}\n"),
+        (
+            Code::InvalidValue,
+            "localityLbSetting.distribute[0].to".into()
+        )
+    );
+    let d =
+        diags("configSources: [{address: xds.example.com:15010, tlsSettings: {mode: MUTUAL}}]\n");
+    assert!(
+        d.contains(&(
+            Code::RequiredField,
+            "configSources[0].tlsSettings.clientCertificate".into()
+        )),
+        "{d:#?}"
+    );
+    let (m, d) = parse("defaultHttpRetryPolicy: {attempts: 3, retryOn: 5xx}\n");
+    assert!(d.is_empty(), "{d:#?}");
+    assert_eq!(m.default_http_retry_policy.map(|r| r.attempts), Some(3));
+}
