@@ -443,27 +443,29 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
             push(out, d);
             Spec::default_for(kind)
         }
-        Some(spec_node) => match read_spec(kind, spec_node, &spec_path) {
-            Ok((spec, unknown, type_errors, dropped)) => {
-                for u in &unknown {
-                    push(out, unknown_field_diag(u, file, None));
+        Some(spec_node) => {
+            match read_reporting_all(spec_node, &spec_path, |n, p| Spec::from_node(kind, n, p)) {
+                Ok(read) => {
+                    for u in &read.unknown {
+                        push(out, unknown_field_diag(u, file, None));
+                    }
+                    for e in read.errors {
+                        push(
+                            out,
+                            de_error_diag(Code::WrongType, e, file, spec_node.pos.line, None),
+                        );
+                    }
+                    skip_below = read.dropped;
+                    read.value
                 }
-                for e in type_errors {
-                    push(
-                        out,
-                        de_error_diag(Code::WrongType, e, file, spec_node.pos.line, None),
-                    );
+                Err(e) => {
+                    let d = de_error_diag(Code::WrongType, e, file, spec_node.pos.line, None);
+                    push(out, d);
+                    out.rejected.push(Rejected { key, source });
+                    return;
                 }
-                skip_below = dropped;
-                spec
             }
-            Err(e) => {
-                let d = de_error_diag(Code::WrongType, e, file, spec_node.pos.line, None);
-                push(out, d);
-                out.rejected.push(Rejected { key, source });
-                return;
-            }
-        },
+        }
     };
     let mut v = Validator::new(&meta.namespace);
     spec.validate(&mut v);
@@ -495,25 +497,42 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
 /// Most type errors reported for one resource before giving up.
 const MAX_TYPE_ERRORS: usize = 16;
 
-/// What [`read_spec`] returns: the spec, its unknown fields, its type
-/// errors, and the fields set aside because of them.
-type ReadSpec = (Spec, Vec<UnknownField>, Vec<DeError>, Vec<FieldPath>);
+/// A value read by [`read_reporting_all`], with what was wrong with it.
+struct Read<T> {
+    value: T,
+    unknown: Vec<UnknownField>,
+    /// Type errors, each at the field it is about.
+    errors: Vec<DeError>,
+    /// Fields set aside (read as unset) because of those errors.
+    dropped: Vec<FieldPath>,
+}
 
-/// Deserializes a spec, reporting every type error rather than the first:
-/// after each error the field at fault is set aside (read as unset) and the
-/// spec is read again, so one document yields all its mistakes. `Err` only
-/// when an error can't be pinned to a field.
-fn read_spec(kind: Kind, spec_node: &Node, spec_path: &FieldPath) -> Result<ReadSpec, DeError> {
-    let mut node = std::borrow::Cow::Borrowed(spec_node);
+/// Deserializes `node` (at `path`) with `read`, reporting every type error
+/// rather than the first: after each error the field at fault is set aside
+/// (read as unset) and the node is read again, so one document yields all
+/// its mistakes. `Err` only when an error can't be pinned to a field.
+fn read_reporting_all<T>(
+    node: &Node,
+    path: &FieldPath,
+    read: impl Fn(&Node, FieldPath) -> Result<(T, Vec<UnknownField>), DeError>,
+) -> Result<Read<T>, DeError> {
+    let mut node = std::borrow::Cow::Borrowed(node);
     let mut errors = Vec::new();
     let mut dropped = Vec::new();
     loop {
-        match Spec::from_node(kind, &node, spec_path.clone()) {
-            Ok((spec, unknown)) => return Ok((spec, unknown, errors, dropped)),
+        match read(&node, path.clone()) {
+            Ok((value, unknown)) => {
+                return Ok(Read {
+                    value,
+                    unknown,
+                    errors,
+                    dropped,
+                });
+            }
             Err(e) => {
                 // Set aside the innermost struct field holding the error.
                 let field = e.path.as_ref().and_then(|p| p.up_to_last_field());
-                let relative = field.as_ref().and_then(|f| f.strip_prefix(spec_path));
+                let relative = field.as_ref().and_then(|f| f.strip_prefix(path));
                 let removed = match relative {
                     Some(rel) if !rel.is_empty() && errors.len() < MAX_TYPE_ERRORS => {
                         node.to_mut().unset(&rel)
@@ -670,34 +689,47 @@ pub(crate) fn parse_fragment<T: serde::de::DeserializeOwned + Validate + Default
             return Err(Box::new(d));
         }
     };
-    let (value, unknown) = from_node::<T>(&node, FieldPath::root())
-        .map_err(|e| de_error_diag(Code::WrongType, e, Path::new(""), node.pos.line, None))
-        .map_err(|mut d| {
-            d.file = None;
-            Box::new(d)
-        })?;
-    let mut diags: Vec<Diagnostic> = unknown
+    let no_file = |mut d: Diagnostic| {
+        d.file = None;
+        d
+    };
+    let read = read_reporting_all(&node, &FieldPath::root(), |n, p| from_node::<T>(n, p)).map_err(
+        |e| {
+            Box::new(no_file(de_error_diag(
+                Code::WrongType,
+                e,
+                Path::new(""),
+                node.pos.line,
+                None,
+            )))
+        },
+    )?;
+    let mut diags: Vec<Diagnostic> = read
+        .unknown
         .iter()
-        .map(|u| {
-            let mut d = unknown_field_diag(u, Path::new(""), None);
-            d.file = None;
-            d
-        })
+        .map(|u| no_file(unknown_field_diag(u, Path::new(""), None)))
         .collect();
-    let mut v = Validator::new("");
-    value.validate(&mut v);
+    diags.extend(read.errors.into_iter().map(|e| {
+        no_file(de_error_diag(
+            Code::WrongType,
+            e,
+            Path::new(""),
+            node.pos.line,
+            None,
+        ))
+    }));
+    let mut v = Validator::at_root("");
+    read.value.validate(&mut v);
     for issue in v.into_issues() {
-        // Validators start at `spec`; a fragment has no spec level.
-        let segs = issue.path.segments();
-        let mut path = FieldPath::root();
-        for s in segs.iter().skip(1) {
-            path.push(s.clone());
+        if read.dropped.iter().any(|p| issue.path.starts_with(p)) {
+            continue;
         }
-        let mut d = Diagnostic::new(issue.code, issue.message).at(path.clone());
-        d.line = Some(node.locate(&path).line);
+        let mut d = Diagnostic::new(issue.code, issue.message).at(issue.path.clone());
+        d.line = Some(node.locate(&issue.path).line);
         d.hint = issue.hint;
         diags.push(d);
     }
+    let value = read.value;
     Ok((value, diags))
 }
 

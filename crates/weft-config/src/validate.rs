@@ -50,6 +50,16 @@ impl Validator {
         }
     }
 
+    /// A validator for a document without a `spec` level (MeshConfig),
+    /// starting at its root.
+    pub fn at_root(namespace: &str) -> Self {
+        Validator {
+            path: FieldPath::root(),
+            namespace: namespace.to_string(),
+            issues: Vec::new(),
+        }
+    }
+
     /// The namespace of the resource being validated.
     pub fn namespace(&self) -> &str {
         &self.namespace

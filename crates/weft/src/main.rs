@@ -11,7 +11,7 @@ mod cmd;
 
 /// Weft: a service mesh that reads Istio's configuration.
 #[derive(Debug, Parser)]
-#[command(name = "weft", version, about, propagate_version = true)]
+#[command(name = "weft", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
