@@ -108,9 +108,13 @@ impl Validate for RequestAuthentication {
 
 impl Validate for JwtRule {
     fn validate(&self, v: &mut Validator) {
-        if self.issuer.is_empty() && self.jwks_uri.is_empty() {
-            v.required("issuer")
-                .hint("JWT rules without issuer need a jwksUri; name the token issuer, e.g. `issuer: https://accounts.example.com`");
+        if self.issuer.is_empty() {
+            // Istio 1.27+ accepts a rule without issuer when it has a
+            // jwksUri; Weft does not: such a rule accepts a token whatever
+            // its `iss`, from anyone holding a key of that JWKS.
+            v.required("issuer").hint(
+                "name the token issuer, e.g. `issuer: https://accounts.example.com`; a rule without one would accept tokens of any issuer",
+            );
         } else if self.issuer.trim() != self.issuer {
             v.field("issuer", |v| {
                 v.report(

@@ -111,14 +111,17 @@ fn target_ref_group_kind_namespace() {
 }
 
 #[test]
-fn issuer_is_required_without_jwks_uri() {
+fn issuer_is_required() {
     assert_eq!(
         one_rule("audiences: [a]"),
         (Code::RequiredField, "spec.jwtRules[0].issuer".into())
     );
-    // Istio 1.27+: an issuer-less rule is fine when the JWKS URI is given.
-    let l = load(&doc("  jwtRules:\n  - jwksUri: https://example.com/jwks\n"));
-    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
+    // Stricter than Istio 1.27+, which accepts a rule with only a JWKS URI:
+    // that rule would accept tokens of any issuer.
+    assert_eq!(
+        one_rule("jwksUri: https://example.com/jwks"),
+        (Code::RequiredField, "spec.jwtRules[0].issuer".into())
+    );
     assert_eq!(
         one_rule("issuer: \" example.com\""),
         (Code::NeverMatches, "spec.jwtRules[0].issuer".into())
