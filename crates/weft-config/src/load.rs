@@ -119,51 +119,64 @@ pub fn config_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Loads every file under every path, then reports duplicates across them.
+/// A path of `-` reads standard input (shown as `<stdin>`), so
+/// `kubectl get vs -o yaml | weft analyze -` works.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
     let mut all = Loaded::default();
     for path in paths {
+        if path.as_os_str() == "-" {
+            all.extend(load_reader(
+                std::io::stdin().lock(),
+                Path::new("<stdin>"),
+                opts,
+            ));
+            continue;
+        }
         match config_files(path) {
             Ok(files) => {
                 for file in files {
                     all.extend(load_file(&file, opts));
                 }
             }
-            Err(e) => {
-                let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read: {e}"));
-                d.file = Some(path.clone());
-                all.diagnostics.push(d);
-            }
+            Err(e) => all.extend(unreadable(path, format!("cannot read: {e}"))),
         }
     }
     reject_duplicates(&mut all);
     all
 }
 
+/// Loads everything `reader` yields, reporting it as from `file`.
+pub fn load_reader(mut reader: impl std::io::Read, file: &Path, opts: &LoadOptions) -> Loaded {
+    let mut bytes = Vec::new();
+    match reader.read_to_end(&mut bytes) {
+        Ok(_) => load_bytes(bytes, file, opts),
+        Err(e) => unreadable(file, format!("cannot read: {e}")),
+    }
+}
+
+/// A [`Loaded`] holding only an unreadable-file error.
+/// (An unreadable file is not counted among the files read.)
+fn unreadable(file: &Path, message: String) -> Loaded {
+    let mut d = Diagnostic::new(Code::UnreadableFile, message);
+    d.file = Some(file.to_path_buf());
+    Loaded {
+        diagnostics: vec![d],
+        ..Loaded::default()
+    }
+}
+
+fn load_bytes(bytes: Vec<u8>, file: &Path, opts: &LoadOptions) -> Loaded {
+    match String::from_utf8(bytes) {
+        Ok(text) => load_str(&text, file, opts),
+        Err(e) => unreadable(file, format!("file is not UTF-8 text: {e}")),
+    }
+}
+
 /// Loads one file.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Loaded {
     match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => load_str(&text, path, opts),
-            Err(e) => {
-                let mut d =
-                    Diagnostic::new(Code::UnreadableFile, format!("file is not UTF-8 text: {e}"));
-                d.file = Some(path.to_path_buf());
-                Loaded {
-                    diagnostics: vec![d],
-                    files: vec![path.to_path_buf()],
-                    ..Loaded::default()
-                }
-            }
-        },
-        Err(e) => {
-            let mut d = Diagnostic::new(Code::UnreadableFile, format!("cannot read: {e}"));
-            d.file = Some(path.to_path_buf());
-            Loaded {
-                diagnostics: vec![d],
-                files: vec![path.to_path_buf()],
-                ..Loaded::default()
-            }
-        }
+        Ok(bytes) => load_bytes(bytes, path, opts),
+        Err(e) => unreadable(path, format!("cannot read: {e}")),
     }
 }
 

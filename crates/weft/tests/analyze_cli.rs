@@ -81,6 +81,32 @@ fn examples_analyze_clean() {
 }
 
 #[test]
+fn reads_standard_input_as_dash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = weft()
+        .args(["analyze", "-n", "shop", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run weft");
+    let doc = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec:\n  egress: [{hosts: [\"bad\"]}]\n";
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(doc.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("Error [WEFT0020] Sidecar shop/s (<stdin>:5) spec.egress[0].hosts[0]: "),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let out = weft().arg("analyze").output().expect("run weft");
     assert_eq!(out.status.code(), Some(2));
