@@ -105,6 +105,9 @@ pub struct CustomTag {
     /// The value of a request header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<HeaderTag>,
+    /// The value of an access-log substitution formatter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formatter: Option<FormatterTag>,
 }
 
 /// `Tracing.Literal`.
@@ -112,6 +115,15 @@ pub struct CustomTag {
 #[serde(rename_all = "camelCase", default)]
 pub struct LiteralTag {
     /// The tag value (required).
+    pub value: String,
+}
+
+/// `Tracing.Formatter`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FormatterTag {
+    /// Format string, as in HTTP access logs (e.g.
+    /// `%UPSTREAM_CLUSTER%`; required).
     pub value: String,
 }
 
@@ -318,12 +330,13 @@ impl Validate for CustomTag {
     fn validate(&self, v: &mut Validator) {
         let set = usize::from(self.literal.is_some())
             + usize::from(self.environment.is_some())
-            + usize::from(self.header.is_some());
+            + usize::from(self.header.is_some())
+            + usize::from(self.formatter.is_some());
         if set == 0 {
-            v.error("a custom tag needs exactly one of literal, environment or header")
+            v.error("a custom tag needs exactly one of literal, environment, header or formatter")
                 .hint("e.g. `literal: {value: prod}` or `header: {name: x-user}`");
         } else if set > 1 {
-            v.conflict("only one of literal, environment or header can be set");
+            v.conflict("only one of literal, environment, header or formatter can be set");
         }
         if let Some(l) = &self.literal {
             v.field("literal", |v| {
@@ -345,6 +358,14 @@ impl Validate for CustomTag {
                     v.required("name");
                 } else {
                     v.field("name", |v| check_header_name(v, &h.name));
+                }
+            });
+        }
+        if let Some(f) = &self.formatter {
+            v.field("formatter", |v| {
+                if f.value.is_empty() {
+                    v.required("value")
+                        .hint("an access-log format string, e.g. `%UPSTREAM_CLUSTER%`");
                 }
             });
         }

@@ -172,6 +172,12 @@ pub struct ZipkinProvider {
     /// Trace context headers sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_context_option: Option<ZipkinTraceContext>,
+    /// Timeout of a span export request to the collector (default: Envoy's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Extra HTTP headers sent to the collector (e.g. credentials).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<OtelHeader>,
 }
 
 /// `ZipkinTracingProvider.TraceContextOption`.
@@ -336,7 +342,8 @@ pub struct OtelGrpcService {
     pub initial_metadata: Vec<OtelHeader>,
 }
 
-/// A header (name and value or environment variable).
+/// `ExtensionProvider.HttpHeader`: a header (name and value or environment
+/// variable), sent to OpenTelemetry and Zipkin collectors.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct OtelHeader {
@@ -571,6 +578,8 @@ impl Validate for ExtensionProvider {
                         v.error(format!("path should begin with `/` but found {:?}", p.path));
                     });
                 }
+                check_opt_duration(v, "timeout", p.timeout);
+                v.each("headers", &p.headers, check_otel_header);
             });
         }
         if let Some(p) = &self.lightstep {

@@ -125,7 +125,13 @@ extensionProviders:
     statusOnError: "403"
     includeRequestBodyInCheck: {maxRequestBytes: 4096, packAsBytes: true}
 - name: zipkin
-  zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411, maxTagLength: 256, enable64bitTraceId: true}
+  zipkin:
+    service: zipkin.istio-system.svc.cluster.local
+    port: 9411
+    maxTagLength: 256
+    enable64bitTraceId: true
+    timeout: 5s
+    headers: [{name: authorization, envName: ZIPKIN_TOKEN}, {name: x-tenant, value: mesh}]
 - name: datadog
   datadog: {service: datadog-agent.datadog.svc.cluster.local, port: 8126}
 - name: stackdriver
@@ -185,6 +191,17 @@ fn full_config_parses_clean() {
     assert_eq!(dc.file_flush_min_size_kb, Some(64));
     assert_eq!(dc.interception_mode, InterceptionMode::Tproxy);
     assert_eq!(mesh.extension_providers.len(), 14);
+    let zipkin = mesh
+        .extension_providers
+        .iter()
+        .find_map(|p| p.zipkin.as_ref())
+        .expect("zipkin");
+    assert_eq!(
+        zipkin.timeout.map(|d| d.get()),
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert_eq!(zipkin.headers.len(), 2);
+    assert_eq!(zipkin.headers[0].env_name, "ZIPKIN_TOKEN");
     assert_eq!(
         mesh.mesh_mtls.as_ref().map(|m| m.min_protocol_version),
         Some(MeshTlsProtocol::TlsV1_3)
@@ -431,6 +448,39 @@ fn tracing_providers() {
             "extensionProviders:\n- name: a\n  opencensus: {service: o.ns.svc, port: 55678, context: [B3]}\n"
         ),
         (Code::Deprecated, "extensionProviders[0].opencensus".into())
+    );
+    let zipkin = |extra: &str| {
+        format!(
+            "extensionProviders:\n- name: z\n  zipkin: {{service: z.ns.svc, port: 9411, {extra}}}\n"
+        )
+    };
+    assert_eq!(
+        one(&zipkin("timeout: 0s")),
+        (
+            Code::InvalidValue,
+            "extensionProviders[0].zipkin.timeout".into()
+        )
+    );
+    assert_eq!(
+        one(&zipkin("headers: [{value: x}]")),
+        (
+            Code::RequiredField,
+            "extensionProviders[0].zipkin.headers[0].name".into()
+        )
+    );
+    assert_eq!(
+        one(&zipkin("headers: [{name: \"x y\", value: x}]")),
+        (
+            Code::InvalidValue,
+            "extensionProviders[0].zipkin.headers[0].name".into()
+        )
+    );
+    assert_eq!(
+        one(&zipkin("headers: [{name: x-key, value: x, envName: KEY}]")),
+        (
+            Code::ConflictingFields,
+            "extensionProviders[0].zipkin.headers[0]".into()
+        )
     );
 }
 

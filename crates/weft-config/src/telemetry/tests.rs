@@ -29,6 +29,8 @@ const FULL: &str = r#"  selector:
         header: {name: x-name, defaultValue: default name}
       literal:
         literal: {value: default literal}
+      cluster:
+        formatter: {value: "%UPSTREAM_CLUSTER%"}
   metrics:
   - providers: [{name: prometheus}]
     reportingInterval: 5s
@@ -57,7 +59,14 @@ fn full_document_loads_clean() {
         panic!("not a Telemetry");
     };
     assert_eq!(t.tracing[0].random_sampling_percentage, Some(54.54));
-    assert_eq!(t.tracing[0].custom_tags.len(), 3);
+    assert_eq!(t.tracing[0].custom_tags.len(), 4);
+    assert_eq!(
+        t.tracing[0].custom_tags["cluster"]
+            .formatter
+            .as_ref()
+            .map(|f| f.value.as_str()),
+        Some("%UPSTREAM_CLUSTER%")
+    );
     let o = &t.metrics[0].overrides[1];
     assert_eq!(
         o.match_.as_ref().and_then(|m| m.metric),
@@ -172,6 +181,22 @@ fn custom_tags_exactly_one() {
         (
             Code::InvalidValue,
             "spec.tracing[0].customTags[a].header.name".into()
+        )
+    );
+    assert_eq!(
+        one("  tracing:\n  - customTags:\n      a: {formatter: {value: \"\"}}\n"),
+        (
+            Code::RequiredField,
+            "spec.tracing[0].customTags[a].formatter.value".into()
+        )
+    );
+    assert_eq!(
+        one(
+            "  tracing:\n  - customTags:\n      a: {formatter: {value: \"%A%\"}, literal: {value: x}}\n"
+        ),
+        (
+            Code::ConflictingFields,
+            "spec.tracing[0].customTags[a]".into()
         )
     );
 }

@@ -60,6 +60,7 @@ trafficPolicy:
     baseEjectionTime: 30s
     maxEjectionPercent: 50
     minHealthPercent: 20
+    outlierDetectionHttpErrorCodes: [429, 500, 503]
   tls:
     mode: MUTUAL
     clientCertificate: /etc/certs/cert.pem
@@ -83,6 +84,7 @@ trafficPolicy:
     outlierDetection: {consecutive5xxErrors: 3}
     tls: {mode: SIMPLE, credentialName: reviews-cred}
   proxyProtocol: {version: V2}
+  retryBudget: {percent: 25.5, minRetryConcurrency: 5, budgetInterval: 10s}
 subsets:
 - name: v1
   labels: {version: v1}
@@ -102,6 +104,10 @@ subsets:
 - name: v3
   trafficPolicy:
     loadBalancer: {consistentHash: {httpQueryParameterName: user}}
+- name: v4
+  labels: {version: v4}
+  trafficPolicy:
+    retryBudget: {budgetInterval: 0s}
 exportTo: [.]
 workloadSelector: {matchLabels: {app: productpage}}
 "#;
@@ -137,7 +143,61 @@ fn fully_populated_rule_loads_clean() {
         tp.proxy_protocol.as_ref().map(|p| p.version),
         Some(ProxyProtocolVersion::V2)
     );
-    assert_eq!(dr.subsets.len(), 3);
+    let budget = tp.retry_budget.as_ref().expect("retry budget");
+    assert_eq!(budget.percent, Some(25.5));
+    assert_eq!(budget.min_retry_concurrency, 5);
+    assert_eq!(
+        budget.budget_interval.map(|d| d.get()),
+        Some(std::time::Duration::from_secs(10))
+    );
+    assert_eq!(
+        tp.outlier_detection
+            .as_ref()
+            .map(|o| o.outlier_detection_http_error_codes.clone()),
+        Some(vec![429, 500, 503])
+    );
+    assert_eq!(dr.subsets.len(), 4);
+}
+
+#[test]
+fn retry_budget() {
+    for bad in ["120", "-1", "100.5"] {
+        expect_tp(
+            &format!("retryBudget: {{percent: {bad}}}\n"),
+            Code::InvalidValue,
+            "spec.trafficPolicy.retryBudget.percent",
+        );
+    }
+    // A policy with only a retry budget is not empty (istio/istio#57322).
+    let l = load("host: r\ntrafficPolicy: {retryBudget: {}}\n");
+    assert!(l.diagnostics.is_empty(), "{:#?}", lines(&l));
+    let l = load("host: r\ntrafficPolicy: {retryBudget: {percent: 0, budgetInterval: 0s}}\n");
+    assert!(l.diagnostics.is_empty(), "{:#?}", lines(&l));
+    // Only the host-wide (and subset) policy has one, not a port's.
+    expect_tp(
+        "portLevelSettings: [{port: {number: 80}, retryBudget: {percent: 20}}]\n",
+        Code::UnknownField,
+        "spec.trafficPolicy.portLevelSettings[0].retryBudget",
+    );
+}
+
+#[test]
+fn outlier_detection_http_error_codes() {
+    expect_tp(
+        "outlierDetection: {outlierDetectionHttpErrorCodes: [99]}\n",
+        Code::InvalidValue,
+        "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes[0]",
+    );
+    expect_tp(
+        "outlierDetection: {outlierDetectionHttpErrorCodes: [503, 600]}\n",
+        Code::InvalidValue,
+        "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes[1]",
+    );
+    expect_tp(
+        "outlierDetection: {outlierDetectionHttpErrorCodes: [-1]}\n",
+        Code::WrongType,
+        "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes[0]",
+    );
 }
 
 #[test]

@@ -28,6 +28,22 @@ pub struct TrafficPolicy {
     pub tunnel: Option<TunnelSettings>,
     /// Send a PROXY protocol header upstream.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Limit on concurrent retries relative to active requests.
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// `TrafficPolicy.RetryBudget`: Envoy's retry budget circuit breaker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RetryBudget {
+    /// Concurrent retries allowed, as a percentage (0-100) of active and
+    /// pending requests (default 20).
+    pub percent: Option<f64>,
+    /// Retries always allowed, however low the traffic (default 3).
+    pub min_retry_concurrency: u32,
+    /// Window of past requests the budget counts (default 0s: only the
+    /// requests in flight).
+    pub budget_interval: Option<Duration>,
 }
 
 /// `TrafficPolicy.PortTrafficPolicy`: policies for one port.
@@ -183,6 +199,9 @@ pub struct OutlierDetection {
     pub max_ejection_percent: i32,
     /// Detection pauses below this percent of healthy hosts (default 0).
     pub min_health_percent: i32,
+    /// HTTP status codes (100-599) counted as errors, instead of 5xx
+    /// (default: 5xx only).
+    pub outlier_detection_http_error_codes: Vec<u32>,
 }
 
 /// `ClientTLSSettings`: TLS the proxy originates to the upstream.
@@ -233,6 +252,7 @@ impl Validate for TrafficPolicy {
             && self.port_level_settings.is_empty()
             && self.tunnel.is_none()
             && self.proxy_protocol.is_none()
+            && self.retry_budget.is_none()
         {
             v.error("traffic policy must have at least one field")
                 .hint("remove the empty trafficPolicy");
@@ -268,6 +288,15 @@ impl Validate for TrafficPolicy {
             }
         });
         v.nested("tunnel", &self.tunnel);
+        v.nested("retryBudget", &self.retry_budget);
+    }
+}
+
+impl Validate for RetryBudget {
+    fn validate(&self, v: &mut Validator) {
+        if let Some(p) = self.percent {
+            v.field("percent", |v| check_percent(v, p));
+        }
     }
 }
 
@@ -406,6 +435,17 @@ impl Validate for OutlierDetection {
         ] {
             v.field(name, |v| check_percent(v, f64::from(p)));
         }
+        v.each(
+            "outlierDetectionHttpErrorCodes",
+            &self.outlier_detection_http_error_codes,
+            |v, code| {
+                if !(100..=599).contains(code) {
+                    v.error(format!(
+                        "HTTP status code {code} is invalid: must be between 100 and 599"
+                    ));
+                }
+            },
+        );
     }
 }
 
