@@ -78,7 +78,8 @@ pub struct Store {
 struct Inner {
     paths: Vec<PathBuf>,
     opts: LoadOptions,
-    /// Which keys each file supplied last time (to keep them when the file breaks).
+    /// Which keys each file supplied last time (to keep them when the file
+    /// breaks). Its lock also serializes reloads.
     by_file: Mutex<HashMap<PathBuf, Vec<ResourceKey>>>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     events: broadcast::Sender<ChangeEvent>,
@@ -123,9 +124,11 @@ impl Store {
     /// (empty when nothing in force changed; the diagnostics may still have).
     pub fn reload(&self) -> ChangeEvent {
         let inner = &self.inner;
+        // Held for the whole reload: two reloads (the watcher's and a
+        // caller's) run one after the other, so versions stay in order.
+        let mut by_file = inner.by_file.lock().unwrap_or_else(|e| e.into_inner());
         let loaded = load_paths(&inner.paths, &inner.opts);
         let prev = self.snapshot();
-        let mut by_file = inner.by_file.lock().unwrap_or_else(|e| e.into_inner());
 
         let mut resources: BTreeMap<ResourceKey, Arc<Resource>> = BTreeMap::new();
         let mut new_by_file: HashMap<PathBuf, Vec<ResourceKey>> = HashMap::new();

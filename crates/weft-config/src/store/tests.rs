@@ -171,3 +171,39 @@ fn invalid_mesh_config_keeps_the_last_good_one() {
         .expect("error");
     assert_eq!(d.line, Some(6), "{d}");
 }
+
+#[test]
+fn concurrent_reloads_publish_versions_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.yaml", A);
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    let mut events = store.subscribe();
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let store = store.clone();
+            let dir = dir.path();
+            s.spawn(move || {
+                for i in 0..20 {
+                    let name = format!("t{t}.yaml");
+                    write(
+                        dir,
+                        &name,
+                        &B.replace("name: b", &format!("name: b{t}, labels: {{i: \"{i}\"}}")),
+                    );
+                    store.reload();
+                }
+            });
+        }
+    });
+    let mut last = 1;
+    while let Ok(ev) = events.try_recv() {
+        assert_eq!(
+            ev.version,
+            last + 1,
+            "versions must increase by one per change"
+        );
+        last = ev.version;
+    }
+    assert_eq!(store.snapshot().version, last);
+    assert!(last > 2);
+}
