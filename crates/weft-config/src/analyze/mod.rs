@@ -199,6 +199,16 @@ pub(crate) fn diag(
     d
 }
 
+/// `Kind ns/name (file:line)`: another resource, named so a reader can find it.
+pub(crate) fn describe(res: &Resource) -> String {
+    format!(
+        "{} ({}:{})",
+        res.key(),
+        res.source.file.display(),
+        res.source.line
+    )
+}
+
 /// The closest of `names` to `word`, as a hint.
 pub(crate) fn did_you_mean(word: &str, names: &[&str]) -> Option<String> {
     let norm = |s: &str| s.to_ascii_lowercase();

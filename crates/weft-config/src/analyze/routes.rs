@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Index, diag, did_you_mean, exported_to, selects};
+use super::{Index, describe, diag, did_you_mean, exported_to, selects};
 use crate::diag::{Code, Diagnostic};
 use crate::host;
 use crate::networking::{
@@ -422,11 +422,8 @@ fn check_conflicting_virtual_services(ix: &Index, out: &mut Vec<Diagnostic>) {
                     .field("hosts")
                     .join(Seg::Index(*k)),
                 format!(
-                    "host {h} is also routed by VirtualService {}/{} ({}:{}); sidecars use only one of them",
-                    first.namespace(),
-                    first.name(),
-                    first.source.file.display(),
-                    first.source.line
+                    "host {h} is also routed by {}; sidecars use only one of them",
+                    describe(first)
                 ),
             );
             d.hint = Some("merge the routes into one VirtualService".to_string());
@@ -504,11 +501,8 @@ fn check_destination_rules(ix: &Index, out: &mut Vec<Diagnostic>) {
                 Code::ConflictingDestinationRules,
                 FieldPath::root().field("spec").field("host"),
                 format!(
-                    "DestinationRule {}/{} ({}:{}) is also for host {h}; only one traffic policy applies",
-                    first.namespace(),
-                    first.name(),
-                    first.source.file.display(),
-                    first.source.line
+                    "{} is also for host {h}; only one traffic policy applies",
+                    describe(first)
                 ),
             );
             d.hint = Some("merge them into one DestinationRule".to_string());
@@ -544,12 +538,9 @@ fn check_service_entries(ix: &Index, out: &mut Vec<Diagnostic>) {
                             Code::ConflictingServiceEntries,
                             spec.field("hosts").join(Seg::Index(k)),
                             format!(
-                                "host {fqdn} port {} is also declared by ServiceEntry {}/{} ({}:{})",
+                                "host {fqdn} port {} is also declared by {}",
                                 p.number,
-                                first.namespace(),
-                                first.name(),
-                                first.source.file.display(),
-                                first.source.line
+                                describe(first)
                             ),
                         );
                         d.hint = Some("declare each host and port in one ServiceEntry".to_string());
