@@ -1,0 +1,8 @@
+//! Weft's control plane: turns the config store and the service registry
+//! into per-proxy Envoy xDS v3 resources.
+//!
+//! [`translate`] is a pure function of (config, registry, proxy): no
+//! sockets, no clocks, unit- and golden-tested. The ADS server (next) only
+//! decides *when* to call it and *what* to send.
+
+pub mod translate;

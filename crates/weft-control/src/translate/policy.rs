@@ -1,0 +1,224 @@
+//! Which DestinationRule applies to a service, and the traffic policy in
+//! force for one port and subset of it.
+//!
+//! Istio's rules: a proxy looks for a DestinationRule for the host in its
+//! own namespace, then the service's namespace, then the root namespace
+//! (exportTo permitting); an exact host beats a wildcard. A subset's
+//! policy, then a port-level policy, override the rule's policy field by
+//! field (load balancer, connection pool, outlier detection, TLS).
+
+use weft_config::host;
+use weft_config::networking::{DestinationRule, PortTrafficPolicy, Subset, TrafficPolicy};
+use weft_config::{Kind, Resource};
+use weft_registry::Service;
+
+use super::{Inputs, Proxy};
+
+/// The DestinationRule (and the resource holding it) for `service`, as
+/// seen by `proxy`.
+pub fn destination_rule_for<'a>(
+    inputs: Inputs<'a>,
+    proxy: &Proxy,
+    service: &Service,
+) -> Option<(&'a Resource, &'a DestinationRule)> {
+    let root = root_namespace(inputs);
+    let host = service.hostname.as_str();
+    let candidates: Vec<(&Resource, &DestinationRule)> = inputs
+        .config
+        .of_kind(Kind::DestinationRule)
+        .filter_map(|r| r.spec_as::<DestinationRule>().map(|dr| (r.as_ref(), dr)))
+        .filter(|(r, dr)| {
+            dr.workload_selector.is_none()
+                && visible(&dr.export_to, r.namespace(), &proxy.namespace)
+        })
+        .filter(|(r, dr)| host::matches(&host::fqdn(&dr.host, r.namespace()), host))
+        .collect();
+    // Most specific host first (exact beats wildcard, longer wildcard beats shorter).
+    let specificity = |r: &Resource, dr: &DestinationRule| {
+        let h = host::fqdn(&dr.host, r.namespace());
+        (h == host, h.len())
+    };
+    for ns in [
+        proxy.namespace.as_str(),
+        service.namespace.as_str(),
+        root.as_str(),
+    ] {
+        let best = candidates
+            .iter()
+            .filter(|(r, _)| r.namespace() == ns)
+            .max_by_key(|(r, dr)| specificity(r, dr));
+        if let Some(found) = best {
+            return Some(*found);
+        }
+    }
+    None
+}
+
+/// The mesh's root namespace (mesh-wide config lives there).
+pub fn root_namespace(inputs: Inputs<'_>) -> String {
+    let ns = &inputs.config.mesh.root_namespace;
+    if ns.is_empty() {
+        "istio-system".to_string()
+    } else {
+        ns.clone()
+    }
+}
+
+fn visible(export_to: &[String], own: &str, from: &str) -> bool {
+    export_to.is_empty()
+        || export_to.iter().any(|e| match e.as_str() {
+            "*" => true,
+            "." => own == from,
+            "~" => false,
+            ns => ns == from,
+        })
+}
+
+/// The traffic policy for `port` of the rule's host, within `subset` if
+/// given: the rule's policy, overridden by the subset's, then by the
+/// port-level settings for `port` (subset's first, else the rule's).
+pub fn effective_policy(dr: &DestinationRule, subset: Option<&Subset>, port: u16) -> TrafficPolicy {
+    let mut policy = dr.traffic_policy.clone().unwrap_or_default();
+    let subset_policy = subset.and_then(|s| s.traffic_policy.as_ref());
+    if let Some(sp) = subset_policy {
+        overlay(&mut policy, sp);
+        if !sp.port_level_settings.is_empty() {
+            policy.port_level_settings = sp.port_level_settings.clone();
+        }
+    }
+    let port_policy = policy
+        .port_level_settings
+        .iter()
+        .find(|p| p.port.as_ref().is_some_and(|s| s.number == u32::from(port)))
+        .cloned();
+    if let Some(pp) = port_policy {
+        overlay_port(&mut policy, &pp);
+    }
+    policy.port_level_settings.clear();
+    policy
+}
+
+fn overlay(base: &mut TrafficPolicy, top: &TrafficPolicy) {
+    if top.load_balancer.is_some() {
+        base.load_balancer = top.load_balancer.clone();
+    }
+    if top.connection_pool.is_some() {
+        base.connection_pool = top.connection_pool.clone();
+    }
+    if top.outlier_detection.is_some() {
+        base.outlier_detection = top.outlier_detection.clone();
+    }
+    if top.tls.is_some() {
+        base.tls = top.tls.clone();
+    }
+    if top.tunnel.is_some() {
+        base.tunnel = top.tunnel.clone();
+    }
+    if top.proxy_protocol.is_some() {
+        base.proxy_protocol = top.proxy_protocol.clone();
+    }
+    if top.retry_budget.is_some() {
+        base.retry_budget = top.retry_budget.clone();
+    }
+}
+
+fn overlay_port(base: &mut TrafficPolicy, top: &PortTrafficPolicy) {
+    if top.load_balancer.is_some() {
+        base.load_balancer = top.load_balancer.clone();
+    }
+    if top.connection_pool.is_some() {
+        base.connection_pool = top.connection_pool.clone();
+    }
+    if top.outlier_detection.is_some() {
+        base.outlier_detection = top.outlier_detection.clone();
+    }
+    if top.tls.is_some() {
+        base.tls = top.tls.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::test_inputs::TestMesh;
+    use weft_config::networking::SimpleLb;
+
+    const MESH: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 9090, name: http-admin, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: RANDOM}
+    connectionPool: {tcp: {maxConnections: 10}}
+    portLevelSettings:
+    - port: {number: 9090}
+      loadBalancer: {simple: ROUND_ROBIN}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      loadBalancer: {simple: LEAST_REQUEST}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-client, namespace: client}
+spec:
+  host: reviews.shop.svc.cluster.local
+  trafficPolicy:
+    loadBalancer: {simple: PASSTHROUGH}
+"#;
+
+    #[test]
+    fn the_proxys_namespace_wins_then_the_services() {
+        let mesh = TestMesh::new(MESH);
+        let svc = mesh.service("reviews.shop.svc.cluster.local");
+        let in_client = Proxy::sidecar("a", "client", &[]);
+        let in_shop = Proxy::sidecar("b", "shop", &[]);
+        let in_other = Proxy::sidecar("c", "other", &[]);
+        let name = |p: &Proxy| {
+            destination_rule_for(mesh.inputs(), p, &svc).map(|(r, _)| r.name().to_string())
+        };
+        assert_eq!(name(&in_client).as_deref(), Some("reviews-client"));
+        assert_eq!(name(&in_shop).as_deref(), Some("reviews"));
+        assert_eq!(name(&in_other).as_deref(), Some("reviews"));
+    }
+
+    #[test]
+    fn subset_then_port_settings_override_field_by_field() {
+        let mesh = TestMesh::new(MESH);
+        let svc = mesh.service("reviews.shop.svc.cluster.local");
+        let (_, dr) = destination_rule_for(mesh.inputs(), &Proxy::sidecar("b", "shop", &[]), &svc)
+            .expect("dr");
+        let lb = |p: &TrafficPolicy| p.load_balancer.as_ref().and_then(|l| l.simple);
+        let base = effective_policy(dr, None, 9080);
+        assert_eq!(lb(&base), Some(SimpleLb::Random));
+        assert_eq!(
+            base.connection_pool
+                .as_ref()
+                .and_then(|c| c.tcp.as_ref())
+                .map(|t| t.max_connections),
+            Some(10)
+        );
+        assert_eq!(
+            lb(&effective_policy(dr, None, 9090)),
+            Some(SimpleLb::RoundRobin)
+        );
+        let v1 = dr.subsets.first();
+        let sub = effective_policy(dr, v1, 9080);
+        assert_eq!(lb(&sub), Some(SimpleLb::LeastRequest));
+        assert!(sub.connection_pool.is_some(), "inherited from the rule");
+        assert!(sub.port_level_settings.is_empty());
+    }
+}
