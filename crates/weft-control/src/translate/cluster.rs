@@ -1,10 +1,372 @@
-//! CDS.
+//! CDS: one cluster per service port, and one per DestinationRule subset
+//! and port, named as Istio names them (`outbound|9080|v1|reviews...`).
+//!
+//! The traffic policy in force for each (see [`super::policy`]) becomes
+//! the cluster's load balancer, circuit breakers (connection pool limits)
+//! and outlier detection. How endpoints are found follows the service's
+//! resolution: STATIC → EDS, DNS → STRICT_DNS, DNS_ROUND_ROBIN →
+//! LOGICAL_DNS, NONE → ORIGINAL_DST.
 
-use weft_xds::pb::envoy::config::cluster::v3::Cluster;
+use weft_config::duration::Duration;
+use weft_config::networking::{
+    ConsistentHashLb, H2UpgradePolicy, Protocol, SimpleLb, TrafficPolicy,
+};
+use weft_registry::{EndpointAddress, Resolution, Service};
+use weft_xds::pb::envoy::config::cluster::v3::{
+    CircuitBreakers, Cluster, OutlierDetection, circuit_breakers, cluster,
+};
+use weft_xds::pb::envoy::config::core::v3::{
+    Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions, RoutingPriority,
+};
+use weft_xds::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use weft_xds::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions as UpstreamHttpProtocolOptions,
+    http_protocol_options as upstream_http_protocol_options,
+};
+use weft_xds::pb::envoy::r#type::v3::Percent;
 
+use super::envoy::{ads, duration, socket_address, u32_value};
+use super::names::outbound_cluster;
+use super::policy::{destination_rule_for, effective_policy};
 use super::{Inputs, Proxy};
 
-/// The clusters `proxy` is sent.
-pub fn clusters(_inputs: Inputs<'_>, _proxy: &Proxy) -> Vec<Cluster> {
-    Vec::new()
+/// Where a cluster's HTTP settings go (`typed_extension_protocol_options`).
+pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Connect timeout when neither the DestinationRule nor the mesh sets one
+/// (Istio's default).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A cluster that drops everything (unknown destinations under
+/// `REGISTRY_ONLY`).
+pub const BLACKHOLE: &str = "BlackHoleCluster";
+/// A cluster that forwards to the original destination (`ALLOW_ANY`).
+pub const PASSTHROUGH: &str = "PassthroughCluster";
+
+/// The clusters `proxy` is sent, sorted by name.
+pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
+    let mut out = vec![blackhole(), passthrough()];
+    for service in inputs.registry.all_services() {
+        if !service.visible_from(&proxy.namespace) {
+            continue;
+        }
+        let rule = destination_rule_for(inputs, proxy, service).map(|(_, dr)| dr);
+        for port in &service.ports {
+            let policy = rule
+                .map(|dr| effective_policy(dr, None, port.number))
+                .unwrap_or_default();
+            out.extend(service_cluster(inputs, service, port.number, "", &policy));
+            for subset in rule.map(|dr| dr.subsets.as_slice()).unwrap_or_default() {
+                let policy = rule
+                    .map(|dr| effective_policy(dr, Some(subset), port.number))
+                    .unwrap_or_default();
+                out.extend(service_cluster(
+                    inputs,
+                    service,
+                    port.number,
+                    &subset.name,
+                    &policy,
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    out
 }
+
+/// The cluster for one port (and subset) of a service; `None` for
+/// services whose endpoints Weft can't address yet (dynamic DNS).
+fn service_cluster(
+    inputs: Inputs<'_>,
+    service: &Service,
+    port: u16,
+    subset: &str,
+    policy: &TrafficPolicy,
+) -> Option<Cluster> {
+    let name = outbound_cluster(port, subset, service.hostname.as_str());
+    let mesh_timeout = inputs.config.mesh.connect_timeout;
+    let tcp = policy.connection_pool.as_ref().and_then(|c| c.tcp.as_ref());
+    let connect_timeout = tcp
+        .and_then(|t| t.connect_timeout)
+        .or(mesh_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let mut c = Cluster {
+        name: name.clone(),
+        connect_timeout: Some(duration(connect_timeout)),
+        circuit_breakers: Some(circuit_breakers(policy)),
+        outlier_detection: outlier_detection(policy),
+        ..Cluster::default()
+    };
+    apply_load_balancer(&mut c, policy);
+    if let Some(protocol) = service
+        .port(port)
+        .map(|p| p.protocol)
+        .filter(|p| p.is_http())
+    {
+        let options = http_protocol_options(protocol, policy);
+        c.typed_extension_protocol_options
+            .insert(HTTP_PROTOCOL_OPTIONS.to_string(), weft_xds::pack(&options));
+    }
+    let discovery = match service.resolution {
+        Resolution::Static => {
+            c.eds_cluster_config = Some(cluster::EdsClusterConfig {
+                eds_config: Some(ads()),
+                service_name: name,
+            });
+            cluster::DiscoveryType::Eds
+        }
+        Resolution::Dns | Resolution::DnsRoundRobin => {
+            c.load_assignment = Some(dns_load_assignment(inputs, service, port, &name));
+            if service.resolution == Resolution::Dns {
+                cluster::DiscoveryType::StrictDns
+            } else {
+                cluster::DiscoveryType::LogicalDns
+            }
+        }
+        Resolution::Passthrough => {
+            c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
+            c.lb_config = None;
+            cluster::DiscoveryType::OriginalDst
+        }
+        Resolution::DynamicDns => return None,
+    };
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(discovery as i32));
+    Some(c)
+}
+
+/// The endpoints of a DNS cluster: the endpoints' names (or, with none,
+/// the service host itself) on the port each serves.
+fn dns_load_assignment(
+    inputs: Inputs<'_>,
+    service: &Service,
+    port: u16,
+    name: &str,
+) -> ClusterLoadAssignment {
+    let endpoints = inputs.registry.endpoints_of(service);
+    let mut lb_endpoints: Vec<LbEndpoint> = endpoints
+        .iter()
+        .filter_map(|e| {
+            let target = e.ports.get(&port).copied().unwrap_or(port);
+            let address = match &e.address {
+                EndpointAddress::Hostname(h) => socket_address(h, target),
+                EndpointAddress::Ip(ip) => socket_address(&ip.to_string(), target),
+                EndpointAddress::Unix(_) => return None,
+            };
+            Some(dns_endpoint(address, e.weight))
+        })
+        .collect();
+    if endpoints.is_empty() {
+        let target = service.port(port).map_or(port, |p| p.target_port);
+        lb_endpoints.push(dns_endpoint(
+            socket_address(service.hostname.as_str(), target),
+            1,
+        ));
+    }
+    ClusterLoadAssignment {
+        cluster_name: name.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints,
+            ..LocalityLbEndpoints::default()
+        }],
+        ..ClusterLoadAssignment::default()
+    }
+}
+
+fn dns_endpoint(
+    address: weft_xds::pb::envoy::config::core::v3::Address,
+    weight: u32,
+) -> LbEndpoint {
+    LbEndpoint {
+        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(
+            weft_xds::pb::envoy::config::endpoint::v3::Endpoint {
+                address: Some(address),
+                ..Default::default()
+            },
+        )),
+        load_balancing_weight: Some(u32_value(weight.max(1))),
+        ..LbEndpoint::default()
+    }
+}
+
+/// The upstream HTTP settings of an HTTP-family port: HTTP/2 for HTTP2 and
+/// gRPC ports (and when the rule asks to upgrade), the client's own
+/// protocol when the rule says so, else HTTP/1.1; idle timeout and
+/// requests per connection from the connection pool.
+fn http_protocol_options(
+    protocol: Protocol,
+    policy: &TrafficPolicy,
+) -> UpstreamHttpProtocolOptions {
+    use upstream_http_protocol_options::explicit_http_config::ProtocolConfig;
+    use upstream_http_protocol_options::{
+        ExplicitHttpConfig, UpstreamProtocolOptions, UseDownstreamHttpConfig,
+    };
+    let http = policy
+        .connection_pool
+        .as_ref()
+        .and_then(|c| c.http.as_ref());
+    let upgrade = http.is_some_and(|h| h.h2_upgrade_policy == H2UpgradePolicy::Upgrade);
+    let protocol_options = if http.is_some_and(|h| h.use_client_protocol) {
+        UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
+            http_protocol_options: Some(Http1ProtocolOptions::default()),
+            http2_protocol_options: Some(Http2ProtocolOptions::default()),
+            ..Default::default()
+        })
+    } else if protocol.is_http2() || upgrade {
+        UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
+                Http2ProtocolOptions::default(),
+            )),
+        })
+    } else {
+        UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
+                Http1ProtocolOptions::default(),
+            )),
+        })
+    };
+    UpstreamHttpProtocolOptions {
+        common_http_protocol_options: http.map(|h| HttpProtocolOptions {
+            idle_timeout: h.idle_timeout.map(duration),
+            max_requests_per_connection: positive(h.max_requests_per_connection).map(u32_value),
+            ..HttpProtocolOptions::default()
+        }),
+        upstream_protocol_options: Some(protocol_options),
+        ..UpstreamHttpProtocolOptions::default()
+    }
+}
+
+fn positive(n: i32) -> Option<u32> {
+    u32::try_from(n).ok().filter(|n| *n > 0)
+}
+
+/// Istio's circuit breakers: every limit at its maximum unless the
+/// connection pool sets it.
+fn circuit_breakers(policy: &TrafficPolicy) -> CircuitBreakers {
+    let pool = policy.connection_pool.as_ref();
+    let tcp = pool.and_then(|p| p.tcp.as_ref());
+    let http = pool.and_then(|p| p.http.as_ref());
+    let limit = |n: Option<i32>| u32_value(n.and_then(positive).unwrap_or(u32::MAX));
+    CircuitBreakers {
+        thresholds: vec![circuit_breakers::Thresholds {
+            priority: RoutingPriority::Default as i32,
+            max_connections: Some(limit(tcp.map(|t| t.max_connections))),
+            max_pending_requests: Some(limit(http.map(|h| h.http1_max_pending_requests))),
+            max_requests: Some(limit(http.map(|h| h.http2_max_requests))),
+            max_retries: Some(limit(http.map(|h| h.max_retries))),
+            track_remaining: true,
+            ..Default::default()
+        }],
+        ..CircuitBreakers::default()
+    }
+}
+
+/// Outlier detection as Istio maps it: each consecutive-error setting is
+/// enforced (100%) when above zero; `minHealthPercent` is the panic
+/// threshold; success-rate ejection stays off.
+fn outlier_detection(policy: &TrafficPolicy) -> Option<OutlierDetection> {
+    let o = policy.outlier_detection.as_ref()?;
+    let enforce = |n: Option<u32>| n.map(|n| u32_value(if n > 0 { 100 } else { 0 }));
+    Some(OutlierDetection {
+        consecutive_5xx: o.consecutive_5xx_errors.map(u32_value),
+        enforcing_consecutive_5xx: enforce(o.consecutive_5xx_errors).or(Some(u32_value(0))),
+        consecutive_gateway_failure: o.consecutive_gateway_errors.map(u32_value),
+        enforcing_consecutive_gateway_failure: enforce(o.consecutive_gateway_errors),
+        interval: o.interval.map(duration),
+        base_ejection_time: o.base_ejection_time.map(duration),
+        max_ejection_percent: positive(o.max_ejection_percent).map(u32_value),
+        enforcing_success_rate: Some(u32_value(0)),
+        ..OutlierDetection::default()
+    })
+}
+
+/// The load balancer: LEAST_REQUEST by default (Istio's), the simple
+/// policy asked for, or a ring hash / Maglev for consistent hashing (the
+/// hash key itself goes on the routes).
+fn apply_load_balancer(c: &mut Cluster, policy: &TrafficPolicy) {
+    let lb = policy.load_balancer.as_ref();
+    c.lb_policy = cluster::LbPolicy::LeastRequest as i32;
+    if let Some(hash) = lb.and_then(|l| l.consistent_hash.as_ref()) {
+        apply_consistent_hash(c, hash);
+    } else if let Some(simple) = lb.and_then(|l| l.simple) {
+        c.lb_policy = match simple {
+            SimpleLb::RoundRobin => cluster::LbPolicy::RoundRobin,
+            SimpleLb::Random => cluster::LbPolicy::Random,
+            SimpleLb::Passthrough => cluster::LbPolicy::ClusterProvided,
+            _ => cluster::LbPolicy::LeastRequest,
+        } as i32;
+        if simple == SimpleLb::Passthrough {
+            c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+                cluster::DiscoveryType::OriginalDst as i32,
+            ));
+        }
+    }
+    if let Some(min) = policy
+        .outlier_detection
+        .as_ref()
+        .map(|o| o.min_health_percent)
+        .filter(|p| *p >= 0)
+    {
+        c.common_lb_config = Some(cluster::CommonLbConfig {
+            healthy_panic_threshold: Some(Percent {
+                value: f64::from(min),
+            }),
+            ..Default::default()
+        });
+    }
+}
+
+fn apply_consistent_hash(c: &mut Cluster, hash: &ConsistentHashLb) {
+    if let Some(maglev) = &hash.maglev {
+        c.lb_policy = cluster::LbPolicy::Maglev as i32;
+        let table_size =
+            (maglev.table_size > 0).then_some(weft_xds::pb::google::protobuf::UInt64Value {
+                value: maglev.table_size,
+            });
+        c.lb_config = Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+            table_size,
+        }));
+    } else {
+        c.lb_policy = cluster::LbPolicy::RingHash as i32;
+        let size = hash
+            .ring_hash
+            .as_ref()
+            .map_or(hash.minimum_ring_size, |r| r.minimum_ring_size);
+        let minimum_ring_size =
+            (size > 0).then_some(weft_xds::pb::google::protobuf::UInt64Value { value: size });
+        c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+            cluster::RingHashLbConfig {
+                minimum_ring_size,
+                ..Default::default()
+            },
+        ));
+    }
+}
+
+fn blackhole() -> Cluster {
+    Cluster {
+        name: BLACKHOLE.to_string(),
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        ..Cluster::default()
+    }
+}
+
+fn passthrough() -> Cluster {
+    Cluster {
+        name: PASSTHROUGH.to_string(),
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        lb_policy: cluster::LbPolicy::ClusterProvided as i32,
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::OriginalDst as i32,
+        )),
+        ..Cluster::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

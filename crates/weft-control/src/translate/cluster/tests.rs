@@ -1,0 +1,235 @@
+use weft_xds::pb::envoy::config::cluster::v3::{Cluster, cluster};
+
+use super::*;
+use crate::translate::test_inputs::TestMesh;
+
+const MESH: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1, labels: {version: v1}}, {address: 10.0.0.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1, connectTimeout: 250ms}
+      http: {http1MaxPendingRequests: 2, maxRequestsPerConnection: 3, idleTimeout: 30s}
+    outlierDetection: {consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 50, minHealthPercent: 20}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpHeaderName: x-user, ringHash: {minimumRingSize: 2048}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: other}
+spec:
+  hosts: [private.other.svc.cluster.local]
+  exportTo: ["."]
+  resolution: NONE
+  ports: [{number: 5432, name: tcp-db, protocol: TCP}]
+"#;
+
+fn names(cs: &[Cluster]) -> Vec<&str> {
+    cs.iter().map(|c| c.name.as_str()).collect()
+}
+
+fn find<'a>(cs: &'a [Cluster], name: &str) -> &'a Cluster {
+    cs.iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no cluster {name} in {:?}", names(cs)))
+}
+
+fn discovery(c: &Cluster) -> Option<i32> {
+    match c.cluster_discovery_type {
+        Some(cluster::ClusterDiscoveryType::Type(t)) => Some(t),
+        _ => None,
+    }
+}
+
+#[test]
+fn one_cluster_per_port_and_subset_with_istio_names() {
+    let mesh = TestMesh::new(MESH);
+    let cs = clusters(mesh.inputs(), &Proxy::sidecar("p", "shop", &[]));
+    assert_eq!(
+        names(&cs),
+        vec![
+            "BlackHoleCluster",
+            "PassthroughCluster",
+            "outbound|443||api.example.com",
+            "outbound|9080|v1|reviews.shop.svc.cluster.local",
+            "outbound|9080|v2|reviews.shop.svc.cluster.local",
+            "outbound|9080||reviews.shop.svc.cluster.local",
+        ],
+        "the NONE service in namespace other is exported only there"
+    );
+    let other = clusters(mesh.inputs(), &Proxy::sidecar("p", "other", &[]));
+    assert!(names(&other).contains(&"outbound|5432||private.other.svc.cluster.local"));
+}
+
+#[test]
+fn static_services_use_eds_dns_services_resolve_names() {
+    let mesh = TestMesh::new(MESH);
+    let cs = clusters(mesh.inputs(), &Proxy::sidecar("p", "shop", &[]));
+    let reviews = find(&cs, "outbound|9080||reviews.shop.svc.cluster.local");
+    assert_eq!(discovery(reviews), Some(cluster::DiscoveryType::Eds as i32));
+    let eds = reviews.eds_cluster_config.as_ref().expect("eds");
+    assert_eq!(eds.service_name, reviews.name);
+    let ext = find(&cs, "outbound|443||api.example.com");
+    assert_eq!(
+        discovery(ext),
+        Some(cluster::DiscoveryType::StrictDns as i32)
+    );
+    let la = ext.load_assignment.as_ref().expect("inline endpoints");
+    assert_eq!(
+        la.endpoints[0].lb_endpoints.len(),
+        1,
+        "the host itself when no endpoints are listed"
+    );
+    let other = clusters(mesh.inputs(), &Proxy::sidecar("p", "other", &[]));
+    let db = find(&other, "outbound|5432||private.other.svc.cluster.local");
+    assert_eq!(
+        discovery(db),
+        Some(cluster::DiscoveryType::OriginalDst as i32)
+    );
+}
+
+#[test]
+fn connection_pool_and_outlier_detection_become_limits() {
+    let mesh = TestMesh::new(MESH);
+    let cs = clusters(mesh.inputs(), &Proxy::sidecar("p", "shop", &[]));
+    let c = find(&cs, "outbound|9080|v1|reviews.shop.svc.cluster.local");
+    assert_eq!(
+        c.connect_timeout.map(|d| (d.seconds, d.nanos)),
+        Some((0, 250_000_000))
+    );
+    let t = &c.circuit_breakers.as_ref().expect("breakers").thresholds[0];
+    assert_eq!(t.max_connections.map(|v| v.value), Some(1));
+    assert_eq!(t.max_pending_requests.map(|v| v.value), Some(2));
+    assert_eq!(
+        t.max_requests.map(|v| v.value),
+        Some(u32::MAX),
+        "unset limits are unlimited"
+    );
+    assert!(t.track_remaining);
+    let options: UpstreamHttpProtocolOptions =
+        weft_xds::unpack(&c.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS])
+            .expect("http options");
+    let common = options
+        .common_http_protocol_options
+        .as_ref()
+        .expect("common");
+    assert_eq!(common.max_requests_per_connection.map(|v| v.value), Some(3));
+    assert_eq!(common.idle_timeout.map(|d| d.seconds), Some(30));
+    assert!(matches!(
+        options.upstream_protocol_options,
+        Some(upstream_http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(_))
+    ));
+    let o = c.outlier_detection.as_ref().expect("outlier");
+    assert_eq!(o.consecutive_5xx.map(|v| v.value), Some(5));
+    assert_eq!(o.enforcing_consecutive_5xx.map(|v| v.value), Some(100));
+    assert_eq!(o.base_ejection_time.map(|d| d.seconds), Some(180));
+    assert_eq!(o.max_ejection_percent.map(|v| v.value), Some(50));
+    let panic = c
+        .common_lb_config
+        .as_ref()
+        .and_then(|l| l.healthy_panic_threshold.as_ref())
+        .map(|p| p.value);
+    assert_eq!(panic, Some(20.0));
+    assert_eq!(
+        c.lb_policy,
+        cluster::LbPolicy::LeastRequest as i32,
+        "Istio's default"
+    );
+}
+
+#[test]
+fn consistent_hash_subsets_use_a_ring() {
+    let mesh = TestMesh::new(MESH);
+    let cs = clusters(mesh.inputs(), &Proxy::sidecar("p", "shop", &[]));
+    let v2 = find(&cs, "outbound|9080|v2|reviews.shop.svc.cluster.local");
+    assert_eq!(v2.lb_policy, cluster::LbPolicy::RingHash as i32);
+    let Some(cluster::LbConfig::RingHashLbConfig(ring)) = &v2.lb_config else {
+        panic!("ring config")
+    };
+    assert_eq!(ring.minimum_ring_size.map(|v| v.value), Some(2048));
+    assert!(
+        v2.circuit_breakers.is_some(),
+        "the rule's policy still applies to the subset"
+    );
+}
+
+#[test]
+fn the_examples_translate_to_the_clusters_istio_would_name() {
+    let mesh = TestMesh::examples();
+    let cs = clusters(
+        mesh.inputs(),
+        &Proxy::sidecar("productpage", "bookinfo", &[("app", "productpage")]),
+    );
+    let names = names(&cs);
+    for want in [
+        "outbound|9080||reviews.bookinfo.svc.cluster.local",
+        "outbound|9080|v1|reviews.bookinfo.svc.cluster.local",
+        "outbound|9080|v2|reviews.bookinfo.svc.cluster.local",
+        "outbound|9080|v3|reviews.bookinfo.svc.cluster.local",
+        "outbound|9080|v1|ratings.bookinfo.svc.cluster.local",
+        "outbound|8000|v2|httpbin.bookinfo.svc.cluster.local",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:#?}");
+    }
+    let httpbin = find(&cs, "outbound|8000|v1|httpbin.bookinfo.svc.cluster.local");
+    let t = &httpbin
+        .circuit_breakers
+        .as_ref()
+        .expect("breakers")
+        .thresholds[0];
+    assert_eq!(
+        t.max_connections.map(|v| v.value),
+        Some(1),
+        "the circuit-breaking example"
+    );
+}
+
+#[test]
+fn grpc_ports_speak_http2_upstream_and_tcp_ports_set_no_http_options() {
+    let mesh = TestMesh::new(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: greeter, namespace: shop}\nspec:\n  hosts: [greeter.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 50051, name: grpc, protocol: GRPC}, {number: 6379, name: redis, protocol: REDIS}]\n  endpoints: [{address: 10.0.0.1}]\n",
+    );
+    let cs = clusters(mesh.inputs(), &Proxy::sidecar("p", "shop", &[]));
+    let grpc = find(&cs, "outbound|50051||greeter.shop.svc.cluster.local");
+    let options: UpstreamHttpProtocolOptions =
+        weft_xds::unpack(&grpc.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS])
+            .expect("http options");
+    let Some(upstream_http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(explicit)) =
+        options.upstream_protocol_options
+    else {
+        panic!("explicit config")
+    };
+    assert!(matches!(
+        explicit.protocol_config,
+        Some(upstream_http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(_))
+    ));
+    let redis = find(&cs, "outbound|6379||greeter.shop.svc.cluster.local");
+    assert!(redis.typed_extension_protocol_options.is_empty());
+}
