@@ -17,6 +17,7 @@ use weft_xds::pb::envoy::config::route::v3::RouteConfiguration;
 pub mod cluster;
 pub mod endpoint;
 pub mod envoy;
+pub mod listener;
 pub mod names;
 pub mod policy;
 pub mod route;
