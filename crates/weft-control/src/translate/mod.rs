@@ -5,9 +5,9 @@
 //! clusters are `outbound|<port>|<subset>|<host>`, route configurations are
 //! named by port.
 
-use std::collections::BTreeMap;
-
 use weft_config::store::Snapshot;
+
+pub use proxy::{NodeError, Proxy, ProxyKind};
 use weft_registry::RegistrySnapshot;
 use weft_xds::pb::envoy::config::cluster::v3::Cluster;
 use weft_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -20,6 +20,7 @@ pub mod envoy;
 pub mod listener;
 pub mod names;
 pub mod policy;
+pub mod proxy;
 pub mod route;
 
 /// What translation reads: the config in force and the registry.
@@ -29,46 +30,6 @@ pub struct Inputs<'a> {
     pub config: &'a Snapshot,
     /// The service registry's snapshot.
     pub registry: &'a RegistrySnapshot,
-}
-
-/// What kind of xDS client a proxy is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProxyKind {
-    /// A sidecar next to a workload (ours or Envoy).
-    Sidecar,
-    /// An ingress or egress gateway.
-    Gateway,
-    /// A proxyless gRPC client (node metadata `GENERATOR: grpc`): gets
-    /// `host:port` listeners with an `api_listener`.
-    Grpc,
-}
-
-/// The proxy resources are made for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proxy {
-    /// The xDS node id.
-    pub id: String,
-    /// What it is.
-    pub kind: ProxyKind,
-    /// The namespace it runs in (decides which config and services it sees).
-    pub namespace: String,
-    /// Its workload's labels (Sidecar, policy and gateway selection).
-    pub labels: BTreeMap<String, String>,
-}
-
-impl Proxy {
-    /// A sidecar in `namespace` with `labels`.
-    pub fn sidecar(id: &str, namespace: &str, labels: &[(&str, &str)]) -> Self {
-        Proxy {
-            id: id.to_string(),
-            kind: ProxyKind::Sidecar,
-            namespace: namespace.to_string(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
 }
 
 /// Everything a proxy is sent, each list sorted by name.

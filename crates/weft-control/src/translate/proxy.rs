@@ -1,0 +1,241 @@
+//! Who a proxy is, read from the xDS `Node` it sends, as Istio's proxies
+//! and Istio's gRPC bootstrap describe themselves:
+//! id `<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`,
+//! metadata `NAMESPACE`, `LABELS`, `GENERATOR` (`grpc` for proxyless gRPC),
+//! `WORKLOAD_NAME`.
+
+use std::collections::BTreeMap;
+
+use weft_xds::pb::envoy::config::core::v3::Node;
+use weft_xds::pb::google::protobuf::{Struct, value};
+
+/// What kind of xDS client a proxy is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProxyKind {
+    /// A sidecar next to a workload (ours or Envoy).
+    Sidecar,
+    /// An ingress or egress gateway (`router~...`).
+    Gateway,
+    /// A proxyless gRPC client (node metadata `GENERATOR: grpc`): gets
+    /// `host:port` listeners with an `api_listener`.
+    Grpc,
+}
+
+/// The proxy resources are made for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proxy {
+    /// The xDS node id.
+    pub id: String,
+    /// What it is.
+    pub kind: ProxyKind,
+    /// The namespace it runs in (decides which config and services it sees).
+    pub namespace: String,
+    /// Its workload's labels (Sidecar, policy and gateway selection).
+    pub labels: BTreeMap<String, String>,
+    /// Its IP addresses (`INSTANCE_IPS`, else the id's).
+    pub ips: Vec<String>,
+    /// Its workload's name (`WORKLOAD_NAME`, else the id's pod name).
+    pub workload: String,
+}
+
+/// Why a node can't be served.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The request carried no node (the first request of a stream must).
+    #[error("the request has no node; the first request of a stream must identify the proxy")]
+    Missing,
+    /// The node id is empty.
+    #[error("node id is empty")]
+    EmptyId,
+    /// Neither metadata nor the id says which namespace the proxy is in.
+    #[error(
+        "node {0:?} names no namespace: set metadata NAMESPACE or use an id like sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local"
+    )]
+    NoNamespace(String),
+}
+
+impl Proxy {
+    /// A sidecar in `namespace` with `labels` (tests and tools).
+    pub fn sidecar(id: &str, namespace: &str, labels: &[(&str, &str)]) -> Self {
+        Proxy {
+            id: id.to_string(),
+            kind: ProxyKind::Sidecar,
+            namespace: namespace.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ips: Vec::new(),
+            workload: String::new(),
+        }
+    }
+
+    /// Reads a proxy from the `Node` of its first discovery request.
+    pub fn from_node(node: Option<&Node>) -> Result<Proxy, NodeError> {
+        let node = node.ok_or(NodeError::Missing)?;
+        if node.id.is_empty() {
+            return Err(NodeError::EmptyId);
+        }
+        let meta = node.metadata.as_ref();
+        // `type~ip~pod.namespace~domain`
+        let parts: Vec<&str> = node.id.split('~').collect();
+        let (id_type, id_ip, id_pod_ns) = match parts.as_slice() {
+            [t, ip, pod, _domain] => (Some(*t), Some(*ip), Some(*pod)),
+            _ => (None, None, None),
+        };
+        let namespace = string(meta, "NAMESPACE")
+            .or_else(|| {
+                id_pod_ns
+                    .and_then(|p| p.split_once('.'))
+                    .map(|(_, ns)| ns.to_string())
+            })
+            .filter(|ns| !ns.is_empty())
+            .ok_or_else(|| NodeError::NoNamespace(node.id.clone()))?;
+        let kind = if string(meta, "GENERATOR").as_deref() == Some("grpc") {
+            ProxyKind::Grpc
+        } else if id_type == Some("router") {
+            ProxyKind::Gateway
+        } else {
+            ProxyKind::Sidecar
+        };
+        let labels = meta
+            .and_then(|m| m.fields.get("LABELS"))
+            .and_then(|v| match &v.kind {
+                Some(value::Kind::StructValue(s)) => Some(s),
+                _ => None,
+            })
+            .map(|s| {
+                s.fields
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), scalar(v)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ips = string(meta, "INSTANCE_IPS")
+            .map(|s| {
+                s.split(',')
+                    .map(str::to_string)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .or_else(|| id_ip.map(|ip| vec![ip.to_string()]))
+            .unwrap_or_default();
+        let workload = string(meta, "WORKLOAD_NAME")
+            .or_else(|| {
+                id_pod_ns
+                    .and_then(|p| p.split_once('.'))
+                    .map(|(pod, _)| pod.to_string())
+            })
+            .unwrap_or_default();
+        Ok(Proxy {
+            id: node.id.clone(),
+            kind,
+            namespace,
+            labels,
+            ips,
+            workload,
+        })
+    }
+}
+
+fn string(meta: Option<&Struct>, key: &str) -> Option<String> {
+    meta.and_then(|m| m.fields.get(key)).and_then(scalar)
+}
+
+fn scalar(v: &weft_xds::pb::google::protobuf::Value) -> Option<String> {
+    match &v.kind {
+        Some(value::Kind::StringValue(s)) => Some(s.clone()),
+        Some(value::Kind::NumberValue(n)) => Some(n.to_string()),
+        Some(value::Kind::BoolValue(b)) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use weft_xds::pb::google::protobuf::Value;
+
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value {
+            kind: Some(value::Kind::StringValue(v.to_string())),
+        }
+    }
+
+    fn node(id: &str, meta: &[(&str, Value)]) -> Node {
+        let fields: HashMap<String, Value> = meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Node {
+            id: id.to_string(),
+            metadata: Some(Struct { fields }),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn istio_grpc_bootstrap_nodes() {
+        // The node of Istio's own proxyless gRPC bootstrap (shared/istio-samples/grpc-bootstrap).
+        let n = node(
+            "sidecar~127.0.0.1~pod1.fake-namespace~fake-namespace.svc.cluster.local",
+            &[("GENERATOR", s("grpc")), ("INSTANCE_IPS", s("127.0.0.1"))],
+        );
+        let p = Proxy::from_node(Some(&n)).expect("proxy");
+        assert_eq!(p.kind, ProxyKind::Grpc);
+        assert_eq!(p.namespace, "fake-namespace");
+        assert_eq!(p.workload, "pod1");
+        assert_eq!(p.ips, vec!["127.0.0.1".to_string()]);
+        let n = node(
+            "sidecar~127.0.1.1~echo.test~cluster.local",
+            &[("GENERATOR", s("grpc")), ("NAMESPACE", s("test"))],
+        );
+        assert_eq!(
+            Proxy::from_node(Some(&n)).map(|p| p.namespace).as_deref(),
+            Ok("test")
+        );
+    }
+
+    #[test]
+    fn sidecars_gateways_and_labels() {
+        let labels = Value {
+            kind: Some(value::Kind::StructValue(Struct {
+                fields: [
+                    ("app".to_string(), s("reviews")),
+                    ("version".to_string(), s("v1")),
+                ]
+                .into_iter()
+                .collect(),
+            })),
+        };
+        let n = node(
+            "sidecar~10.0.0.1~reviews-v1.shop~shop.svc.cluster.local",
+            &[("LABELS", labels)],
+        );
+        let p = Proxy::from_node(Some(&n)).expect("proxy");
+        assert_eq!(p.kind, ProxyKind::Sidecar);
+        assert_eq!(p.labels.get("version").map(String::as_str), Some("v1"));
+        let gw = node(
+            "router~10.0.0.9~gw.istio-system~istio-system.svc.cluster.local",
+            &[],
+        );
+        assert_eq!(
+            Proxy::from_node(Some(&gw)).map(|p| p.kind),
+            Ok(ProxyKind::Gateway)
+        );
+    }
+
+    #[test]
+    fn bad_nodes_are_errors() {
+        assert_eq!(Proxy::from_node(None), Err(NodeError::Missing));
+        assert_eq!(
+            Proxy::from_node(Some(&Node::default())),
+            Err(NodeError::EmptyId)
+        );
+        let e = Proxy::from_node(Some(&node("just-a-name", &[]))).expect_err("no namespace");
+        assert!(e.to_string().contains("names no namespace"), "{e}");
+    }
+}
