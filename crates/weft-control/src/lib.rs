@@ -5,4 +5,5 @@
 //! sockets, no clocks, unit- and golden-tested. The ADS server (next) only
 //! decides *when* to call it and *what* to send.
 
+pub mod ads;
 pub mod translate;

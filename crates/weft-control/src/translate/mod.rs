@@ -49,11 +49,12 @@ pub struct Resources {
 pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
     let clusters = cluster::clusters(inputs, proxy);
     let endpoints = endpoint::load_assignments(inputs, proxy, &clusters);
+    let listeners = listener::listeners(inputs, proxy);
     let routes = route::route_configurations(inputs, proxy);
     Resources {
         clusters,
         endpoints,
-        listeners: Vec::new(),
+        listeners,
         routes,
     }
 }

@@ -1,0 +1,234 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Server};
+use weft_xds::pb::envoy::config::core::v3::Node;
+use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use weft_xds::pb::google::protobuf::{Struct, Value, value};
+use weft_xds::pb::google::rpc;
+
+use super::*;
+use crate::translate::test_inputs::TestMesh;
+
+const GREETER: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: greeter, namespace: shop}\nspec:\n  hosts: [greeter.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 50051, name: grpc, protocol: GRPC}]\n  endpoints: [{address: 127.0.0.1, ports: {grpc: 50052}}]\n";
+const LISTENER: &str = "greeter.shop.svc.cluster.local:50051";
+
+fn generation(version: u64, yaml: &str) -> Arc<Generation> {
+    let mesh = TestMesh::new(yaml);
+    Arc::new(Generation {
+        version,
+        config: Arc::new(mesh.config),
+        registry: Arc::new(mesh.registry),
+    })
+}
+
+fn grpc_node() -> Node {
+    let fields: HashMap<String, Value> = [(
+        "GENERATOR".to_string(),
+        Value {
+            kind: Some(value::Kind::StringValue("grpc".into())),
+        },
+    )]
+    .into_iter()
+    .collect();
+    Node {
+        id: "sidecar~127.0.0.1~client.shop~shop.svc.cluster.local".into(),
+        metadata: Some(Struct { fields }),
+        ..Node::default()
+    }
+}
+
+struct Harness {
+    publish: watch::Sender<Arc<Generation>>,
+    stats: Arc<Stats>,
+    client: AggregatedDiscoveryServiceClient<Channel>,
+}
+
+async fn start(first: Arc<Generation>) -> Harness {
+    let (publish, generations) = watch::channel(first);
+    let server = AdsServer::new(generations);
+    let stats = server.stats().clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        Server::builder()
+            .add_service(AggregatedDiscoveryServiceServer::new(server))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    Harness {
+        publish,
+        stats,
+        client,
+    }
+}
+
+struct Stream {
+    tx: mpsc::Sender<DiscoveryRequest>,
+    rx: Streaming<DiscoveryResponse>,
+}
+
+impl Stream {
+    async fn open(h: &mut Harness) -> Stream {
+        let (tx, rx) = mpsc::channel(8);
+        let response = h
+            .client
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .expect("stream");
+        Stream {
+            tx,
+            rx: response.into_inner(),
+        }
+    }
+
+    async fn send(&self, r: DiscoveryRequest) {
+        self.tx.send(r).await.expect("send");
+    }
+
+    async fn recv(&mut self) -> Result<DiscoveryResponse, Status> {
+        match tokio::time::timeout(Duration::from_secs(5), self.rx.message()).await {
+            Ok(Ok(Some(r))) => Ok(r),
+            Ok(Ok(None)) => Err(Status::cancelled("stream ended")),
+            Ok(Err(status)) => Err(status),
+            Err(_) => panic!("no response within 5 s"),
+        }
+    }
+
+    /// Asserts nothing arrives for a while.
+    async fn quiet(&mut self) {
+        let r = tokio::time::timeout(Duration::from_millis(300), self.rx.message()).await;
+        assert!(r.is_err(), "unexpected message: {r:?}");
+    }
+}
+
+fn request(type_url: TypeUrl, names: &[&str], node: Option<Node>) -> DiscoveryRequest {
+    DiscoveryRequest {
+        node,
+        type_url: type_url.as_str().into(),
+        resource_names: names.iter().map(|s| s.to_string()).collect(),
+        ..DiscoveryRequest::default()
+    }
+}
+
+fn ack(r: &DiscoveryResponse, type_url: TypeUrl, names: &[&str]) -> DiscoveryRequest {
+    DiscoveryRequest {
+        version_info: r.version_info.clone(),
+        response_nonce: r.nonce.clone(),
+        ..request(type_url, names, None)
+    }
+}
+
+#[tokio::test]
+async fn subscribe_ack_push_on_change_and_nack() {
+    let mut h = start(generation(1, GREETER)).await;
+    let mut s = Stream::open(&mut h).await;
+    s.send(request(TypeUrl::Listener, &[LISTENER], Some(grpc_node())))
+        .await;
+    let lds = s.recv().await.expect("lds");
+    assert_eq!(lds.type_url, TypeUrl::Listener.as_str());
+    assert_eq!(lds.version_info, "1");
+    assert_eq!(lds.resources.len(), 1);
+    let listener: weft_xds::pb::envoy::config::listener::v3::Listener =
+        weft_xds::unpack(&lds.resources[0]).expect("listener");
+    assert_eq!(listener.name, LISTENER);
+    s.send(ack(&lds, TypeUrl::Listener, &[LISTENER])).await;
+
+    // CDS, all clusters.
+    s.send(request(TypeUrl::Cluster, &[], None)).await;
+    let cds = s.recv().await.expect("cds");
+    assert!(
+        cds.resources.len() >= 3,
+        "greeter + BlackHole + Passthrough"
+    );
+    s.send(ack(&cds, TypeUrl::Cluster, &[])).await;
+    s.quiet().await;
+
+    // A change that only adds a service pushes CDS, not the named listener.
+    let more = format!("{GREETER}---\n{}", GREETER.replace("greeter", "farewell"));
+    h.publish.send_replace(generation(2, &more));
+    let push = s.recv().await.expect("push");
+    assert_eq!(
+        (push.type_url.as_str(), push.version_info.as_str()),
+        (TypeUrl::Cluster.as_str(), "2")
+    );
+    assert!(push.resources.len() > cds.resources.len());
+
+    // A NACK is counted and answered with nothing.
+    let nack = DiscoveryRequest {
+        error_detail: Some(rpc::Status {
+            code: 3,
+            message: "cluster rejected".into(),
+            details: vec![],
+        }),
+        ..ack(&push, TypeUrl::Cluster, &[])
+    };
+    s.send(nack).await;
+    s.quiet().await;
+    assert_eq!(h.stats.nacks.load(Ordering::Relaxed), 1);
+    assert_eq!(h.stats.connected.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_second_client_gets_the_current_generation() {
+    let mut h = start(generation(1, GREETER)).await;
+    h.publish.send_replace(generation(7, GREETER));
+    let mut s = Stream::open(&mut h).await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    assert_eq!(s.recv().await.expect("cds").version_info, "7");
+}
+
+#[tokio::test]
+async fn bad_requests_end_only_their_own_stream() {
+    let mut h = start(generation(1, GREETER)).await;
+    let mut good = Stream::open(&mut h).await;
+    good.send(request(TypeUrl::Listener, &[LISTENER], Some(grpc_node())))
+        .await;
+    let lds = good.recv().await.expect("lds");
+
+    let mut no_node = Stream::open(&mut h).await;
+    no_node
+        .send(request(TypeUrl::Listener, &[LISTENER], None))
+        .await;
+    let err = no_node.recv().await.expect_err("no node");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("no node"), "{}", err.message());
+
+    let mut unknown = Stream::open(&mut h).await;
+    let mut r = request(TypeUrl::Listener, &[], Some(grpc_node()));
+    r.type_url = "type.googleapis.com/envoy.config.cluster.v2.Cluster".into();
+    unknown.send(r).await;
+    let err = unknown.recv().await.expect_err("unknown type");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("unknown xDS type URL"),
+        "{}",
+        err.message()
+    );
+
+    // The first stream is still served.
+    good.send(ack(&lds, TypeUrl::Listener, &[LISTENER])).await;
+    good.send(request(TypeUrl::Cluster, &[], None)).await;
+    assert_eq!(
+        good.recv().await.expect("cds").type_url,
+        TypeUrl::Cluster.as_str()
+    );
+}
+
+#[tokio::test]
+async fn delta_is_refused_clearly() {
+    let mut h = start(generation(1, GREETER)).await;
+    let (_tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(1);
+    let err = h
+        .client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect_err("unimplemented");
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+}
