@@ -6,4 +6,5 @@
 //! decides *when* to call it and *what* to send.
 
 pub mod ads;
+pub mod server;
 pub mod translate;

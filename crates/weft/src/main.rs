@@ -21,6 +21,16 @@ struct Cli {
 enum Command {
     /// Validate and analyze mesh config like `istioctl analyze`.
     Analyze(cmd::analyze::Args),
+    /// Run the control plane: serve Envoy xDS v3 from a directory of Istio YAML.
+    Control(cmd::control::Args),
+}
+
+/// Servers say what they do; one-shot tools only warn.
+fn default_log_level(command: &Command) -> &'static str {
+    match command {
+        Command::Control(_) => "info",
+        Command::Analyze(_) => "warn",
+    }
 }
 
 fn main() -> ExitCode {
@@ -28,11 +38,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_log_level(&cli.command).into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Control(args) => cmd::control::run(args),
     }
 }

@@ -1,0 +1,81 @@
+//! `weft control`: the control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use weft_config::duration::Duration;
+
+/// `weft control` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory (or file) of Istio YAML to serve; watched for changes. May be repeated.
+    #[arg(long, value_name = "DIR", required = true)]
+    config: Vec<PathBuf>,
+    /// Address to serve Envoy xDS v3 (ADS, plaintext gRPC) on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
+    xds_addr: SocketAddr,
+    /// Namespace for resources that don't name one.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Push a change once the config has been quiet this long.
+    #[arg(long, value_name = "DURATION", default_value = "100ms")]
+    debounce_after: Duration,
+    /// Push a change at the latest this long after it, even while edits keep coming.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    debounce_max: Duration,
+}
+
+/// Runs `weft control` until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weft control: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = weft_control::server::Config {
+        config: args.config,
+        default_namespace: args.namespace,
+        xds_addr: args.xds_addr,
+        debounce_after: args.debounce_after.get(),
+        debounce_max: args.debounce_max.get(),
+    };
+    let result = runtime.block_on(weft_control::server::run(config, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft control: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!(target: "weft::control", "shutting down");
+}

@@ -1,0 +1,181 @@
+//! `weft control` as a user runs it: a real process serving ADS from a
+//! directory of YAML, read by a real gRPC xDS client (tonic), following
+//! edits to the files, and stopping cleanly on SIGTERM.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use weft_xds::TypeUrl;
+use weft_xds::pb::envoy::config::core::v3::Node;
+use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use weft_xds::pb::google::protobuf::{Struct, Value, value};
+
+/// Kills the control plane when the test ends, however it ends.
+struct Control(Child);
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `weft control` on a free port; returns it and the port.
+fn start(dir: &Path) -> (Control, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["control", "--config"])
+        .arg(dir)
+        .args(["--xds-addr", "127.0.0.1:0", "--debounce-after", "20ms"])
+        .env("WEFT_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start weft control");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(port) = line
+                .split("xds=127.0.0.1:")
+                .nth(1)
+                .and_then(|p| p.trim().parse::<u16>().ok())
+            {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("weft control reports its xDS address");
+    (Control(child), port)
+}
+
+fn node() -> Node {
+    let meta: HashMap<String, Value> = [(
+        "GENERATOR".to_string(),
+        Value {
+            kind: Some(value::Kind::StringValue("grpc".into())),
+        },
+    )]
+    .into_iter()
+    .collect();
+    Node {
+        id: "sidecar~127.0.0.1~client.bookinfo~bookinfo.svc.cluster.local".into(),
+        metadata: Some(Struct { fields: meta }),
+        ..Node::default()
+    }
+}
+
+async fn next(rx: &mut tonic::Streaming<DiscoveryResponse>) -> DiscoveryResponse {
+    tokio::time::timeout(Duration::from_secs(5), rx.message())
+        .await
+        .expect("a response within 5 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+#[tokio::test]
+async fn serves_the_examples_and_follows_edits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bookinfo");
+    for entry in std::fs::read_dir(&examples).expect("examples") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let (mut control, port) = start(dir.path());
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(8);
+    let mut responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+
+    let listener = "reviews.bookinfo.svc.cluster.local:9080";
+    tx.send(DiscoveryRequest {
+        node: Some(node()),
+        type_url: TypeUrl::Listener.as_str().into(),
+        resource_names: vec![listener.into()],
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .expect("send");
+    let lds = next(&mut responses).await;
+    assert_eq!(lds.resources.len(), 1);
+
+    tx.send(DiscoveryRequest {
+        type_url: TypeUrl::Cluster.as_str().into(),
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .expect("send");
+    let cds = next(&mut responses).await;
+    let names: Vec<String> = cds
+        .resources
+        .iter()
+        .map(|a| {
+            weft_xds::unpack::<weft_xds::pb::envoy::config::cluster::v3::Cluster>(a)
+                .expect("cluster")
+                .name
+        })
+        .collect();
+    assert!(
+        names.contains(&"outbound|9080|v3|reviews.bookinfo.svc.cluster.local".to_string()),
+        "{names:#?}"
+    );
+    tx.send(DiscoveryRequest {
+        type_url: TypeUrl::Cluster.as_str().into(),
+        version_info: cds.version_info.clone(),
+        response_nonce: cds.nonce.clone(),
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .expect("ack");
+
+    // A new service in the files reaches the connected client, no restart.
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: extra, namespace: bookinfo}\nspec:\n  hosts: [extra.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n",
+    )
+    .expect("write");
+    let push = next(&mut responses).await;
+    assert_eq!(push.type_url, TypeUrl::Cluster.as_str());
+    assert_ne!(push.version_info, cds.version_info);
+    assert_eq!(push.resources.len(), cds.resources.len() + 1);
+
+    // A broken file changes nothing the client sees: the last good config stays.
+    std::fs::write(dir.path().join("extra.yaml"), "kind: [\n").expect("write");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), responses.message())
+            .await
+            .is_err(),
+        "no push for a broken file"
+    );
+
+    // SIGTERM stops it cleanly.
+    let pid = control.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = control.0.try_wait().expect("wait") {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "weft control did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
