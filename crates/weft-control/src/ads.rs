@@ -15,8 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -63,6 +63,90 @@ pub struct Stats {
     pub pushes: AtomicU64,
     /// NACKs received.
     pub nacks: AtomicU64,
+    /// Responses sent, per type (indexed like [`TypeUrl::ALL`]).
+    pub pushes_by_type: [AtomicU64; 5],
+    /// NACKs received, per type (indexed like [`TypeUrl::ALL`]).
+    pub nacks_by_type: [AtomicU64; 5],
+    /// Every connected proxy's sync state, by connection.
+    pub proxies: Mutex<BTreeMap<u64, ProxyStatus>>,
+    connections: AtomicU64,
+}
+
+impl Stats {
+    fn update(&self, conn: u64, f: impl FnOnce(&mut ProxyStatus)) {
+        let mut proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = proxies.get_mut(&conn) {
+            f(status);
+        }
+    }
+
+    /// A copy of every connected proxy's status, sorted by proxy id.
+    pub fn proxy_statuses(&self) -> Vec<ProxyStatus> {
+        let proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<ProxyStatus> = proxies.values().cloned().collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+}
+
+fn type_index(t: TypeUrl) -> usize {
+    TypeUrl::ALL.iter().position(|x| *x == t).unwrap_or(0)
+}
+
+/// What `/debug/syncz` shows of one connected proxy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyStatus {
+    /// xDS node id.
+    pub id: String,
+    /// Sidecar, gateway or proxyless gRPC.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// When it connected (seconds since the Unix epoch).
+    pub connected_at: u64,
+    /// When it was last sent anything (seconds since the Unix epoch).
+    pub last_push: Option<u64>,
+    /// Per type (`CDS`, `EDS`, `LDS`, `RDS`): what was sent and answered.
+    pub types: BTreeMap<String, TypeStatus>,
+}
+
+/// The sync state of one resource type for one proxy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TypeStatus {
+    /// Version last sent.
+    pub sent: Option<String>,
+    /// Resources in it.
+    pub resources: usize,
+    /// Version last ACKed.
+    pub acked: Option<String>,
+    /// Version last NACKed, and the proxy's error.
+    pub nacked: Option<(String, String)>,
+}
+
+impl TypeStatus {
+    /// Whether the proxy has accepted what it was last sent.
+    pub fn in_sync(&self) -> bool {
+        self.sent.is_some() && self.sent == self.acked
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Removes a proxy from the status table when its stream ends.
+struct Registered<'a> {
+    stats: &'a Stats,
+    conn: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut proxies = self.stats.proxies.lock().unwrap_or_else(|e| e.into_inner());
+        proxies.remove(&self.conn);
+    }
 }
 
 /// Responses a stream may have queued before its proxy reads them.
@@ -158,6 +242,26 @@ impl AdsServer {
         let proxy = Proxy::from_node(first.node.as_ref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         tracing::info!(target: "weft::xds", proxy = %proxy.id, kind = ?proxy.kind, "proxy connected");
+        let conn = self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .proxies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                conn,
+                ProxyStatus {
+                    id: proxy.id.clone(),
+                    kind: format!("{:?}", proxy.kind),
+                    namespace: proxy.namespace.clone(),
+                    connected_at: now(),
+                    last_push: None,
+                    types: BTreeMap::new(),
+                },
+            );
+        let _registered = Registered {
+            stats: &self.stats,
+            conn,
+        };
         let mut generations = self.generations.clone();
         let mut generation = generations.borrow_and_update().clone();
         let mut resources = translate(inputs(&generation), &proxy);
@@ -181,7 +285,7 @@ impl AdsServer {
                         generation = generations.borrow_and_update().clone();
                         resources = translate(inputs(&generation), &proxy);
                         for (type_url, state) in types.iter_mut().filter(|(_, s)| s.subscribed) {
-                            self.push(tx, &proxy, &generation, &resources, *type_url, state, false).await?;
+                            self.push(tx, conn, &proxy, &generation, &resources, *type_url, state, false).await?;
                         }
                         None
                     }
@@ -201,6 +305,13 @@ impl AdsServer {
             }
             if let Some(error) = &request.error_detail {
                 self.stats.nacks.fetch_add(1, Ordering::Relaxed);
+                self.stats.nacks_by_type[type_index(type_url)].fetch_add(1, Ordering::Relaxed);
+                self.stats.update(conn, |s| {
+                    s.types
+                        .entry(type_url.short_name().to_string())
+                        .or_default()
+                        .nacked = Some((request.version_info.clone(), error.message.clone()));
+                });
                 tracing::warn!(
                     target: "weft::xds",
                     proxy = %proxy.id,
@@ -216,12 +327,29 @@ impl AdsServer {
             let names_changed = names != state.names;
             if !request.response_nonce.is_empty() {
                 state.acked = Some(request.version_info.clone());
+                self.stats.update(conn, |s| {
+                    let t = s
+                        .types
+                        .entry(type_url.short_name().to_string())
+                        .or_default();
+                    t.acked = Some(request.version_info.clone());
+                    t.nacked = None;
+                });
             }
             state.subscribed = true;
             state.names = names;
             if first_request || names_changed {
-                self.push(tx, &proxy, &generation, &resources, type_url, state, true)
-                    .await?;
+                self.push(
+                    tx,
+                    conn,
+                    &proxy,
+                    &generation,
+                    &resources,
+                    type_url,
+                    state,
+                    true,
+                )
+                .await?;
             }
         }
     }
@@ -232,6 +360,7 @@ impl AdsServer {
     async fn push(
         &self,
         tx: &Tx,
+        conn: u64,
         proxy: &Proxy,
         generation: &Generation,
         resources: &Resources,
@@ -263,6 +392,16 @@ impl AdsServer {
             "push"
         );
         self.stats.pushes.fetch_add(1, Ordering::Relaxed);
+        self.stats.pushes_by_type[type_index(type_url)].fetch_add(1, Ordering::Relaxed);
+        self.stats.update(conn, |s| {
+            s.last_push = Some(now());
+            let t = s
+                .types
+                .entry(type_url.short_name().to_string())
+                .or_default();
+            t.sent = Some(generation.version.to_string());
+            t.resources = response.resources.len();
+        });
         tx.send(Ok(response))
             .await
             .map_err(|_| Status::cancelled("proxy went away"))

@@ -6,5 +6,6 @@
 //! decides *when* to call it and *what* to send.
 
 pub mod ads;
+pub mod debug;
 pub mod server;
 pub mod translate;

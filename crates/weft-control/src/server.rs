@@ -20,6 +20,7 @@ use weft_registry::{FileRegistry, Registry};
 use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 
 use crate::ads::{AdsServer, Generation};
+use crate::debug;
 
 /// How to run the control plane.
 #[derive(Clone, Debug)]
@@ -30,6 +31,8 @@ pub struct Config {
     pub default_namespace: String,
     /// Where ADS is served (plaintext gRPC; Istio's 15010).
     pub xds_addr: SocketAddr,
+    /// Where the debug API and metrics are served (HTTP; Istio's 15014).
+    pub debug_addr: SocketAddr,
     /// Quiet time before a change is pushed (default 100 ms).
     pub debounce_after: Duration,
     /// Longest a change waits while edits keep coming (default 1 s).
@@ -98,9 +101,25 @@ pub async fn run(
             addr: config.xds_addr,
             source,
         })?;
+    let debug_listener = TcpListener::bind(config.debug_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.debug_addr,
+            source,
+        })?;
+    let ads = AdsServer::new(generations.clone());
+    let debug = debug::router(debug::DebugState {
+        stats: ads.stats().clone(),
+        generations,
+    });
+    tracing::info!(target: "weft::control", debug = %debug_listener.local_addr()?, "serving the debug API and /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(debug_listener, debug).await {
+            tracing::error!(target: "weft::control", "debug API stopped: {e}");
+        }
+    });
     let local = listener.local_addr()?;
     tracing::info!(target: "weft::control", xds = %local, "serving xDS (ADS, state of the world)");
-    let ads = AdsServer::new(generations);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
         .add_service(AggregatedDiscoveryServiceServer::new(ads))

@@ -26,12 +26,19 @@ impl Drop for Control {
     }
 }
 
-/// Starts `weft control` on a free port; returns it and the port.
-fn start(dir: &Path) -> (Control, u16) {
+/// Starts `weft control` on free ports; returns it, the xDS port and the debug port.
+fn start(dir: &Path) -> (Control, u16, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["control", "--config"])
         .arg(dir)
-        .args(["--xds-addr", "127.0.0.1:0", "--debounce-after", "20ms"])
+        .args([
+            "--xds-addr",
+            "127.0.0.1:0",
+            "--debug-addr",
+            "127.0.0.1:0",
+            "--debounce-after",
+            "20ms",
+        ])
         .env("WEFT_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -40,19 +47,33 @@ fn start(dir: &Path) -> (Control, u16) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(port) = line
-                .split("xds=127.0.0.1:")
-                .nth(1)
-                .and_then(|p| p.trim().parse::<u16>().ok())
-            {
-                let _ = tx.send(port);
+            for key in ["xds", "debug"] {
+                let marker = format!("{key}=127.0.0.1:");
+                if let Some(port) = line
+                    .split(&marker)
+                    .nth(1)
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                {
+                    let _ = tx.send((key, port));
+                }
             }
         }
     });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("weft control reports its xDS address");
-    (Control(child), port)
+    let (mut xds, mut debug) = (None, None);
+    while xds.is_none() || debug.is_none() {
+        match rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("weft control reports its addresses")
+        {
+            ("xds", p) => xds = Some(p),
+            (_, p) => debug = Some(p),
+        }
+    }
+    (
+        Control(child),
+        xds.unwrap_or_default(),
+        debug.unwrap_or_default(),
+    )
 }
 
 fn node() -> Node {
@@ -79,7 +100,29 @@ async fn next(rx: &mut tonic::Streaming<DiscoveryResponse>) -> DiscoveryResponse
         .expect("stream open")
 }
 
-#[tokio::test]
+/// GETs a path of the debug API with curl, as a user would.
+fn curl(port: u16, path: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// Multi-threaded: the client's connection must make progress while the
+// test blocks on curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_the_examples_and_follows_edits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bookinfo");
@@ -87,7 +130,7 @@ async fn serves_the_examples_and_follows_edits() {
         let path = entry.expect("entry").path();
         std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
     }
-    let (mut control, port) = start(dir.path());
+    let (mut control, port, debug_port) = start(dir.path());
     let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .expect("connect");
@@ -138,6 +181,33 @@ async fn serves_the_examples_and_follows_edits() {
     })
     .await
     .expect("ack");
+
+    // The debug API shows the proxy, what it was sent and what it ACKed.
+    // (polled: the ACK was just sent)
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let syncz = curl(debug_port, "/debug/syncz");
+        let proxies: serde_json::Value = serde_json::from_str(&syncz).expect("syncz json");
+        assert_eq!(
+            proxies[0]["id"], "sidecar~127.0.0.1~client.bookinfo~bookinfo.svc.cluster.local",
+            "{syncz}"
+        );
+        let cds = &proxies[0]["types"]["CDS"];
+        if cds["acked"] == cds["sent"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "CDS never shown as ACKed: {syncz}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = curl(debug_port, "/metrics");
+    assert!(metrics.contains("\npilot_xds 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("pilot_xds_pushes{type=\"cds\"} 1\n"),
+        "{metrics}"
+    );
 
     // A new service in the files reaches the connected client, no restart.
     std::fs::write(

@@ -15,6 +15,9 @@ pub struct Args {
     /// Address to serve Envoy xDS v3 (ADS, plaintext gRPC) on.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
     xds_addr: SocketAddr,
+    /// Address to serve the debug API (/debug/syncz, /debug/configz) and /metrics on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
+    debug_addr: SocketAddr,
     /// Namespace for resources that don't name one.
     #[arg(short, long, default_value = "default")]
     namespace: String,
@@ -42,6 +45,7 @@ pub fn run(args: Args) -> ExitCode {
         config: args.config,
         default_namespace: args.namespace,
         xds_addr: args.xds_addr,
+        debug_addr: args.debug_addr,
         debounce_after: args.debounce_after.get(),
         debounce_max: args.debounce_max.get(),
     };

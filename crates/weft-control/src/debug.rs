@@ -1,0 +1,171 @@
+//! The control plane's debug HTTP API (Istio's 15014):
+//! `/debug/syncz` (each connected proxy and, per type, the version sent,
+//! ACKed or NACKed), `/debug/configz` (every resource in force and every
+//! problem in the files), and `/metrics` (Prometheus, with Istio's
+//! `pilot_*` names where one exists).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::watch;
+use weft_config::{Diagnostic, Severity};
+use weft_xds::TypeUrl;
+
+use crate::ads::{Generation, ProxyStatus, Stats};
+
+/// What the debug API reads.
+#[derive(Clone, Debug)]
+pub struct DebugState {
+    /// The ADS server's counters and proxy table.
+    pub stats: Arc<Stats>,
+    /// The generation in force.
+    pub generations: watch::Receiver<Arc<Generation>>,
+}
+
+/// The debug API's routes.
+pub fn router(state: DebugState) -> Router {
+    Router::new()
+        .route("/debug/syncz", get(syncz))
+        .route("/debug/configz", get(configz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn syncz(State(state): State<DebugState>) -> Json<Vec<ProxyStatus>> {
+    Json(state.stats.proxy_statuses())
+}
+
+/// One resource in force, for `/debug/configz`.
+#[derive(Debug, Serialize)]
+struct ConfigEntry {
+    kind: String,
+    namespace: String,
+    name: String,
+    file: String,
+    line: usize,
+    /// Its current document is invalid; this is the last good version.
+    stale: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Configz {
+    version: u64,
+    resources: Vec<ConfigEntry>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+async fn configz(State(state): State<DebugState>) -> Json<Configz> {
+    let generation = state.generations.borrow().clone();
+    let config = &generation.config;
+    let resources = config
+        .resources
+        .iter()
+        .map(|(key, r)| ConfigEntry {
+            kind: key.kind.to_string(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            file: r.source.file.display().to_string(),
+            line: r.source.line,
+            stale: config.stale.contains(key),
+        })
+        .collect();
+    Json(Configz {
+        version: config.version,
+        resources,
+        diagnostics: config.diagnostics.clone(),
+    })
+}
+
+async fn metrics(State(state): State<DebugState>) -> impl IntoResponse {
+    let generation = state.generations.borrow().clone();
+    let errors = generation
+        .config
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let services: usize = generation.registry.services.values().map(Vec::len).sum();
+    let text = render_metrics(&state.stats, errors, services);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The Prometheus text exposition. Written out rather than through a
+/// metrics library because Istio's dashboards query counters without the
+/// `_total` suffix such libraries add (`pilot_xds_pushes{type="cds"}`).
+fn render_metrics(stats: &Stats, config_errors: usize, services: usize) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "pilot_xds",
+        "Number of proxies connected over xDS.",
+        stats.connected.load(Ordering::Relaxed),
+    );
+    gauge(
+        "pilot_services",
+        "Total services known to the control plane.",
+        services as u64,
+    );
+    gauge(
+        "weft_config_errors",
+        "Errors in the config files now (their resources keep their last good version).",
+        config_errors as u64,
+    );
+    let mut counter = |name: &str, help: &str, values: &[std::sync::atomic::AtomicU64; 5]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (i, t) in TypeUrl::ALL.iter().enumerate() {
+            let label = t.short_name().to_ascii_lowercase();
+            let _ = writeln!(
+                out,
+                "{name}{{type=\"{label}\"}} {}",
+                values[i].load(Ordering::Relaxed)
+            );
+        }
+    };
+    counter(
+        "pilot_xds_pushes",
+        "xDS responses sent, by type.",
+        &stats.pushes_by_type,
+    );
+    counter(
+        "pilot_total_xds_rejects",
+        "xDS responses rejected (NACKed) by proxies, by type.",
+        &stats.nacks_by_type,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_use_istio_names() {
+        let stats = Stats::default();
+        stats.connected.store(2, Ordering::Relaxed);
+        stats.pushes_by_type[1].store(7, Ordering::Relaxed);
+        let text = render_metrics(&stats, 1, 5);
+        assert!(text.contains("\npilot_xds 2\n"), "{text}");
+        assert!(
+            text.contains("pilot_xds_pushes{type=\"cds\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pilot_total_xds_rejects{type=\"lds\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("weft_config_errors 1\n"), "{text}");
+        assert!(text.contains("# TYPE pilot_xds_pushes counter"), "{text}");
+    }
+}
