@@ -94,7 +94,7 @@ fn type_index(t: TypeUrl) -> usize {
 }
 
 /// What `/debug/syncz` shows of one connected proxy.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyStatus {
     /// xDS node id.
     pub id: String,
@@ -111,7 +111,7 @@ pub struct ProxyStatus {
 }
 
 /// The sync state of one resource type for one proxy.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TypeStatus {
     /// Version last sent.
     pub sent: Option<String>,

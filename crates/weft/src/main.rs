@@ -23,13 +23,15 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run the control plane: serve Envoy xDS v3 from a directory of Istio YAML.
     Control(cmd::control::Args),
+    /// Show whether every connected proxy has ACKed what the control plane sent.
+    ProxyStatus(cmd::proxy_status::Args),
 }
 
 /// Servers say what they do; one-shot tools only warn.
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Control(_) => "info",
-        Command::Analyze(_) => "warn",
+        Command::Analyze(_) | Command::ProxyStatus(_) => "warn",
     }
 }
 
@@ -46,5 +48,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Control(args) => cmd::control::run(args),
+        Command::ProxyStatus(args) => cmd::proxy_status::run(args),
     }
 }

@@ -202,6 +202,21 @@ async fn serves_the_examples_and_follows_edits() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let status = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "proxy-status",
+            "--debug-addr",
+            &format!("127.0.0.1:{debug_port}"),
+        ])
+        .output()
+        .expect("proxy-status");
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{table}");
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("sidecar~127.0.0.1~client.bookinfo") && row.contains("SYNCED (16)"),
+        "{table}"
+    );
     let metrics = curl(debug_port, "/metrics");
     assert!(metrics.contains("\npilot_xds 1\n"), "{metrics}");
     assert!(
@@ -248,4 +263,19 @@ async fn serves_the_examples_and_follows_edits() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn proxy_status_without_a_control_plane_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy-status", "--debug-addr", "127.0.0.1:1"])
+        .output()
+        .expect("proxy-status");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read http://127.0.0.1:1/debug/syncz")
+            && err.contains("is `weft control` running"),
+        "{err}"
+    );
 }
