@@ -484,3 +484,39 @@ fn gateways_get_no_sidecar_routes() {
     gw.kind = ProxyKind::Gateway;
     assert!(route_configurations(mesh.inputs(), &gw).is_empty());
 }
+
+#[test]
+fn the_most_specific_virtual_service_routes_a_service() {
+    let vs = |name: &str, host: &str, subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {{name: {name}, namespace: shop}}\n\
+             spec:\n  hosts: ['{host}']\n  \
+             http: [{{route: [{{destination: {{host: reviews, subset: {subset}}}}}]}}]\n"
+        )
+    };
+    let extra = format!(
+        "{}\n---\n{}",
+        vs("wide", "*.shop.svc.cluster.local", "wide"),
+        vs("exact", "reviews", "exact")
+    );
+    let configs = rds(&extra, &shop_proxy());
+    let first_cluster = |host: &str| cluster(&vhost(&configs, 9080, host).routes[0]).to_string();
+    assert_eq!(
+        first_cluster(REVIEWS),
+        "outbound|9080|exact|reviews.shop.svc.cluster.local"
+    );
+    assert_eq!(
+        first_cluster("ratings.shop.svc.cluster.local"),
+        "outbound|9080|wide|reviews.shop.svc.cluster.local"
+    );
+}
+
+#[test]
+fn a_virtual_service_with_no_route_for_this_port_leaves_the_default() {
+    let routes = reviews_routes(&reviews_vs(
+        "  - match: [{port: 7000}]\n    route: [{destination: {host: reviews, subset: v1}}]\n",
+    ));
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].name, DEFAULT_ROUTE_NAME);
+}
