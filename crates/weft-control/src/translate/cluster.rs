@@ -95,7 +95,7 @@ fn service_cluster(
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let mut c = Cluster {
         name: name.clone(),
-        connect_timeout: Some(duration(connect_timeout)),
+        connect_timeout: Some(duration(connect_timeout.get())),
         circuit_breakers: Some(circuit_breakers(policy)),
         outlier_detection: outlier_detection(policy),
         ..Cluster::default()
@@ -229,7 +229,7 @@ fn http_protocol_options(
     };
     UpstreamHttpProtocolOptions {
         common_http_protocol_options: http.map(|h| HttpProtocolOptions {
-            idle_timeout: h.idle_timeout.map(duration),
+            idle_timeout: h.idle_timeout.map(|d| duration(d.get())),
             max_requests_per_connection: positive(h.max_requests_per_connection).map(u32_value),
             ..HttpProtocolOptions::default()
         }),
@@ -274,8 +274,8 @@ fn outlier_detection(policy: &TrafficPolicy) -> Option<OutlierDetection> {
         enforcing_consecutive_5xx: enforce(o.consecutive_5xx_errors).or(Some(u32_value(0))),
         consecutive_gateway_failure: o.consecutive_gateway_errors.map(u32_value),
         enforcing_consecutive_gateway_failure: enforce(o.consecutive_gateway_errors),
-        interval: o.interval.map(duration),
-        base_ejection_time: o.base_ejection_time.map(duration),
+        interval: o.interval.map(|d| duration(d.get())),
+        base_ejection_time: o.base_ejection_time.map(|d| duration(d.get())),
         max_ejection_percent: positive(o.max_ejection_percent).map(u32_value),
         enforcing_success_rate: Some(u32_value(0)),
         ..OutlierDetection::default()
@@ -348,7 +348,7 @@ fn apply_consistent_hash(c: &mut Cluster, hash: &ConsistentHashLb) {
 fn blackhole() -> Cluster {
     Cluster {
         name: BLACKHOLE.to_string(),
-        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT.get())),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
         )),
@@ -359,7 +359,7 @@ fn blackhole() -> Cluster {
 fn passthrough() -> Cluster {
     Cluster {
         name: PASSTHROUGH.to_string(),
-        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT.get())),
         lb_policy: cluster::LbPolicy::ClusterProvided as i32,
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::OriginalDst as i32,

@@ -1,15 +1,13 @@
 //! Small constructors for Envoy proto values, written once.
 
-use weft_config::duration::Duration;
 use weft_xds::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ApiVersion, ConfigSource, Pipe, SocketAddress, address,
     config_source, socket_address,
 };
 use weft_xds::pb::google::protobuf;
 
-/// A protobuf `Duration`.
-pub fn duration(d: Duration) -> protobuf::Duration {
-    let d = d.get();
+/// A protobuf `Duration` (from config durations: `duration(d.get())`).
+pub fn duration(d: std::time::Duration) -> protobuf::Duration {
     protobuf::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),

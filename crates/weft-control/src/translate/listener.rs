@@ -117,6 +117,42 @@ mod tests {
     }
 
     #[test]
+    fn every_grpc_listener_has_its_route_configuration() {
+        let mesh = TestMesh::examples();
+        let proxy = Proxy {
+            namespace: "bookinfo".into(),
+            ..grpc_proxy()
+        };
+        let resources = crate::translate::translate(mesh.inputs(), &proxy);
+        let routes: Vec<&str> = resources.routes.iter().map(|r| r.name.as_str()).collect();
+        for l in &resources.listeners {
+            assert!(
+                routes.contains(&l.name.as_str()),
+                "{} has no route configuration in {routes:?}",
+                l.name
+            );
+        }
+        let reviews = resources
+            .routes
+            .iter()
+            .find(|r| r.name == "reviews.bookinfo.svc.cluster.local:9080")
+            .expect("reviews");
+        let vh = &reviews.virtual_hosts[0];
+        assert!(
+            vh.domains
+                .iter()
+                .any(|d| d == "reviews.bookinfo.svc.cluster.local:9080"),
+            "{:?}",
+            vh.domains
+        );
+        assert_eq!(
+            vh.routes.first().map(|r| r.name.as_str()),
+            Some("jason"),
+            "the VirtualService applies"
+        );
+    }
+
+    #[test]
     fn sidecars_get_no_api_listeners() {
         let mesh = TestMesh::examples();
         assert!(listeners(mesh.inputs(), &Proxy::sidecar("p", "bookinfo", &[])).is_empty());

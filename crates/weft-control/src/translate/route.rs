@@ -44,7 +44,7 @@ mod tests;
 pub const DEFAULT_ROUTE_NAME: &str = "default";
 
 /// The cluster unknown destinations are passed to (mesh `ALLOW_ANY`).
-pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+pub use super::cluster::PASSTHROUGH as PASSTHROUGH_CLUSTER;
 
 /// Largest direct-response body Envoy is told to accept: 1 MiB, the limit
 /// VirtualService validation enforces (Envoy's own default is 4 KiB).
@@ -52,11 +52,13 @@ const MAX_DIRECT_RESPONSE_BODY_BYTES: u32 = 1024 * 1024;
 
 /// The route configurations `proxy` is sent, sorted by name.
 ///
-/// Only sidecars get these; gateways and proxyless gRPC clients name
-/// their routes differently and get none yet.
+/// Sidecars get one per port; proxyless gRPC clients one per service port,
+/// named like their listener (`host:port`); gateways none yet.
 pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfiguration> {
-    if proxy.kind != ProxyKind::Sidecar {
-        return Vec::new();
+    match proxy.kind {
+        ProxyKind::Sidecar => {}
+        ProxyKind::Grpc => return grpc_route_configurations(inputs, proxy),
+        ProxyKind::Gateway => return Vec::new(),
     }
     let services = visible_services(inputs, &proxy.namespace);
     let mut by_port: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
@@ -81,6 +83,32 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
         })
         .collect();
     configs.sort_by(|a, b| a.name.cmp(&b.name));
+    configs
+}
+
+/// For a proxyless gRPC client: per service port, a route configuration
+/// named as its API listener, holding that service's virtual host only.
+fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfiguration> {
+    let virtual_services = mesh_virtual_services(inputs, proxy);
+    let mut configs: Vec<RouteConfiguration> = visible_services(inputs, &proxy.namespace)
+        .into_iter()
+        .flat_map(|svc| svc.ports.iter().map(move |p| (svc, p.number)))
+        .map(|(svc, port)| {
+            let cx = Cx {
+                inputs,
+                proxy,
+                port,
+            };
+            RouteConfiguration {
+                name: super::listener::grpc_listener_name(svc.hostname.as_str(), port),
+                virtual_hosts: vec![virtual_host(&cx, svc, &virtual_services)],
+                validate_clusters: Some(BoolValue { value: false }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    configs.sort_by(|a, b| a.name.cmp(&b.name));
+    configs.dedup_by(|a, b| a.name == b.name);
     configs
 }
 

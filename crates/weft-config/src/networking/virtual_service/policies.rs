@@ -38,25 +38,7 @@ const CORS_METHODS: &[&str] = &[
 ];
 
 /// gRPC status names a fault may abort with.
-const GRPC_STATUSES: &[&str] = &[
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
+const GRPC_STATUSES: &[&str] = &crate::networking::GRPC_STATUS_NAMES;
 
 /// Redirect codes Envoy can send.
 const REDIRECT_CODES: &[u32] = &[301, 302, 303, 307, 308];

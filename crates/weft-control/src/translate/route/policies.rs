@@ -2,8 +2,6 @@
 //! percentages, and the small conversions they share (durations,
 //! percentages, gRPC status names, base64 bodies).
 
-use std::time::Duration as StdDuration;
-
 use weft_config::networking::{CorsPolicy, HttpFaultInjection, HttpRetry, Percent};
 use weft_xds::pack;
 use weft_xds::pb::envoy::config::core::v3::RuntimeFractionalPercent;
@@ -22,7 +20,7 @@ use weft_xds::pb::envoy::r#type::matcher::v3::StringMatcher;
 use weft_xds::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use weft_xds::pb::envoy::r#type::v3::FractionalPercent;
 use weft_xds::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
-use weft_xds::pb::google::protobuf::{BoolValue, Duration, UInt32Value};
+use weft_xds::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::matches::string_matcher;
 
@@ -41,13 +39,7 @@ pub const PREVIOUS_PRIORITIES: &str = "envoy.retry_priorities.previous_prioritie
 /// How many times Envoy may re-pick a host for one retry (Istio's value).
 const HOST_SELECTION_RETRY_MAX_ATTEMPTS: i64 = 5;
 
-/// A protobuf duration.
-pub(super) fn duration(d: StdDuration) -> Duration {
-    Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    }
-}
+pub(super) use crate::translate::envoy::duration;
 
 /// The retry policy for `retries` (the route's, else the mesh's default),
 /// as Istio's `retry.ConvertPolicy`: none configured gives the default
@@ -250,25 +242,7 @@ fn hundredths(p: u32) -> FractionalPercent {
 
 /// The code of a gRPC status name (`UNAVAILABLE` → 14).
 pub fn grpc_code(name: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
+    const NAMES: [&str; 17] = weft_config::networking::GRPC_STATUS_NAMES;
     NAMES
         .iter()
         .position(|n| *n == name)
