@@ -21,6 +21,14 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install a Rust toolchain (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
 
+# Python test clients (grpcio's xDS resolver is the control plane's
+# acceptance test), in a venv of the project's own.
+if ! .venv/bin/python -c 'import grpc' >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || { echo "setup: python3 not found" >&2; exit 1; }
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+
 # Istio's own sample YAML, used by the tests, lives beside the checkout.
 if [ ! -d ../shared/istio-samples ]; then
   echo "setup: note: ../shared/istio-samples not found; the tests that read Istio's samples will fail" >&2
