@@ -60,6 +60,8 @@ pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
 }
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 pub(crate) mod test_inputs;
 
 #[cfg(test)]

@@ -66,3 +66,29 @@ impl TestMesh {
             .expect("service")
     }
 }
+
+/// Compares `value`, as pretty JSON, with `tests/golden/<name>`;
+/// `WEFT_BLESS=1` rewrites the file instead (review the diff).
+pub(crate) fn check_golden(name: &str, value: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(value).expect("json") + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var("WEFT_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &text).expect("write golden file");
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .expect("golden file missing: run with WEFT_BLESS=1 to create it");
+    assert!(
+        want == text,
+        "output differs from {}; if the change is intended, rerun with WEFT_BLESS=1 and review the diff.\n--- got ---\n{text}",
+        path.display()
+    );
+}
+
+/// Protobuf JSON's spelling of a duration (`"0.5s"`).
+pub(crate) fn duration_json(d: &weft_xds::pb::google::protobuf::Duration) -> serde_json::Value {
+    let secs = d.seconds as f64 + f64::from(d.nanos) / 1e9;
+    serde_json::json!(format!("{secs}s"))
+}

@@ -5,8 +5,6 @@
 //! The JSON is built by hand from the fields translation emits (prost's
 //! `Debug` output is not stable), in Envoy's field names.
 
-use std::path::Path;
-
 use serde_json::{Map, Value, json};
 use weft_xds::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use weft_xds::pb::envoy::config::core::v3::{
@@ -35,13 +33,13 @@ use weft_xds::pb::envoy::r#type::matcher::v3::StringMatcher;
 use weft_xds::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use weft_xds::pb::envoy::r#type::v3::FractionalPercent;
 use weft_xds::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
-use weft_xds::pb::google::protobuf::{Any, Duration};
+use weft_xds::pb::google::protobuf::Any;
 use weft_xds::unpack;
 
 use super::actions::{CORS_FILTER, FAULT_FILTER};
 use super::route_configurations;
 use crate::translate::Proxy;
-use crate::translate::test_inputs::TestMesh;
+use crate::translate::test_inputs::{TestMesh, check_golden, duration_json};
 
 #[test]
 fn productpage_routes_match_the_golden_file() {
@@ -53,20 +51,7 @@ fn productpage_routes_match_the_golden_file() {
     );
     let configs = route_configurations(mesh.inputs(), &proxy);
     let got = Value::Array(configs.iter().map(route_config_json).collect());
-    let text = serde_json::to_string_pretty(&got).expect("json") + "\n";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/rds-productpage.json");
-    if std::env::var("WEFT_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &text).expect("write golden file");
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .expect("golden file missing: run with WEFT_BLESS=1 to create it");
-    assert!(
-        want == text,
-        "RDS output differs from {}; if the change is intended, rerun with WEFT_BLESS=1 and \
-         review the diff.\n--- got ---\n{text}",
-        path.display()
-    );
+    check_golden("rds-productpage.json", &got);
 }
 
 /// A route configuration as JSON (the fields translation emits).
@@ -425,12 +410,6 @@ fn put_str(o: &mut Map<String, Value>, key: &str, value: &str) {
     if !value.is_empty() {
         o.insert(key.into(), json!(value));
     }
-}
-
-/// Protobuf JSON's duration spelling: `"0.500s"`-style, as `"0.5s"`.
-fn duration_json(d: &Duration) -> Value {
-    let secs = d.seconds as f64 + f64::from(d.nanos) / 1e9;
-    json!(format!("{secs}s"))
 }
 
 fn percent_json(p: &FractionalPercent) -> Value {
