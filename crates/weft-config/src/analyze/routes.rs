@@ -163,6 +163,11 @@ fn check_destination(
         .iter()
         .flat_map(|s| s.se.ports.iter().map(|p| p.number))
         .collect();
+    let port_list = ports
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     match &dest.port {
         Some(p) if p.number != 0 && !ports.is_empty() && !ports.contains(&p.number) => {
             let mut d = diag(
@@ -174,11 +179,7 @@ fn check_destination(
             d.hint = Some(format!(
                 "{fqdn} has port{} {}",
                 if ports.len() == 1 { "" } else { "s" },
-                ports
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                port_list
             ));
             out.push(d);
         }
@@ -194,11 +195,7 @@ fn check_destination(
             );
             d.hint = Some(format!(
                 "add `port: {{number: N}}` with one of {}",
-                ports
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                port_list
             ));
             out.push(d);
         }

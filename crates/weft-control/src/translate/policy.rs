@@ -98,43 +98,38 @@ pub fn effective_policy(dr: &DestinationRule, subset: Option<&Subset>, port: u16
     policy
 }
 
+/// Copies each listed field of `top` that is set over `base`'s.
+macro_rules! overlay_fields {
+    ($base:expr, $top:expr, $($field:ident),+) => {
+        $(if $top.$field.is_some() {
+            $base.$field = $top.$field.clone();
+        })+
+    };
+}
+
 fn overlay(base: &mut TrafficPolicy, top: &TrafficPolicy) {
-    if top.load_balancer.is_some() {
-        base.load_balancer = top.load_balancer.clone();
-    }
-    if top.connection_pool.is_some() {
-        base.connection_pool = top.connection_pool.clone();
-    }
-    if top.outlier_detection.is_some() {
-        base.outlier_detection = top.outlier_detection.clone();
-    }
-    if top.tls.is_some() {
-        base.tls = top.tls.clone();
-    }
-    if top.tunnel.is_some() {
-        base.tunnel = top.tunnel.clone();
-    }
-    if top.proxy_protocol.is_some() {
-        base.proxy_protocol = top.proxy_protocol.clone();
-    }
-    if top.retry_budget.is_some() {
-        base.retry_budget = top.retry_budget.clone();
-    }
+    overlay_fields!(
+        base,
+        top,
+        load_balancer,
+        connection_pool,
+        outlier_detection,
+        tls,
+        tunnel,
+        proxy_protocol,
+        retry_budget
+    );
 }
 
 fn overlay_port(base: &mut TrafficPolicy, top: &PortTrafficPolicy) {
-    if top.load_balancer.is_some() {
-        base.load_balancer = top.load_balancer.clone();
-    }
-    if top.connection_pool.is_some() {
-        base.connection_pool = top.connection_pool.clone();
-    }
-    if top.outlier_detection.is_some() {
-        base.outlier_detection = top.outlier_detection.clone();
-    }
-    if top.tls.is_some() {
-        base.tls = top.tls.clone();
-    }
+    overlay_fields!(
+        base,
+        top,
+        load_balancer,
+        connection_pool,
+        outlier_detection,
+        tls
+    );
 }
 
 #[cfg(test)]
