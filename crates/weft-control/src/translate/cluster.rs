@@ -49,7 +49,7 @@ pub const PASSTHROUGH: &str = "PassthroughCluster";
 pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
     let mut out = vec![blackhole(), passthrough()];
     for service in inputs.registry.all_services() {
-        if !service.visible_from(&proxy.namespace) {
+        if !proxy.sees(service) {
             continue;
         }
         let rule = destination_rule_for(inputs, proxy, service).map(|(_, dr)| dr);

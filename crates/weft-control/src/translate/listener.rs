@@ -33,7 +33,7 @@ fn grpc_listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
     let mut out: Vec<Listener> = inputs
         .registry
         .all_services()
-        .filter(|s| s.visible_from(&proxy.namespace))
+        .filter(|s| proxy.sees(s))
         .flat_map(|s| {
             s.ports
                 .iter()

@@ -22,6 +22,7 @@ pub mod names;
 pub mod policy;
 pub mod proxy;
 pub mod route;
+pub mod scope;
 
 /// What translation reads: the config in force and the registry.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,11 @@ pub struct Resources {
 
 /// Translates the inputs into the resources `proxy` is sent.
 pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
+    let scoped = Proxy {
+        egress: scope::egress_scope(inputs, proxy).map(std::sync::Arc::new),
+        ..proxy.clone()
+    };
+    let proxy = &scoped;
     let clusters = cluster::clusters(inputs, proxy);
     let endpoints = endpoint::load_assignments(inputs, proxy, &clusters);
     let listeners = listener::listeners(inputs, proxy);

@@ -5,8 +5,13 @@
 //! `WORKLOAD_NAME`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use weft_registry::Service;
 
 use weft_xds::pb::envoy::config::core::v3::Node;
+
+use super::scope::EgressScope;
 use weft_xds::pb::google::protobuf::{Struct, value};
 
 /// What kind of xDS client a proxy is.
@@ -36,6 +41,9 @@ pub struct Proxy {
     pub ips: Vec<String>,
     /// Its workload's name (`WORKLOAD_NAME`, else the id's pod name).
     pub workload: String,
+    /// The services its Sidecar resource scopes it to (set by
+    /// [`super::translate`]; `None`: every visible service).
+    pub egress: Option<Arc<EgressScope>>,
 }
 
 /// Why a node can't be served.
@@ -67,7 +75,18 @@ impl Proxy {
                 .collect(),
             ips: Vec::new(),
             workload: String::new(),
+            egress: None,
         }
+    }
+
+    /// Whether this proxy is told about `service`: exported to its
+    /// namespace, and within its Sidecar's egress scope.
+    pub fn sees(&self, service: &Service) -> bool {
+        service.visible_from(&self.namespace)
+            && self
+                .egress
+                .as_ref()
+                .is_none_or(|e| e.allows(service, &self.namespace))
     }
 
     /// Reads a proxy from the `Node` of its first discovery request.
@@ -134,6 +153,7 @@ impl Proxy {
             labels,
             ips,
             workload,
+            egress: None,
         })
     }
 }

@@ -60,7 +60,10 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
         ProxyKind::Grpc => return grpc_route_configurations(inputs, proxy),
         ProxyKind::Gateway => return Vec::new(),
     }
-    let services = visible_services(inputs, &proxy.namespace);
+    let services: Vec<&Service> = visible_services(inputs, &proxy.namespace)
+        .into_iter()
+        .filter(|s| proxy.sees(s))
+        .collect();
     let mut by_port: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     for svc in &services {
         for port in svc.ports.iter().filter(|p| p.protocol.is_http()) {
@@ -92,6 +95,7 @@ fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConf
     let virtual_services = mesh_virtual_services(inputs, proxy);
     let mut configs: Vec<RouteConfiguration> = visible_services(inputs, &proxy.namespace)
         .into_iter()
+        .filter(|s| proxy.sees(s))
         .flat_map(|svc| svc.ports.iter().map(move |p| (svc, p.number)))
         .map(|(svc, port)| {
             let cx = Cx {
