@@ -23,6 +23,7 @@ pub mod networking;
 pub mod path;
 pub mod resource;
 pub mod security;
+pub mod select;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub fn build<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> RegistryS
                 .iter()
                 .filter(|(r, we)| {
                     r.namespace() == res.namespace()
-                        && sel.labels.iter().all(|(k, v)| we.labels.get(k) == Some(v))
+                        && weft_config::select::selects(&sel.labels, &we.labels)
                 })
                 .map(|(r, we)| (r.key(), *we))
                 .collect(),

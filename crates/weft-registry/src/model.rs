@@ -110,13 +110,7 @@ impl Service {
 
     /// Whether namespace `from` may see this service.
     pub fn visible_from(&self, from: &str) -> bool {
-        self.export_to.is_empty()
-            || self.export_to.iter().any(|e| match e.as_str() {
-                "*" => true,
-                "." => self.namespace == from,
-                "~" => false,
-                ns => ns == from,
-            })
+        weft_config::select::exported_to(&self.export_to, &self.namespace, from)
     }
 }
 

@@ -15,6 +15,7 @@ use crate::load::Loaded;
 use crate::networking::{ServiceEntry, WorkloadEntry};
 use crate::path::FieldPath;
 use crate::resource::{Kind, Resource};
+pub(crate) use crate::select::{exported_to, selects};
 
 mod policy;
 mod routes;
@@ -162,26 +163,6 @@ impl<'a> Index<'a> {
     pub fn host_names(&self) -> Vec<&str> {
         self.services.iter().map(|s| s.host.as_str()).collect()
     }
-}
-
-/// Whether a selector's labels are all carried by `labels`.
-pub(crate) fn selects(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// Whether a resource in `own` with `export_to` is visible from `from`
-/// (empty `exportTo` means everywhere, Istio's default).
-pub(crate) fn exported_to(export_to: &[String], own: &str, from: &str) -> bool {
-    export_to.is_empty()
-        || export_to.iter().any(|e| match e.as_str() {
-            "*" => true,
-            "." => own == from,
-            "~" => false,
-            ns => ns == from,
-        })
 }
 
 /// A diagnostic about `res` at `path`, with the line of that field.

@@ -57,7 +57,7 @@ pub fn load_assignment(
     for e in inputs.registry.endpoints_of(service) {
         let in_subset = subset
             .as_ref()
-            .is_none_or(|s| s.labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)));
+            .is_none_or(|s| weft_config::select::selects(&s.labels, &e.labels));
         if in_subset && e.ports.contains_key(&name.port) {
             by_locality.entry(&e.locality).or_default().push(e);
         }

@@ -9,6 +9,7 @@
 
 use weft_config::host;
 use weft_config::networking::{DestinationRule, PortTrafficPolicy, Subset, TrafficPolicy};
+use weft_config::select::exported_to;
 use weft_config::{Kind, Resource};
 use weft_registry::Service;
 
@@ -29,7 +30,7 @@ pub fn destination_rule_for<'a>(
         .filter_map(|r| r.spec_as::<DestinationRule>().map(|dr| (r.as_ref(), dr)))
         .filter(|(r, dr)| {
             dr.workload_selector.is_none()
-                && visible(&dr.export_to, r.namespace(), &proxy.namespace)
+                && exported_to(&dr.export_to, r.namespace(), &proxy.namespace)
         })
         .filter(|(r, dr)| host::matches(&host::fqdn(&dr.host, r.namespace()), host))
         .collect();
@@ -62,16 +63,6 @@ pub fn root_namespace(inputs: Inputs<'_>) -> String {
     } else {
         ns.clone()
     }
-}
-
-fn visible(export_to: &[String], own: &str, from: &str) -> bool {
-    export_to.is_empty()
-        || export_to.iter().any(|e| match e.as_str() {
-            "*" => true,
-            "." => own == from,
-            "~" => false,
-            ns => ns == from,
-        })
 }
 
 /// The traffic policy for `port` of the rule's host, within `subset` if

@@ -359,18 +359,10 @@ fn mesh_virtual_services<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Vec<VsRef<'a>
         .of_kind(Kind::VirtualService)
         .filter_map(|r| r.spec_as::<VirtualService>().map(|vs| (r.as_ref(), vs)))
         .filter(|(_, vs)| vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh"))
-        .filter(|(r, vs)| exported(&vs.export_to, r.namespace(), &proxy.namespace))
-        .collect()
-}
-
-fn exported(export_to: &[String], own: &str, to: &str) -> bool {
-    export_to.is_empty()
-        || export_to.iter().any(|e| match e.as_str() {
-            "*" => true,
-            "." => own == to,
-            "~" => false,
-            ns => ns == to,
+        .filter(|(r, vs)| {
+            weft_config::select::exported_to(&vs.export_to, r.namespace(), &proxy.namespace)
         })
+        .collect()
 }
 
 /// The VirtualService routing `svc`: the one whose host matches it most

@@ -49,11 +49,7 @@ pub fn egress_scope(inputs: Inputs<'_>, proxy: &Proxy) -> Option<EgressScope> {
         s.workload_selector
             .as_ref()
             .filter(|sel| !sel.labels.is_empty())
-            .map(|sel| {
-                sel.labels
-                    .iter()
-                    .all(|(k, v)| proxy.labels.get(k) == Some(v))
-            })
+            .map(|sel| weft_config::select::selects(&sel.labels, &proxy.labels))
     };
     let root = root_namespace(inputs);
     let chosen = sidecars

@@ -37,10 +37,7 @@ pub(super) fn applies(cx: &Cx<'_>, m: &HttpMatchRequest) -> bool {
     if !m.gateways.is_empty() {
         return m.gateways.iter().any(|g| g == "mesh");
     }
-    let labels_match = m
-        .source_labels
-        .iter()
-        .all(|(k, v)| cx.proxy.labels.get(k) == Some(v));
+    let labels_match = weft_config::select::selects(&m.source_labels, &cx.proxy.labels);
     labels_match && (m.source_namespace.is_empty() || m.source_namespace == cx.proxy.namespace)
 }
 
