@@ -27,10 +27,10 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::{
 };
 use weft_xds::pb::envoy::r#type::v3::Percent;
 
-use super::envoy::{ads, duration, socket_address, u32_value};
-use super::names::outbound_cluster;
+use super::envoy::{ads, duration, pipe, socket_address, u32_value};
+use super::names::{inbound_cluster, outbound_cluster};
 use super::policy::{destination_rule_for, effective_policy};
-use super::{Inputs, Proxy};
+use super::{Inputs, Interception, Proxy};
 
 /// Where a cluster's HTTP settings go (`typed_extension_protocol_options`).
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -44,6 +44,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BLACKHOLE: &str = "BlackHoleCluster";
 /// A cluster that forwards to the original destination (`ALLOW_ANY`).
 pub const PASSTHROUGH: &str = "PassthroughCluster";
+/// Inbound traffic to a port no service declares, passed to the original
+/// destination (captured sidecars only).
+pub const INBOUND_PASSTHROUGH: &str = "InboundPassthroughCluster";
 
 /// The clusters `proxy` is sent, sorted by name.
 pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
@@ -72,9 +75,75 @@ pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
             }
         }
     }
+    out.extend(inbound_clusters(inputs, proxy));
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
     out
+}
+
+/// The clusters to the proxy's own application, `inbound|<port>||`: one
+/// static endpoint, where the app serves that port (see
+/// [`super::instance`]); plus, for captured sidecars,
+/// [`INBOUND_PASSTHROUGH`].
+fn inbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
+    let Some(instance) = &proxy.instance else {
+        return Vec::new();
+    };
+    let mut out: Vec<Cluster> = instance
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let address = app_address(&p.app)?;
+            let name = inbound_cluster(p.port);
+            let mut c = Cluster {
+                name: name.clone(),
+                connect_timeout: Some(duration(
+                    inputs
+                        .config
+                        .mesh
+                        .connect_timeout
+                        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                        .get(),
+                )),
+                cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                    cluster::DiscoveryType::Static as i32,
+                )),
+                load_assignment: Some(ClusterLoadAssignment {
+                    cluster_name: name,
+                    endpoints: vec![LocalityLbEndpoints {
+                        lb_endpoints: vec![dns_endpoint(address, 1)],
+                        ..LocalityLbEndpoints::default()
+                    }],
+                    ..ClusterLoadAssignment::default()
+                }),
+                ..Cluster::default()
+            };
+            if p.protocol.is_http() {
+                let options = http_protocol_options(p.protocol, &TrafficPolicy::default());
+                c.typed_extension_protocol_options
+                    .insert(HTTP_PROTOCOL_OPTIONS.to_string(), weft_xds::pack(&options));
+            }
+            Some(c)
+        })
+        .collect();
+    if proxy.interception != Interception::None {
+        out.push(Cluster {
+            name: INBOUND_PASSTHROUGH.to_string(),
+            ..passthrough()
+        });
+    }
+    out
+}
+
+/// An application address: `unix://path`, `host:port` or `[v6]:port`.
+pub fn app_address(app: &str) -> Option<weft_xds::pb::envoy::config::core::v3::Address> {
+    if let Some(path) = app.strip_prefix("unix://") {
+        return Some(pipe(path));
+    }
+    let (host, port) = app.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty()).then(|| socket_address(host, port))
 }
 
 /// The cluster for one port (and subset) of a service; `None` for

@@ -7,7 +7,7 @@
 
 use weft_config::store::Snapshot;
 
-pub use proxy::{NodeError, Proxy, ProxyKind};
+pub use proxy::{AppAddresses, Interception, NodeError, Proxy, ProxyKind};
 use weft_registry::RegistrySnapshot;
 use weft_xds::pb::envoy::config::cluster::v3::Cluster;
 use weft_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -17,6 +17,7 @@ use weft_xds::pb::envoy::config::route::v3::RouteConfiguration;
 pub mod cluster;
 pub mod endpoint;
 pub mod envoy;
+pub mod instance;
 pub mod listener;
 pub mod names;
 pub mod policy;
@@ -48,11 +49,7 @@ pub struct Resources {
 
 /// Translates the inputs into the resources `proxy` is sent.
 pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
-    let scoped = Proxy {
-        egress: scope::egress_scope(inputs, proxy).map(std::sync::Arc::new),
-        ..proxy.clone()
-    };
-    let proxy = &scoped;
+    let proxy = &resolve(inputs, proxy);
     let clusters = cluster::clusters(inputs, proxy);
     let endpoints = endpoint::load_assignments(inputs, proxy, &clusters);
     let listeners = listener::listeners(inputs, proxy);
@@ -62,6 +59,28 @@ pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
         endpoints,
         listeners,
         routes,
+    }
+}
+
+/// `proxy` with what the config says about it: its workload (and, if the
+/// node sent none, the workload's labels) and its Sidecar egress scope.
+pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
+    let instance = match proxy.kind {
+        ProxyKind::Sidecar => instance::find(inputs, proxy).map(std::sync::Arc::new),
+        ProxyKind::Gateway | ProxyKind::Grpc => None,
+    };
+    let labels = match &instance {
+        Some(i) if proxy.labels.is_empty() => i.labels.clone(),
+        _ => proxy.labels.clone(),
+    };
+    let labelled = Proxy {
+        labels,
+        instance,
+        ..proxy.clone()
+    };
+    Proxy {
+        egress: scope::egress_scope(inputs, &labelled).map(std::sync::Arc::new),
+        ..labelled
     }
 }
 

@@ -55,6 +55,18 @@ pub fn outbound_cluster(port: u16, subset: &str, host: &str) -> String {
     .to_string()
 }
 
+/// `inbound|<port>||`: the cluster to the proxy's own application on
+/// inbound `port` (Istio's name).
+pub fn inbound_cluster(port: u16) -> String {
+    ClusterName {
+        direction: Direction::Inbound,
+        port,
+        subset: "",
+        host: "",
+    }
+    .to_string()
+}
+
 /// Parses a cluster name made by [`outbound_cluster`] (or Istio).
 pub fn parse_cluster(name: &str) -> Option<ClusterName<'_>> {
     let mut parts = name.splitn(4, '|');
@@ -91,6 +103,11 @@ mod tests {
                 "v1",
                 "reviews.default.svc.cluster.local"
             )
+        );
+        assert_eq!(inbound_cluster(9080), "inbound|9080||");
+        assert_eq!(
+            parse_cluster("inbound|9080||").map(|p| (p.direction, p.port)),
+            Some((Direction::Inbound, 9080))
         );
         assert_eq!(parse_cluster("outbound|x||a"), None);
         assert_eq!(parse_cluster("BlackHoleCluster"), None);

@@ -2,7 +2,9 @@
 //! and Istio's gRPC bootstrap describe themselves:
 //! id `<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`,
 //! metadata `NAMESPACE`, `LABELS`, `GENERATOR` (`grpc` for proxyless gRPC),
-//! `WORKLOAD_NAME`.
+//! `WORKLOAD_NAME`, `INTERCEPTION_MODE` (`REDIRECT`, `TPROXY`, `NONE`), and
+//! Weft's `APP_ADDRESS` (where the application listens, for the inbound
+//! clusters: `127.0.0.1:8080`, or per port `9080=127.0.0.1:8080,…`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use weft_registry::Service;
 
 use weft_xds::pb::envoy::config::core::v3::Node;
 
+use super::instance::Instance;
 use super::scope::EgressScope;
 use weft_xds::pb::google::protobuf::{Struct, value};
 
@@ -24,6 +27,68 @@ pub enum ProxyKind {
     /// A proxyless gRPC client (node metadata `GENERATOR: grpc`): gets
     /// `host:port` listeners with an `api_listener`.
     Grpc,
+}
+
+/// How traffic reaches a sidecar: Istio's `INTERCEPTION_MODE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Interception {
+    /// iptables redirects outbound traffic to 15001 and inbound to 15006
+    /// (Istio's default): those two listeners are bound, every other one
+    /// is found by original destination.
+    #[default]
+    Redirect,
+    /// Like `Redirect`, with TPROXY keeping the source address.
+    Tproxy,
+    /// Nothing is captured (Istio's `NONE`; Weft's explicit mode): the
+    /// inbound listeners bind the workload's own address and ports, the
+    /// outbound ones are looked up by the proxy's HTTP-proxy port.
+    None,
+}
+
+impl Interception {
+    fn parse(s: &str) -> Self {
+        match s.to_ascii_uppercase().as_str() {
+            "NONE" => Interception::None,
+            "TPROXY" => Interception::Tproxy,
+            _ => Interception::Redirect,
+        }
+    }
+}
+
+/// Where the application behind a sidecar listens (`APP_ADDRESS`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AppAddresses {
+    /// For every inbound port without its own entry.
+    pub default: Option<String>,
+    /// Per inbound (endpoint) port.
+    pub by_port: BTreeMap<u16, String>,
+}
+
+impl AppAddresses {
+    /// Reads `ADDR` or `PORT=ADDR,PORT=ADDR`; entries that don't parse
+    /// are skipped.
+    pub fn parse(s: &str) -> Self {
+        let mut out = AppAddresses::default();
+        for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match entry.split_once('=') {
+                Some((port, addr)) => {
+                    if let Ok(port) = port.trim().parse() {
+                        out.by_port.insert(port, addr.trim().to_string());
+                    }
+                }
+                None => out.default = Some(entry.to_string()),
+            }
+        }
+        out
+    }
+
+    /// Where the app serves inbound `port`, if the proxy said.
+    pub fn for_port(&self, port: u16) -> Option<&str> {
+        self.by_port
+            .get(&port)
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
 }
 
 /// The proxy resources are made for.
@@ -41,6 +106,15 @@ pub struct Proxy {
     pub ips: Vec<String>,
     /// Its workload's name (`WORKLOAD_NAME`, else the id's pod name).
     pub workload: String,
+    /// The pod (or WorkloadEntry) name from the id.
+    pub pod: String,
+    /// How traffic reaches it.
+    pub interception: Interception,
+    /// Where its application listens.
+    pub app: AppAddresses,
+    /// The workload it serves, from the registry (set by
+    /// [`super::translate`]).
+    pub instance: Option<Arc<Instance>>,
     /// The services its Sidecar resource scopes it to (set by
     /// [`super::translate`]; `None`: every visible service).
     pub egress: Option<Arc<EgressScope>>,
@@ -75,6 +149,10 @@ impl Proxy {
                 .collect(),
             ips: Vec::new(),
             workload: String::new(),
+            pod: String::new(),
+            interception: Interception::default(),
+            app: AppAddresses::default(),
+            instance: None,
             egress: None,
         }
     }
@@ -139,13 +217,11 @@ impl Proxy {
             })
             .or_else(|| id_ip.map(|ip| vec![ip.to_string()]))
             .unwrap_or_default();
-        let workload = string(meta, "WORKLOAD_NAME")
-            .or_else(|| {
-                id_pod_ns
-                    .and_then(|p| p.split_once('.'))
-                    .map(|(pod, _)| pod.to_string())
-            })
+        let pod = id_pod_ns
+            .and_then(|p| p.split_once('.'))
+            .map(|(pod, _)| pod.to_string())
             .unwrap_or_default();
+        let workload = string(meta, "WORKLOAD_NAME").unwrap_or_else(|| pod.clone());
         Ok(Proxy {
             id: node.id.clone(),
             kind,
@@ -153,6 +229,14 @@ impl Proxy {
             labels,
             ips,
             workload,
+            pod,
+            interception: string(meta, "INTERCEPTION_MODE")
+                .map(|m| Interception::parse(&m))
+                .unwrap_or_default(),
+            app: string(meta, "APP_ADDRESS")
+                .map(|a| AppAddresses::parse(&a))
+                .unwrap_or_default(),
+            instance: None,
             egress: None,
         })
     }
@@ -246,6 +330,26 @@ mod tests {
             Proxy::from_node(Some(&gw)).map(|p| p.kind),
             Ok(ProxyKind::Gateway)
         );
+    }
+
+    #[test]
+    fn interception_and_app_addresses() {
+        let n = node(
+            "sidecar~127.0.0.1~reviews-v1.shop~shop.svc.cluster.local",
+            &[
+                ("INTERCEPTION_MODE", s("NONE")),
+                ("APP_ADDRESS", s("127.0.0.1:8080, 9090=127.0.0.1:9999")),
+            ],
+        );
+        let p = Proxy::from_node(Some(&n)).expect("proxy");
+        assert_eq!(p.interception, Interception::None);
+        assert_eq!(p.pod, "reviews-v1");
+        assert_eq!(p.app.for_port(9080), Some("127.0.0.1:8080"));
+        assert_eq!(p.app.for_port(9090), Some("127.0.0.1:9999"));
+        let plain = node("sidecar~10.0.0.1~a.shop~shop.svc.cluster.local", &[]);
+        let p = Proxy::from_node(Some(&plain)).expect("proxy");
+        assert_eq!(p.interception, Interception::Redirect);
+        assert_eq!(p.app.for_port(80), None);
     }
 
     #[test]

@@ -34,6 +34,10 @@ use super::{Inputs, Proxy, ProxyKind, names};
 mod actions;
 mod matches;
 mod policies;
+mod tcp;
+
+pub use actions::{CORS_FILTER, FAULT_FILTER};
+pub use tcp::{TcpTarget, tcp_target};
 
 #[cfg(test)]
 mod golden;
@@ -66,7 +70,7 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
         .collect();
     let mut by_port: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     for svc in &services {
-        for port in svc.ports.iter().filter(|p| p.protocol.is_http()) {
+        for port in svc.ports.iter().filter(|p| carries_http(p.protocol)) {
             let list = by_port.entry(port.number).or_default();
             if !list.iter().any(|s| s.hostname == svc.hostname) {
                 list.push(svc);
@@ -87,6 +91,12 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
         .collect();
     configs.sort_by(|a, b| a.name.cmp(&b.name));
     configs
+}
+
+/// Whether a port gets HTTP routes: HTTP-family ports, and ports whose
+/// protocol is sniffed from the traffic (HTTP when it turns out to be).
+pub fn carries_http(protocol: weft_config::networking::Protocol) -> bool {
+    protocol.is_http() || protocol.is_unsupported()
 }
 
 /// For a proxyless gRPC client: per service port, a route configuration

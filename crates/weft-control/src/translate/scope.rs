@@ -38,8 +38,10 @@ impl EgressScope {
     }
 }
 
-/// The egress scope of `proxy`, or `None` when every visible service is in scope.
-pub fn egress_scope(inputs: Inputs<'_>, proxy: &Proxy) -> Option<EgressScope> {
+/// The Sidecar resource that applies to `proxy`: its namespace's one
+/// selecting its labels, else its namespace's one without selector, else
+/// the root namespace's one without selector.
+pub fn sidecar_for<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Option<(&'a Resource, &'a Sidecar)> {
     let sidecars: Vec<(&Resource, &Sidecar)> = inputs
         .config
         .of_kind(Kind::Sidecar)
@@ -52,7 +54,7 @@ pub fn egress_scope(inputs: Inputs<'_>, proxy: &Proxy) -> Option<EgressScope> {
             .map(|sel| weft_config::select::selects(&sel.labels, &proxy.labels))
     };
     let root = root_namespace(inputs);
-    let chosen = sidecars
+    sidecars
         .iter()
         .find(|(r, s)| r.namespace() == proxy.namespace && selects(s) == Some(true))
         .or_else(|| {
@@ -64,7 +66,13 @@ pub fn egress_scope(inputs: Inputs<'_>, proxy: &Proxy) -> Option<EgressScope> {
             sidecars
                 .iter()
                 .find(|(r, s)| r.namespace() == root && selects(s).is_none())
-        })?;
+        })
+        .copied()
+}
+
+/// The egress scope of `proxy`, or `None` when every visible service is in scope.
+pub fn egress_scope(inputs: Inputs<'_>, proxy: &Proxy) -> Option<EgressScope> {
+    let chosen = sidecar_for(inputs, proxy)?;
     let (res, sidecar) = chosen;
     if sidecar.egress.is_empty() {
         return None; // Istio's default egress listener: `*/*`

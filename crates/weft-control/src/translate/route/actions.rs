@@ -236,9 +236,9 @@ fn route_action(
 }
 
 /// Where a destination sends traffic.
-struct Target<'a> {
+pub(super) struct Target<'a> {
     /// `outbound|<port>|<subset>|<host>`.
-    cluster: String,
+    pub(super) cluster: String,
     /// The destination service, if the registry has it.
     service: Option<&'a Service>,
     /// The subset name (empty for the whole service).
@@ -251,7 +251,7 @@ struct Target<'a> {
 /// short host names complete in that namespace; the port is the one
 /// given, else the service's only port, else this route's port (Istio's
 /// `GetDestinationCluster`).
-fn target<'a>(cx: &Cx<'a>, vs_namespace: &str, dest: &Destination) -> Target<'a> {
+pub(super) fn target<'a>(cx: &Cx<'a>, vs_namespace: &str, dest: &Destination) -> Target<'a> {
     let host = host::fqdn(&dest.host, vs_namespace);
     let service = cx.service(&host);
     let port = match (&dest.port, service) {

@@ -31,14 +31,32 @@ const JWT_CLAIM_PREFIX: &str = "@request.auth.claims";
 /// `sourceLabels` are all on the proxy and its `sourceNamespace`, if any,
 /// is the proxy's.
 pub(super) fn applies(cx: &Cx<'_>, m: &HttpMatchRequest) -> bool {
-    if m.port != 0 && m.port != u32::from(cx.port) {
+    source_applies(
+        cx,
+        m.port,
+        &m.gateways,
+        &m.source_labels,
+        &m.source_namespace,
+    )
+}
+
+/// The guards HTTP, TCP and TLS matches share: `port`, `gateways`,
+/// `sourceLabels`, `sourceNamespace`.
+pub(super) fn source_applies(
+    cx: &Cx<'_>,
+    port: u32,
+    gateways: &[String],
+    source_labels: &std::collections::BTreeMap<String, String>,
+    source_namespace: &str,
+) -> bool {
+    if port != 0 && port != u32::from(cx.port) {
         return false;
     }
-    if !m.gateways.is_empty() {
-        return m.gateways.iter().any(|g| g == "mesh");
+    if !gateways.is_empty() {
+        return gateways.iter().any(|g| g == "mesh");
     }
-    let labels_match = weft_config::select::selects(&m.source_labels, &cx.proxy.labels);
-    labels_match && (m.source_namespace.is_empty() || m.source_namespace == cx.proxy.namespace)
+    weft_config::select::selects(source_labels, &cx.proxy.labels)
+        && (source_namespace.is_empty() || source_namespace == cx.proxy.namespace)
 }
 
 /// The Envoy match for `m` (`prefix: /` when there is none), or `None`

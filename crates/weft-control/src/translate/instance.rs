@@ -1,0 +1,289 @@
+//! The workload a sidecar serves, and the inbound ports it gets.
+//!
+//! A sidecar names its workload by its node id (`sidecar~IP~NAME.NS~…`):
+//! the WorkloadEntry `NAME` in `NS` (else the one WorkloadEntry of `NS`
+//! whose address is one of the proxy's IPs). Its labels and service account
+//! come from there; its inbound ports are the ports the services selecting
+//! it serve on it (the endpoint port, which a WorkloadEntry's `ports` may
+//! remap), with the service port's protocol — or, when the proxy's Sidecar
+//! resource lists `ingress` listeners, exactly those, as in Istio.
+//!
+//! Where the application itself listens, per inbound port: the Sidecar
+//! ingress listener's `defaultEndpoint`, else the proxy's `APP_ADDRESS`,
+//! else `127.0.0.1:<port>` (Istio's default).
+
+use std::collections::BTreeMap;
+
+use weft_config::networking::{Protocol, WorkloadEntry};
+use weft_config::{Kind, Resource, ResourceKey};
+
+use super::scope::sidecar_for;
+use super::{Inputs, Proxy};
+
+/// The workload behind a sidecar.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Instance {
+    /// The WorkloadEntry it is.
+    pub source: ResourceKey,
+    /// Where peers reach it (its WorkloadEntry's `address`).
+    pub address: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its service account.
+    pub service_account: String,
+    /// Its inbound ports, by port number.
+    pub ports: Vec<InboundPort>,
+}
+
+/// One port the workload receives traffic on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InboundPort {
+    /// The port peers connect to.
+    pub port: u16,
+    /// Its protocol (from the service port, or the Sidecar ingress port).
+    pub protocol: Protocol,
+    /// Where the application serves it: `host:port` or `unix://path`.
+    pub app: String,
+    /// Where the listener binds, from a Sidecar ingress `bind` (else the
+    /// workload's address).
+    pub bind: Option<String>,
+}
+
+/// Finds the workload `proxy` serves, if the config has it.
+pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
+    let entries: Vec<(&Resource, &WorkloadEntry)> = inputs
+        .config
+        .of_kind(Kind::WorkloadEntry)
+        .filter(|r| r.namespace() == proxy.namespace)
+        .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)))
+        .collect();
+    let by_name = entries
+        .iter()
+        .find(|(r, _)| !proxy.pod.is_empty() && r.name() == proxy.pod);
+    let by_ip = || {
+        let mut matching = entries
+            .iter()
+            .filter(|(_, we)| proxy.ips.contains(&we.address));
+        let first = matching.next();
+        // Several workloads on one address (explicit mode on one host):
+        // the IP says nothing; the name must.
+        first.filter(|_| matching.next().is_none())
+    };
+    let (resource, entry) = by_name.or_else(by_ip)?;
+    let key = resource.key();
+    let labels = if proxy.labels.is_empty() {
+        entry.labels.clone()
+    } else {
+        proxy.labels.clone()
+    };
+    let labelled = Proxy {
+        labels: labels.clone(),
+        ..proxy.clone()
+    };
+    let ports = match sidecar_for(inputs, &labelled).map(|(_, s)| s) {
+        Some(sidecar) if !sidecar.ingress.is_empty() => sidecar
+            .ingress
+            .iter()
+            .filter_map(|l| {
+                let port = l.port.as_ref()?;
+                let number = u16::try_from(port.number).ok().filter(|n| *n != 0)?;
+                let protocol = if port.protocol.is_empty() {
+                    Protocol::from_port_name(&port.name)
+                } else {
+                    port.protocol()
+                };
+                let app = if l.default_endpoint.is_empty() {
+                    app_address(proxy, number)
+                } else {
+                    l.default_endpoint.clone()
+                };
+                Some(InboundPort {
+                    port: number,
+                    protocol,
+                    app,
+                    bind: (!l.bind.is_empty()).then(|| l.bind.clone()),
+                })
+            })
+            .collect(),
+        _ => service_ports(inputs, &key)
+            .into_iter()
+            .map(|(port, protocol)| InboundPort {
+                port,
+                protocol,
+                app: app_address(proxy, port),
+                bind: None,
+            })
+            .collect(),
+    };
+    let mut ports: Vec<InboundPort> = ports;
+    ports.sort_by_key(|p| p.port);
+    ports.dedup_by_key(|p| p.port);
+    Some(Instance {
+        source: key,
+        address: entry.address.clone(),
+        labels,
+        service_account: entry.service_account.clone(),
+        ports,
+    })
+}
+
+/// The endpoint ports services serve on the workload `source`, with the
+/// service port's protocol (the first service's, by host name, when two
+/// disagree).
+fn service_ports(inputs: Inputs<'_>, source: &ResourceKey) -> BTreeMap<u16, Protocol> {
+    let mut out = BTreeMap::new();
+    for ((host, namespace), endpoints) in &inputs.registry.endpoints {
+        let Some(service) = inputs
+            .registry
+            .services
+            .get(host)
+            .and_then(|list| list.iter().find(|s| &s.namespace == namespace))
+        else {
+            continue;
+        };
+        for e in endpoints.iter().filter(|e| &e.source == source) {
+            for (service_port, endpoint_port) in &e.ports {
+                if let Some(p) = service.port(*service_port) {
+                    out.entry(*endpoint_port).or_insert(p.protocol);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn app_address(proxy: &Proxy, port: u16) -> String {
+    proxy
+        .app
+        .for_port(port)
+        .map_or_else(|| format!("127.0.0.1:{port}"), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::proxy::AppAddresses;
+    use crate::translate::test_inputs::TestMesh;
+
+    fn productpage() -> Proxy {
+        Proxy {
+            pod: "productpage-v1".into(),
+            ..Proxy::sidecar(
+                "sidecar~127.0.0.1~productpage-v1.bookinfo~bookinfo.svc.cluster.local",
+                "bookinfo",
+                &[],
+            )
+        }
+    }
+
+    #[test]
+    fn the_workload_entry_named_by_the_node_gives_labels_and_ports() {
+        let mesh = TestMesh::examples();
+        let i = find(mesh.inputs(), &productpage()).expect("instance");
+        assert_eq!(i.source.name, "productpage-v1");
+        assert_eq!(i.address, "127.0.0.1");
+        assert_eq!(i.labels.get("app").map(String::as_str), Some("productpage"));
+        assert_eq!(i.service_account, "bookinfo-productpage");
+        assert_eq!(
+            i.ports,
+            vec![InboundPort {
+                port: 19080,
+                protocol: Protocol::Http,
+                app: "127.0.0.1:19080".into(),
+                bind: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn app_address_from_the_node() {
+        let mesh = TestMesh::examples();
+        let proxy = Proxy {
+            app: AppAddresses::parse("127.0.0.1:29080"),
+            ..productpage()
+        };
+        let i = find(mesh.inputs(), &proxy).expect("instance");
+        assert_eq!(i.ports[0].app, "127.0.0.1:29080");
+    }
+
+    #[test]
+    fn an_ambiguous_address_finds_nothing_and_an_unknown_name_neither() {
+        let mesh = TestMesh::examples();
+        let proxy = Proxy {
+            pod: "nobody".into(),
+            ips: vec!["127.0.0.1".into()],
+            ..productpage()
+        };
+        assert_eq!(find(mesh.inputs(), &proxy), None);
+    }
+
+    #[test]
+    fn sidecar_ingress_listeners_replace_service_ports() {
+        let mesh = TestMesh::new(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-1, namespace: shop}
+spec: {address: 10.0.0.7, labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}, {number: 5432, name: tcp-db, protocol: TCP}]
+  workloadSelector: {labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: api, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: api}}
+  ingress:
+  - port: {number: 9000, protocol: GRPC, name: grpc}
+    defaultEndpoint: 127.0.0.1:9001
+"#,
+        );
+        let proxy = Proxy {
+            pod: "api-1".into(),
+            ..Proxy::sidecar("sidecar~10.0.0.7~api-1.shop~shop", "shop", &[])
+        };
+        let i = find(mesh.inputs(), &proxy).expect("instance");
+        assert_eq!(
+            i.ports,
+            vec![InboundPort {
+                port: 9000,
+                protocol: Protocol::Grpc,
+                app: "127.0.0.1:9001".into(),
+                bind: None,
+            }]
+        );
+        // Without the Sidecar: the service ports, at their target ports.
+        let mesh = TestMesh::new(&mesh_without_sidecar());
+        let i = find(mesh.inputs(), &proxy).expect("instance");
+        let ports: Vec<(u16, Protocol)> = i.ports.iter().map(|p| (p.port, p.protocol)).collect();
+        assert_eq!(ports, vec![(5432, Protocol::Tcp), (8080, Protocol::Http)]);
+    }
+
+    fn mesh_without_sidecar() -> String {
+        r#"
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-1, namespace: shop}
+spec: {address: 10.0.0.7, labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}, {number: 5432, name: tcp-db, protocol: TCP}]
+  workloadSelector: {labels: {app: api}}
+"#
+        .to_string()
+    }
+}
