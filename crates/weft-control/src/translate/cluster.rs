@@ -30,7 +30,7 @@ use weft_xds::pb::envoy::r#type::v3::Percent;
 use super::envoy::{ads, duration, pipe, socket_address, u32_value};
 use super::names::{inbound_cluster, outbound_cluster};
 use super::policy::{destination_rule_for, effective_policy};
-use super::{Inputs, Interception, Proxy};
+use super::{Inputs, Interception, Proxy, ProxyKind};
 
 /// Where a cluster's HTTP settings go (`typed_extension_protocol_options`).
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -86,7 +86,11 @@ pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
 /// [`super::instance`]); plus, for captured sidecars,
 /// [`INBOUND_PASSTHROUGH`].
 fn inbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
-    let Some(instance) = &proxy.instance else {
+    let Some(instance) = proxy
+        .instance
+        .as_ref()
+        .filter(|_| proxy.kind == ProxyKind::Sidecar)
+    else {
         return Vec::new();
     };
     let mut out: Vec<Cluster> = instance

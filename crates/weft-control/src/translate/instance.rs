@@ -33,6 +33,8 @@ pub struct Instance {
     pub service_account: String,
     /// Its inbound ports, by port number.
     pub ports: Vec<InboundPort>,
+    /// Its WorkloadEntry's named ports (a gateway's listeners bind these).
+    pub named_ports: BTreeMap<String, u16>,
 }
 
 /// One port the workload receives traffic on.
@@ -124,6 +126,11 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
         labels,
         service_account: entry.service_account.clone(),
         ports,
+        named_ports: entry
+            .ports
+            .iter()
+            .filter_map(|(name, port)| Some((name.clone(), u16::try_from(*port).ok()?)))
+            .collect(),
     })
 }
 

@@ -23,7 +23,8 @@
 //! `api_listener` with an HTTP connection manager whose routes come over
 //! RDS under the same name.
 //!
-//! Gateways get none yet.
+//! **Gateways**: a bound listener per HTTP server port, routes `http.<port>`
+//! (see [`gateway`]).
 
 use weft_xds::pb::envoy::config::core::v3::TrafficDirection;
 use weft_xds::pb::envoy::config::listener::v3::{
@@ -46,6 +47,7 @@ use super::envoy::{ads, socket_address};
 use super::route::TcpTarget;
 use super::{Inputs, Proxy, ProxyKind};
 
+pub mod gateway;
 pub mod inbound;
 pub mod outbound;
 
@@ -83,7 +85,7 @@ pub fn listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
             out.extend(inbound::listeners(inputs, proxy));
             out
         }
-        ProxyKind::Gateway => Vec::new(),
+        ProxyKind::Gateway => gateway::listeners(inputs, proxy),
     };
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
@@ -712,6 +714,141 @@ spec:
                 crate::translate::cluster::BLACKHOLE.into()
             )))
         );
+    }
+
+    fn ingress_gateway() -> Proxy {
+        Proxy {
+            kind: ProxyKind::Gateway,
+            pod: "ingressgateway".into(),
+            ..Proxy::sidecar(
+                "router~127.0.0.1~ingressgateway.bookinfo~bookinfo.svc.cluster.local",
+                "bookinfo",
+                &[],
+            )
+        }
+    }
+
+    #[test]
+    fn gateways_serve_their_http_servers_with_the_bound_virtual_services() {
+        use weft_xds::pb::envoy::config::route::v3::route::Action;
+        use weft_xds::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
+        let mesh = TestMesh::examples();
+        let resources = crate::translate::translate(mesh.inputs(), &ingress_gateway());
+        // The Gateway's server port 8080 is named `http`; the gateway's
+        // WorkloadEntry serves `http` on 127.0.0.1:18080.
+        assert_eq!(names(&resources.listeners), vec!["127.0.0.1_18080"]);
+        let l = &resources.listeners[0];
+        assert_eq!(l.bind_to_port, Some(BoolValue { value: true }));
+        assert_eq!(rds_name(&hcm(&l.filter_chains[0])), "http.8080");
+        let routes: Vec<&str> = resources.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(routes, vec!["http.8080"]);
+        let vh = &resources.routes[0].virtual_hosts;
+        assert_eq!(vh.len(), 1);
+        assert_eq!(vh[0].domains, vec!["*".to_string()]);
+        assert_eq!(
+            vh[0].routes.len(),
+            5,
+            "one route per match of the bookinfo VirtualService"
+        );
+        for r in &vh[0].routes {
+            let Some(Action::Route(a)) = &r.action else {
+                panic!("route")
+            };
+            assert_eq!(
+                a.cluster_specifier,
+                Some(ClusterSpecifier::Cluster(
+                    "outbound|9080||productpage.bookinfo.svc.cluster.local".into()
+                ))
+            );
+        }
+        assert!(
+            !resources
+                .clusters
+                .iter()
+                .any(|c| c.name.starts_with("inbound|")),
+            "gateways have no inbound clusters"
+        );
+        assert_references_resolve(&resources);
+    }
+
+    #[test]
+    fn gateway_routes_follow_server_hosts_and_match_gateways() {
+        let mesh = TestMesh::new(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: shop}
+spec: {hosts: [web.shop.svc.cluster.local], location: MESH_INTERNAL, resolution: STATIC, ports: [{number: 80, name: http, protocol: HTTP}], endpoints: [{address: 10.0.0.1}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: edge}
+spec:
+  selector: {app: edge}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["shop/*.example.com"]
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: cert}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [www.example.com, other.org]
+  gateways: [edge/public, mesh]
+  http:
+  - match: [{uri: {prefix: /admin}, gateways: [mesh]}]
+    route: [{destination: {host: web}}]
+  - route: [{destination: {host: web}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: elsewhere, namespace: other}
+spec:
+  hosts: [api.example.com]
+  gateways: [edge/public]
+  http:
+  - route: [{destination: {host: web.shop.svc.cluster.local}}]
+"#,
+        );
+        let proxy = Proxy {
+            kind: ProxyKind::Gateway,
+            ..Proxy::sidecar(
+                "router~10.0.0.9~edge-1.edge~edge",
+                "edge",
+                &[("app", "edge")],
+            )
+        };
+        let resources = crate::translate::translate(mesh.inputs(), &proxy);
+        // HTTPS needs certificates: not served yet.
+        assert_eq!(names(&resources.listeners), vec!["0.0.0.0_80"]);
+        let vhosts: Vec<(&str, Vec<String>, usize)> = resources.routes[0]
+            .virtual_hosts
+            .iter()
+            .map(|v| (v.name.as_str(), v.domains.clone(), v.routes.len()))
+            .collect();
+        // other.org isn't admitted; the `other` namespace's VirtualService
+        // isn't either; the mesh-only match doesn't apply.
+        assert_eq!(
+            vhosts,
+            vec![(
+                "www.example.com:80",
+                vec![
+                    "www.example.com".to_string(),
+                    "www.example.com:80".to_string()
+                ],
+                1
+            )]
+        );
+        // A gateway no Gateway selects gets nothing.
+        let stranger = Proxy {
+            kind: ProxyKind::Gateway,
+            ..Proxy::sidecar("router~10.0.0.9~x.edge~edge", "edge", &[("app", "x")])
+        };
+        let r = crate::translate::translate(mesh.inputs(), &stranger);
+        assert!(r.listeners.is_empty() && r.routes.is_empty());
     }
 
     /// Every cluster a listener or route sends to is in CDS, and every

@@ -17,6 +17,7 @@ use weft_xds::pb::envoy::config::route::v3::RouteConfiguration;
 pub mod cluster;
 pub mod endpoint;
 pub mod envoy;
+pub mod gateway;
 pub mod instance;
 pub mod listener;
 pub mod names;
@@ -66,8 +67,10 @@ pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
 /// node sent none, the workload's labels) and its Sidecar egress scope.
 pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
     let instance = match proxy.kind {
-        ProxyKind::Sidecar => instance::find(inputs, proxy).map(std::sync::Arc::new),
-        ProxyKind::Gateway | ProxyKind::Grpc => None,
+        ProxyKind::Sidecar | ProxyKind::Gateway => {
+            instance::find(inputs, proxy).map(std::sync::Arc::new)
+        }
+        ProxyKind::Grpc => None,
     };
     let labels = match &instance {
         Some(i) if proxy.labels.is_empty() => i.labels.clone(),

@@ -32,6 +32,7 @@ use weft_xds::pb::google::protobuf::{BoolValue, UInt32Value};
 use super::{Inputs, Proxy, ProxyKind, names};
 
 mod actions;
+mod gateway;
 mod matches;
 mod policies;
 mod tcp;
@@ -62,7 +63,7 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
     match proxy.kind {
         ProxyKind::Sidecar => {}
         ProxyKind::Grpc => return grpc_route_configurations(inputs, proxy),
-        ProxyKind::Gateway => return Vec::new(),
+        ProxyKind::Gateway => return gateway::route_configurations(inputs, proxy),
     }
     let services: Vec<&Service> = visible_services(inputs, &proxy.namespace)
         .into_iter()
@@ -85,6 +86,7 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
                 inputs,
                 proxy,
                 port,
+                gateways: None,
             };
             route_configuration(&cx, &services, &virtual_services)
         })
@@ -112,6 +114,7 @@ fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConf
                 inputs,
                 proxy,
                 port,
+                gateways: None,
             };
             RouteConfiguration {
                 name: super::listener::grpc_listener_name(svc.hostname.as_str(), port),
@@ -131,8 +134,12 @@ fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConf
 struct Cx<'a> {
     inputs: Inputs<'a>,
     proxy: &'a Proxy,
-    /// The service port the route configuration is for.
+    /// The service port the route configuration is for (a gateway's:
+    /// the server port).
     port: u16,
+    /// For a gateway, the gateways (`namespace/name`) whose servers on
+    /// this port the routes are for; `None` for sidecars (`mesh`).
+    gateways: Option<&'a BTreeSet<String>>,
 }
 
 impl<'a> Cx<'a> {
@@ -323,7 +330,11 @@ fn http_routes(cx: &Cx<'_>, (resource, vs): VsRef<'_>) -> Vec<Route> {
             break;
         }
         let mut catch_all = false;
-        for m in http.matches.iter().filter(|m| matches::applies(cx, m)) {
+        for m in http
+            .matches
+            .iter()
+            .filter(|m| matches::applies(cx, m, resource.namespace()))
+        {
             if let Some(route) = actions::translate_route(cx, resource, http, Some(m)) {
                 catch_all = matches::is_catch_all(&route);
                 out.push(route);

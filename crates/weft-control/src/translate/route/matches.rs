@@ -30,33 +30,50 @@ const JWT_CLAIM_PREFIX: &str = "@request.auth.claims";
 /// this one; its `gateways`, if any, include `mesh`; otherwise its
 /// `sourceLabels` are all on the proxy and its `sourceNamespace`, if any,
 /// is the proxy's.
-pub(super) fn applies(cx: &Cx<'_>, m: &HttpMatchRequest) -> bool {
+pub(super) fn applies(cx: &Cx<'_>, m: &HttpMatchRequest, vs_namespace: &str) -> bool {
     source_applies(
         cx,
         m.port,
         &m.gateways,
         &m.source_labels,
         &m.source_namespace,
+        vs_namespace,
     )
 }
 
-/// The guards HTTP, TCP and TLS matches share: `port`, `gateways`,
-/// `sourceLabels`, `sourceNamespace`.
+/// The guards HTTP, TCP and TLS matches share: `port`, `gateways`
+/// (`mesh` for sidecars; for a gateway, its `namespace/name`, short names
+/// in the VirtualService's namespace), `sourceLabels`, `sourceNamespace`.
 pub(super) fn source_applies(
     cx: &Cx<'_>,
     port: u32,
     gateways: &[String],
     source_labels: &std::collections::BTreeMap<String, String>,
     source_namespace: &str,
+    vs_namespace: &str,
 ) -> bool {
     if port != 0 && port != u32::from(cx.port) {
         return false;
     }
     if !gateways.is_empty() {
-        return gateways.iter().any(|g| g == "mesh");
+        return match cx.gateways {
+            None => gateways.iter().any(|g| g == "mesh"),
+            Some(served) => gateways
+                .iter()
+                .any(|g| served.contains(&qualified_gateway(g, vs_namespace))),
+        };
     }
     weft_config::select::selects(source_labels, &cx.proxy.labels)
         && (source_namespace.is_empty() || source_namespace == cx.proxy.namespace)
+}
+
+/// A gateway reference (`name` or `namespace/name`) as `namespace/name`.
+pub(crate) fn qualified_gateway(reference: &str, namespace: &str) -> String {
+    if reference.contains('/') {
+        reference.to_string()
+    } else {
+        format!("{namespace}/{reference}")
+    }
 }
 
 /// The Envoy match for `m` (`prefix: /` when there is none), or `None`

@@ -26,6 +26,7 @@ pub fn tcp_target(inputs: Inputs<'_>, proxy: &Proxy, svc: &Service, port: u16) -
         inputs,
         proxy,
         port,
+        gateways: None,
     };
     let virtual_services = mesh_virtual_services(inputs, proxy);
     virtual_service_for(&cx, svc, &virtual_services)
@@ -48,6 +49,7 @@ fn routed(cx: &Cx<'_>, svc: &Service, (resource, vs): VsRef<'_>) -> Option<TcpTa
                         &m.gateways,
                         &m.source_labels,
                         &m.source_namespace,
+                        resource.namespace(),
                     ) && m.sni_hosts.iter().any(|h| {
                         host::matches(&host::fqdn(h, resource.namespace()), svc.hostname.as_str())
                     })
@@ -66,6 +68,7 @@ fn routed(cx: &Cx<'_>, svc: &Service, (resource, vs): VsRef<'_>) -> Option<TcpTa
                             &m.gateways,
                             &m.source_labels,
                             &m.source_namespace,
+                            resource.namespace(),
                         )
                     })
             })

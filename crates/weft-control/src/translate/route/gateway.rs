@@ -1,0 +1,94 @@
+//! A gateway's routes: per HTTP port, route configuration `http.<port>`
+//! with a virtual host per host a VirtualService bound to one of the
+//! port's Gateways claims and one of its servers admits (the more specific
+//! of the two names), routed by the VirtualService's HTTP rules whose
+//! matches name that Gateway (or none). Hosts nothing claims get no
+//! virtual host: Envoy answers 404, as Istio's gateways do.
+
+use std::collections::BTreeSet;
+
+use weft_config::networking::VirtualService;
+use weft_config::{Kind, host};
+use weft_xds::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use weft_xds::pb::google::protobuf::BoolValue;
+
+use super::matches::qualified_gateway;
+use super::{Cx, VsRef, http_routes};
+use crate::translate::gateway::{admitted, http_ports, route_name};
+use crate::translate::{Inputs, Proxy};
+
+/// The route configurations of a gateway proxy, sorted by name.
+pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfiguration> {
+    let virtual_services: Vec<VsRef<'_>> = inputs
+        .config
+        .of_kind(Kind::VirtualService)
+        .filter_map(|r| r.spec_as::<VirtualService>().map(|vs| (r.as_ref(), vs)))
+        .filter(|(r, vs)| {
+            weft_config::select::exported_to(&vs.export_to, r.namespace(), &proxy.namespace)
+        })
+        .collect();
+    http_ports(inputs, proxy)
+        .into_iter()
+        .map(|(port, served)| {
+            let cx = Cx {
+                inputs,
+                proxy,
+                port,
+                gateways: Some(&served.gateways),
+            };
+            let mut seen = BTreeSet::new();
+            let mut virtual_hosts = Vec::new();
+            for &(resource, vs) in &virtual_services {
+                let bound = vs.gateways.iter().any(|g| {
+                    served
+                        .gateways
+                        .contains(&qualified_gateway(g, resource.namespace()))
+                });
+                if !bound {
+                    continue;
+                }
+                let routes = http_routes(&cx, (resource, vs));
+                if routes.is_empty() {
+                    continue;
+                }
+                for vs_host in &vs.hosts {
+                    let vs_host = host::fqdn(vs_host, resource.namespace());
+                    let hosts: BTreeSet<String> = served
+                        .servers
+                        .iter()
+                        .flat_map(|(gw_ns, server)| {
+                            server
+                                .hosts
+                                .iter()
+                                .filter_map(|h| admitted(h, gw_ns, resource.namespace(), &vs_host))
+                        })
+                        .collect();
+                    for name in hosts {
+                        if !seen.insert(name.clone()) {
+                            continue; // the first VirtualService keeps a host
+                        }
+                        let domains = if name == "*" {
+                            vec![name.clone()]
+                        } else {
+                            vec![name.clone(), format!("{name}:{port}")]
+                        };
+                        virtual_hosts.push(VirtualHost {
+                            name: format!("{name}:{port}"),
+                            domains,
+                            routes: routes.clone(),
+                            include_request_attempt_count: true,
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            RouteConfiguration {
+                name: route_name(port),
+                virtual_hosts,
+                validate_clusters: Some(BoolValue { value: false }),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
