@@ -1,0 +1,122 @@
+//! `weft-sample`: the command line of the sample application (see the
+//! library's docs for what it serves).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use weft_sample::{CallTarget, Config, Proxy, Sample};
+
+/// A test and demo application for Weft: HTTP/1.1 + h2c echo (with
+/// /status/N, /delay/MS, /bytes/N and WebSocket echo on /ws), a gRPC
+/// greeter with health, a TCP echo, and calls to other services.
+///
+/// Prints "weft-sample NAME VERSION listening http=ADDR grpc=ADDR tcp=ADDR"
+/// on standard output once every listener is bound; logs go to standard
+/// error (WEFT_LOG sets the level, default info). Stops on SIGTERM or
+/// Ctrl-C, letting open connections finish for up to 5 s.
+#[derive(Debug, Parser)]
+#[command(name = "weft-sample")]
+struct Args {
+    /// Service name, shown in every reply and the x-sample-name header.
+    #[arg(long, default_value = "sample")]
+    name: String,
+    /// Version label, shown in every reply and the x-sample-version header.
+    #[arg(long, default_value = "v1")]
+    version: String,
+    /// Serve HTTP/1.1, h2c (prior knowledge) and WebSocket on this address (port 0: any free port).
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<SocketAddr>,
+    /// Serve gRPC (helloworld.Greeter, grpc.health.v1.Health) on this address.
+    #[arg(long, value_name = "HOST:PORT")]
+    grpc: Option<SocketAddr>,
+    /// Serve a TCP echo (half-close aware) on this address.
+    #[arg(long, value_name = "HOST:PORT")]
+    tcp: Option<SocketAddr>,
+    /// On each HTTP request, GET this http:// URL too and report the reply; repeatable.
+    #[arg(long = "call", value_name = "URL")]
+    calls: Vec<CallTarget>,
+    /// Send the calls through this HTTP proxy (absolute-form requests), e.g. http://127.0.0.1:15001.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<Proxy>,
+    /// Time limit of one call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    call_timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = Config {
+        name: args.name,
+        version: args.version,
+        http: args.http,
+        grpc: args.grpc,
+        tcp: args.tcp,
+        calls: args.calls,
+        proxy: args.proxy,
+        call_timeout: Duration::from_millis(args.call_timeout_ms),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weft-sample: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let sample = Sample::bind(config).await?;
+        let line = sample.listening_line();
+        tracing::info!("{line}");
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop the server: the line is a courtesy.
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        drop(stdout);
+        sample.serve(shutdown_signal()).await
+    });
+    // Don't wait for tasks still running (upgraded WebSockets, calls).
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft-sample: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for SIGTERM; Ctrl-C still works");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
