@@ -67,25 +67,72 @@ pub struct Stats {
     pub pushes_by_type: [AtomicU64; 5],
     /// NACKs received, per type (indexed like [`TypeUrl::ALL`]).
     pub nacks_by_type: [AtomicU64; 5],
-    /// Every connected proxy's sync state, by connection.
-    pub proxies: Mutex<BTreeMap<u64, ProxyStatus>>,
+    /// Every connected proxy's sync state and what it was sent, by
+    /// connection.
+    proxies: Mutex<BTreeMap<u64, Connected>>,
     connections: AtomicU64,
+}
+
+/// One open stream, as the debug API sees it.
+#[derive(Debug)]
+struct Connected {
+    status: ProxyStatus,
+    sent: BTreeMap<TypeUrl, Sent>,
+}
+
+/// The resources of one type last sent to a proxy, with their version.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// The `version_info` they were sent with.
+    pub version: String,
+    /// The resources, packed as they went on the wire.
+    pub resources: Arc<[Any]>,
 }
 
 impl Stats {
     fn update(&self, conn: u64, f: impl FnOnce(&mut ProxyStatus)) {
         let mut proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(status) = proxies.get_mut(&conn) {
-            f(status);
+        if let Some(c) = proxies.get_mut(&conn) {
+            f(&mut c.status);
+        }
+    }
+
+    fn register(&self, conn: u64, status: ProxyStatus) {
+        let mut proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
+        proxies.insert(
+            conn,
+            Connected {
+                status,
+                sent: BTreeMap::new(),
+            },
+        );
+    }
+
+    fn record_sent(&self, conn: u64, type_url: TypeUrl, sent: Sent) {
+        let mut proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = proxies.get_mut(&conn) {
+            c.sent.insert(type_url, sent);
         }
     }
 
     /// A copy of every connected proxy's status, sorted by proxy id.
     pub fn proxy_statuses(&self) -> Vec<ProxyStatus> {
         let proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<ProxyStatus> = proxies.values().cloned().collect();
+        let mut out: Vec<ProxyStatus> = proxies.values().map(|c| c.status.clone()).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// What the proxy with xDS node id `id` was last sent, per type (the
+    /// newest of its streams if it has several); `None` when no proxy of
+    /// that id is connected.
+    pub fn sent(&self, id: &str) -> Option<BTreeMap<TypeUrl, Sent>> {
+        let proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
+        proxies
+            .values()
+            .rev()
+            .find(|c| c.status.id == id)
+            .map(|c| c.sent.clone())
     }
 }
 
@@ -223,7 +270,7 @@ struct TypeState {
     /// The nonce of the last response sent.
     nonce: String,
     /// What was last sent (encoded), to push only changes.
-    sent: Option<Vec<Any>>,
+    sent: Option<Arc<[Any]>>,
     /// The last version the proxy ACKed.
     acked: Option<String>,
 }
@@ -243,21 +290,17 @@ impl AdsServer {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         tracing::info!(target: "weft::xds", proxy = %proxy.id, kind = ?proxy.kind, "proxy connected");
         let conn = self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .proxies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                conn,
-                ProxyStatus {
-                    id: proxy.id.clone(),
-                    kind: format!("{:?}", proxy.kind),
-                    namespace: proxy.namespace.clone(),
-                    connected_at: now(),
-                    last_push: None,
-                    types: BTreeMap::new(),
-                },
-            );
+        self.stats.register(
+            conn,
+            ProxyStatus {
+                id: proxy.id.clone(),
+                kind: format!("{:?}", proxy.kind),
+                namespace: proxy.namespace.clone(),
+                connected_at: now(),
+                last_push: None,
+                types: BTreeMap::new(),
+            },
+        );
         let _registered = Registered {
             stats: &self.stats,
             conn,
@@ -370,11 +413,20 @@ impl AdsServer {
     ) -> Result<(), Status> {
         let wildcard = state.names.is_empty() && !type_url.subscribed_by_name();
         let selected = select(resources, type_url, &state.names, wildcard);
-        if !force && state.sent.as_ref() == Some(&selected) {
+        if !force && state.sent.as_deref() == Some(&selected[..]) {
             return Ok(());
         }
         state.nonce = self.next_nonce();
-        state.sent = Some(selected.clone());
+        let sent: Arc<[Any]> = selected.clone().into();
+        state.sent = Some(sent.clone());
+        self.stats.record_sent(
+            conn,
+            type_url,
+            Sent {
+                version: generation.version.to_string(),
+                resources: sent,
+            },
+        );
         let response = DiscoveryResponse {
             version_info: generation.version.to_string(),
             resources: selected,

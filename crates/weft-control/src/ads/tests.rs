@@ -172,6 +172,16 @@ async fn subscribe_ack_push_on_change_and_nack() {
     s.quiet().await;
     assert_eq!(h.stats.nacks.load(Ordering::Relaxed), 1);
     assert_eq!(h.stats.connected.load(Ordering::Relaxed), 1);
+
+    // What it was sent is kept for the config dump, per type.
+    let sent = h.stats.sent(&grpc_node().id).expect("connected");
+    assert_eq!(sent[&TypeUrl::Cluster].version, "2");
+    assert_eq!(
+        sent[&TypeUrl::Cluster].resources.len(),
+        push.resources.len()
+    );
+    assert_eq!(sent[&TypeUrl::Listener].resources.len(), 1);
+    assert!(h.stats.sent("nobody").is_none());
 }
 
 #[tokio::test]
