@@ -28,6 +28,7 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::{
 use weft_xds::pb::envoy::r#type::v3::Percent;
 
 use super::envoy::{ads, duration, pipe, socket_address, u32_value};
+use super::locality;
 use super::names::{inbound_cluster, outbound_cluster};
 use super::policy::{destination_rule_for, effective_policy};
 use super::{Inputs, Interception, Proxy, ProxyKind};
@@ -174,6 +175,15 @@ fn service_cluster(
         ..Cluster::default()
     };
     apply_load_balancer(&mut c, policy);
+    if locality::weighted(locality::setting(inputs, Some(policy)), Some(policy)) {
+        c.common_lb_config
+            .get_or_insert_default()
+            .locality_config_specifier = Some(
+            cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                cluster::common_lb_config::LocalityWeightedLbConfig::default(),
+            ),
+        );
+    }
     if let Some(protocol) = service
         .port(port)
         .map(|p| p.protocol)
@@ -382,11 +392,10 @@ fn apply_load_balancer(c: &mut Cluster, policy: &TrafficPolicy) {
         .map(|o| o.min_health_percent)
         .filter(|p| *p >= 0)
     {
-        c.common_lb_config = Some(cluster::CommonLbConfig {
-            healthy_panic_threshold: Some(Percent {
-                value: f64::from(min),
-            }),
-            ..Default::default()
+        c.common_lb_config
+            .get_or_insert_default()
+            .healthy_panic_threshold = Some(Percent {
+            value: f64::from(min),
         });
     }
 }

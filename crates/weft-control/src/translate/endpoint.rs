@@ -3,12 +3,11 @@
 //! A subset cluster gets the endpoints whose labels carry all of the
 //! subset's. Each locality carries the sum of its endpoints' weights (gRPC's
 //! xDS client ignores localities without a weight); each endpoint its own
-//! weight and health.
-
-use std::collections::BTreeMap;
+//! weight and health. Priorities and locality weights follow the proxy's
+//! own locality (see [`super::locality`]).
 
 use weft_config::networking::Subset;
-use weft_registry::{Endpoint, EndpointAddress, Health, Hostname, Locality};
+use weft_registry::{Endpoint, EndpointAddress, Health, Hostname};
 use weft_xds::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use weft_xds::pb::envoy::config::core::v3::{self as core, HealthStatus, Metadata};
 use weft_xds::pb::envoy::config::endpoint::v3::{
@@ -18,8 +17,8 @@ use weft_xds::pb::google::protobuf::{Struct, Value, value};
 
 use super::envoy::{pipe, socket_address, u32_value};
 use super::names::parse_cluster;
-use super::policy::destination_rule_for;
-use super::{Inputs, Proxy};
+use super::policy::{destination_rule_for, effective_policy};
+use super::{Inputs, Proxy, locality};
 
 /// The load assignments of the EDS clusters among `clusters`, in the same order.
 pub fn load_assignments(
@@ -47,33 +46,41 @@ pub fn load_assignment(
         .registry
         .lookup(&Hostname::new(name.host), &proxy.namespace)
         .next()?;
-    let subset: Option<Subset> = if name.subset.is_empty() {
+    let rule = destination_rule_for(inputs, proxy, service).map(|(_, dr)| dr);
+    let subset: Option<&Subset> = if name.subset.is_empty() {
         None
     } else {
-        let (_, dr) = destination_rule_for(inputs, proxy, service)?;
-        Some(dr.subsets.iter().find(|s| s.name == name.subset)?.clone())
+        Some(rule?.subsets.iter().find(|s| s.name == name.subset)?)
     };
-    let mut by_locality: BTreeMap<&Locality, Vec<&Endpoint>> = BTreeMap::new();
-    for e in inputs.registry.endpoints_of(service) {
-        let in_subset = subset
-            .as_ref()
-            .is_none_or(|s| weft_config::select::selects(&s.labels, &e.labels));
-        if in_subset && e.ports.contains_key(&name.port) {
-            by_locality.entry(&e.locality).or_default().push(e);
-        }
-    }
-    let endpoints = by_locality
+    let policy = rule.map(|dr| effective_policy(dr, subset, name.port));
+    let members: Vec<&Endpoint> = inputs
+        .registry
+        .endpoints_of(service)
+        .iter()
+        .filter(|e| {
+            e.ports.contains_key(&name.port)
+                && subset.is_none_or(|s| weft_config::select::selects(&s.labels, &e.labels))
+        })
+        .collect();
+    let setting = locality::setting(inputs, policy.as_ref());
+    let outlier_detection = policy
+        .as_ref()
+        .is_some_and(|p| p.outlier_detection.is_some());
+    let endpoints = locality::groups(members, proxy, setting, outlier_detection)
         .into_iter()
-        .map(|(locality, eps)| LocalityLbEndpoints {
+        .map(|g| LocalityLbEndpoints {
             locality: Some(core::Locality {
-                region: locality.region.clone(),
-                zone: locality.zone.clone(),
-                sub_zone: locality.subzone.clone(),
+                region: g.locality.region.clone(),
+                zone: g.locality.zone.clone(),
+                sub_zone: g.locality.subzone.clone(),
             }),
-            load_balancing_weight: Some(u32_value(
-                eps.iter().map(|e| e.weight.max(1)).sum::<u32>().max(1),
-            )),
-            lb_endpoints: eps.iter().map(|e| lb_endpoint(e, name.port)).collect(),
+            load_balancing_weight: Some(u32_value(g.weight)),
+            lb_endpoints: g
+                .endpoints
+                .iter()
+                .map(|e| lb_endpoint(e, name.port))
+                .collect(),
+            priority: g.priority,
             ..LocalityLbEndpoints::default()
         })
         .collect();

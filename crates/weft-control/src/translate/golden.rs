@@ -108,6 +108,7 @@ fn assignment_json(la: &ClusterLoadAssignment) -> Value {
             json!({
                 "locality": format!("{}/{}/{}", loc.region, loc.zone, loc.sub_zone),
                 "weight": l.load_balancing_weight.map(|w| w.value),
+                "priority": l.priority,
                 "endpoints": endpoints,
             })
         })

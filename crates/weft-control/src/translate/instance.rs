@@ -31,6 +31,8 @@ pub struct Instance {
     pub labels: BTreeMap<String, String>,
     /// Its service account.
     pub service_account: String,
+    /// Its WorkloadEntry's locality.
+    pub locality: weft_registry::Locality,
     /// Its inbound ports, by port number.
     pub ports: Vec<InboundPort>,
     /// Its WorkloadEntry's named ports (a gateway's listeners bind these).
@@ -125,6 +127,7 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
         address: entry.address.clone(),
         labels,
         service_account: entry.service_account.clone(),
+        locality: weft_registry::Locality::parse(&entry.locality),
         ports,
         named_ports: entry
             .ports

@@ -20,6 +20,7 @@ pub mod envoy;
 pub mod gateway;
 pub mod instance;
 pub mod listener;
+pub mod locality;
 pub mod names;
 pub mod policy;
 pub mod proxy;
@@ -76,8 +77,13 @@ pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
         Some(i) if proxy.labels.is_empty() => i.labels.clone(),
         _ => proxy.labels.clone(),
     };
+    let locality = match &instance {
+        Some(i) if proxy.locality == weft_registry::Locality::default() => i.locality.clone(),
+        _ => proxy.locality.clone(),
+    };
     let labelled = Proxy {
         labels,
+        locality,
         instance,
         ..proxy.clone()
     };

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use weft_registry::Service;
+use weft_registry::{Locality, Service};
 
 use weft_xds::pb::envoy::config::core::v3::Node;
 
@@ -112,6 +112,10 @@ pub struct Proxy {
     pub interception: Interception,
     /// Where its application listens.
     pub app: AppAddresses,
+    /// Its failure domain: the node's `locality`, else (set by
+    /// [`super::translate`]) its WorkloadEntry's. Decides endpoint
+    /// priorities for locality failover.
+    pub locality: Locality,
     /// The workload it serves, from the registry (set by
     /// [`super::translate`]).
     pub instance: Option<Arc<Instance>>,
@@ -152,6 +156,7 @@ impl Proxy {
             pod: String::new(),
             interception: Interception::default(),
             app: AppAddresses::default(),
+            locality: Locality::default(),
             instance: None,
             egress: None,
         }
@@ -235,6 +240,15 @@ impl Proxy {
                 .unwrap_or_default(),
             app: string(meta, "APP_ADDRESS")
                 .map(|a| AppAddresses::parse(&a))
+                .unwrap_or_default(),
+            locality: node
+                .locality
+                .as_ref()
+                .map(|l| Locality {
+                    region: l.region.clone(),
+                    zone: l.zone.clone(),
+                    subzone: l.sub_zone.clone(),
+                })
                 .unwrap_or_default(),
             instance: None,
             egress: None,
