@@ -28,10 +28,10 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::{
 use weft_xds::pb::envoy::r#type::v3::Percent;
 
 use super::envoy::{ads, duration, pipe, socket_address, u32_value};
-use super::locality;
 use super::names::{inbound_cluster, outbound_cluster};
 use super::policy::{destination_rule_for, effective_policy};
 use super::{Inputs, Interception, Proxy, ProxyKind};
+use super::{locality, tls};
 
 /// Where a cluster's HTTP settings go (`typed_extension_protocol_options`).
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -61,13 +61,21 @@ pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
             let policy = rule
                 .map(|dr| effective_policy(dr, None, port.number))
                 .unwrap_or_default();
-            out.extend(service_cluster(inputs, service, port.number, "", &policy));
+            out.extend(service_cluster(
+                inputs,
+                proxy,
+                service,
+                port.number,
+                "",
+                &policy,
+            ));
             for subset in rule.map(|dr| dr.subsets.as_slice()).unwrap_or_default() {
                 let policy = rule
                     .map(|dr| effective_policy(dr, Some(subset), port.number))
                     .unwrap_or_default();
                 out.extend(service_cluster(
                     inputs,
+                    proxy,
                     service,
                     port.number,
                     &subset.name,
@@ -155,6 +163,7 @@ pub fn app_address(app: &str) -> Option<weft_xds::pb::envoy::config::core::v3::A
 /// services whose endpoints Weft can't address yet (dynamic DNS).
 fn service_cluster(
     inputs: Inputs<'_>,
+    proxy: &Proxy,
     service: &Service,
     port: u16,
     subset: &str,
@@ -184,12 +193,23 @@ fn service_cluster(
             ),
         );
     }
+    let mut http2 = false;
     if let Some(protocol) = service
         .port(port)
         .map(|p| p.protocol)
         .filter(|p| p.is_http())
     {
         let options = http_protocol_options(protocol, policy);
+        http2 = matches!(
+            options.upstream_protocol_options,
+            Some(upstream_http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                upstream_http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(
+                        upstream_http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(_)
+                    ),
+                }
+            ))
+        );
         c.typed_extension_protocol_options
             .insert(HTTP_PROTOCOL_OPTIONS.to_string(), weft_xds::pack(&options));
     }
@@ -217,6 +237,17 @@ fn service_cluster(
         Resolution::DynamicDns => return None,
     };
     c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(discovery as i32));
+    tls::apply(
+        inputs,
+        &mut c,
+        policy.tls.as_ref(),
+        &tls::Upstream {
+            service,
+            endpoints: inputs.registry.endpoints_of(service),
+            http2,
+            proxy_kind: proxy.kind,
+        },
+    );
     Some(c)
 }
 

@@ -18,7 +18,7 @@ use weft_xds::pb::google::protobuf::{Struct, Value, value};
 use super::envoy::{pipe, socket_address, u32_value};
 use super::names::parse_cluster;
 use super::policy::{destination_rule_for, effective_policy};
-use super::{Inputs, Proxy, locality};
+use super::{Inputs, Proxy, locality, tls};
 
 /// The load assignments of the EDS clusters among `clusters`, in the same order.
 pub fn load_assignments(
@@ -129,6 +129,12 @@ fn istio_metadata(e: &Endpoint) -> Metadata {
     metadata
         .filter_metadata
         .insert("istio".to_string(), Struct { fields });
+    if tls::accepts_mtls(e) {
+        metadata.filter_metadata.insert(
+            tls::TRANSPORT_SOCKET_MATCH.to_string(),
+            tls::tls_mode_struct("istio"),
+        );
+    }
     metadata
 }
 

@@ -6,7 +6,9 @@
 
 use serde_json::{Value, json};
 use weft_xds::pb::envoy::config::cluster::v3::{Cluster, cluster};
-use weft_xds::pb::envoy::config::core::v3::{address, socket_address};
+use weft_xds::pb::envoy::config::core::v3::{
+    TransportSocket, address, socket_address, transport_socket,
+};
 use weft_xds::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
 use weft_xds::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::UpstreamProtocolOptions;
@@ -72,7 +74,59 @@ fn cluster_json(c: &Cluster) -> Value {
         };
         o["upstream_http"] = json!(protocol);
     }
+    if let Some(socket) = &c.transport_socket {
+        o["tls"] = tls_json(socket);
+    }
+    if !c.transport_socket_matches.is_empty() {
+        o["transport_socket_matches"] = c
+            .transport_socket_matches
+            .iter()
+            .map(|m| match &m.transport_socket {
+                Some(s) if s.name == super::tls::TLS_SOCKET => {
+                    json!({"name": m.name, "tls": tls_json(s)})
+                }
+                _ => json!({"name": m.name}),
+            })
+            .collect();
+    }
     o
+}
+
+/// SNI, certificate and root secrets, expected identities and ALPN of a TLS
+/// transport socket.
+fn tls_json(socket: &TransportSocket) -> Value {
+    use weft_xds::pb::envoy::extensions::transport_sockets::tls::v3::{
+        UpstreamTlsContext, common_tls_context::ValidationContextType,
+    };
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
+        return json!("?");
+    };
+    let ctx: UpstreamTlsContext = weft_xds::unpack(any).expect("tls context");
+    let common = ctx.common_tls_context.unwrap_or_default();
+    let (sans, root) = match common.validation_context_type {
+        Some(ValidationContextType::CombinedValidationContext(c)) => {
+            #[allow(deprecated)]
+            let sans: Vec<String> = c
+                .default_validation_context
+                .map(|v| v.match_subject_alt_names)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| match m.match_pattern {
+                    Some(weft_xds::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern::Exact(s)) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            (sans, c.validation_context_sds_secret_config.map(|s| s.name))
+        }
+        _ => (Vec::new(), None),
+    };
+    json!({
+        "sni": ctx.sni,
+        "certificate": common.tls_certificate_sds_secret_configs.first().map(|s| s.name.clone()),
+        "root": root,
+        "subject_alt_names": sans,
+        "alpn": common.alpn_protocols,
+    })
 }
 
 fn assignment_json(la: &ClusterLoadAssignment) -> Value {

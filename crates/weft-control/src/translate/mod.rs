@@ -26,6 +26,7 @@ pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod scope;
+pub mod tls;
 
 /// What translation reads: the config in force and the registry.
 #[derive(Clone, Copy, Debug)]
