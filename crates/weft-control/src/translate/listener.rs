@@ -48,6 +48,8 @@ use super::route::TcpTarget;
 use super::{Inputs, Proxy, ProxyKind};
 
 pub mod gateway;
+#[cfg(test)]
+mod golden;
 pub mod inbound;
 pub mod outbound;
 
