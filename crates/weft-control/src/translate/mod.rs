@@ -52,7 +52,11 @@ pub struct Resources {
 
 /// Translates the inputs into the resources `proxy` is sent.
 pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
-    let proxy = &resolve(inputs, proxy);
+    translate_resolved(inputs, &resolve(inputs, proxy))
+}
+
+/// [`translate`] for a proxy [`resolve`]d already.
+pub fn translate_resolved(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
     let clusters = cluster::clusters(inputs, proxy);
     let endpoints = endpoint::load_assignments(inputs, proxy, &clusters);
     let listeners = listener::listeners(inputs, proxy);

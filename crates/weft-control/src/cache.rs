@@ -1,0 +1,273 @@
+//! Translations shared between proxies.
+//!
+//! Translation is a pure function of the generation and the *resolved*
+//! proxy, and after resolution only a few facts about a proxy matter: its
+//! kind, namespace, labels, interception mode, application addresses,
+//! locality and workload. Thousands of proxies usually share a handful of
+//! those, so each generation translates once per distinct [`Key`] and packs
+//! the result once; every stream of that shape holds the same `Arc`s. The
+//! cache keeps one generation: the first request for a newer one starts
+//! a fresh map, and the old one lives only as long as streams still use it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use tokio::sync::OnceCell;
+use weft_registry::Locality;
+use weft_xds::TypeUrl;
+use weft_xds::pb::google::protobuf::Any;
+
+use crate::ads::Generation;
+use crate::translate::instance::Instance;
+use crate::translate::{self, AppAddresses, Inputs, Interception, Proxy, ProxyKind};
+
+/// What translation output depends on, once a proxy is resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    kind: ProxyKind,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    interception: Interception,
+    app: AppAddresses,
+    locality: Locality,
+    instance: Option<Instance>,
+}
+
+impl Key {
+    /// The key of a proxy resolved by [`translate::resolve`].
+    pub fn of(resolved: &Proxy) -> Key {
+        Key {
+            kind: resolved.kind,
+            namespace: resolved.namespace.clone(),
+            labels: resolved.labels.clone(),
+            interception: resolved.interception,
+            app: resolved.app.clone(),
+            locality: resolved.locality.clone(),
+            instance: resolved.instance.as_deref().cloned(),
+        }
+    }
+}
+
+/// The resources of one type, packed, sorted by name.
+#[derive(Debug, Default)]
+pub struct Packed {
+    /// Every resource, as it goes on the wire.
+    pub all: Arc<[Any]>,
+    /// Their names, index for index.
+    pub names: Arc<[String]>,
+    /// A hash of each encoded resource (a per-resource version for delta
+    /// xDS), index for index.
+    pub hashes: Arc<[u64]>,
+}
+
+impl Packed {
+    fn new(items: Vec<(String, Any)>) -> Packed {
+        let hashes = items.iter().map(|(_, any)| hash(&any.value)).collect();
+        let (names, all): (Vec<String>, Vec<Any>) = items.into_iter().unzip();
+        Packed {
+            all: all.into(),
+            names: names.into(),
+            hashes,
+        }
+    }
+
+    /// The resources named in `names` (all of them when `wildcard`), sharing
+    /// the packed list when that is all of it.
+    pub fn select(&self, names: &BTreeSet<String>, wildcard: bool) -> Arc<[Any]> {
+        if wildcard || self.names.iter().all(|n| names.contains(n)) {
+            return self.all.clone();
+        }
+        self.names
+            .iter()
+            .zip(self.all.iter())
+            .filter(|(n, _)| names.contains(*n))
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// One proxy shape's resources for one generation.
+#[derive(Debug)]
+pub struct Translation {
+    /// The generation they were made from.
+    pub version: u64,
+    clusters: Packed,
+    endpoints: Packed,
+    listeners: Packed,
+    routes: Packed,
+}
+
+impl Translation {
+    /// Translates and packs.
+    pub fn new(generation: &Generation, resolved: &Proxy) -> Translation {
+        let inputs = Inputs {
+            config: &generation.config,
+            registry: &generation.registry,
+        };
+        let r = translate::translate_resolved(inputs, resolved);
+        fn pack<R: weft_xds::Resource + Message>(items: &[R]) -> Packed {
+            Packed::new(
+                items
+                    .iter()
+                    .map(|r| (r.resource_name().to_string(), weft_xds::pack(r)))
+                    .collect(),
+            )
+        }
+        Translation {
+            version: generation.version,
+            clusters: pack(&r.clusters),
+            endpoints: pack(&r.endpoints),
+            listeners: pack(&r.listeners),
+            routes: pack(&r.routes),
+        }
+    }
+
+    /// The resources of `type_url` (none for types not translated here).
+    pub fn of(&self, type_url: TypeUrl) -> &Packed {
+        static NONE: std::sync::LazyLock<Packed> = std::sync::LazyLock::new(Packed::default);
+        match type_url {
+            TypeUrl::Cluster => &self.clusters,
+            TypeUrl::ClusterLoadAssignment => &self.endpoints,
+            TypeUrl::Listener => &self.listeners,
+            TypeUrl::RouteConfiguration => &self.routes,
+            TypeUrl::Secret => &NONE,
+        }
+    }
+}
+
+type Cell = Arc<OnceCell<Arc<Translation>>>;
+
+/// The cache: shared by every stream of a server.
+#[derive(Debug, Default)]
+pub struct Translations {
+    current: Mutex<(u64, HashMap<Key, Cell>)>,
+}
+
+impl Translations {
+    /// `proxy`'s resources for `generation`: translated by the first proxy
+    /// of its shape to ask, shared with the rest.
+    pub async fn get(&self, generation: &Arc<Generation>, proxy: &Proxy) -> Arc<Translation> {
+        let inputs = Inputs {
+            config: &generation.config,
+            registry: &generation.registry,
+        };
+        let resolved = translate::resolve(inputs, proxy);
+        let cell = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if current.0 != generation.version {
+                if current.0 > generation.version {
+                    // An older generation (a stream lagging behind): don't
+                    // evict the newer one for it.
+                    drop(current);
+                    return Arc::new(Translation::new(generation, &resolved));
+                }
+                *current = (generation.version, HashMap::new());
+            }
+            current.1.entry(Key::of(&resolved)).or_default().clone()
+        };
+        cell.get_or_init(|| async { Arc::new(Translation::new(generation, &resolved)) })
+            .await
+            .clone()
+    }
+
+    /// Distinct proxy shapes translated for the current generation.
+    pub fn shapes(&self) -> usize {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::test_inputs::TestMesh;
+
+    fn generation(version: u64) -> Arc<Generation> {
+        let mesh = TestMesh::examples();
+        Arc::new(Generation {
+            version,
+            config: Arc::new(mesh.config),
+            registry: Arc::new(mesh.registry),
+        })
+    }
+
+    fn sidecar(id: &str, pod: &str) -> Proxy {
+        Proxy {
+            pod: pod.to_string(),
+            ..Proxy::sidecar(id, "bookinfo", &[])
+        }
+    }
+
+    #[tokio::test]
+    async fn proxies_of_one_shape_share_one_translation() {
+        let cache = Translations::default();
+        let g = generation(1);
+        let a = cache.get(&g, &sidecar("a", "unknown-1")).await;
+        let b = cache.get(&g, &sidecar("b", "unknown-2")).await;
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "no workload, same namespace and labels"
+        );
+        assert!(Arc::ptr_eq(
+            &a.of(TypeUrl::Cluster).all,
+            &b.of(TypeUrl::Cluster).all
+        ));
+        // A proxy with a workload is its own shape, and gets what translate
+        // would give it.
+        let pp = sidecar("pp", "productpage-v1");
+        let c = cache.get(&g, &pp).await;
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(cache.shapes(), 2);
+        let direct = translate::translate(
+            Inputs {
+                config: &g.config,
+                registry: &g.registry,
+            },
+            &pp,
+        );
+        let names: Vec<&str> = direct.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            c.of(TypeUrl::Listener)
+                .names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            names
+        );
+        assert_eq!(c.of(TypeUrl::Listener).all.len(), names.len());
+        // A new generation starts afresh.
+        let d = cache.get(&generation(2), &sidecar("a", "unknown-1")).await;
+        assert_eq!(d.version, 2);
+        assert_eq!(cache.shapes(), 1);
+        // A lagging stream still gets its own generation's resources.
+        assert_eq!(cache.get(&g, &pp).await.version, 1);
+        assert_eq!(cache.shapes(), 1);
+    }
+
+    #[test]
+    fn selection_shares_the_full_list() {
+        let any = |n: &str| Any {
+            type_url: "t".into(),
+            value: n.as_bytes().to_vec(),
+        };
+        let p = Packed::new(vec![("a".into(), any("a")), ("b".into(), any("b"))]);
+        assert_ne!(p.hashes[0], p.hashes[1]);
+        let both: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+        assert!(Arc::ptr_eq(&p.select(&both, false), &p.all));
+        assert!(Arc::ptr_eq(&p.select(&BTreeSet::new(), true), &p.all));
+        let one: BTreeSet<String> = ["b".to_string()].into();
+        assert_eq!(p.select(&one, false).len(), 1);
+        assert!(p.select(&BTreeSet::new(), false).is_empty());
+    }
+}
