@@ -23,6 +23,9 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run the control plane: serve Envoy xDS v3 from a directory of Istio YAML.
     Control(cmd::control::Args),
+    /// Install, print or remove the iptables rules that send a workload's TCP
+    /// through its sidecar (outbound to 15001, inbound to 15006), like istio-iptables.
+    Iptables(cmd::iptables::Args),
     /// Show whether every connected proxy has ACKed what the control plane sent.
     ProxyStatus(cmd::proxy_status::Args),
 }
@@ -31,7 +34,7 @@ enum Command {
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Control(_) => "info",
-        Command::Analyze(_) | Command::ProxyStatus(_) => "warn",
+        Command::Analyze(_) | Command::Iptables(_) | Command::ProxyStatus(_) => "warn",
     }
 }
 
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Control(args) => cmd::control::run(args),
+        Command::Iptables(args) => cmd::iptables::run(args),
         Command::ProxyStatus(args) => cmd::proxy_status::run(args),
     }
 }

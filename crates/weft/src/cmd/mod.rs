@@ -2,4 +2,5 @@
 
 pub mod analyze;
 pub mod control;
+pub mod iptables;
 pub mod proxy_status;
