@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# command:package. iptables (iptables-restore, ip6tables-restore) and
+# iproute2 (ip netns) are for `weft iptables` and its namespace test.
 need_apt=()
-for pkg in curl:curl; do
+for pkg in curl:curl iptables-restore:iptables ip6tables-restore:iptables ip:iproute2 setpriv:util-linux; do
   cmd=${pkg%%:*}; deb=${pkg##*:}
-  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$deb")
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/sbin/$cmd" ]; then
+    [[ " ${need_apt[*]} " == *" $deb "* ]] || need_apt+=("$deb")
+  fi
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then

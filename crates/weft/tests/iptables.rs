@@ -1,0 +1,387 @@
+//! `weft iptables` for real, in two network namespaces (root only).
+//!
+//! `pod` is the workload's namespace, `peer` another host on a veth link
+//! (10.9.8.1 / fd00:9:8::1 in the pod, 10.9.8.7 / fd00:9:8::7 in the peer).
+//! In the pod, stand-ins for the proxy's listeners (127.0.0.1/[::1]:15001
+//! outbound, [::]:15006 inbound) and its readiness port (15021) answer
+//! every connection with their name and the connection's `original_dst`;
+//! so does a server on the peer at port 80. The test applies the rules with
+//! `weft iptables --ipv6` inside the pod and shows: the app's outbound
+//! connections reach the outbound listener with their original destination
+//! (IPv4 and IPv6), the proxy's uid and gid go out directly, the peer's
+//! inbound connections reach the inbound listener but not an excluded
+//! port, and after `--cleanup` nothing is redirected any more.
+//!
+//! This file has its own `main` (`harness = false`): the same binary, run
+//! as `iptables helper serve|connect …` inside a namespace, is the servers
+//! and clients. Without root, `ip`, `setpriv` or iptables the test prints
+//! why and passes — unless `CI` is set (CI runs as root and
+//! `scripts/setup.sh` installs iptables), where it fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+const PROXY_UID: u32 = 1337;
+const APP_UID: u32 = 1338;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("helper") {
+        return helper(&args[1..]);
+    }
+    if let Some(reason) = missing_prerequisite() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "iptables test cannot run in CI: {reason} (run scripts/setup.sh as root)"
+        );
+        println!("test iptables ... skipped: {reason}");
+        return;
+    }
+    interception();
+    println!("test iptables ... ok");
+}
+
+/// Why this machine can't run the test, if it can't.
+fn missing_prerequisite() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .map(str::to_owned);
+    if euid.as_deref() != Some("0") {
+        return Some("not root (network namespaces and iptables need root)".into());
+    }
+    for tool in [
+        "ip",
+        "setpriv",
+        "iptables-save",
+        "iptables-restore",
+        "ip6tables-save",
+        "ip6tables-restore",
+    ] {
+        let found = Command::new(tool)
+            .arg(if tool == "ip" { "-V" } else { "--version" })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            return Some(format!(
+                "`{tool}` not found (Debian: apt-get install iptables iproute2 util-linux)"
+            ));
+        }
+    }
+    None
+}
+
+fn interception() {
+    let net = Netns::new();
+    let (pod, peer) = (net.pod.as_str(), net.peer.as_str());
+    let helper = Helper::install();
+
+    let _servers = [
+        helper.serve(pod, "proxy-outbound", &["127.0.0.1:15001", "[::1]:15001"]),
+        helper.serve(pod, "proxy-inbound", &["[::]:15006"]),
+        helper.serve(pod, "readiness", &["0.0.0.0:15021"]),
+        helper.serve(peer, "peer", &["10.9.8.7:80", "[fd00:9:8::7]:80"]),
+    ];
+
+    // Nothing installed yet: everything goes where it was sent.
+    assert_reply(&helper.connect(pod, 0, 0, "10.9.8.7:80"), "peer");
+
+    // Apply, twice: the second run replaces the first.
+    let uid = PROXY_UID.to_string();
+    for _ in 0..2 {
+        weft(pod, &["iptables", "--proxy-uid", &uid, "--ipv6"]);
+    }
+    for save in ["iptables-save", "ip6tables-save"] {
+        let rules = ns_output(pod, &[save, "-t", "nat"]);
+        for chain in weft_iptables::CHAINS {
+            assert!(
+                rules.contains(&format!(":{chain} ")),
+                "{save}: no {chain}:\n{rules}"
+            );
+        }
+        for jump in [
+            "-A OUTPUT -p tcp -j ISTIO_OUTPUT",
+            "-A PREROUTING -p tcp -j ISTIO_INBOUND",
+        ] {
+            let n = rules.lines().filter(|l| *l == jump).count();
+            assert_eq!(
+                n, 1,
+                "{save}: `{jump}` {n} times after applying twice:\n{rules}"
+            );
+        }
+    }
+
+    // Outbound from the app (root, and another uid): to the outbound
+    // listener, which sees where the app was going.
+    for (uid, gid) in [(0, 0), (APP_UID, APP_UID)] {
+        let reply = helper.connect(pod, uid, gid, "10.9.8.7:80");
+        assert_reply(&reply, "proxy-outbound orig=10.9.8.7:80");
+    }
+    let reply = helper.connect(pod, 0, 0, "[fd00:9:8::7]:80");
+    assert_reply(&reply, "proxy-outbound orig=[fd00:9:8::7]:80");
+
+    // The proxy's own uid, and its gid (the default --proxy-gid), go out directly.
+    for (uid, gid) in [(PROXY_UID, PROXY_UID), (APP_UID, PROXY_UID)] {
+        assert_reply(&helper.connect(pod, uid, gid, "10.9.8.7:80"), "peer");
+        assert_reply(&helper.connect(pod, uid, gid, "[fd00:9:8::7]:80"), "peer");
+    }
+
+    // Inbound from the peer: to the inbound listener (dual-stack, so the
+    // IPv4 connection arrives v4-mapped), except the readiness port.
+    let reply = helper.connect(peer, 0, 0, "10.9.8.1:8080");
+    assert_reply(&reply, "proxy-inbound orig=10.9.8.1:8080");
+    let reply = helper.connect(peer, 0, 0, "[fd00:9:8::1]:8080");
+    assert_reply(&reply, "proxy-inbound orig=[fd00:9:8::1]:8080");
+    assert_reply(&helper.connect(peer, 0, 0, "10.9.8.1:15021"), "readiness");
+
+    // Cleanup, twice: every chain and jump gone, nothing redirected.
+    for _ in 0..2 {
+        weft(pod, &["iptables", "--cleanup"]);
+    }
+    for save in ["iptables-save", "ip6tables-save"] {
+        let rules = ns_output(pod, &[save, "-t", "nat"]);
+        assert!(!rules.contains("ISTIO"), "{save} after cleanup:\n{rules}");
+    }
+    assert_reply(&helper.connect(pod, 0, 0, "10.9.8.7:80"), "peer");
+    assert_reply(&helper.connect(pod, 0, 0, "[fd00:9:8::7]:80"), "peer");
+    let reply = helper.connect(peer, 0, 0, "10.9.8.1:8080");
+    assert!(
+        reply.starts_with("error:"),
+        "port 8080 has no listener: {reply}"
+    );
+}
+
+fn assert_reply(reply: &str, expected: &str) {
+    assert!(
+        reply == expected || reply.starts_with(&format!("{expected} ")),
+        "expected `{expected}`, got `{reply}`"
+    );
+}
+
+/// Runs `weft ARGS` in a namespace; it must succeed.
+fn weft(ns: &str, args: &[&str]) {
+    let mut cmd = vec![WEFT];
+    cmd.extend_from_slice(args);
+    ns_output(ns, &cmd);
+}
+
+/// Runs a command in a namespace and returns its stdout; it must succeed.
+fn ns_output(ns: &str, cmd: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .output()
+        .expect("ip netns exec");
+    assert!(
+        out.status.success(),
+        "{cmd:?} in {ns}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The two namespaces and their veth link; deleted on drop, also when the
+/// test fails.
+struct Netns {
+    pod: String,
+    peer: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = std::process::id();
+        let net = Netns {
+            pod: format!("weft-ipt-{id}-pod"),
+            peer: format!("weft-ipt-{id}-peer"),
+        };
+        ip(&["netns", "add", &net.pod]);
+        ip(&["netns", "add", &net.peer]);
+        let (pod, peer) = (net.pod.as_str(), net.peer.as_str());
+        let link = [
+            "netns", "exec", pod, "ip", "link", "add", "veth0", "type", "veth", "peer", "name",
+            "veth1", "netns", peer,
+        ];
+        ip(&link);
+        for (ns, dev, v4, v6) in [
+            (pod, "veth0", "10.9.8.1/24", "fd00:9:8::1/64"),
+            (peer, "veth1", "10.9.8.7/24", "fd00:9:8::7/64"),
+        ] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
+            ip(&["-n", ns, "-6", "addr", "add", v6, "dev", dev, "nodad"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        net
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.pod, &self.peer] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A copy of this binary that any uid can run (the checkout may not be
+/// readable by the proxy's uid), removed on drop.
+struct Helper {
+    dir: tempfile::TempDir,
+}
+
+impl Helper {
+    fn install() -> Helper {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let exe = std::env::current_exe().expect("current exe");
+        std::fs::copy(&exe, dir.path().join("helper")).expect("copy helper");
+        Helper { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("helper")
+    }
+
+    /// Starts a server in `ns` answering on `addrs`; waits until it listens.
+    fn serve(&self, ns: &str, name: &str, addrs: &[&str]) -> Server {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(self.path())
+            .args(["helper", "serve", name])
+            .args(addrs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let server = Server(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(TIMEOUT).unwrap_or_default();
+        assert_eq!(line.trim(), "ready", "server {name} in {ns} did not start");
+        server
+    }
+
+    /// Connects from `ns` as `uid`/`gid` to `addr`; the server's answer, or
+    /// `error: …`.
+    fn connect(&self, ns: &str, uid: u32, gid: u32, addr: &str) -> String {
+        let (uid, gid) = (uid.to_string(), gid.to_string());
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args([
+                "setpriv",
+                "--reuid",
+                &uid,
+                "--regid",
+                &gid,
+                "--clear-groups",
+            ])
+            .arg(self.path())
+            .args(["helper", "connect", addr])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn client");
+        let deadline = Instant::now() + TIMEOUT;
+        while child.try_wait().expect("wait client").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("client to {addr} in {ns} as {uid}:{gid} did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("client output");
+        out.trim().to_owned()
+    }
+}
+
+/// A running helper server; killed on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The helper side: `serve NAME ADDR…` or `connect ADDR`.
+fn helper(args: &[String]) {
+    match args {
+        [cmd, name, addrs @ ..] if cmd == "serve" => serve(name, addrs),
+        [cmd, addr] if cmd == "connect" => connect(addr),
+        _ => panic!("helper: unknown arguments {args:?}"),
+    }
+}
+
+/// Answers every connection with `NAME orig=ADDR` (or `orig=error: …`).
+/// Exits when stdin closes, so it never outlives the test.
+fn serve(name: &str, addrs: &[String]) {
+    for addr in addrs {
+        let listener =
+            TcpListener::bind(addr.as_str()).unwrap_or_else(|e| panic!("{name}: bind {addr}: {e}"));
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let orig = match weft_iptables::original_dst(&stream) {
+                    Ok(a) => a.to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = writeln!(stream, "{name} orig={orig}");
+            }
+        });
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
+fn connect(addr: &str) {
+    let reply = (|| -> std::io::Result<String> {
+        let addr: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line)?;
+        Ok(line.trim().to_owned())
+    })();
+    match reply {
+        Ok(line) => println!("{line}"),
+        Err(e) => println!("error: {e}"),
+    }
+}
