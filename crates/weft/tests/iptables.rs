@@ -14,7 +14,7 @@
 //!
 //! This file has its own `main` (`harness = false`): the same binary, run
 //! as `iptables helper serve|connect …` inside a namespace, is the servers
-//! and clients. Without root, `ip`, `setpriv` or iptables the test prints
+//! and clients; it prints libtest's summary line for `scripts/test.sh`. Without root, `ip`, `setpriv` or iptables the test prints
 //! why and passes — unless `CI` is set (CI runs as root and
 //! `scripts/setup.sh` installs iptables), where it fails.
 
@@ -31,21 +31,49 @@ const PROXY_UID: u32 = 1337;
 const APP_UID: u32 = 1338;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn main() {
+/// The one test's name, for `cargo test NAME` filters and `--list`.
+const NAME: &str = "interception";
+
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("helper") {
-        return helper(&args[1..]);
+        helper(&args[1..]);
+        return std::process::ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--list") {
+        println!("{NAME}: test");
+        return std::process::ExitCode::SUCCESS;
+    }
+    // Like libtest: positional arguments are name filters.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+        return std::process::ExitCode::SUCCESS;
     }
     if let Some(reason) = missing_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "iptables test cannot run in CI: {reason} (run scripts/setup.sh as root)"
-        );
-        println!("test iptables ... skipped: {reason}");
-        return;
+        if std::env::var_os("CI").is_some() {
+            println!(
+                "test {NAME} ... FAILED: cannot run in CI: {reason} (run scripts/setup.sh as root)"
+            );
+            println!(
+                "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out"
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("test {NAME} ... skipped: {reason}");
+        println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
+        return std::process::ExitCode::SUCCESS;
     }
-    interception();
-    println!("test iptables ... ok");
+    // The summary line scripts/test.sh counts, whichever way it ends; the
+    // namespaces are deleted while the panic unwinds.
+    if std::panic::catch_unwind(interception).is_err() {
+        println!("test {NAME} ... FAILED");
+        println!("test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
+        return std::process::ExitCode::from(101);
+    }
+    println!("test {NAME} ... ok");
+    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+    std::process::ExitCode::SUCCESS
 }
 
 /// Why this machine can't run the test, if it can't.
