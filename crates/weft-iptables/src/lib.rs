@@ -34,15 +34,17 @@ pub enum Error {
     /// The configuration can't be turned into rules.
     #[error("invalid interception config: {0}")]
     InvalidConfig(String),
-    /// An iptables tool is not installed.
+    /// A tool is not installed.
     #[error(
-        "`{program}` not found: install the iptables package (Debian/Ubuntu: `apt-get install iptables`) so it is on PATH"
+        "`{program}` not found: install the {package} package (Debian/Ubuntu: `apt-get install {package}`) so it is on PATH"
     )]
     Missing {
         /// The tool, e.g. `iptables-restore`.
         program: String,
+        /// The Debian package that has it.
+        package: &'static str,
     },
-    /// The kernel refused: changing netfilter rules needs root.
+    /// The kernel refused: changing netfilter rules and addresses needs root.
     #[error(
         "`{program}` was refused: {stderr}\n    hint: run as root (or with CAP_NET_ADMIN), e.g. `sudo weft iptables` or in the pod's init container"
     )]

@@ -27,9 +27,10 @@ pub struct Outcome {
     pub chains_found: usize,
 }
 
-/// Installs the rules for IPv4, and IPv6 when `config.ipv6`. Replaces any
-/// earlier copy of our chains atomically (one `iptables-restore`
-/// transaction per family).
+/// Installs the rules for IPv4, and IPv6 when `config.ipv6` (then also
+/// `::6` on `lo`, the proxy's passthrough source). Replaces any earlier
+/// copy of our chains atomically (one `iptables-restore` transaction per
+/// family).
 pub fn apply(config: &Config) -> Result<Vec<Outcome>, Error> {
     config.validate()?;
     families(config.ipv6)
@@ -37,6 +38,9 @@ pub fn apply(config: &Config) -> Result<Vec<Outcome>, Error> {
             let state = NatState::parse(&save(family)?);
             let rules = rules(config, family);
             restore(family, &restore_input(&state.deletes, &rules))?;
+            if family == Family::V6 {
+                add_passthrough_source_v6()?;
+            }
             Ok(Outcome {
                 family,
                 rules: rules.len(),
@@ -157,6 +161,19 @@ impl NatState {
     }
 }
 
+/// Puts `::6` on `lo`, as istio-iptables does with IPv6: the proxy binds
+/// its inbound passthrough connections to it (127.0.0.6 needs nothing:
+/// IPv4's `lo` has all of 127/8), and `ISTIO_OUTPUT` lets that source
+/// through. `replace` makes it idempotent. Cleanup leaves it.
+fn add_passthrough_source_v6() -> Result<(), Error> {
+    run(
+        "ip",
+        &["-6", "addr", "replace", "::6/128", "dev", "lo"],
+        None,
+    )
+    .map(drop)
+}
+
 fn save(family: Family) -> Result<String, Error> {
     let program = format!("{}-save", family.tool());
     run(&program, &["-t", "nat"], None)
@@ -168,7 +185,7 @@ fn restore(family: Family, input: &str) -> Result<(), Error> {
     run(&program, &["-w", "5", "--noflush"], Some(input)).map(drop)
 }
 
-/// Runs one of the iptables tools, turning its failures into errors that
+/// Runs one of the iptables tools (or `ip`), turning its failures into errors that
 /// say what to do.
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, Error> {
     let spawned = Command::new(program)
@@ -186,6 +203,11 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, Erro
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::Missing {
                 program: program.to_owned(),
+                package: if program == "ip" {
+                    "iproute2"
+                } else {
+                    "iptables"
+                },
             });
         }
         Err(source) => {

@@ -26,6 +26,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Socket, Type};
+
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const PROXY_UID: u32 = 1337;
 const APP_UID: u32 = 1338;
@@ -118,7 +120,7 @@ fn interception() {
     let _servers = [
         helper.serve(pod, "proxy-outbound", &["127.0.0.1:15001", "[::1]:15001"]),
         helper.serve(pod, "proxy-inbound", &["[::]:15006"]),
-        helper.serve(pod, "readiness", &["0.0.0.0:15021"]),
+        helper.serve(pod, "readiness", &["[::]:15021"]),
         helper.serve(peer, "peer", &["10.9.8.7:80", "[fd00:9:8::7]:80"]),
     ];
 
@@ -150,6 +152,10 @@ fn interception() {
         }
     }
 
+    // With IPv6, the proxy's passthrough source is on lo, as with Istio.
+    let lo = ns_output(pod, &["ip", "-6", "addr", "show", "dev", "lo"]);
+    assert!(lo.contains("inet6 ::6/128"), "no ::6 on lo:\n{lo}");
+
     // Outbound from the app (root, and another uid): to the outbound
     // listener, which sees where the app was going.
     for (uid, gid) in [(0, 0), (APP_UID, APP_UID)] {
@@ -163,6 +169,20 @@ fn interception() {
     for (uid, gid) in [(PROXY_UID, PROXY_UID), (APP_UID, PROXY_UID)] {
         assert_reply(&helper.connect(pod, uid, gid, "10.9.8.7:80"), "peer");
         assert_reply(&helper.connect(pod, uid, gid, "[fd00:9:8::7]:80"), "peer");
+    }
+
+    // Loopback, in Istio's order. The proxy calling its own pod's address
+    // (the app called itself through a Service VIP) goes to the inbound
+    // listener; the proxy's inbound passthrough (source 127.0.0.6 / ::6)
+    // does not; the app calling its own address directly does not either.
+    let proxy = (PROXY_UID, PROXY_UID);
+    for (pod_ip, passthrough) in [("10.9.8.1", "127.0.0.6"), ("[fd00:9:8::1]", "[::6]")] {
+        let reply = helper.connect(pod, proxy.0, proxy.1, &format!("{pod_ip}:8080"));
+        assert_reply(&reply, &format!("proxy-inbound orig={pod_ip}:8080"));
+        let to = format!("{pod_ip}:15021");
+        let reply = helper.connect_from(pod, proxy.0, proxy.1, &to, &format!("{passthrough}:0"));
+        assert_reply(&reply, "readiness");
+        assert_reply(&helper.connect(pod, APP_UID, APP_UID, &to), "readiness");
     }
 
     // Inbound from the peer: to the inbound listener (dual-stack, so the
@@ -322,6 +342,11 @@ impl Helper {
     /// Connects from `ns` as `uid`/`gid` to `addr`; the server's answer, or
     /// `error: …`.
     fn connect(&self, ns: &str, uid: u32, gid: u32, addr: &str) -> String {
+        self.connect_from(ns, uid, gid, addr, "")
+    }
+
+    /// [`Helper::connect`] from source address `src` (empty: any).
+    fn connect_from(&self, ns: &str, uid: u32, gid: u32, addr: &str, src: &str) -> String {
         let (uid, gid) = (uid.to_string(), gid.to_string());
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns])
@@ -334,7 +359,7 @@ impl Helper {
                 "--clear-groups",
             ])
             .arg(self.path())
-            .args(["helper", "connect", addr])
+            .args(["helper", "connect", addr, src])
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn client");
@@ -368,11 +393,11 @@ impl Drop for Server {
     }
 }
 
-/// The helper side: `serve NAME ADDR…` or `connect ADDR`.
+/// The helper side: `serve NAME ADDR…` or `connect ADDR SRC`.
 fn helper(args: &[String]) {
     match args {
         [cmd, name, addrs @ ..] if cmd == "serve" => serve(name, addrs),
-        [cmd, addr] if cmd == "connect" => connect(addr),
+        [cmd, addr, src] if cmd == "connect" => connect(addr, src),
         _ => panic!("helper: unknown arguments {args:?}"),
     }
 }
@@ -399,10 +424,18 @@ fn serve(name: &str, addrs: &[String]) {
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
-fn connect(addr: &str) {
+/// Prints the first line the server at `addr` sends, or `error: …`;
+/// binds `src` first unless it is empty.
+fn connect(addr: &str, src: &str) {
     let reply = (|| -> std::io::Result<String> {
         let addr: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if !src.is_empty() {
+            let src: SocketAddr = src.parse().map_err(std::io::Error::other)?;
+            socket.bind(&src.into())?;
+        }
+        socket.connect_timeout(&addr.into(), Duration::from_secs(3))?;
+        let stream = TcpStream::from(socket);
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line)?;
