@@ -18,6 +18,44 @@ pub const PROXY_UID: u32 = 1337;
 /// injector always adds to `excludeInboundPorts`, plus Weft's admin port.
 pub const EXCLUDED_INBOUND_PORTS: [u16; 4] = [15000, 15020, 15021, 15090];
 
+/// The mark TPROXY puts on inbound packets (Istio's `InboundTProxyMark`).
+pub const TPROXY_MARK: u32 = 1337;
+/// The mark on the proxy's own connections to the app over `lo` in TPROXY
+/// mode (Istio's `OutboundMark`): they are not captured again.
+pub const OUTBOUND_MARK: u32 = 1338;
+/// The routing table that delivers TPROXY-marked packets locally (Istio's
+/// `InboundTProxyRouteTable`).
+pub const TPROXY_ROUTE_TABLE: u32 = 133;
+
+/// How inbound connections reach the proxy (Istio's
+/// `--inbound-interception-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InboundMode {
+    /// nat `REDIRECT`: the proxy sees the client's address as the source;
+    /// the app sees the proxy's.
+    #[default]
+    Redirect,
+    /// mangle `TPROXY` with policy routing: the destination is kept on the
+    /// socket, and a proxy that binds the client's address upstream (as
+    /// Envoy's `original_src` does) shows the app the real client. The
+    /// proxy's inbound listener must set `IP_TRANSPARENT`.
+    Tproxy,
+}
+
+impl FromStr for InboundMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_uppercase().as_str() {
+            "REDIRECT" => Ok(InboundMode::Redirect),
+            "TPROXY" => Ok(InboundMode::Tproxy),
+            _ => Err(Error::InvalidConfig(format!(
+                "`{s}` is not an interception mode (REDIRECT or TPROXY)"
+            ))),
+        }
+    }
+}
+
 /// The interception rules to install, for IPv4 and (when `ipv6`) IPv6.
 ///
 /// `Config::default()` is what Istio's injector asks of istio-iptables:
@@ -50,6 +88,14 @@ pub struct Config {
     pub exclude_outbound_cidrs: Vec<IpNet>,
     /// Also install the IPv6 rules with ip6tables (`--ipv6`). Default off.
     pub ipv6: bool,
+    /// How inbound connections are captured
+    /// (`--inbound-interception-mode`). Default REDIRECT.
+    pub inbound_mode: InboundMode,
+    /// TPROXY mode: the packet mark (`--inbound-tproxy-mark`). Default 1337.
+    pub tproxy_mark: u32,
+    /// TPROXY mode: the routing table for marked packets
+    /// (`--inbound-tproxy-route-table`). Default 133.
+    pub tproxy_route_table: u32,
 }
 
 impl Default for Config {
@@ -65,6 +111,9 @@ impl Default for Config {
             include_outbound_cidrs: Cidrs::All,
             exclude_outbound_cidrs: Vec::new(),
             ipv6: false,
+            inbound_mode: InboundMode::Redirect,
+            tproxy_mark: TPROXY_MARK,
+            tproxy_route_table: TPROXY_ROUTE_TABLE,
         }
     }
 }
@@ -95,6 +144,20 @@ impl Config {
         for (what, ports) in lists {
             if ports.contains(&0) {
                 return invalid(format!("{what}: port 0"));
+            }
+        }
+        if self.inbound_mode == InboundMode::Tproxy {
+            if self.tproxy_mark == 0 || self.tproxy_mark == OUTBOUND_MARK {
+                return invalid(format!(
+                    "TPROXY mark {}: must be non-zero and not {OUTBOUND_MARK} (the proxy's own mark)",
+                    self.tproxy_mark
+                ));
+            }
+            if matches!(self.tproxy_route_table, 0 | 253..=255) {
+                return invalid(format!(
+                    "TPROXY route table {}: 0, 253 (default), 254 (main) and 255 (local) are the kernel's",
+                    self.tproxy_route_table
+                ));
             }
         }
         Ok(())

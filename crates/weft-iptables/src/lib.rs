@@ -4,8 +4,9 @@
 //! `iptables-restore` input for the nat table, with Istio's chains
 //! (`ISTIO_INBOUND`, `ISTIO_REDIRECT`, `ISTIO_IN_REDIRECT`, `ISTIO_OUTPUT`)
 //! and rule order: outbound TCP is redirected to the proxy's 15001,
-//! inbound TCP to 15006, the proxy's own uid/gid and the chosen ports and
-//! CIDRs are left alone. [`apply`] installs the rules (IPv4, and IPv6 with
+//! inbound TCP to 15006 (nat REDIRECT, or mangle TPROXY with a policy
+//! route), the proxy's own uid/gid and the chosen ports and CIDRs are left
+//! alone. [`apply`] installs the rules (IPv4, and IPv6 with
 //! ip6tables), [`cleanup`] removes exactly our chains and the jumps into
 //! them. [`original_dst`] reads where a redirected connection was going.
 
@@ -17,12 +18,12 @@ mod rules;
 mod run;
 
 pub use config::{
-    Cidrs, Config, EXCLUDED_INBOUND_PORTS, INBOUND_PORT, OUTBOUND_PORT, PROXY_UID, Ports,
-    parse_cidrs, parse_ports,
+    Cidrs, Config, EXCLUDED_INBOUND_PORTS, INBOUND_PORT, InboundMode, OUTBOUND_MARK, OUTBOUND_PORT,
+    PROXY_UID, Ports, TPROXY_MARK, TPROXY_ROUTE_TABLE, parse_cidrs, parse_ports,
 };
 pub use ipnet::IpNet;
 pub use orig_dst::original_dst;
-pub use rules::{CHAINS, Family, render};
+pub use rules::{CHAINS, Family, MANGLE_CHAINS, Table, render};
 pub use run::{Outcome, apply, cleanup, cleanup_plan};
 
 #[cfg(test)]

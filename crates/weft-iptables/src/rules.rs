@@ -15,12 +15,17 @@
 //!   included CIDRs (or everything) `-j ISTIO_REDIRECT`;
 //! - `ISTIO_REDIRECT` / `ISTIO_IN_REDIRECT`: `REDIRECT --to-ports`
 //!   15001 / 15006.
+//!
+//! In TPROXY mode inbound moves to the mangle table (`ISTIO_INBOUND`,
+//! `ISTIO_DIVERT`, `ISTIO_TPROXY`, marks and CONNMARK, as Istio), and
+//! [`crate::apply`] adds the policy route that delivers marked packets
+//! locally.
 
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use crate::config::{Cidrs, Config, Ports, join};
+use crate::config::{Cidrs, Config, InboundMode, OUTBOUND_MARK, Ports, join};
 
 /// The user chains we own, in creation order. Cleanup removes exactly
 /// these and the jumps into them.
@@ -86,25 +91,76 @@ impl Family {
     }
 }
 
-/// The rules of one family, as `iptables-restore --noflush` input: chain
-/// declarations (which create our chains, or empty them if they exist) and
-/// `-A` lines, in one `*nat` … `COMMIT` transaction.
-///
-/// On its own this is what `--dry-run` prints; [`crate::apply`] also
-/// deletes the jumps a previous run left in `PREROUTING`/`OUTPUT`, in the
-/// same transaction, so applying twice leaves one copy.
-pub fn render(config: &Config, family: Family) -> String {
-    restore_input(&[], &rules(config, family))
+/// A netfilter table we write to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `nat`: REDIRECT of outbound (and, in REDIRECT mode, inbound) TCP.
+    Nat,
+    /// `mangle`: TPROXY of inbound TCP (TPROXY mode only).
+    Mangle,
 }
 
-/// Wraps `-D` lines (first) and rule lines in a nat-table transaction that
-/// declares our chains.
-pub(crate) fn restore_input(deletes: &[String], rules: &[String]) -> String {
-    let mut out = String::from("*nat\n");
+impl Table {
+    /// Every table, in the order a transaction writes them.
+    pub const ALL: [Table; 2] = [Table::Mangle, Table::Nat];
+
+    /// The table's name for `-t` and `*name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Nat => "nat",
+            Table::Mangle => "mangle",
+        }
+    }
+
+    /// The user chains we own in this table.
+    pub fn chains(self) -> &'static [&'static str] {
+        match self {
+            Table::Nat => &CHAINS,
+            Table::Mangle => &MANGLE_CHAINS,
+        }
+    }
+}
+
+/// Our user chains in the mangle table (TPROXY mode).
+pub const MANGLE_CHAINS: [&str; 3] = ["ISTIO_DIVERT", "ISTIO_TPROXY", "ISTIO_INBOUND"];
+
+/// The comment on our rules in built-in mangle chains that jump nowhere
+/// of ours (marks and CONNMARK), so cleanup finds exactly them.
+pub(crate) const COMMENT: &str = "weft-iptables";
+
+/// The rules of one family, as `iptables-restore --noflush` input: per
+/// table, chain declarations (which create our chains, or empty them if
+/// they exist) and `-A` lines, in one `*table` … `COMMIT` transaction.
+///
+/// On its own this is what `--dry-run` prints; [`crate::apply`] also
+/// deletes the rules a previous run left in built-in chains, in the same
+/// transaction, so applying twice leaves one copy.
+pub fn render(config: &Config, family: Family) -> String {
+    tables(config, family)
+        .iter()
+        .map(|(table, rules)| restore_input(*table, &[], rules))
+        .collect()
+}
+
+/// The tables this config writes, each with its `-A` lines: mangle (TPROXY
+/// mode with inbound capture) then nat.
+pub(crate) fn tables(config: &Config, family: Family) -> Vec<(Table, Vec<String>)> {
+    let mut tables = Vec::new();
+    if let Some(mangle) = mangle_rules(config, family) {
+        tables.push((Table::Mangle, mangle));
+    }
+    tables.push((Table::Nat, nat_rules(config, family)));
+    tables
+}
+
+/// Wraps `-D` lines (first) and rule lines in one table's transaction
+/// that declares our chains.
+pub(crate) fn restore_input(table: Table, deletes: &[String], rules: &[String]) -> String {
+    let mut out = format!("*{}\n", table.name());
     for line in deletes {
         let _ = writeln!(out, "{line}");
     }
-    for chain in CHAINS {
+    for chain in table.chains() {
         let _ = writeln!(out, ":{chain} - [0:0]");
     }
     for line in rules {
@@ -114,8 +170,87 @@ pub(crate) fn restore_input(deletes: &[String], rules: &[String]) -> String {
     out
 }
 
-/// The `-A` lines of one family, in Istio's order.
-pub(crate) fn rules(config: &Config, family: Family) -> Vec<String> {
+/// TPROXY mode's mangle rules, in Istio's order: new inbound connections
+/// are TPROXY'd to the inbound port with the mark, packets of established
+/// ones are marked and accepted (policy routing delivers marked packets
+/// locally); the proxy's own connections to the app over `lo` carry
+/// [`OUTBOUND_MARK`] and are not captured again.
+fn mangle_rules(config: &Config, family: Family) -> Option<Vec<String>> {
+    if config.inbound_mode != InboundMode::Tproxy || config.inbound_ports == Ports::List(vec![]) {
+        return None;
+    }
+    let mut r = Rules::default();
+    let (lo, mark) = (family.localhost(), config.tproxy_mark);
+    r.add("ISTIO_DIVERT", format!("-j MARK --set-mark {mark}"));
+    r.add("ISTIO_DIVERT", "-j ACCEPT");
+    r.add(
+        "ISTIO_TPROXY",
+        format!(
+            "! -d {lo} -p tcp -j TPROXY --tproxy-mark {mark}/0xffffffff --on-port {}",
+            config.inbound_port
+        ),
+    );
+    r.add("PREROUTING", "-p tcp -j ISTIO_INBOUND");
+    r.add(
+        "ISTIO_INBOUND",
+        format!("-p tcp -m mark --mark {mark} -j RETURN"),
+    );
+    let passthrough = family.passthrough_source();
+    r.add(
+        "ISTIO_INBOUND",
+        format!("-p tcp -s {passthrough} -i lo -j RETURN"),
+    );
+    r.add(
+        "ISTIO_INBOUND",
+        format!("-p tcp -i lo -m mark ! --mark {OUTBOUND_MARK} -j RETURN"),
+    );
+    let established = "-m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT";
+    match &config.inbound_ports {
+        Ports::All => {
+            for m in port_matches(&config.exclude_inbound_ports) {
+                r.add("ISTIO_INBOUND", format!("-p tcp {m} -j RETURN"));
+            }
+            r.add("ISTIO_INBOUND", format!("-p tcp {established}"));
+            r.add("ISTIO_INBOUND", "-p tcp -j ISTIO_TPROXY");
+        }
+        Ports::List(ports) => {
+            for m in port_matches(ports) {
+                r.add("ISTIO_INBOUND", format!("-p tcp {m} {established}"));
+                r.add("ISTIO_INBOUND", format!("-p tcp {m} -j ISTIO_TPROXY"));
+            }
+        }
+    }
+    let ours = format!("-m comment --comment {COMMENT}");
+    r.add(
+        "PREROUTING",
+        format!("-p tcp -m mark --mark {mark} {ours} -j CONNMARK --save-mark"),
+    );
+    r.add(
+        "OUTPUT",
+        format!("-p tcp -o lo -m mark --mark {mark} {ours} -j RETURN"),
+    );
+    for (owner, id) in owners(config) {
+        r.add(
+            "OUTPUT",
+            format!(
+                "! -d {lo} -p tcp -o lo -m owner {owner} {id} {ours} -j MARK --set-mark {OUTBOUND_MARK}"
+            ),
+        );
+    }
+    r.add(
+        "OUTPUT",
+        format!("-p tcp -m connmark --mark {mark} {ours} -j CONNMARK --restore-mark"),
+    );
+    Some(r.0)
+}
+
+fn owners(config: &Config) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+    (config.proxy_uids.iter().map(|u| ("--uid-owner", *u)))
+        .chain(config.proxy_gids.iter().map(|g| ("--gid-owner", *g)))
+}
+
+/// The nat table's `-A` lines of one family, in Istio's order.
+pub(crate) fn nat_rules(config: &Config, family: Family) -> Vec<String> {
     let mut r = Rules::default();
     let lo = family.localhost();
 
@@ -128,8 +263,9 @@ pub(crate) fn rules(config: &Config, family: Family) -> Vec<String> {
         format!("-p tcp -j REDIRECT --to-ports {}", config.inbound_port),
     );
 
-    // Inbound.
+    // Inbound (in TPROXY mode, the mangle table's).
     match &config.inbound_ports {
+        _ if config.inbound_mode == InboundMode::Tproxy => {}
         Ports::List(ports) if ports.is_empty() => {}
         Ports::List(ports) => {
             r.add("PREROUTING", "-p tcp -j ISTIO_INBOUND");
@@ -161,9 +297,7 @@ pub(crate) fn rules(config: &Config, family: Family) -> Vec<String> {
         Cidrs::All => false,
         Cidrs::List(nets) => nets.iter().any(|n| family.has(n) && n.addr().is_loopback()),
     };
-    let owners = (config.proxy_uids.iter().map(|u| ("--uid-owner", u)))
-        .chain(config.proxy_gids.iter().map(|g| ("--gid-owner", g)));
-    for (owner, id) in owners {
+    for (owner, id) in owners(config) {
         r.add(
             "ISTIO_OUTPUT",
             format!("-o lo ! -d {lo} -p tcp -m owner {owner} {id} -j ISTIO_IN_REDIRECT"),

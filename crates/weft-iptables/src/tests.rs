@@ -7,9 +7,10 @@
 
 use std::path::Path;
 
+use crate::config::InboundMode;
 use crate::config::{Cidrs, Config, Ports, parse_cidrs, parse_ports};
-use crate::rules::{Family, render, restore_input, rules};
-use crate::run::NatState;
+use crate::rules::{Family, Table, nat_rules as rules, render, restore_input};
+use crate::run::TableState;
 
 fn golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -209,7 +210,7 @@ COMMIT
 
 #[test]
 fn cleanup_removes_exactly_ours() {
-    let state = NatState::parse(SAVED);
+    let state = TableState::parse(SAVED, Table::Nat);
     assert_eq!(
         state.chains,
         [
@@ -220,7 +221,9 @@ fn cleanup_removes_exactly_ours() {
         ]
     );
     assert_eq!(
-        state.cleanup_script().expect("something to remove"),
+        state
+            .cleanup_script(Table::Nat)
+            .expect("something to remove"),
         "*nat
 -D PREROUTING -p tcp -j ISTIO_INBOUND
 -D OUTPUT -p tcp -j ISTIO_OUTPUT
@@ -241,14 +244,24 @@ COMMIT
 #[test]
 fn cleanup_of_a_clean_table_does_nothing() {
     let clean = "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-    assert_eq!(NatState::parse(clean).cleanup_script(), None);
-    assert_eq!(NatState::parse("").cleanup_script(), None);
+    assert_eq!(
+        TableState::parse(clean, Table::Nat).cleanup_script(Table::Nat),
+        None
+    );
+    assert_eq!(
+        TableState::parse("", Table::Nat).cleanup_script(Table::Nat),
+        None
+    );
 }
 
 #[test]
 fn reapply_replaces_old_jumps_in_one_transaction() {
-    let state = NatState::parse(SAVED);
-    let input = restore_input(&state.deletes, &rules(&Config::default(), Family::V4));
+    let state = TableState::parse(SAVED, Table::Nat);
+    let input = restore_input(
+        Table::Nat,
+        &state.deletes,
+        &rules(&Config::default(), Family::V4),
+    );
     let lines: Vec<&str> = input.lines().collect();
     // Old jumps go first, then the chains are declared (emptied), then the
     // new rules, with exactly one jump from each built-in chain.
@@ -270,4 +283,130 @@ fn reapply_replaces_old_jumps_in_one_transaction() {
         1
     );
     assert_eq!(lines.last(), Some(&"COMMIT"));
+}
+
+fn tproxy() -> Config {
+    Config {
+        inbound_mode: InboundMode::Tproxy,
+        ipv6: true,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn tproxy_v4_golden() {
+    golden("tproxy.v4", &render(&tproxy(), Family::V4));
+}
+
+#[test]
+fn tproxy_v6_golden() {
+    golden("tproxy.v6", &render(&tproxy(), Family::V6));
+}
+
+#[test]
+fn tproxy_with_listed_ports() {
+    let config = Config {
+        inbound_ports: "9080".parse().expect("ports"),
+        ..tproxy()
+    };
+    let out = render(&config, Family::V4);
+    for line in [
+        "-A ISTIO_INBOUND -p tcp --dport 9080 -m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT",
+        "-A ISTIO_INBOUND -p tcp --dport 9080 -j ISTIO_TPROXY",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
+    }
+    // Nothing inbound in nat; no inbound capture at all means no mangle.
+    assert!(!out.contains(
+        "-A PREROUTING -p tcp -j ISTIO_INBOUND\n-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT"
+    ));
+    let none = Config {
+        inbound_ports: "".parse().expect("ports"),
+        ..tproxy()
+    };
+    assert!(!render(&none, Family::V4).contains("*mangle"));
+}
+
+#[test]
+fn tproxy_validation() {
+    for (config, says) in [
+        (
+            Config {
+                tproxy_mark: 1338,
+                ..tproxy()
+            },
+            "TPROXY mark 1338",
+        ),
+        (
+            Config {
+                tproxy_mark: 0,
+                ..tproxy()
+            },
+            "TPROXY mark 0",
+        ),
+        (
+            Config {
+                tproxy_route_table: 254,
+                ..tproxy()
+            },
+            "route table 254",
+        ),
+    ] {
+        let e = config.validate().expect_err(says).to_string();
+        assert!(e.contains(says), "{e}");
+    }
+    assert!("tproxy".parse::<InboundMode>().is_ok());
+    assert!("nat".parse::<InboundMode>().is_err());
+}
+
+/// `iptables-save` of a TPROXY set-up (as the kernel prints it: marks in
+/// hex, TPROXY's defaults spelled out) beside someone else's mangle rule.
+const SAVED_TPROXY: &str = "\
+*mangle
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:ISTIO_DIVERT - [0:0]
+:ISTIO_INBOUND - [0:0]
+:ISTIO_TPROXY - [0:0]
+-A PREROUTING -p tcp -j ISTIO_INBOUND
+-A PREROUTING -p tcp -m mark --mark 0x539 -m comment --comment weft-iptables -j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff
+-A PREROUTING -i eth0 -j MARK --set-xmark 0x7/0xffffffff
+-A OUTPUT -p tcp -o lo -m mark --mark 0x539 -m comment --comment \"weft-iptables\" -j RETURN
+-A ISTIO_DIVERT -j MARK --set-xmark 0x539/0xffffffff
+-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --on-port 15006 --on-ip 0.0.0.0 --tproxy-mark 0x539/0xffffffff
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:ISTIO_INBOUND - [0:0]
+COMMIT
+";
+
+#[test]
+fn cleanup_finds_our_mangle_rules_by_comment() {
+    let state = TableState::parse(SAVED_TPROXY, Table::Mangle);
+    assert_eq!(
+        state.chains,
+        ["ISTIO_DIVERT", "ISTIO_INBOUND", "ISTIO_TPROXY"]
+    );
+    let script = state.cleanup_script(Table::Mangle).expect("ours");
+    assert!(
+        script.starts_with("*mangle\n-D PREROUTING -p tcp -j ISTIO_INBOUND\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains("-D PREROUTING -p tcp -m mark --mark 0x539 -m comment"),
+        "{script}"
+    );
+    assert!(
+        script.contains("-D OUTPUT -p tcp -o lo -m mark --mark 0x539"),
+        "{script}"
+    );
+    assert!(
+        !script.contains("eth0"),
+        "someone else's rule stays: {script}"
+    );
+    assert_eq!(state.deletes.len(), 3);
+    // The nat section is read on its own.
+    let nat = TableState::parse(SAVED_TPROXY, Table::Nat);
+    assert_eq!((nat.chains.len(), nat.deletes.len()), (1, 0));
 }

@@ -10,7 +10,8 @@
 //! connections reach the outbound listener with their original destination
 //! (IPv4 and IPv6), the proxy's uid and gid go out directly, the peer's
 //! inbound connections reach the inbound listener but not an excluded
-//! port, and after `--cleanup` nothing is redirected any more.
+//! port, and after `--cleanup` nothing is redirected any more. Then the
+//! same in TPROXY mode, with an IP_TRANSPARENT inbound listener.
 //!
 //! This file has its own `main` (`harness = false`): the same binary, run
 //! as `iptables helper serve|connect …` inside a namespace, is the servers
@@ -119,10 +120,10 @@ fn interception() {
 
     let _servers = [
         helper.serve(pod, "proxy-outbound", &["127.0.0.1:15001", "[::1]:15001"]),
-        helper.serve(pod, "proxy-inbound", &["[::]:15006"]),
         helper.serve(pod, "readiness", &["[::]:15021"]),
         helper.serve(peer, "peer", &["10.9.8.7:80", "[fd00:9:8::7]:80"]),
     ];
+    let inbound = helper.serve(pod, "proxy-inbound", &["[::]:15006"]);
 
     // Nothing installed yet: everything goes where it was sent.
     assert_reply(&helper.connect(pod, 0, 0, "10.9.8.7:80"), "peer");
@@ -203,6 +204,82 @@ fn interception() {
     }
     assert_reply(&helper.connect(pod, 0, 0, "10.9.8.7:80"), "peer");
     assert_reply(&helper.connect(pod, 0, 0, "[fd00:9:8::7]:80"), "peer");
+    let reply = helper.connect(peer, 0, 0, "10.9.8.1:8080");
+    assert!(
+        reply.starts_with("error:"),
+        "port 8080 has no listener: {reply}"
+    );
+
+    tproxy(&helper, pod, peer, inbound);
+}
+
+/// TPROXY mode: inbound through the mangle table and a policy route to an
+/// IP_TRANSPARENT listener, which sees the original destination as its
+/// own address; outbound unchanged; cleanup removes the route too.
+fn tproxy(helper: &Helper, pod: &str, peer: &str, redirect_inbound: Server) {
+    drop(redirect_inbound);
+    let _inbound = helper.serve(
+        pod,
+        "proxy-inbound-tproxy",
+        &["transparent:0.0.0.0:15006", "transparent:[::]:15006"],
+    );
+    let uid = PROXY_UID.to_string();
+    let args = [
+        "iptables",
+        "--proxy-uid",
+        &uid,
+        "--ipv6",
+        "--inbound-interception-mode",
+        "TPROXY",
+    ];
+    for _ in 0..2 {
+        weft(pod, &args);
+    }
+    for ip_version in ["-4", "-6"] {
+        let rules = ns_output(pod, &["ip", ip_version, "rule", "show"]);
+        let n = rules.matches("fwmark 0x539 lookup 133").count();
+        assert_eq!(n, 1, "ip {ip_version} rule after applying twice:\n{rules}");
+        let table = ns_output(pod, &["ip", ip_version, "route", "show", "table", "133"]);
+        assert!(table.contains("local default dev lo"), "{table}");
+    }
+    for save in ["iptables-save", "ip6tables-save"] {
+        let rules = ns_output(pod, &[save, "-t", "mangle"]);
+        for chain in weft_iptables::MANGLE_CHAINS {
+            assert!(
+                rules.contains(&format!(":{chain} ")),
+                "{save}: no {chain}:\n{rules}"
+            );
+        }
+    }
+
+    for pod_ip in ["10.9.8.1", "[fd00:9:8::1]"] {
+        let reply = helper.connect(peer, 0, 0, &format!("{pod_ip}:8080"));
+        assert_reply(&reply, &format!("proxy-inbound-tproxy orig={pod_ip}:8080"));
+        let reply = helper.connect(peer, 0, 0, &format!("{pod_ip}:15021"));
+        assert_reply(&reply, "readiness");
+    }
+    let reply = helper.connect(pod, APP_UID, APP_UID, "10.9.8.7:80");
+    assert_reply(&reply, "proxy-outbound orig=10.9.8.7:80");
+    let reply = helper.connect(pod, PROXY_UID, PROXY_UID, "10.9.8.7:80");
+    assert_reply(&reply, "peer");
+
+    weft(pod, &["iptables", "--cleanup"]);
+    for save in ["iptables-save", "ip6tables-save"] {
+        let rules = ns_output(pod, &[save]);
+        assert!(
+            !rules.contains("ISTIO") && !rules.contains("weft"),
+            "{save} after cleanup:\n{rules}"
+        );
+    }
+    for ip_version in ["-4", "-6"] {
+        let rules = ns_output(pod, &["ip", ip_version, "rule", "show"]);
+        assert!(
+            !rules.contains("lookup 133"),
+            "ip {ip_version} rule after cleanup:\n{rules}"
+        );
+        let table = ns_output(pod, &["ip", ip_version, "route", "show", "table", "133"]);
+        assert!(table.trim().is_empty(), "table 133 after cleanup: {table}");
+    }
     let reply = helper.connect(peer, 0, 0, "10.9.8.1:8080");
     assert!(
         reply.starts_with("error:"),
@@ -402,12 +479,35 @@ fn helper(args: &[String]) {
     }
 }
 
+/// A listener on `ADDR`, or with `transparent:ADDR` an IP_TRANSPARENT one
+/// (IPv6-only for an IPv6 address) as TPROXY needs.
+fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let (transparent, addr) = match addr.strip_prefix("transparent:") {
+        Some(a) => (true, a),
+        None => (false, addr),
+    };
+    let addr: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if transparent {
+        match addr {
+            SocketAddr::V4(_) => socket.set_ip_transparent_v4(true)?,
+            SocketAddr::V6(_) => {
+                socket.set_only_v6(true)?;
+                socket.set_ip_transparent_v6(true)?;
+            }
+        }
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
 /// Answers every connection with `NAME orig=ADDR` (or `orig=error: …`).
 /// Exits when stdin closes, so it never outlives the test.
 fn serve(name: &str, addrs: &[String]) {
     for addr in addrs {
-        let listener =
-            TcpListener::bind(addr.as_str()).unwrap_or_else(|e| panic!("{name}: bind {addr}: {e}"));
+        let listener = listen(addr).unwrap_or_else(|e| panic!("{name}: bind {addr}: {e}"));
         let name = name.to_owned();
         std::thread::spawn(move || {
             for mut stream in listener.incoming().flatten() {

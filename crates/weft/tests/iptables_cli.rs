@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use weft_iptables::{Cidrs, Config, Family, Ports, parse_cidrs, render};
+use weft_iptables::{Cidrs, Config, Family, InboundMode, Ports, parse_cidrs, render};
 
 fn weft(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -69,6 +69,7 @@ fn dry_run_follows_the_flags() {
         include_outbound_cidrs: Cidrs::All,
         exclude_outbound_cidrs: parse_cidrs("169.254.169.254/32,fd00::/8").expect("cidrs"),
         ipv6: true,
+        ..Config::default()
     };
     let expected = format!(
         "# iptables-restore --noflush (IPv4)\n{}# ip6tables-restore --noflush (IPv6)\n{}",
@@ -112,12 +113,48 @@ fn separate_gids_and_port_lists() {
 }
 
 #[test]
+fn tproxy_mode() {
+    let out = stdout(&weft(&[
+        "--dry-run",
+        "--inbound-interception-mode",
+        "tproxy",
+        "--inbound-tproxy-mark",
+        "7",
+    ]));
+    let config = Config {
+        inbound_mode: InboundMode::Tproxy,
+        tproxy_mark: 7,
+        ..Config::default()
+    };
+    let expected = format!(
+        "# iptables-restore --noflush (IPv4)\n{}",
+        render(&config, Family::V4)
+    );
+    assert_eq!(out, expected);
+    assert!(
+        out.starts_with("# iptables-restore --noflush (IPv4)\n*mangle\n"),
+        "{out}"
+    );
+    let out = weft(&[
+        "--dry-run",
+        "--inbound-interception-mode",
+        "TPROXY",
+        "--inbound-tproxy-route-table",
+        "254",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("route table 254"), "{stderr}");
+}
+
+#[test]
 fn bad_values_are_refused() {
     for (flag, value, says) in [
         ("--exclude-outbound-cidrs", "*", "`*` is not a CIDR"),
         ("--exclude-outbound-ports", "80,ssh", "`ssh` is not a port"),
         ("--inbound-ports", "0", "`0` is not a port"),
         ("--include-outbound-cidrs", "10.0.0.0/40", "is not a CIDR"),
+        ("--inbound-interception-mode", "NAT", "REDIRECT or TPROXY"),
     ] {
         let out = weft(&["--dry-run", flag, value]);
         let stderr = String::from_utf8_lossy(&out.stderr);

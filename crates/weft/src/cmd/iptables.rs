@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use weft_iptables::{Cidrs, Config, EXCLUDED_INBOUND_PORTS, Family, Ports};
+use weft_iptables::{Cidrs, Config, EXCLUDED_INBOUND_PORTS, Family, InboundMode, Ports};
 
 /// `weft iptables` options.
 #[derive(Debug, clap::Args)]
@@ -54,11 +54,23 @@ pub struct Args {
     /// Also install the IPv6 rules (ip6tables).
     #[arg(long)]
     ipv6: bool,
+    /// How inbound TCP reaches the proxy: REDIRECT (nat), or TPROXY (mangle
+    /// and a policy route; the destination stays on the socket and the
+    /// proxy's inbound listener must be IP_TRANSPARENT).
+    #[arg(long, value_name = "MODE", default_value = "REDIRECT", value_parser = parse_mode)]
+    inbound_interception_mode: InboundMode,
+    /// TPROXY: the mark on captured inbound packets.
+    #[arg(long, value_name = "MARK", default_value_t = weft_iptables::TPROXY_MARK)]
+    inbound_tproxy_mark: u32,
+    /// TPROXY: the routing table that delivers marked packets locally.
+    #[arg(long, value_name = "TABLE", default_value_t = weft_iptables::TPROXY_ROUTE_TABLE)]
+    inbound_tproxy_route_table: u32,
     /// Print the rules (iptables-restore input) instead of installing them;
     /// with --cleanup, print what cleanup would run.
     #[arg(long)]
     dry_run: bool,
-    /// Remove our chains and the jumps into them, for IPv4 and IPv6.
+    /// Remove our chains and the jumps into them, for IPv4 and IPv6 (and
+    /// TPROXY's policy route for the given mark and table, if it was used).
     #[arg(long)]
     cleanup: bool,
 }
@@ -70,6 +82,10 @@ struct PortList(Vec<u16>);
 /// A comma-separated CIDR list.
 #[derive(Clone, Debug)]
 struct CidrList(Vec<weft_iptables::IpNet>);
+
+fn parse_mode(s: &str) -> Result<InboundMode, weft_iptables::Error> {
+    s.parse()
+}
 
 fn parse_ports(s: &str) -> Result<PortList, weft_iptables::Error> {
     weft_iptables::parse_ports(s).map(PortList)
@@ -109,17 +125,21 @@ impl Args {
             include_outbound_cidrs: self.include_outbound_cidrs.clone(),
             exclude_outbound_cidrs: self.exclude_outbound_cidrs.0.clone(),
             ipv6: self.ipv6,
+            inbound_mode: self.inbound_interception_mode,
+            tproxy_mark: self.inbound_tproxy_mark,
+            tproxy_route_table: self.inbound_tproxy_route_table,
         }
     }
 }
 
 /// Runs `weft iptables`.
 pub fn run(args: Args) -> ExitCode {
+    let config = args.config();
     let result = match (args.cleanup, args.dry_run) {
-        (false, true) => dry_run(&args.config()),
-        (false, false) => apply(&args.config()),
-        (true, true) => cleanup_plan(args.ipv6),
-        (true, false) => cleanup(args.ipv6),
+        (false, true) => dry_run(&config),
+        (false, false) => apply(&config),
+        (true, true) => cleanup_plan(&config),
+        (true, false) => cleanup(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,8 +177,12 @@ fn apply(config: &Config) -> Result<(), weft_iptables::Error> {
         } else {
             String::new()
         };
+        let mode = match config.inbound_mode {
+            InboundMode::Redirect => "",
+            InboundMode::Tproxy => " (TPROXY)",
+        };
         eprintln!(
-            "weft iptables: {}: {} rules installed in the nat table{replaced}: outbound TCP -> {}, inbound TCP -> {}",
+            "weft iptables: {}: {} rules installed{replaced}: outbound TCP -> {}, inbound TCP -> {}{mode}",
             done.family.name(),
             done.rules,
             config.outbound_port,
@@ -168,8 +192,8 @@ fn apply(config: &Config) -> Result<(), weft_iptables::Error> {
     Ok(())
 }
 
-fn cleanup_plan(ipv6: bool) -> Result<(), weft_iptables::Error> {
-    for (family, script) in weft_iptables::cleanup_plan(ipv6)? {
+fn cleanup_plan(config: &Config) -> Result<(), weft_iptables::Error> {
+    for (family, script) in weft_iptables::cleanup_plan(config)? {
         match script {
             Some(script) => {
                 println!("# {}-restore --noflush ({})", family.tool(), family.name());
@@ -181,16 +205,16 @@ fn cleanup_plan(ipv6: bool) -> Result<(), weft_iptables::Error> {
     Ok(())
 }
 
-fn cleanup(ipv6: bool) -> Result<(), weft_iptables::Error> {
-    for done in weft_iptables::cleanup(ipv6)? {
+fn cleanup(config: &Config) -> Result<(), weft_iptables::Error> {
+    for done in weft_iptables::cleanup(config)? {
         if done.chains_found == 0 && done.jumps_removed == 0 {
             eprintln!(
-                "weft iptables: {}: nothing of ours in the nat table",
+                "weft iptables: {}: nothing of ours to remove",
                 done.family.name()
             );
         } else {
             eprintln!(
-                "weft iptables: {}: removed {} chains and {} jumps from the nat table",
+                "weft iptables: {}: removed {} chains and {} rules of built-in chains",
                 done.family.name(),
                 done.chains_found,
                 done.jumps_removed
