@@ -218,7 +218,7 @@ impl TableState {
 /// looked up in their own table, whose one route delivers everything
 /// locally. Adding first removes earlier copies of the rule (`ip rule add`
 /// would stack them).
-fn route_commands(family: Family, config: &Config, add: bool) -> Vec<Vec<String>> {
+pub(crate) fn route_commands(family: Family, config: &Config, add: bool) -> Vec<Vec<String>> {
     let v = match family {
         Family::V4 => "-4",
         Family::V6 => "-6",

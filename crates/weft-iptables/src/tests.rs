@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::config::InboundMode;
 use crate::config::{Cidrs, Config, Ports, parse_cidrs, parse_ports};
 use crate::rules::{Family, Table, nat_rules as rules, render, restore_input};
-use crate::run::TableState;
+use crate::run::{TableState, route_commands};
 
 fn golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -409,4 +409,34 @@ fn cleanup_finds_our_mangle_rules_by_comment() {
     // The nat section is read on its own.
     let nat = TableState::parse(SAVED_TPROXY, Table::Nat);
     assert_eq!((nat.chains.len(), nat.deletes.len()), (1, 0));
+}
+
+#[test]
+fn tproxy_policy_route_commands() {
+    let config = Config {
+        tproxy_mark: 7,
+        tproxy_route_table: 100,
+        ..tproxy()
+    };
+    let cmds = |family, add| -> Vec<String> {
+        route_commands(family, &config, add)
+            .into_iter()
+            .map(|c| c.join(" "))
+            .collect()
+    };
+    assert_eq!(
+        cmds(Family::V4, true),
+        [
+            "-4 rule del fwmark 7 lookup 100",
+            "-4 rule add fwmark 7 lookup 100",
+            "-4 route replace local default dev lo table 100",
+        ]
+    );
+    assert_eq!(
+        cmds(Family::V6, false),
+        [
+            "-6 rule del fwmark 7 lookup 100",
+            "-6 route flush table 100"
+        ]
+    );
 }

@@ -59,7 +59,8 @@ pub struct Args {
     /// proxy's inbound listener must be IP_TRANSPARENT).
     #[arg(long, value_name = "MODE", default_value = "REDIRECT", value_parser = parse_mode)]
     inbound_interception_mode: InboundMode,
-    /// TPROXY: the mark on captured inbound packets.
+    /// TPROXY: the mark on captured inbound packets (give --cleanup the
+    /// same mark and table to remove the policy route).
     #[arg(long, value_name = "MARK", default_value_t = weft_iptables::TPROXY_MARK)]
     inbound_tproxy_mark: u32,
     /// TPROXY: the routing table that delivers marked packets locally.
