@@ -184,7 +184,10 @@ mod tests {
         );
         assert!(text.contains("weft_config_errors 1\n"), "{text}");
         assert!(text.contains("# TYPE pilot_xds_pushes counter"), "{text}");
-        assert!(!text.contains("_total"), "{text}");
+        assert!(
+            !text.contains("_total{") && !text.contains("_total "),
+            "{text}"
+        );
     }
 
     #[test]
