@@ -8,8 +8,10 @@
 //! `removed_resources` (Envoy's "does not exist") and kept: the resource
 //! is sent when it appears. `initial_resource_versions` (a reconnecting
 //! proxy's holdings) are taken as held, so what the proxy has at the same
-//! version is not sent again. A legacy wildcard ends when the proxy
-//! subscribes to names without `*` (Envoy sends `*` explicitly then).
+//! version is not sent again. A wildcard, legacy or `*`, lasts until the
+//! proxy unsubscribes `*`: names subscribed beside it add nothing (the
+//! protocol lets a server send more than was named, and a client that
+//! added a name to a legacy wildcard must not lose the rest).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -85,18 +87,13 @@ impl Protocol for Delta {
             for (name, version) in &initial {
                 state.held.insert(name.clone(), parse_version(version));
             }
+            // The legacy wildcard: a first request naming nothing.
             if subscribe.is_empty() && !type_url.subscribed_by_name() {
                 state.wildcard = true;
-                state.legacy_wildcard = true;
             }
         }
-        let star = subscribe.iter().any(|n| n == WILDCARD);
-        if star {
+        if subscribe.iter().any(|n| n == WILDCARD) {
             state.wildcard = true;
-            state.legacy_wildcard = false;
-        } else if state.legacy_wildcard && !subscribe.is_empty() {
-            state.wildcard = false;
-            state.legacy_wildcard = false;
         }
         for name in subscribe.into_iter().filter(|n| n != WILDCARD) {
             if !initial.contains_key(&name) {
@@ -107,7 +104,6 @@ impl Protocol for Delta {
         for name in &unsubscribe {
             if name == WILDCARD {
                 state.wildcard = false;
-                state.legacy_wildcard = false;
             } else {
                 state.names.remove(name);
                 // Forgotten by the proxy: if still in scope (wildcard), it

@@ -114,6 +114,20 @@ pub(crate) enum Interest {
     },
 }
 
+impl Interest {
+    /// Whether it changes a delta subscription.
+    fn changes(&self) -> bool {
+        match self {
+            Interest::Names(_) => false,
+            Interest::Delta {
+                subscribe,
+                unsubscribe,
+                ..
+            } => !subscribe.is_empty() || !unsubscribe.is_empty(),
+        }
+    }
+}
+
 /// What a stream knows about one resource type.
 #[derive(Debug, Default)]
 pub(crate) struct TypeState {
@@ -121,8 +135,6 @@ pub(crate) struct TypeState {
     pub subscribed: bool,
     /// All resources of the type, not just `names`.
     pub wildcard: bool,
-    /// Delta: wildcard only because the first request named nothing.
-    pub legacy_wildcard: bool,
     /// Names subscribed to explicitly.
     pub names: BTreeSet<String>,
     /// The nonce of the last response.
@@ -340,7 +352,18 @@ impl<P: Protocol> Stream<'_, P> {
         // nothing: the request is then a plain subscription.
         if !request.nonce.is_empty() && !state.nonce.is_empty() {
             if request.nonce != state.nonce {
-                return Ok(()); // a reply to an older response: superseded
+                // A reply to an older response: superseded. Only a delta
+                // subscription change in it still counts (it would be lost
+                // otherwise; a state-of-the-world request is replaced by
+                // the next one).
+                if !request.interest.changes() {
+                    return Ok(());
+                }
+                let want = P::interest(state, type_url, request.interest);
+                if want.answer || !want.names.is_empty() {
+                    self.respond(type_url, &want).await?;
+                }
+                return Ok(());
             }
             state.answered = true;
             let version = state.version.to_string();

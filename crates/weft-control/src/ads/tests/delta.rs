@@ -233,14 +233,6 @@ async fn a_nack_is_counted_and_nothing_is_resent() {
         .send_replace(generation(2, &with_service("farewell")));
     let push = recv(&mut s, TypeUrl::Cluster).await;
 
-    // A stale nonce (even with a subscription change) is ignored.
-    s.send(DeltaDiscoveryRequest {
-        resource_names_subscribe: vec!["*".into()],
-        ..ack(&cds)
-    })
-    .await;
-    s.quiet().await;
-
     s.send(DeltaDiscoveryRequest {
         error_detail: nack_status("cluster farewell rejected"),
         ..ack(&push)
@@ -248,21 +240,39 @@ async fn a_nack_is_counted_and_nothing_is_resent() {
     .await;
     s.quiet().await;
     assert_eq!(h.stats.nacks.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        h.stats.nacks_by_type[super::super::type_index(TypeUrl::Cluster)].load(Ordering::Relaxed),
-        1
-    );
+    let cds_index = super::super::type_index(TypeUrl::Cluster);
+    assert_eq!(h.stats.nacks_by_type[cds_index].load(Ordering::Relaxed), 1);
     let status = &h.stats.proxy_statuses()[0];
     assert_eq!(
         status.types["CDS"].nacked,
         Some(("2".to_string(), "cluster farewell rejected".to_string()))
     );
 
+    // A stale nonce is no ACK; but a subscription change in it counts.
+    s.send(ack(&cds)).await;
+    let later = "outbound|1||later.shop.svc.cluster.local";
+    s.send(DeltaDiscoveryRequest {
+        resource_names_subscribe: vec![later.into()],
+        ..ack(&cds)
+    })
+    .await;
+    let missing = recv(&mut s, TypeUrl::Cluster).await;
+    assert!(missing.resources.is_empty(), "nothing resent: {missing:#?}");
+    assert_eq!(missing.removed_resources, [later]);
+    let status = &h.stats.proxy_statuses()[0];
+    assert_eq!(
+        status.types["CDS"].acked.as_deref(),
+        Some("1"),
+        "{status:?}"
+    );
+    assert!(status.types["CDS"].nacked.is_some(), "{status:?}");
+    s.send(ack(&missing)).await;
+
     // Something changes: it is sent.
     h.publish.send_replace(generation(3, GREETER));
     let push = recv(&mut s, TypeUrl::Cluster).await;
     assert_eq!(push.system_version_info, "3");
-    assert_eq!(push.removed_resources.len(), 1);
+    assert_eq!(push.removed_resources.len(), 1, "{push:#?}");
 }
 
 #[tokio::test]
