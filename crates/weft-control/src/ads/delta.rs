@@ -14,15 +14,13 @@
 //! added a name to a legacy wildcard must not lose the rest).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
-use weft_xds::pb::google::protobuf::Any;
 
-use super::stream::{Incoming, Interest, Item, Out, Protocol, TypeState, Want};
+use super::stream::{Incoming, Interest, Out, Protocol, Selected, TypeState, Want};
 
 /// Incremental xDS (`DeltaAggregatedResources`, `Delta*`).
 pub(crate) struct Delta;
@@ -123,26 +121,24 @@ impl Protocol for Delta {
     fn respond(
         state: &mut TypeState,
         type_url: TypeUrl,
-        items: Vec<Item>,
+        selected: Selected<'_>,
         want: &Want,
         version: u64,
         nonce: String,
     ) -> Option<Out<DeltaDiscoveryResponse>> {
         let mut current = BTreeMap::new();
         let mut changed = Vec::new();
-        let mut all = Vec::with_capacity(items.len());
-        for Item { name, any } in items {
+        for (name, any) in selected.items {
             let v = resource_version(&any.value);
-            if state.held.get(&name) != Some(&v) || want.names.contains(&name) {
+            if state.held.get(name) != Some(&v) || want.names.contains(name) {
                 changed.push(Resource {
-                    name: name.clone(),
+                    name: name.to_string(),
                     version: format_version(v),
                     resource: Some(any.clone()),
                     ..Resource::default()
                 });
             }
-            all.push(any);
-            current.insert(name, v);
+            current.insert(name.to_string(), v);
         }
         let mut removed: BTreeSet<String> = state
             .held
@@ -159,7 +155,7 @@ impl Protocol for Delta {
         if !want.answer && changed.is_empty() && removed.is_empty() {
             return None;
         }
-        let holds: Arc<[Any]> = all.into();
+        let holds = selected.holds;
         state.held = current;
         state.sent = Some(holds.clone());
         Some(Out {

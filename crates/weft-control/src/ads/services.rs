@@ -17,7 +17,7 @@ use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::Rou
 
 use super::delta::Delta;
 use super::sotw::{Sotw, subscription};
-use super::stream::{Service, inputs, select};
+use super::stream::{Current, Service, inputs};
 use super::{AdsServer, DeltaResponseStream, ResponseStream};
 use crate::translate::{Proxy, translate};
 
@@ -33,20 +33,22 @@ impl AdsServer {
         let proxy = Proxy::from_node(request.node.as_ref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let generation = self.generations.borrow().clone();
-        let resources = translate(inputs(&generation), &proxy);
+        let current = Current::new(&translate(inputs(&generation), &proxy), None);
         let (names, wildcard) = subscription(type_url, request.resource_names);
-        let items = select(&resources, type_url, |n| wildcard || names.contains(n));
+        let selected = current
+            .get(type_url)
+            .select(|n| wildcard || names.contains(n));
         tracing::debug!(
             target: "weft::xds",
             proxy = %proxy.id,
             r#type = type_url.short_name(),
             version = generation.version,
-            resources = items.len(),
+            resources = selected.items.len(),
             "fetch"
         );
         Ok(DiscoveryResponse {
             version_info: generation.version.to_string(),
-            resources: items.into_iter().map(|i| i.any).collect(),
+            resources: selected.holds.to_vec(),
             type_url: type_url.as_str().to_string(),
             ..DiscoveryResponse::default()
         })

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use weft_xds::pb::google::protobuf::Any;
 
-use super::stream::{Incoming, Interest, Item, Out, Protocol, TypeState, Want};
+use super::stream::{Incoming, Interest, Out, Protocol, Selected, TypeState, Want};
 
 /// State of the world (`StreamAggregatedResources`, `Stream*`).
 pub(crate) struct Sotw;
@@ -63,21 +62,25 @@ impl Protocol for Sotw {
     fn respond(
         state: &mut TypeState,
         type_url: TypeUrl,
-        items: Vec<Item>,
+        selected: Selected<'_>,
         want: &Want,
         version: u64,
         nonce: String,
     ) -> Option<Out<DiscoveryResponse>> {
-        let resources: Vec<Any> = items.into_iter().map(|i| i.any).collect();
-        if !want.answer && state.sent.as_deref() == Some(&resources[..]) {
+        let holds = selected.holds;
+        if !want.answer
+            && state
+                .sent
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, &holds) || s[..] == holds[..])
+        {
             return None;
         }
-        let holds: Arc<[Any]> = resources.clone().into();
         state.sent = Some(holds.clone());
         Some(Out {
             response: DiscoveryResponse {
                 version_info: version.to_string(),
-                resources,
+                resources: holds.to_vec(),
                 type_url: type_url.as_str().to_string(),
                 nonce,
                 ..DiscoveryResponse::default()

@@ -30,7 +30,7 @@ use weft_xds::pb::envoy::config::core::v3::Node;
 use weft_xds::pb::google::protobuf::Any;
 use weft_xds::pb::google::rpc;
 
-use super::stats::{ProxyStatus, Sent};
+use super::stats::{ProxyStatus, Sent, type_index};
 use super::{AdsServer, Generation};
 use crate::translate::{Inputs, Proxy, Resources, translate};
 
@@ -167,11 +167,88 @@ pub(crate) struct Want {
     pub names: BTreeSet<String>,
 }
 
-/// One resource of the current translation, packed.
-#[derive(Debug)]
-pub(crate) struct Item {
-    pub name: String,
-    pub any: Any,
+/// One type's resources of the current translation, encoded, sorted by
+/// name. All a stream keeps of a translation (the typed resources are
+/// several times larger).
+#[derive(Debug, Default)]
+pub(crate) struct Packed {
+    names: Vec<String>,
+    anys: Arc<[Any]>,
+}
+
+impl Packed {
+    fn new<R: weft_xds::Resource>(items: &[R], previous: Option<&Packed>) -> Packed {
+        let anys: Vec<Any> = items.iter().map(weft_xds::pack).collect();
+        // Unchanged: keep the old Arc, which what the proxy holds (and the
+        // debug API) may share.
+        if let Some(p) = previous.filter(|p| p.anys[..] == anys[..]) {
+            return Packed {
+                names: p.names.clone(),
+                anys: p.anys.clone(),
+            };
+        }
+        Packed {
+            names: items
+                .iter()
+                .map(|r| r.resource_name().to_string())
+                .collect(),
+            anys: anys.into(),
+        }
+    }
+
+    /// The resources `in_scope` admits.
+    pub(crate) fn select(&self, in_scope: impl Fn(&str) -> bool) -> Selected<'_> {
+        let items: Vec<(&str, &Any)> = self
+            .names
+            .iter()
+            .zip(self.anys.iter())
+            .filter(|(n, _)| in_scope(n))
+            .map(|(n, a)| (n.as_str(), a))
+            .collect();
+        let holds = if items.len() == self.anys.len() {
+            self.anys.clone()
+        } else {
+            items.iter().map(|(_, a)| (*a).clone()).collect()
+        };
+        Selected { items, holds }
+    }
+}
+
+/// A stream's current resources, every type, encoded.
+#[derive(Debug, Default)]
+pub(crate) struct Current {
+    by_type: [Packed; 5],
+}
+
+impl Current {
+    /// Encodes a translation, reusing `previous`'s buffers for the types
+    /// that did not change.
+    pub(crate) fn new(resources: &Resources, previous: Option<&Current>) -> Current {
+        let prev = |t: TypeUrl| previous.map(|p| p.get(t));
+        let mut by_type: [Packed; 5] = Default::default();
+        by_type[type_index(TypeUrl::Cluster)] =
+            Packed::new(&resources.clusters, prev(TypeUrl::Cluster));
+        by_type[type_index(TypeUrl::ClusterLoadAssignment)] =
+            Packed::new(&resources.endpoints, prev(TypeUrl::ClusterLoadAssignment));
+        by_type[type_index(TypeUrl::Listener)] =
+            Packed::new(&resources.listeners, prev(TypeUrl::Listener));
+        by_type[type_index(TypeUrl::RouteConfiguration)] =
+            Packed::new(&resources.routes, prev(TypeUrl::RouteConfiguration));
+        Current { by_type }
+    }
+
+    pub(crate) fn get(&self, t: TypeUrl) -> &Packed {
+        &self.by_type[type_index(t)]
+    }
+}
+
+/// The resources of one type in a proxy's scope.
+pub(crate) struct Selected<'a> {
+    /// Name and encoding of each, by name.
+    pub items: Vec<(&'a str, &'a Any)>,
+    /// The same, as the proxy holds them once sent (the translation's own
+    /// Arc when every resource is in scope).
+    pub holds: Arc<[Any]>,
 }
 
 /// A response ready to send.
@@ -194,12 +271,12 @@ pub(crate) trait Protocol: Send + 'static {
     /// Applies `interest` to `state`; says whether to answer now.
     fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want;
 
-    /// The response for `items` (the type's resources now in scope), or
-    /// `None` when there is nothing to say. Updates what `state` holds.
+    /// The response for `selected` (the type's resources now in scope),
+    /// or `None` when there is nothing to say. Updates what `state` holds.
     fn respond(
         state: &mut TypeState,
         type_url: TypeUrl,
-        items: Vec<Item>,
+        selected: Selected<'_>,
         want: &Want,
         version: u64,
         nonce: String,
@@ -239,7 +316,7 @@ struct Stream<'a, P: Protocol> {
     proxy: Proxy,
     conn: u64,
     generation: Arc<Generation>,
-    resources: Resources,
+    current: Current,
     types: BTreeMap<TypeUrl, TypeState>,
     /// Until when the stream holds its generation for unanswered responses.
     hold_until: Instant,
@@ -281,7 +358,7 @@ async fn run<P: Protocol>(
     let mut stream = Stream::<P> {
         server,
         service,
-        resources: translate(inputs(&generation), &proxy),
+        current: Current::new(&translate(inputs(&generation), &proxy), None),
         generation,
         proxy,
         conn: registered.conn,
@@ -328,7 +405,8 @@ impl<P: Protocol> Stream<'_, P> {
     /// Moves to a newer generation and pushes every subscribed type whose
     /// resources changed.
     async fn take(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
-        self.resources = translate(inputs(&generation), &self.proxy);
+        let resources = translate(inputs(&generation), &self.proxy);
+        self.current = Current::new(&resources, Some(&self.current));
         self.generation = generation;
         let mut pushed = false;
         for type_url in TypeUrl::ALL {
@@ -403,10 +481,13 @@ impl<P: Protocol> Stream<'_, P> {
         let Some(state) = self.types.get_mut(&type_url) else {
             return Ok(false);
         };
-        let items = select(&self.resources, type_url, |name| state.in_scope(name));
+        let selected = self
+            .current
+            .get(type_url)
+            .select(|name| state.in_scope(name));
         let version = self.generation.version;
         let nonce = self.server.next_nonce();
-        let Some(out) = P::respond(state, type_url, items, want, version, nonce.clone()) else {
+        let Some(out) = P::respond(state, type_url, selected, want, version, nonce.clone()) else {
             return Ok(false);
         };
         state.nonce = nonce;
@@ -458,27 +539,45 @@ pub(crate) fn inputs(g: &Generation) -> Inputs<'_> {
     }
 }
 
-/// The resources of one type that `in_scope` admits, packed, by name.
-pub(crate) fn select(
-    resources: &Resources,
-    type_url: TypeUrl,
-    in_scope: impl Fn(&str) -> bool,
-) -> Vec<Item> {
-    fn pick<R: weft_xds::Resource>(items: &[R], in_scope: impl Fn(&str) -> bool) -> Vec<Item> {
-        items
-            .iter()
-            .filter(|r| in_scope(r.resource_name()))
-            .map(|r| Item {
-                name: r.resource_name().to_string(),
-                any: weft_xds::pack(r),
-            })
-            .collect()
-    }
-    match type_url {
-        TypeUrl::Cluster => pick(&resources.clusters, in_scope),
-        TypeUrl::ClusterLoadAssignment => pick(&resources.endpoints, in_scope),
-        TypeUrl::Listener => pick(&resources.listeners, in_scope),
-        TypeUrl::RouteConfiguration => pick(&resources.routes, in_scope),
-        TypeUrl::Secret => Vec::new(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::test_inputs::TestMesh;
+
+    #[test]
+    fn unchanged_types_keep_their_buffers_and_full_scope_shares_them() {
+        let mesh = TestMesh::examples();
+        let proxy = Proxy::sidecar(
+            "productpage-v1.bookinfo",
+            "bookinfo",
+            &[("app", "productpage")],
+        );
+        let resources = translate(mesh.inputs(), &proxy);
+        let first = Current::new(&resources, None);
+        let again = Current::new(&resources, Some(&first));
+        for t in TypeUrl::ALL {
+            assert!(Arc::ptr_eq(&first.get(t).anys, &again.get(t).anys), "{t}");
+        }
+        let clusters = again.get(TypeUrl::Cluster);
+        let all = clusters.select(|_| true);
+        assert!(Arc::ptr_eq(&all.holds, &clusters.anys));
+        assert_eq!(all.items.len(), resources.clusters.len());
+        let name = resources.clusters[0].name.clone();
+        let one = clusters.select(|n| n == name);
+        assert_eq!(one.items.len(), 1);
+        assert_eq!(one.items[0].0, name);
+        assert_eq!(one.holds.len(), 1);
+
+        let mut fewer = resources.clone();
+        fewer.clusters.pop();
+        let changed = Current::new(&fewer, Some(&again));
+        assert!(!Arc::ptr_eq(
+            &changed.get(TypeUrl::Cluster).anys,
+            &again.get(TypeUrl::Cluster).anys
+        ));
+        assert!(Arc::ptr_eq(
+            &changed.get(TypeUrl::Listener).anys,
+            &again.get(TypeUrl::Listener).anys
+        ));
     }
 }
