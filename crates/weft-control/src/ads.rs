@@ -80,6 +80,8 @@ pub struct AdsServer {
     generations: watch::Receiver<Arc<Generation>>,
     nonces: Arc<AtomicU64>,
     stats: Arc<Stats>,
+    /// How long a stream holds its generation for an unanswered response.
+    answer_wait: std::time::Duration,
 }
 
 fn now() -> u64 {
@@ -95,7 +97,16 @@ impl AdsServer {
             generations,
             nonces: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(Stats::default()),
+            answer_wait: stream::ANSWER_WAIT,
         }
+    }
+
+    /// The same server, holding a generation for an unanswered response
+    /// at most `wait` (tests).
+    #[cfg(test)]
+    pub(crate) fn with_answer_wait(mut self, wait: std::time::Duration) -> Self {
+        self.answer_wait = wait;
+        self
     }
 
     /// The server's counters.

@@ -38,7 +38,8 @@ use crate::translate::{Inputs, Proxy, Resources, translate};
 const STREAM_QUEUE: usize = 16;
 
 /// How long a stream waits for the proxy to answer what it was sent
-/// before it moves to a newer generation anyway.
+/// before it moves to a newer generation anyway (the default of
+/// `AdsServer::answer_wait`).
 pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// The gRPC service a stream came in on.
@@ -367,8 +368,14 @@ async fn run<P: Protocol>(
         tx,
     };
     stream.handle(first).await?;
+    // The newest generation, while the stream holds an older one.
+    let mut pending: Option<Arc<Generation>> = None;
     loop {
         let hold = stream.unanswered() && Instant::now() < stream.hold_until;
+        if !hold && let Some(next) = pending.take() {
+            stream.take(next).await?;
+            continue;
+        }
         tokio::select! {
             biased;
             r = requests.message() => match r? {
@@ -378,12 +385,16 @@ async fn run<P: Protocol>(
                     return Ok(());
                 }
             },
-            changed = generations.changed(), if !hold => {
+            changed = generations.changed() => {
                 if changed.is_err() {
                     return Err(Status::unavailable("control plane shutting down"));
                 }
                 let next = generations.borrow_and_update().clone();
-                stream.take(next).await?;
+                if hold {
+                    pending = Some(next);
+                } else {
+                    stream.take(next).await?;
+                }
             }
             () = tokio::time::sleep_until(stream.hold_until), if hold => {
                 tracing::debug!(
@@ -493,7 +504,7 @@ impl<P: Protocol> Stream<'_, P> {
         state.nonce = nonce;
         state.version = version;
         state.answered = false;
-        self.hold_until = Instant::now() + ANSWER_WAIT;
+        self.hold_until = Instant::now() + self.server.answer_wait;
         let held = out.holds.len();
         let stats = &self.server.stats;
         stats.record_sent(

@@ -76,8 +76,14 @@ struct Harness {
 }
 
 async fn start(first: Arc<Generation>) -> Harness {
+    start_with(first, super::stream::ANSWER_WAIT).await
+}
+
+/// A server whose streams hold a generation at most `answer_wait` for
+/// an unanswered response.
+async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
     let (publish, generations) = watch::channel(first);
-    let server = AdsServer::new(generations);
+    let server = AdsServer::new(generations).with_answer_wait(answer_wait);
     let stats = server.stats().clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -286,4 +292,34 @@ async fn bad_requests_end_only_their_own_stream() {
         good.recv().await.expect("cds").type_url,
         TypeUrl::Cluster.as_str()
     );
+}
+
+#[tokio::test]
+async fn a_newer_generation_waits_for_the_answer() {
+    let mut h = start(generation(1, GREETER)).await;
+    let mut s = h.sotw().await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    let cds = s.recv().await.expect("cds");
+    // Not answered yet: generation 2 waits.
+    h.publish
+        .send_replace(generation(2, &with_service("farewell")));
+    s.quiet().await;
+    s.send(ack(&cds, TypeUrl::Cluster, &[])).await;
+    let push = s.recv().await.expect("push");
+    assert_eq!(push.version_info, "2");
+}
+
+#[tokio::test]
+async fn a_proxy_that_never_answers_still_gets_newer_config() {
+    let mut h = start_with(generation(1, GREETER), Duration::from_millis(100)).await;
+    let mut s = h.sotw().await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    let cds = s.recv().await.expect("cds");
+    h.publish
+        .send_replace(generation(2, &with_service("farewell")));
+    let push = s.recv().await.expect("push after the wait");
+    assert_eq!(push.version_info, "2");
+    assert!(push.resources.len() > cds.resources.len());
 }
