@@ -11,7 +11,8 @@
 //! version is not sent again. A wildcard, legacy or `*`, lasts until the
 //! proxy unsubscribes `*`: names subscribed beside it add nothing (the
 //! protocol lets a server send more than was named, and a client that
-//! added a name to a legacy wildcard must not lose the rest).
+//! added a name to a legacy wildcard must not lose the rest); a name
+//! unsubscribed under a wildcard is still covered, so it is sent again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,9 +105,12 @@ impl Protocol for Delta {
                 state.wildcard = false;
             } else {
                 state.names.remove(name);
-                // Forgotten by the proxy: if still in scope (wildcard), it
-                // is sent again.
+                // Forgotten by the proxy; if the wildcard still covers it,
+                // it is sent again now (as Envoy expects).
                 state.held.remove(name);
+                if state.wildcard {
+                    want.names.insert(name.clone());
+                }
             }
         }
         if !state.wildcard {

@@ -95,6 +95,15 @@ async fn wildcard_cds_named_eds_and_pushes_of_changes_only() {
     s.send(ack(&push)).await;
     s.quiet().await;
 
+    // Unsubscribing one name under the wildcard: still covered, so sent again.
+    s.send(unsubscribe(TypeUrl::Cluster, &[GREETER_CLUSTER]))
+        .await;
+    let again = recv(&mut s, TypeUrl::Cluster).await;
+    assert_eq!(names(&again), [GREETER_CLUSTER]);
+    assert!(again.removed_resources.is_empty());
+    s.send(ack(&again)).await;
+    s.quiet().await;
+
     // The config dump sees everything the proxy holds, not just the last delta.
     let sent = h.stats.sent(&grpc_node().id).expect("connected");
     assert_eq!(sent[&TypeUrl::Cluster].resources.len(), cds.resources.len());
@@ -104,6 +113,7 @@ async fn wildcard_cds_named_eds_and_pushes_of_changes_only() {
     assert!(status.delta && status.service == "ADS", "{status:?}");
     let cds_status = &status.types["CDS"];
     assert_eq!(cds_status.acked.as_deref(), Some("3"), "{status:?}");
+    assert_eq!(cds_status.sent.as_deref(), Some("3"), "{status:?}");
     assert_eq!(cds_status.resources, cds.resources.len());
     // Two pushes from published generations were timed.
     assert_eq!(h.stats.convergence.snapshot().2, 2);
