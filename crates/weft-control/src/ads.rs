@@ -30,6 +30,7 @@ use weft_xds::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 
+mod current;
 mod delta;
 mod services;
 mod sotw;

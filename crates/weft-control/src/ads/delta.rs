@@ -21,7 +21,8 @@ use weft_xds::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
-use super::stream::{Incoming, Interest, Out, Protocol, Selected, TypeState, Want};
+use super::current::Selected;
+use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
 
 /// Incremental xDS (`DeltaAggregatedResources`, `Delta*`).
 pub(crate) struct Delta;

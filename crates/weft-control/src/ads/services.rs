@@ -15,9 +15,10 @@ use weft_xds::pb::envoy::service::endpoint::v3::endpoint_discovery_service_serve
 use weft_xds::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryService;
 use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryService;
 
+use super::current::Current;
 use super::delta::Delta;
 use super::sotw::{Sotw, subscription};
-use super::stream::{Current, Service, inputs};
+use super::stream::{Service, inputs};
 use super::{AdsServer, DeltaResponseStream, ResponseStream};
 use crate::translate::{Proxy, translate};
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::stream::{Incoming, Interest, Out, Protocol, Selected, TypeState, Want};
+use super::current::Selected;
+use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
 
 /// State of the world (`StreamAggregatedResources`, `Stream*`).
 pub(crate) struct Sotw;
