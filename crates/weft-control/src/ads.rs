@@ -3,14 +3,14 @@
 //! protocol — state of the world and incremental (delta) — plus the
 //! unary `Fetch*` calls.
 //!
-//! Every stream runs the one engine in [`stream`]: it reads who the proxy
+//! Every stream runs the one engine in `stream`: it reads who the proxy
 //! is from its first request's `Node`, answers subscriptions per type with
 //! the current [`Generation`] (version and nonce on every response), takes
 //! the proxy's next request with that nonce as its ACK (or, with
 //! `error_detail`, its NACK: logged, counted, and the proxy keeps what it
 //! had — nothing is resent until the config changes), ignores requests
 //! with an old nonce, and on each new generation recomputes the proxy's
-//! resources and pushes only what changed. [`sotw`] and [`delta`] say what
+//! resources and pushes only what changed. `sotw` and `delta` say what
 //! goes in a response. A slow proxy only slows its own stream: each stream
 //! has its own task and bounded queue, and the generation is read from a
 //! `watch` channel that never blocks the publisher.
