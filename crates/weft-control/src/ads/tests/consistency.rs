@@ -114,34 +114,36 @@ impl Round {
     }
 }
 
-const TYPES: [TypeUrl; 4] = [
-    TypeUrl::Cluster,
-    TypeUrl::ClusterLoadAssignment,
-    TypeUrl::Listener,
-    TypeUrl::RouteConfiguration,
+/// Like Envoy: CDS and LDS first; EDS and RDS once those arrived (before
+/// ACKing them: cluster and listener warming), so the round spans a
+/// round trip during which the publisher keeps publishing.
+const WAVES: [[TypeUrl; 2]; 2] = [
+    [TypeUrl::Cluster, TypeUrl::Listener],
+    [TypeUrl::ClusterLoadAssignment, TypeUrl::RouteConfiguration],
 ];
 
 async fn delta_round(h: &mut Harness) -> Round {
     let mut s = h.delta().await;
-    for (i, t) in TYPES.into_iter().enumerate() {
-        s.send(DeltaDiscoveryRequest {
-            node: (i == 0).then(grpc_node),
-            type_url: t.as_str().into(),
-            resource_names_subscribe: vec!["*".into()],
-            ..DeltaDiscoveryRequest::default()
-        })
-        .await;
-    }
     let mut round = Round::default();
-    while round.versions.len() < TYPES.len() {
-        let r = s.recv().await.expect("response");
-        let t: TypeUrl = r.type_url.parse().expect("type");
-        assert!(
-            !round.versions.contains_key(&t),
-            "a second {t} before the round ended"
-        );
-        let resources: Vec<Any> = r.resources.into_iter().filter_map(|r| r.resource).collect();
-        round.add(t, r.system_version_info, &resources);
+    for (wave, types) in WAVES.into_iter().enumerate() {
+        for (i, t) in types.into_iter().enumerate() {
+            s.send(DeltaDiscoveryRequest {
+                node: (wave == 0 && i == 0).then(grpc_node),
+                type_url: t.as_str().into(),
+                resource_names_subscribe: vec!["*".into()],
+                ..DeltaDiscoveryRequest::default()
+            })
+            .await;
+        }
+        while types.iter().any(|t| !round.versions.contains_key(t)) {
+            let r = s.recv().await.expect("response");
+            let t: TypeUrl = r.type_url.parse().expect("type");
+            if round.versions.contains_key(&t) {
+                continue; // a push: not part of the first round
+            }
+            let resources: Vec<Any> = r.resources.into_iter().filter_map(|r| r.resource).collect();
+            round.add(t, r.system_version_info, &resources);
+        }
     }
     round
 }
@@ -150,29 +152,30 @@ async fn sotw_round(h: &mut Harness) -> Round {
     let clusters: Vec<String> = (0..=MESHES).map(cluster_name).collect();
     let listeners: Vec<String> = (0..=MESHES).map(listener_name).collect();
     let mut s = h.sotw().await;
-    for (i, t) in TYPES.into_iter().enumerate() {
-        let names = match t {
-            TypeUrl::ClusterLoadAssignment => clusters.clone(),
-            TypeUrl::RouteConfiguration | TypeUrl::Listener => listeners.clone(),
-            _ => Vec::new(),
-        };
-        s.send(DiscoveryRequest {
-            node: (i == 0).then(grpc_node),
-            type_url: t.as_str().into(),
-            resource_names: names,
-            ..DiscoveryRequest::default()
-        })
-        .await;
-    }
     let mut round = Round::default();
-    while round.versions.len() < TYPES.len() {
-        let r = s.recv().await.expect("response");
-        let t: TypeUrl = r.type_url.parse().expect("type");
-        assert!(
-            !round.versions.contains_key(&t),
-            "a second {t} before the round ended"
-        );
-        round.add(t, r.version_info, &r.resources);
+    for (wave, types) in WAVES.into_iter().enumerate() {
+        for (i, t) in types.into_iter().enumerate() {
+            let names = match t {
+                TypeUrl::ClusterLoadAssignment => clusters.clone(),
+                TypeUrl::RouteConfiguration => listeners.clone(),
+                _ => Vec::new(),
+            };
+            s.send(DiscoveryRequest {
+                node: (wave == 0 && i == 0).then(grpc_node),
+                type_url: t.as_str().into(),
+                resource_names: names,
+                ..DiscoveryRequest::default()
+            })
+            .await;
+        }
+        while types.iter().any(|t| !round.versions.contains_key(t)) {
+            let r = s.recv().await.expect("response");
+            let t: TypeUrl = r.type_url.parse().expect("type");
+            if round.versions.contains_key(&t) {
+                continue; // a push: not part of the first round
+            }
+            round.add(t, r.version_info, &r.resources);
+        }
     }
     round
 }
