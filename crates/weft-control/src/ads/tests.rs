@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -69,6 +70,7 @@ fn grpc_node() -> Node {
 }
 
 struct Harness {
+    addr: std::net::SocketAddr,
     publish: watch::Sender<Arc<Generation>>,
     stats: Arc<Stats>,
     channel: Channel,
@@ -102,6 +104,7 @@ async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
         .await
         .expect("connect");
     Harness {
+        addr,
         publish,
         stats,
         client: AggregatedDiscoveryServiceClient::new(channel.clone()),
@@ -110,6 +113,11 @@ async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
 }
 
 impl Harness {
+    /// Where the server listens.
+    fn channel_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     /// A state-of-the-world ADS stream.
     async fn sotw(&mut self) -> Stream<DiscoveryRequest, DiscoveryResponse> {
         let (tx, rx) = mpsc::channel(8);
@@ -322,4 +330,71 @@ async fn a_proxy_that_never_answers_still_gets_newer_config() {
     let push = s.recv().await.expect("push after the wait");
     assert_eq!(push.version_info, "2");
     assert!(push.resources.len() > cds.resources.len());
+}
+
+/// `n` services, each on `port`: big responses.
+fn many_services(n: usize, port: u16) -> String {
+    (0..n)
+        .map(|i| {
+            GREETER
+                .replace("greeter", &format!("svc{i}"))
+                .replace("50051", &port.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_holds_back_only_itself() {
+    let meshes = [many_services(60, 7000), many_services(60, 7001)];
+    let mut h = start_with(generation(1, &meshes[0]), Duration::from_millis(1)).await;
+    // The stuck client has its own connection, as every proxy does, with
+    // HTTP/2's smallest windows so that its unread responses back up into
+    // the server quickly.
+    let mut stuck_client = AggregatedDiscoveryServiceClient::new(
+        Channel::from_shared(format!("http://{}", h.channel_addr()))
+            .expect("uri")
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let (stuck_tx, rx) = mpsc::channel(8);
+    let _stuck = stuck_client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("stream");
+    let mut stuck_node = grpc_node();
+    stuck_node.id = "sidecar~127.0.0.2~stuck.shop~shop.svc.cluster.local".into();
+    stuck_tx
+        .send(request(TypeUrl::Cluster, &[], Some(stuck_node.clone())))
+        .await
+        .expect("send");
+
+    let mut s = h.sotw().await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    let mut last = s.recv().await.expect("cds");
+    let generations = 30;
+    for version in 2..=generations {
+        h.publish
+            .send_replace(generation(version, &meshes[(version as usize - 1) % 2]));
+        s.send(ack(&last, TypeUrl::Cluster, &[])).await;
+        last = s.recv().await.expect("push");
+        assert_eq!(last.version_info, version.to_string());
+    }
+    assert!(last.encoded_len() > 10_000, "{}", last.encoded_len());
+    // The stuck one is still connected, and behind.
+    let statuses = h.stats.proxy_statuses();
+    let stuck = statuses
+        .iter()
+        .find(|p| p.id == stuck_node.id)
+        .expect("stuck proxy connected");
+    let sent: u64 = stuck.types["CDS"]
+        .sent
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("sent");
+    assert!(sent < generations, "{stuck:?}");
 }
