@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use weft_config::{Diagnostic, Severity};
 use weft_xds::TypeUrl;
 
-use crate::ads::{Generation, ProxyStatus, Stats};
+use crate::ads::{CONVERGENCE_BUCKETS, Generation, Histogram, ProxyStatus, Stats};
 
 /// What the debug API reads.
 #[derive(Clone, Debug)]
@@ -143,7 +143,24 @@ fn render_metrics(stats: &Stats, config_errors: usize, services: usize) -> Strin
         "xDS responses rejected (NACKed) by proxies, by type.",
         &stats.nacks_by_type,
     );
+    render_histogram(
+        &mut out,
+        "pilot_proxy_convergence_time",
+        "Delay in seconds between a config change being published and its push being sent to a proxy.",
+        &stats.convergence,
+    );
     out
+}
+
+/// A Prometheus histogram: cumulative `_bucket{le}`, `_sum`, `_count`.
+fn render_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let (buckets, sum, count) = h.snapshot();
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let bounds = CONVERGENCE_BUCKETS.iter().map(|b| b.to_string());
+    for (le, n) in bounds.chain(["+Inf".to_string()]).zip(buckets) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
 }
 
 #[cfg(test)]
@@ -167,5 +184,49 @@ mod tests {
         );
         assert!(text.contains("weft_config_errors 1\n"), "{text}");
         assert!(text.contains("# TYPE pilot_xds_pushes counter"), "{text}");
+        assert!(
+            !text.contains("_total{") && !text.contains("_total "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn convergence_is_a_histogram_with_istio_buckets() {
+        let stats = Stats::default();
+        stats
+            .convergence
+            .observe(std::time::Duration::from_millis(200));
+        stats.convergence.observe(std::time::Duration::from_secs(2));
+        let text = render_metrics(&stats, 0, 0);
+        assert!(
+            text.contains("# TYPE pilot_proxy_convergence_time histogram\n"),
+            "{text}"
+        );
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("pilot_proxy_convergence_time_bucket"))
+            .collect();
+        assert_eq!(
+            buckets,
+            [
+                "pilot_proxy_convergence_time_bucket{le=\"0.1\"} 0",
+                "pilot_proxy_convergence_time_bucket{le=\"0.5\"} 1",
+                "pilot_proxy_convergence_time_bucket{le=\"1\"} 1",
+                "pilot_proxy_convergence_time_bucket{le=\"3\"} 2",
+                "pilot_proxy_convergence_time_bucket{le=\"5\"} 2",
+                "pilot_proxy_convergence_time_bucket{le=\"10\"} 2",
+                "pilot_proxy_convergence_time_bucket{le=\"20\"} 2",
+                "pilot_proxy_convergence_time_bucket{le=\"30\"} 2",
+                "pilot_proxy_convergence_time_bucket{le=\"+Inf\"} 2",
+            ]
+        );
+        assert!(
+            text.contains("\npilot_proxy_convergence_time_sum 2.2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\npilot_proxy_convergence_time_count 2\n"),
+            "{text}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! into per-proxy Envoy xDS v3 resources.
 //!
 //! [`translate`] is a pure function of (config, registry, proxy): no
-//! sockets, no clocks, unit- and golden-tested. The ADS server (next) only
-//! decides *when* to call it and *what* to send.
+//! sockets, no clocks, unit- and golden-tested. The xDS server ([`ads`])
+//! only decides *when* to call it and *what* to send.
 
 pub mod ads;
 pub mod cache;

@@ -1,28 +1,56 @@
+//! The xDS server over loopback, driven by tonic's generated clients:
+//! state of the world here, delta ([`delta`]), the per-type services
+//! ([`services`]) and generation consistency under a racing publisher
+//! ([`consistency`]).
+
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use prost::Message;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Channel, Server};
+use tonic::{Status, Streaming};
+use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::config::core::v3::Node;
+use weft_xds::pb::envoy::service::cluster::v3::cluster_discovery_service_server::ClusterDiscoveryServiceServer;
 use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use weft_xds::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use weft_xds::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryServiceServer;
+use weft_xds::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryServiceServer;
+use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryServiceServer;
 use weft_xds::pb::google::protobuf::{Struct, Value, value};
 use weft_xds::pb::google::rpc;
 
-use super::*;
+use super::{AdsServer, Generation, Stats};
 use crate::translate::test_inputs::TestMesh;
+
+mod consistency;
+mod delta;
+mod services;
 
 const GREETER: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: greeter, namespace: shop}\nspec:\n  hosts: [greeter.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 50051, name: grpc, protocol: GRPC}]\n  endpoints: [{address: 127.0.0.1, ports: {grpc: 50052}}]\n";
 const LISTENER: &str = "greeter.shop.svc.cluster.local:50051";
+const GREETER_CLUSTER: &str = "outbound|50051||greeter.shop.svc.cluster.local";
 
 fn generation(version: u64, yaml: &str) -> Arc<Generation> {
     let mesh = TestMesh::new(yaml);
-    Arc::new(Generation {
+    Arc::new(Generation::new(
         version,
-        config: Arc::new(mesh.config),
-        registry: Arc::new(mesh.registry),
-    })
+        Arc::new(mesh.config),
+        Arc::new(mesh.registry),
+    ))
+}
+
+/// The greeter service and a copy of it named `name`.
+fn with_service(name: &str) -> String {
+    format!("{GREETER}---\n{}", GREETER.replace("greeter", name))
 }
 
 fn grpc_node() -> Node {
@@ -42,41 +70,58 @@ fn grpc_node() -> Node {
 }
 
 struct Harness {
+    addr: std::net::SocketAddr,
     publish: watch::Sender<Arc<Generation>>,
     stats: Arc<Stats>,
+    channel: Channel,
     client: AggregatedDiscoveryServiceClient<Channel>,
 }
 
 async fn start(first: Arc<Generation>) -> Harness {
+    start_with(first, super::stream::ANSWER_WAIT).await
+}
+
+/// A server whose streams hold a generation at most `answer_wait` for
+/// an unanswered response.
+async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
     let (publish, generations) = watch::channel(first);
-    let server = AdsServer::new(generations);
+    let server = AdsServer::new(generations).with_answer_wait(answer_wait);
     let stats = server.stats().clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(
         Server::builder()
-            .add_service(AggregatedDiscoveryServiceServer::new(server))
+            .add_service(AggregatedDiscoveryServiceServer::new(server.clone()))
+            .add_service(ClusterDiscoveryServiceServer::new(server.clone()))
+            .add_service(EndpointDiscoveryServiceServer::new(server.clone()))
+            .add_service(ListenerDiscoveryServiceServer::new(server.clone()))
+            .add_service(RouteDiscoveryServiceServer::new(server))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
-    let client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
         .await
         .expect("connect");
     Harness {
+        addr,
         publish,
         stats,
-        client,
+        client: AggregatedDiscoveryServiceClient::new(channel.clone()),
+        channel,
     }
 }
 
-struct Stream {
-    tx: mpsc::Sender<DiscoveryRequest>,
-    rx: Streaming<DiscoveryResponse>,
-}
+impl Harness {
+    /// Where the server listens.
+    fn channel_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
 
-impl Stream {
-    async fn open(h: &mut Harness) -> Stream {
+    /// A state-of-the-world ADS stream.
+    async fn sotw(&mut self) -> Stream<DiscoveryRequest, DiscoveryResponse> {
         let (tx, rx) = mpsc::channel(8);
-        let response = h
+        let response = self
             .client
             .stream_aggregated_resources(ReceiverStream::new(rx))
             .await
@@ -87,11 +132,33 @@ impl Stream {
         }
     }
 
-    async fn send(&self, r: DiscoveryRequest) {
+    /// A delta ADS stream.
+    async fn delta(&mut self) -> Stream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
+        let (tx, rx) = mpsc::channel(8);
+        let response = self
+            .client
+            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .expect("stream");
+        Stream {
+            tx,
+            rx: response.into_inner(),
+        }
+    }
+}
+
+/// One stream from the client's side: requests in, responses out.
+struct Stream<Q, R> {
+    tx: mpsc::Sender<Q>,
+    rx: Streaming<R>,
+}
+
+impl<Q: std::fmt::Debug, R: std::fmt::Debug> Stream<Q, R> {
+    async fn send(&self, r: Q) {
         self.tx.send(r).await.expect("send");
     }
 
-    async fn recv(&mut self) -> Result<DiscoveryResponse, Status> {
+    async fn recv(&mut self) -> Result<R, Status> {
         match tokio::time::timeout(Duration::from_secs(5), self.rx.message()).await {
             Ok(Ok(Some(r))) => Ok(r),
             Ok(Ok(None)) => Err(Status::cancelled("stream ended")),
@@ -124,10 +191,18 @@ fn ack(r: &DiscoveryResponse, type_url: TypeUrl, names: &[&str]) -> DiscoveryReq
     }
 }
 
+fn nack_status(message: &str) -> Option<rpc::Status> {
+    Some(rpc::Status {
+        code: 3,
+        message: message.into(),
+        details: vec![],
+    })
+}
+
 #[tokio::test]
 async fn subscribe_ack_push_on_change_and_nack() {
     let mut h = start(generation(1, GREETER)).await;
-    let mut s = Stream::open(&mut h).await;
+    let mut s = h.sotw().await;
     s.send(request(TypeUrl::Listener, &[LISTENER], Some(grpc_node())))
         .await;
     let lds = s.recv().await.expect("lds");
@@ -161,11 +236,7 @@ async fn subscribe_ack_push_on_change_and_nack() {
 
     // A NACK is counted and answered with nothing.
     let nack = DiscoveryRequest {
-        error_detail: Some(rpc::Status {
-            code: 3,
-            message: "cluster rejected".into(),
-            details: vec![],
-        }),
+        error_detail: nack_status("cluster rejected"),
         ..ack(&push, TypeUrl::Cluster, &[])
     };
     s.send(nack).await;
@@ -188,7 +259,7 @@ async fn subscribe_ack_push_on_change_and_nack() {
 async fn a_second_client_gets_the_current_generation() {
     let mut h = start(generation(1, GREETER)).await;
     h.publish.send_replace(generation(7, GREETER));
-    let mut s = Stream::open(&mut h).await;
+    let mut s = h.sotw().await;
     s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
         .await;
     assert_eq!(s.recv().await.expect("cds").version_info, "7");
@@ -197,12 +268,12 @@ async fn a_second_client_gets_the_current_generation() {
 #[tokio::test]
 async fn bad_requests_end_only_their_own_stream() {
     let mut h = start(generation(1, GREETER)).await;
-    let mut good = Stream::open(&mut h).await;
+    let mut good = h.sotw().await;
     good.send(request(TypeUrl::Listener, &[LISTENER], Some(grpc_node())))
         .await;
     let lds = good.recv().await.expect("lds");
 
-    let mut no_node = Stream::open(&mut h).await;
+    let mut no_node = h.sotw().await;
     no_node
         .send(request(TypeUrl::Listener, &[LISTENER], None))
         .await;
@@ -210,7 +281,7 @@ async fn bad_requests_end_only_their_own_stream() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("no node"), "{}", err.message());
 
-    let mut unknown = Stream::open(&mut h).await;
+    let mut unknown = h.sotw().await;
     let mut r = request(TypeUrl::Listener, &[], Some(grpc_node()));
     r.type_url = "type.googleapis.com/envoy.config.cluster.v2.Cluster".into();
     unknown.send(r).await;
@@ -232,13 +303,98 @@ async fn bad_requests_end_only_their_own_stream() {
 }
 
 #[tokio::test]
-async fn delta_is_refused_clearly() {
+async fn a_newer_generation_waits_for_the_answer() {
     let mut h = start(generation(1, GREETER)).await;
-    let (_tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(1);
-    let err = h
-        .client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
+    let mut s = h.sotw().await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    let cds = s.recv().await.expect("cds");
+    // Not answered yet: generation 2 waits.
+    h.publish
+        .send_replace(generation(2, &with_service("farewell")));
+    s.quiet().await;
+    s.send(ack(&cds, TypeUrl::Cluster, &[])).await;
+    let push = s.recv().await.expect("push");
+    assert_eq!(push.version_info, "2");
+}
+
+#[tokio::test]
+async fn a_proxy_that_never_answers_still_gets_newer_config() {
+    let mut h = start_with(generation(1, GREETER), Duration::from_millis(100)).await;
+    let mut s = h.sotw().await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    let cds = s.recv().await.expect("cds");
+    h.publish
+        .send_replace(generation(2, &with_service("farewell")));
+    let push = s.recv().await.expect("push after the wait");
+    assert_eq!(push.version_info, "2");
+    assert!(push.resources.len() > cds.resources.len());
+}
+
+/// `n` services, each on `port`: big responses.
+fn many_services(n: usize, port: u16) -> String {
+    (0..n)
+        .map(|i| {
+            GREETER
+                .replace("greeter", &format!("svc{i}"))
+                .replace("50051", &port.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_holds_back_only_itself() {
+    let meshes = [many_services(60, 7000), many_services(60, 7001)];
+    let mut h = start_with(generation(1, &meshes[0]), Duration::from_millis(1)).await;
+    // The stuck client has its own connection, as every proxy does, with
+    // HTTP/2's smallest windows so that its unread responses back up into
+    // the server quickly.
+    let mut stuck_client = AggregatedDiscoveryServiceClient::new(
+        Channel::from_shared(format!("http://{}", h.channel_addr()))
+            .expect("uri")
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let (stuck_tx, rx) = mpsc::channel(8);
+    let _stuck = stuck_client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
         .await
-        .expect_err("unimplemented");
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
+        .expect("stream");
+    let mut stuck_node = grpc_node();
+    stuck_node.id = "sidecar~127.0.0.2~stuck.shop~shop.svc.cluster.local".into();
+    stuck_tx
+        .send(request(TypeUrl::Cluster, &[], Some(stuck_node.clone())))
+        .await
+        .expect("send");
+
+    let mut s = h.sotw().await;
+    s.send(request(TypeUrl::Cluster, &[], Some(grpc_node())))
+        .await;
+    let mut last = s.recv().await.expect("cds");
+    let generations = 30;
+    for version in 2..=generations {
+        h.publish
+            .send_replace(generation(version, &meshes[(version as usize - 1) % 2]));
+        s.send(ack(&last, TypeUrl::Cluster, &[])).await;
+        last = s.recv().await.expect("push");
+        assert_eq!(last.version_info, version.to_string());
+    }
+    assert!(last.encoded_len() > 10_000, "{}", last.encoded_len());
+    // The stuck one is still connected, and behind.
+    let statuses = h.stats.proxy_statuses();
+    let stuck = statuses
+        .iter()
+        .find(|p| p.id == stuck_node.id)
+        .expect("stuck proxy connected");
+    let sent: u64 = stuck.types["CDS"]
+        .sent
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("sent");
+    assert!(sent < generations, "{stuck:?}");
 }

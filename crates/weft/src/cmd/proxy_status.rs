@@ -171,6 +171,8 @@ mod tests {
             id: "sidecar~10.0.0.1~reviews-v1.shop~shop.svc.cluster.local".into(),
             kind: "Sidecar".into(),
             namespace: "shop".into(),
+            service: "ADS".into(),
+            delta: false,
             connected_at: 0,
             last_push: Some(0),
             types,

@@ -1,0 +1,194 @@
+//! Incremental (delta) xDS: the proxy subscribes and unsubscribes names
+//! (`*` is the wildcard; a first request naming nothing is the legacy
+//! wildcard for LDS and CDS), and each response carries only the resources
+//! that changed, each with its own version (a hash of its encoding), plus
+//! the names that disappeared or left the subscription.
+//!
+//! A name subscribed to that doesn't exist is answered in
+//! `removed_resources` (Envoy's "does not exist") and kept: the resource
+//! is sent when it appears. `initial_resource_versions` (a reconnecting
+//! proxy's holdings) are taken as held, so what the proxy has at the same
+//! version is not sent again. A wildcard, legacy or `*`, lasts until the
+//! proxy unsubscribes `*`: names subscribed beside it add nothing (the
+//! protocol lets a server send more than was named, and a client that
+//! added a name to a legacy wildcard must not lose the rest); a name
+//! unsubscribed under a wildcard is still covered, so it is sent again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use weft_xds::TypeUrl;
+use weft_xds::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+
+use super::current::Selected;
+use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
+
+/// Incremental xDS (`DeltaAggregatedResources`, `Delta*`).
+pub(crate) struct Delta;
+
+const WILDCARD: &str = "*";
+
+/// A resource's version: FNV-1a over its encoding, never 0 (0 stands for
+/// a version we can't read).
+pub(crate) fn resource_version(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// How a version goes on the wire: 16 hex digits.
+pub(crate) fn format_version(v: u64) -> String {
+    format!("{v:016x}")
+}
+
+fn parse_version(s: &str) -> u64 {
+    u64::from_str_radix(s, 16).unwrap_or(0)
+}
+
+impl Protocol for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const DELTA: bool = true;
+
+    fn incoming(r: DeltaDiscoveryRequest) -> Incoming {
+        Incoming {
+            node: r.node,
+            type_url: r.type_url,
+            nonce: r.response_nonce,
+            error: r.error_detail,
+            interest: Interest::Delta {
+                subscribe: r.resource_names_subscribe,
+                unsubscribe: r.resource_names_unsubscribe,
+                initial: r.initial_resource_versions,
+            },
+        }
+    }
+
+    fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want {
+        let Interest::Delta {
+            subscribe,
+            unsubscribe,
+            initial,
+        } = interest
+        else {
+            return Want::default();
+        };
+        let first = !state.subscribed;
+        state.subscribed = true;
+        let mut want = Want {
+            answer: first || !subscribe.is_empty(),
+            names: BTreeSet::new(),
+        };
+        if first {
+            for (name, version) in &initial {
+                state.held.insert(name.clone(), parse_version(version));
+            }
+            // The legacy wildcard: a first request naming nothing.
+            if subscribe.is_empty() && !type_url.subscribed_by_name() {
+                state.wildcard = true;
+            }
+        }
+        if subscribe.iter().any(|n| n == WILDCARD) {
+            state.wildcard = true;
+        }
+        for name in subscribe.into_iter().filter(|n| n != WILDCARD) {
+            if !initial.contains_key(&name) {
+                want.names.insert(name.clone());
+            }
+            state.names.insert(name);
+        }
+        for name in &unsubscribe {
+            if name == WILDCARD {
+                state.wildcard = false;
+            } else {
+                state.names.remove(name);
+                // Forgotten by the proxy; if the wildcard still covers it,
+                // it is sent again now (as Envoy expects).
+                state.held.remove(name);
+                if state.wildcard {
+                    want.names.insert(name.clone());
+                }
+            }
+        }
+        if !state.wildcard {
+            // Held only through a wildcard the proxy dropped: it forgets
+            // those itself.
+            let names = &state.names;
+            state.held.retain(|n, _| names.contains(n));
+        }
+        want
+    }
+
+    fn respond(
+        state: &mut TypeState,
+        type_url: TypeUrl,
+        selected: Selected<'_>,
+        want: &Want,
+        version: u64,
+        nonce: String,
+    ) -> Option<Out<DeltaDiscoveryResponse>> {
+        let mut current = BTreeMap::new();
+        let mut changed = Vec::new();
+        for (name, any) in selected.items {
+            let v = resource_version(&any.value);
+            if state.held.get(name) != Some(&v) || want.names.contains(name) {
+                changed.push(Resource {
+                    name: name.to_string(),
+                    version: format_version(v),
+                    resource: Some(any.clone()),
+                    ..Resource::default()
+                });
+            }
+            current.insert(name.to_string(), v);
+        }
+        let mut removed: BTreeSet<String> = state
+            .held
+            .keys()
+            .filter(|n| !current.contains_key(*n))
+            .cloned()
+            .collect();
+        removed.extend(
+            want.names
+                .iter()
+                .filter(|n| !current.contains_key(*n))
+                .cloned(),
+        );
+        if !want.answer && changed.is_empty() && removed.is_empty() {
+            return None;
+        }
+        let holds = selected.holds;
+        state.held = current;
+        state.sent = Some(holds.clone());
+        Some(Out {
+            response: DeltaDiscoveryResponse {
+                system_version_info: version.to_string(),
+                resources: changed,
+                type_url: type_url.as_str().to_string(),
+                removed_resources: removed.into_iter().collect(),
+                nonce,
+                ..DeltaDiscoveryResponse::default()
+            },
+            holds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_short_stable_hashes() {
+        let a = resource_version(b"cluster a");
+        assert_eq!(a, resource_version(b"cluster a"));
+        assert_ne!(a, resource_version(b"cluster b"));
+        assert_eq!(format_version(a).len(), 16);
+        assert_eq!(parse_version(&format_version(a)), a);
+        assert_eq!(parse_version("not hex"), 0);
+        assert_ne!(resource_version(b""), 0);
+    }
+}

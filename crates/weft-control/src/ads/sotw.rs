@@ -1,0 +1,92 @@
+//! State-of-the-world xDS: every request names the whole subscription
+//! (an empty list is the wildcard for LDS and CDS, as is `*`), and every
+//! response carries every resource of the type in scope.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use weft_xds::TypeUrl;
+use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+
+use super::current::Selected;
+use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
+
+/// State of the world (`StreamAggregatedResources`, `Stream*`).
+pub(crate) struct Sotw;
+
+/// The subscription a state-of-the-world name list means: explicit names,
+/// and whether it is a wildcard.
+pub(crate) fn subscription(type_url: TypeUrl, names: Vec<String>) -> (BTreeSet<String>, bool) {
+    let empty = names.is_empty();
+    let mut star = false;
+    let names: BTreeSet<String> = names
+        .into_iter()
+        .filter(|n| {
+            star |= n == "*";
+            n != "*"
+        })
+        .collect();
+    (names, star || (empty && !type_url.subscribed_by_name()))
+}
+
+impl Protocol for Sotw {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    const DELTA: bool = false;
+
+    fn incoming(r: DiscoveryRequest) -> Incoming {
+        Incoming {
+            node: r.node,
+            type_url: r.type_url,
+            nonce: r.response_nonce,
+            error: r.error_detail,
+            interest: Interest::Names(r.resource_names),
+        }
+    }
+
+    fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want {
+        let Interest::Names(names) = interest else {
+            return Want::default();
+        };
+        let (names, wildcard) = subscription(type_url, names);
+        let first = !state.subscribed;
+        let changed = names != state.names || wildcard != state.wildcard;
+        state.subscribed = true;
+        state.names = names;
+        state.wildcard = wildcard;
+        Want {
+            answer: first || changed,
+            ..Want::default()
+        }
+    }
+
+    fn respond(
+        state: &mut TypeState,
+        type_url: TypeUrl,
+        selected: Selected<'_>,
+        want: &Want,
+        version: u64,
+        nonce: String,
+    ) -> Option<Out<DiscoveryResponse>> {
+        let holds = selected.holds;
+        if !want.answer
+            && state
+                .sent
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, &holds) || s[..] == holds[..])
+        {
+            return None;
+        }
+        state.sent = Some(holds.clone());
+        Some(Out {
+            response: DiscoveryResponse {
+                version_info: version.to_string(),
+                resources: holds.to_vec(),
+                type_url: type_url.as_str().to_string(),
+                nonce,
+                ..DiscoveryResponse::default()
+            },
+            holds,
+        })
+    }
+}

@@ -1,0 +1,463 @@
+//! The one xDS stream engine behind every discovery service: ADS and the
+//! per-type services, state of the world and delta alike.
+//!
+//! A stream reads who the proxy is from its first request's `Node`, then
+//! keeps, per type, what the proxy subscribed to and what it holds. The
+//! engine decides *when* to answer — a new or changed subscription, a new
+//! generation — and the [`Protocol`] ([`super::sotw`], [`super::delta`])
+//! decides *what* goes in the response.
+//!
+//! Consistency: a stream answers from one generation at a time and moves
+//! to a newer one only once the proxy has answered (ACKed or NACKed) every
+//! response it was sent, or after [`ANSWER_WAIT`] without an answer. So a
+//! proxy's first round (its CDS, EDS, LDS and RDS) and every push round
+//! come from one generation: it never gets an EDS or RDS that names a
+//! cluster its CDS doesn't have. Pushes go in Envoy's order, CDS, EDS,
+//! LDS, RDS, so a proxy can make before it breaks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+use weft_xds::TypeUrl;
+use weft_xds::pb::envoy::config::core::v3::Node;
+use weft_xds::pb::google::protobuf::Any;
+use weft_xds::pb::google::rpc;
+
+use super::current::{Current, Selected};
+use super::stats::{ProxyStatus, Sent};
+use super::{AdsServer, Generation};
+use crate::translate::{Inputs, Proxy, translate};
+
+/// Responses a stream may have queued before its proxy reads them.
+const STREAM_QUEUE: usize = 16;
+
+/// How long a stream waits for the proxy to answer what it was sent
+/// before it moves to a newer generation anyway (the default of
+/// `AdsServer::answer_wait`).
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// The gRPC service a stream came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// The Aggregated Discovery Service: every type.
+    Ads,
+    /// A per-type discovery service (CDS, EDS, LDS, RDS): that type only.
+    Only(TypeUrl),
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Ads => "ADS",
+            Service::Only(t) => t.short_name(),
+        }
+    }
+
+    /// The type a request asks for on this service, or why it can't be
+    /// served here.
+    pub(crate) fn type_of(self, type_url: &str) -> Result<TypeUrl, Status> {
+        if let (Service::Only(t), "") = (self, type_url) {
+            return Ok(t); // a per-type service implies its type
+        }
+        let parsed: TypeUrl = type_url.parse().map_err(|e: weft_xds::UnknownTypeUrl| {
+            Status::invalid_argument(format!("{e}; Weft serves {}", served()))
+        })?;
+        match self {
+            Service::Only(t) if t != parsed => Err(Status::invalid_argument(format!(
+                "this is the {} discovery service: it serves only {} resources, not {}; \
+                 use the Aggregated Discovery Service for several types on one stream",
+                t.short_name(),
+                t.as_str(),
+                parsed.as_str()
+            ))),
+            _ => Ok(parsed),
+        }
+    }
+}
+
+fn served() -> String {
+    TypeUrl::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A request of either protocol, as the engine sees it.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub node: Option<Node>,
+    pub type_url: String,
+    /// The nonce of the response this answers; empty if none.
+    pub nonce: String,
+    /// Set on a NACK.
+    pub error: Option<rpc::Status>,
+    pub interest: Interest,
+}
+
+/// What a request says the proxy wants.
+#[derive(Debug)]
+pub(crate) enum Interest {
+    /// State of the world: the whole list of names.
+    Names(Vec<String>),
+    /// Delta: changes to the subscription.
+    Delta {
+        subscribe: Vec<String>,
+        unsubscribe: Vec<String>,
+        /// What the proxy already holds (first request of a type only).
+        initial: HashMap<String, String>,
+    },
+}
+
+impl Interest {
+    /// Whether it changes a delta subscription.
+    fn changes(&self) -> bool {
+        match self {
+            Interest::Names(_) => false,
+            Interest::Delta {
+                subscribe,
+                unsubscribe,
+                ..
+            } => !subscribe.is_empty() || !unsubscribe.is_empty(),
+        }
+    }
+}
+
+/// What a stream knows about one resource type.
+#[derive(Debug, Default)]
+pub(crate) struct TypeState {
+    /// Whether the proxy asked for this type at all.
+    pub subscribed: bool,
+    /// All resources of the type, not just `names`.
+    pub wildcard: bool,
+    /// Names subscribed to explicitly.
+    pub names: BTreeSet<String>,
+    /// The nonce of the last response.
+    nonce: String,
+    /// The generation version of the last response.
+    version: u64,
+    /// Whether the proxy has answered the last response.
+    answered: bool,
+    /// What the proxy holds (encoded): for state of the world its last
+    /// response, for delta everything its responses added up to. Shared
+    /// with [`super::Stats::sent`].
+    pub sent: Option<Arc<[Any]>>,
+    /// Delta: name → version of each resource the proxy holds.
+    pub held: BTreeMap<String, u64>,
+}
+
+impl TypeState {
+    fn in_scope(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// Why a response is being built.
+#[derive(Debug, Default)]
+pub(crate) struct Want {
+    /// Answer even if nothing changed (a new subscription).
+    pub answer: bool,
+    /// Delta: names subscribed just now, sent even if the proxy holds them
+    /// and reported removed if they don't exist.
+    pub names: BTreeSet<String>,
+}
+
+/// A response ready to send.
+pub(crate) struct Out<R> {
+    pub response: R,
+    /// What the proxy holds of this type once it applies the response.
+    pub holds: Arc<[Any]>,
+}
+
+/// The protocol-specific half of a stream: reading requests, updating
+/// subscriptions, building responses.
+pub(crate) trait Protocol: Send + 'static {
+    type Request: Message + Default + Send + 'static;
+    type Response: Message + Send + 'static;
+    /// Whether this is incremental (delta) xDS.
+    const DELTA: bool;
+
+    fn incoming(r: Self::Request) -> Incoming;
+
+    /// Applies `interest` to `state`; says whether to answer now.
+    fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want;
+
+    /// The response for `selected` (the type's resources now in scope),
+    /// or `None` when there is nothing to say. Updates what `state` holds.
+    fn respond(
+        state: &mut TypeState,
+        type_url: TypeUrl,
+        selected: Selected<'_>,
+        want: &Want,
+        version: u64,
+        nonce: String,
+    ) -> Option<Out<Self::Response>>;
+}
+
+type Tx<R> = mpsc::Sender<Result<R, Status>>;
+
+impl AdsServer {
+    /// Serves one stream of protocol `P` on `service` in its own task; the
+    /// returned stream carries its responses (bounded: a slow proxy only
+    /// slows itself).
+    pub(crate) fn open<P: Protocol>(
+        &self,
+        service: Service,
+        requests: Streaming<P::Request>,
+    ) -> ReceiverStream<Result<P::Response, Status>> {
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let server = self.clone();
+        tokio::spawn(async move {
+            server.stats.connected.fetch_add(1, Ordering::Relaxed);
+            let result = run::<P>(&server, service, requests, &tx).await;
+            server.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            if let Err(status) = result {
+                // The client may be gone already; nothing more to do then.
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+}
+
+/// One open stream.
+struct Stream<'a, P: Protocol> {
+    server: &'a AdsServer,
+    service: Service,
+    proxy: Proxy,
+    conn: u64,
+    generation: Arc<Generation>,
+    current: Current,
+    types: BTreeMap<TypeUrl, TypeState>,
+    /// Until when the stream holds its generation for unanswered responses.
+    hold_until: Instant,
+    tx: &'a Tx<P::Response>,
+}
+
+async fn run<P: Protocol>(
+    server: &AdsServer,
+    service: Service,
+    mut requests: Streaming<P::Request>,
+    tx: &Tx<P::Response>,
+) -> Result<(), Status> {
+    let Some(first) = requests.message().await? else {
+        return Ok(());
+    };
+    let first = P::incoming(first);
+    let proxy = Proxy::from_node(first.node.as_ref())
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    tracing::info!(
+        target: "weft::xds",
+        proxy = %proxy.id,
+        kind = ?proxy.kind,
+        service = service.name(),
+        delta = P::DELTA,
+        "proxy connected"
+    );
+    let registered = server.stats.register(ProxyStatus {
+        id: proxy.id.clone(),
+        kind: format!("{:?}", proxy.kind),
+        namespace: proxy.namespace.clone(),
+        service: service.name().to_string(),
+        delta: P::DELTA,
+        connected_at: super::now(),
+        last_push: None,
+        types: BTreeMap::new(),
+    });
+    let mut generations = server.generations.clone();
+    let generation = generations.borrow_and_update().clone();
+    let mut stream = Stream::<P> {
+        server,
+        service,
+        current: Current::new(&translate(inputs(&generation), &proxy), None),
+        generation,
+        proxy,
+        conn: registered.conn,
+        types: BTreeMap::new(),
+        hold_until: Instant::now(),
+        tx,
+    };
+    stream.handle(first).await?;
+    // The newest generation, while the stream holds an older one.
+    let mut pending: Option<Arc<Generation>> = None;
+    loop {
+        let hold = stream.unanswered() && Instant::now() < stream.hold_until;
+        if !hold && let Some(next) = pending.take() {
+            stream.take(next).await?;
+            continue;
+        }
+        tokio::select! {
+            biased;
+            r = requests.message() => match r? {
+                Some(r) => stream.handle(P::incoming(r)).await?,
+                None => {
+                    tracing::info!(target: "weft::xds", proxy = %stream.proxy.id, "proxy disconnected");
+                    return Ok(());
+                }
+            },
+            changed = generations.changed() => {
+                if changed.is_err() {
+                    return Err(Status::unavailable("control plane shutting down"));
+                }
+                let next = generations.borrow_and_update().clone();
+                if hold {
+                    pending = Some(next);
+                } else {
+                    stream.take(next).await?;
+                }
+            }
+            () = tokio::time::sleep_until(stream.hold_until), if hold => {
+                tracing::debug!(
+                    target: "weft::xds",
+                    proxy = %stream.proxy.id,
+                    "no answer to the last response; moving on to newer config"
+                );
+            }
+        }
+    }
+}
+
+impl<P: Protocol> Stream<'_, P> {
+    /// Whether a response is still waiting for the proxy's ACK or NACK.
+    fn unanswered(&self) -> bool {
+        self.types.values().any(|s| s.subscribed && !s.answered)
+    }
+
+    /// Moves to a newer generation and pushes every subscribed type whose
+    /// resources changed.
+    async fn take(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
+        let resources = translate(inputs(&generation), &self.proxy);
+        self.current = Current::new(&resources, Some(&self.current));
+        self.generation = generation;
+        let mut pushed = false;
+        for type_url in TypeUrl::ALL {
+            if self.types.get(&type_url).is_some_and(|s| s.subscribed) {
+                pushed |= self.respond(type_url, &Want::default()).await?;
+            }
+        }
+        if pushed {
+            let waited = self.generation.published.elapsed();
+            self.server.stats.convergence.observe(waited);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, request: Incoming) -> Result<(), Status> {
+        let type_url = self.service.type_of(&request.type_url)?;
+        let conn = self.conn;
+        let stats = &self.server.stats;
+        let state = self.types.entry(type_url).or_default();
+        // A nonce from before this stream (a reconnecting proxy) answers
+        // nothing: the request is then a plain subscription.
+        let replies = !request.nonce.is_empty() && !state.nonce.is_empty();
+        if replies && request.nonce != state.nonce {
+            // A reply to an older response: superseded. Only a delta
+            // subscription change in it still counts (it would be lost
+            // otherwise; a state-of-the-world request is replaced by the
+            // next one).
+            if !request.interest.changes() {
+                return Ok(());
+            }
+        } else if replies {
+            state.answered = true;
+            let version = state.version.to_string();
+            let short = type_url.short_name();
+            if let Some(error) = &request.error {
+                stats.count_nack(type_url);
+                stats.update(conn, |s| {
+                    s.types.entry(short.to_string()).or_default().nacked =
+                        Some((version.clone(), error.message.clone()));
+                });
+                tracing::warn!(
+                    target: "weft::xds",
+                    proxy = %self.proxy.id,
+                    r#type = short,
+                    version = %version,
+                    error = %error.message,
+                    "proxy rejected (NACKed) an update; it keeps its previous config"
+                );
+            } else {
+                stats.update(conn, |s| {
+                    let t = s.types.entry(short.to_string()).or_default();
+                    t.acked = Some(version.clone());
+                    t.nacked = None;
+                });
+            }
+        }
+        let want = P::interest(state, type_url, request.interest);
+        if want.answer || !want.names.is_empty() {
+            self.respond(type_url, &want).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the proxy what it should have of `type_url`, if anything;
+    /// says whether a response went out.
+    async fn respond(&mut self, type_url: TypeUrl, want: &Want) -> Result<bool, Status> {
+        let Some(state) = self.types.get_mut(&type_url) else {
+            return Ok(false);
+        };
+        let selected = self
+            .current
+            .get(type_url)
+            .select(|name| state.in_scope(name));
+        let version = self.generation.version;
+        let nonce = self.server.next_nonce();
+        let Some(out) = P::respond(state, type_url, selected, want, version, nonce.clone()) else {
+            return Ok(false);
+        };
+        state.nonce = nonce;
+        state.version = version;
+        state.answered = false;
+        self.hold_until = Instant::now() + self.server.answer_wait;
+        let held = out.holds.len();
+        let stats = &self.server.stats;
+        stats.record_sent(
+            self.conn,
+            type_url,
+            Sent {
+                version: version.to_string(),
+                resources: out.holds,
+            },
+        );
+        stats.count_push(type_url);
+        stats.update(self.conn, |s| {
+            s.last_push = Some(super::now());
+            let t = s
+                .types
+                .entry(type_url.short_name().to_string())
+                .or_default();
+            t.sent = Some(version.to_string());
+            t.resources = held;
+        });
+        tracing::debug!(
+            target: "weft::xds",
+            proxy = %self.proxy.id,
+            r#type = type_url.short_name(),
+            version,
+            delta = P::DELTA,
+            resources = held,
+            bytes = out.response.encoded_len(),
+            "push"
+        );
+        self.tx
+            .send(Ok(out.response))
+            .await
+            .map_err(|_| Status::cancelled("proxy went away"))?;
+        Ok(true)
+    }
+}
+
+pub(crate) fn inputs(g: &Generation) -> Inputs<'_> {
+    Inputs {
+        config: &g.config,
+        registry: &g.registry,
+    }
+}
