@@ -66,6 +66,14 @@ impl Generation {
             published: Instant::now(),
         }
     }
+
+    /// What translation reads from it.
+    pub fn inputs(&self) -> crate::translate::Inputs<'_> {
+        crate::translate::Inputs {
+            config: &self.config,
+            registry: &self.registry,
+        }
+    }
 }
 
 impl Default for Generation {
@@ -81,6 +89,8 @@ pub struct AdsServer {
     generations: watch::Receiver<Arc<Generation>>,
     nonces: Arc<AtomicU64>,
     stats: Arc<Stats>,
+    /// Translations shared by the streams of proxies of one shape.
+    translations: Arc<crate::cache::Translations>,
     /// How long a stream holds its generation for an unanswered response.
     answer_wait: std::time::Duration,
 }
@@ -98,6 +108,7 @@ impl AdsServer {
             generations,
             nonces: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(Stats::default()),
+            translations: Arc::default(),
             answer_wait: stream::ANSWER_WAIT,
         }
     }

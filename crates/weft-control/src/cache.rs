@@ -8,20 +8,21 @@
 //! the result once; every stream of that shape holds the same `Arc`s. The
 //! cache keeps one generation: the first request for a newer one starts
 //! a fresh map, and the old one lives only as long as streams still use it.
+//! A type whose resources didn't change keeps the previous generation's
+//! buffers, so streams tell "unchanged" by pointer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prost::Message;
-use tokio::sync::OnceCell;
 use weft_registry::Locality;
 use weft_xds::TypeUrl;
 use weft_xds::pb::google::protobuf::Any;
 
 use crate::ads::Generation;
 use crate::translate::instance::Instance;
-use crate::translate::{self, AppAddresses, Inputs, Interception, Proxy, ProxyKind};
+use crate::translate::{self, AppAddresses, Interception, Proxy, ProxyKind};
 
 /// What translation output depends on, once a proxy is resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -51,7 +52,7 @@ impl Key {
 }
 
 /// The resources of one type, packed, sorted by name.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Packed {
     /// Every resource, as it goes on the wire.
     pub all: Arc<[Any]>,
@@ -106,13 +107,13 @@ pub struct Translation {
 }
 
 impl Translation {
-    /// Translates and packs.
-    pub fn new(generation: &Generation, resolved: &Proxy) -> Translation {
-        let inputs = Inputs {
-            config: &generation.config,
-            registry: &generation.registry,
-        };
-        let r = translate::translate_resolved(inputs, resolved);
+    /// Translates and packs; types equal to `previous`'s keep its buffers.
+    pub fn new(
+        generation: &Generation,
+        resolved: &Proxy,
+        previous: Option<&Translation>,
+    ) -> Translation {
+        let r = translate::translate_resolved(generation.inputs(), resolved);
         fn pack<R: weft_xds::Resource + Message>(items: &[R]) -> Packed {
             Packed::new(
                 items
@@ -121,12 +122,18 @@ impl Translation {
                     .collect(),
             )
         }
+        let keep = |new: Packed, t: TypeUrl| match previous.map(|p| p.of(t)) {
+            Some(old) if old.all[..] == new.all[..] && old.names[..] == new.names[..] => {
+                old.clone()
+            }
+            _ => new,
+        };
         Translation {
             version: generation.version,
-            clusters: pack(&r.clusters),
-            endpoints: pack(&r.endpoints),
-            listeners: pack(&r.listeners),
-            routes: pack(&r.routes),
+            clusters: keep(pack(&r.clusters), TypeUrl::Cluster),
+            endpoints: keep(pack(&r.endpoints), TypeUrl::ClusterLoadAssignment),
+            listeners: keep(pack(&r.listeners), TypeUrl::Listener),
+            routes: keep(pack(&r.routes), TypeUrl::RouteConfiguration),
         }
     }
 
@@ -143,47 +150,61 @@ impl Translation {
     }
 }
 
-type Cell = Arc<OnceCell<Arc<Translation>>>;
+type Cell = Arc<OnceLock<Arc<Translation>>>;
+
+/// One generation's translations, by proxy shape.
+#[derive(Debug, Default)]
+struct Shapes {
+    version: u64,
+    cells: HashMap<Key, Cell>,
+}
 
 /// The cache: shared by every stream of a server.
 #[derive(Debug, Default)]
 pub struct Translations {
-    current: Mutex<(u64, HashMap<Key, Cell>)>,
+    /// The newest generation's, and the one before (whose unchanged
+    /// buffers the newer reuses).
+    current: Mutex<(Shapes, Shapes)>,
 }
 
 impl Translations {
     /// `proxy`'s resources for `generation`: translated by the first proxy
-    /// of its shape to ask, shared with the rest.
-    pub async fn get(&self, generation: &Arc<Generation>, proxy: &Proxy) -> Arc<Translation> {
-        let inputs = Inputs {
-            config: &generation.config,
-            registry: &generation.registry,
-        };
-        let resolved = translate::resolve(inputs, proxy);
-        let cell = {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            if current.0 != generation.version {
-                if current.0 > generation.version {
-                    // An older generation (a stream lagging behind): don't
-                    // evict the newer one for it.
-                    drop(current);
-                    return Arc::new(Translation::new(generation, &resolved));
-                }
-                *current = (generation.version, HashMap::new());
+    /// of its shape to ask (others of the shape wait for it), shared with
+    /// the rest.
+    pub fn get(&self, generation: &Arc<Generation>, proxy: &Proxy) -> Arc<Translation> {
+        let resolved = translate::resolve(generation.inputs(), proxy);
+        let key = Key::of(&resolved);
+        let (cell, previous) = {
+            let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let (newest, before) = &mut *guard;
+            if generation.version < newest.version {
+                // A stream lagging behind: don't evict the newer one for it.
+                drop(guard);
+                return Arc::new(Translation::new(generation, &resolved, None));
             }
-            current.1.entry(Key::of(&resolved)).or_default().clone()
+            if generation.version > newest.version {
+                *before = std::mem::replace(
+                    newest,
+                    Shapes {
+                        version: generation.version,
+                        cells: HashMap::new(),
+                    },
+                );
+            }
+            let previous = before.cells.get(&key).and_then(|c| c.get().cloned());
+            (newest.cells.entry(key).or_default().clone(), previous)
         };
-        cell.get_or_init(|| async { Arc::new(Translation::new(generation, &resolved)) })
-            .await
+        cell.get_or_init(|| Arc::new(Translation::new(generation, &resolved, previous.as_deref())))
             .clone()
     }
 
-    /// Distinct proxy shapes translated for the current generation.
+    /// Distinct proxy shapes translated for the newest generation.
     pub fn shapes(&self) -> usize {
         self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .1
+            .0
+            .cells
             .len()
     }
 }
@@ -195,11 +216,11 @@ mod tests {
 
     fn generation(version: u64) -> Arc<Generation> {
         let mesh = TestMesh::examples();
-        Arc::new(Generation {
+        Arc::new(Generation::new(
             version,
-            config: Arc::new(mesh.config),
-            registry: Arc::new(mesh.registry),
-        })
+            Arc::new(mesh.config),
+            Arc::new(mesh.registry),
+        ))
     }
 
     fn sidecar(id: &str, pod: &str) -> Proxy {
@@ -209,12 +230,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn proxies_of_one_shape_share_one_translation() {
+    #[test]
+    fn proxies_of_one_shape_share_one_translation() {
         let cache = Translations::default();
         let g = generation(1);
-        let a = cache.get(&g, &sidecar("a", "unknown-1")).await;
-        let b = cache.get(&g, &sidecar("b", "unknown-2")).await;
+        let a = cache.get(&g, &sidecar("a", "unknown-1"));
+        let b = cache.get(&g, &sidecar("b", "unknown-2"));
         assert!(
             Arc::ptr_eq(&a, &b),
             "no workload, same namespace and labels"
@@ -226,16 +247,10 @@ mod tests {
         // A proxy with a workload is its own shape, and gets what translate
         // would give it.
         let pp = sidecar("pp", "productpage-v1");
-        let c = cache.get(&g, &pp).await;
+        let c = cache.get(&g, &pp);
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(cache.shapes(), 2);
-        let direct = translate::translate(
-            Inputs {
-                config: &g.config,
-                registry: &g.registry,
-            },
-            &pp,
-        );
+        let direct = translate::translate(g.inputs(), &pp);
         let names: Vec<&str> = direct.listeners.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(
             c.of(TypeUrl::Listener)
@@ -247,11 +262,11 @@ mod tests {
         );
         assert_eq!(c.of(TypeUrl::Listener).all.len(), names.len());
         // A new generation starts afresh.
-        let d = cache.get(&generation(2), &sidecar("a", "unknown-1")).await;
+        let d = cache.get(&generation(2), &sidecar("a", "unknown-1"));
         assert_eq!(d.version, 2);
         assert_eq!(cache.shapes(), 1);
         // A lagging stream still gets its own generation's resources.
-        assert_eq!(cache.get(&g, &pp).await.version, 1);
+        assert_eq!(cache.get(&g, &pp).version, 1);
         assert_eq!(cache.shapes(), 1);
     }
 

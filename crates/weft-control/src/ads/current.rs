@@ -9,34 +9,32 @@ use weft_xds::TypeUrl;
 use weft_xds::pb::google::protobuf::Any;
 
 use super::stats::type_index;
-use crate::translate::Resources;
+use crate::cache::{self, Translation};
 
 /// One type's resources of the current translation, encoded, sorted by
-/// name. All a stream keeps of a translation (the typed resources are
-/// several times larger).
+/// name: the shared translation's own buffers (see [`crate::cache`]).
 #[derive(Debug, Default)]
 pub(crate) struct Packed {
-    names: Vec<String>,
+    names: Arc<[String]>,
     anys: Arc<[Any]>,
 }
 
 impl Packed {
-    fn new<R: weft_xds::Resource>(items: &[R], previous: Option<&Packed>) -> Packed {
-        let anys: Vec<Any> = items.iter().map(weft_xds::pack).collect();
+    fn new(shared: &cache::Packed, previous: Option<&Packed>) -> Packed {
         // Unchanged: keep the old Arc, which what the proxy holds (and the
-        // debug API) may share.
-        if let Some(p) = previous.filter(|p| p.anys[..] == anys[..]) {
+        // debug API) may share. The cache keeps unchanged buffers between
+        // generations, so this is mostly a pointer test.
+        if let Some(p) =
+            previous.filter(|p| Arc::ptr_eq(&p.anys, &shared.all) || p.anys[..] == shared.all[..])
+        {
             return Packed {
                 names: p.names.clone(),
                 anys: p.anys.clone(),
             };
         }
         Packed {
-            names: items
-                .iter()
-                .map(|r| r.resource_name().to_string())
-                .collect(),
-            anys: anys.into(),
+            names: shared.names.clone(),
+            anys: shared.all.clone(),
         }
     }
 
@@ -65,19 +63,13 @@ pub(crate) struct Current {
 }
 
 impl Current {
-    /// Encodes a translation, reusing `previous`'s buffers for the types
-    /// that did not change.
-    pub(crate) fn new(resources: &Resources, previous: Option<&Current>) -> Current {
-        let prev = |t: TypeUrl| previous.map(|p| p.get(t));
+    /// A translation's resources, reusing `previous`'s buffers for the
+    /// types that did not change.
+    pub(crate) fn new(translation: &Translation, previous: Option<&Current>) -> Current {
         let mut by_type: [Packed; 5] = Default::default();
-        by_type[type_index(TypeUrl::Cluster)] =
-            Packed::new(&resources.clusters, prev(TypeUrl::Cluster));
-        by_type[type_index(TypeUrl::ClusterLoadAssignment)] =
-            Packed::new(&resources.endpoints, prev(TypeUrl::ClusterLoadAssignment));
-        by_type[type_index(TypeUrl::Listener)] =
-            Packed::new(&resources.listeners, prev(TypeUrl::Listener));
-        by_type[type_index(TypeUrl::RouteConfiguration)] =
-            Packed::new(&resources.routes, prev(TypeUrl::RouteConfiguration));
+        for t in TypeUrl::ALL {
+            by_type[type_index(t)] = Packed::new(translation.of(t), previous.map(|p| p.get(t)));
+        }
         Current { by_type }
     }
 
@@ -98,6 +90,7 @@ pub(crate) struct Selected<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ads::Generation;
     use crate::translate::test_inputs::TestMesh;
     use crate::translate::{Proxy, translate};
 
@@ -110,8 +103,10 @@ mod tests {
             &[("app", "productpage")],
         );
         let resources = translate(mesh.inputs(), &proxy);
-        let first = Current::new(&resources, None);
-        let again = Current::new(&resources, Some(&first));
+        let generation = Generation::new(1, Arc::new(mesh.config), Arc::new(mesh.registry));
+        let translation = Translation::new(&generation, &proxy, None);
+        let first = Current::new(&translation, None);
+        let again = Current::new(&Translation::new(&generation, &proxy, None), Some(&first));
         for t in TypeUrl::ALL {
             assert!(Arc::ptr_eq(&first.get(t).anys, &again.get(t).anys), "{t}");
         }
@@ -125,9 +120,19 @@ mod tests {
         assert_eq!(one.items[0].0, name);
         assert_eq!(one.holds.len(), 1);
 
-        let mut fewer = resources.clone();
-        fewer.clusters.pop();
-        let changed = Current::new(&fewer, Some(&again));
+        // Without the reviews DestinationRule: fewer clusters, the same
+        // listeners.
+        let mut fewer_mesh = TestMesh::examples();
+        fewer_mesh
+            .config
+            .resources
+            .retain(|k, _| !(k.kind == weft_config::Kind::DestinationRule && k.name == "reviews"));
+        let fewer = Generation::new(
+            2,
+            Arc::new(fewer_mesh.config),
+            Arc::new(fewer_mesh.registry),
+        );
+        let changed = Current::new(&Translation::new(&fewer, &proxy, None), Some(&again));
         assert!(!Arc::ptr_eq(
             &changed.get(TypeUrl::Cluster).anys,
             &again.get(TypeUrl::Cluster).anys

@@ -18,9 +18,9 @@ use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::Rou
 use super::current::Current;
 use super::delta::Delta;
 use super::sotw::{Sotw, subscription};
-use super::stream::{Service, inputs};
+use super::stream::Service;
 use super::{AdsServer, DeltaResponseStream, ResponseStream};
-use crate::translate::{Proxy, translate};
+use crate::translate::Proxy;
 
 impl AdsServer {
     /// A unary (REST-style) request: the resources of `type_url` the node
@@ -34,7 +34,7 @@ impl AdsServer {
         let proxy = Proxy::from_node(request.node.as_ref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let generation = self.generations.borrow().clone();
-        let current = Current::new(&translate(inputs(&generation), &proxy), None);
+        let current = Current::new(&self.translations.get(&generation, &proxy), None);
         let (names, wildcard) = subscription(type_url, request.resource_names);
         let selected = current
             .get(type_url)

@@ -33,7 +33,7 @@ use weft_xds::pb::google::rpc;
 use super::current::{Current, Selected};
 use super::stats::{ProxyStatus, Sent};
 use super::{AdsServer, Generation};
-use crate::translate::{Inputs, Proxy, translate};
+use crate::translate::Proxy;
 
 /// Responses a stream may have queued before its proxy reads them.
 const STREAM_QUEUE: usize = 16;
@@ -276,7 +276,7 @@ async fn run<P: Protocol>(
     let mut stream = Stream::<P> {
         server,
         service,
-        current: Current::new(&translate(inputs(&generation), &proxy), None),
+        current: Current::new(&server.translations.get(&generation, &proxy), None),
         generation,
         proxy,
         conn: registered.conn,
@@ -333,8 +333,8 @@ impl<P: Protocol> Stream<'_, P> {
     /// Moves to a newer generation and pushes every subscribed type whose
     /// resources changed.
     async fn take(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
-        let resources = translate(inputs(&generation), &self.proxy);
-        self.current = Current::new(&resources, Some(&self.current));
+        let translation = self.server.translations.get(&generation, &self.proxy);
+        self.current = Current::new(&translation, Some(&self.current));
         self.generation = generation;
         let mut pushed = false;
         for type_url in TypeUrl::ALL {
@@ -452,12 +452,5 @@ impl<P: Protocol> Stream<'_, P> {
             .await
             .map_err(|_| Status::cancelled("proxy went away"))?;
         Ok(true)
-    }
-}
-
-pub(crate) fn inputs(g: &Generation) -> Inputs<'_> {
-    Inputs {
-        config: &g.config,
-        registry: &g.registry,
     }
 }
