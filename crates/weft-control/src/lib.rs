@@ -6,6 +6,7 @@
 //! decides *when* to call it and *what* to send.
 
 pub mod ads;
+pub mod config_dump;
 pub mod debug;
 pub mod server;
 pub mod translate;

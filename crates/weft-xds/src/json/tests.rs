@@ -12,7 +12,7 @@ use crate::pb::envoy::config::endpoint::v3::{
 };
 use crate::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use crate::pb::envoy::config::route::v3::RouteConfiguration;
-use crate::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use crate::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
 use crate::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use crate::pb::envoy::extensions::filters::http::router::v3::Router;
 use crate::pb::envoy::extensions::filters::listener::http_inspector::v3::HttpInspector;
@@ -22,6 +22,8 @@ use crate::pb::envoy::extensions::filters::network::http_connection_manager::v3:
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use crate::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use crate::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+use crate::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
 use crate::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use crate::pb::google::protobuf::{Duration, UInt32Value};
 
@@ -198,6 +200,11 @@ fn every_packed_type_resolves_and_round_trips() {
     round_trip(Router::default());
     round_trip(HttpFault::default());
     round_trip(Cors::default());
+    round_trip(CorsPolicy::default());
+    round_trip(PreviousHostsPredicate::default());
+    round_trip(PreviousPrioritiesConfig {
+        update_frequency: 2,
+    });
     round_trip(TcpProxy {
         stat_prefix: "outbound|3306||db".into(),
         cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(
