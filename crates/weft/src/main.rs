@@ -23,6 +23,8 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run the control plane: serve Envoy xDS v3 from a directory of Istio YAML.
     Control(cmd::control::Args),
+    /// Show what the control plane sent one proxy: clusters, listeners, routes, endpoints.
+    ProxyConfig(cmd::proxy_config::Args),
     /// Show whether every connected proxy has ACKed what the control plane sent.
     ProxyStatus(cmd::proxy_status::Args),
 }
@@ -31,7 +33,7 @@ enum Command {
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Control(_) => "info",
-        Command::Analyze(_) | Command::ProxyStatus(_) => "warn",
+        Command::Analyze(_) | Command::ProxyConfig(_) | Command::ProxyStatus(_) => "warn",
     }
 }
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Control(args) => cmd::control::run(args),
+        Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::ProxyStatus(args) => cmd::proxy_status::run(args),
     }
 }

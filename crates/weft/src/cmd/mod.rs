@@ -2,4 +2,5 @@
 
 pub mod analyze;
 pub mod control;
+pub mod proxy_config;
 pub mod proxy_status;
