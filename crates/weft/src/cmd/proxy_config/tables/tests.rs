@@ -5,6 +5,24 @@ use weft_xds::pb::envoy::config::route::v3::{Route, RouteAction};
 use weft_xds::pb::envoy::extensions::filters::network::http_connection_manager::v3::Rds;
 use weft_xds::pb::google::protobuf::{Struct, UInt32Value, Value};
 
+use weft_xds::pb::envoy::config::cluster::v3::Cluster;
+use weft_xds::pb::envoy::config::core::v3::HealthStatus;
+use weft_xds::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LbEndpoint, lb_endpoint};
+use weft_xds::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use weft_xds::pb::envoy::config::route::v3::{
+    HeaderMatcher, RouteConfiguration, RouteMatch, VirtualHost, header_matcher, route,
+    route_action, route_match,
+};
+use weft_xds::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager,
+};
+use weft_xds::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+
+use super::super::Dump;
+use super::listeners::{
+    TCP_PROXY, describe_chain_match, describe_destination, describe_inline_routes, describe_tcp,
+};
+use super::routes::describe_domains;
 use super::*;
 
 fn strings(list: &[&str]) -> Vec<String> {
