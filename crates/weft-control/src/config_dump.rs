@@ -210,12 +210,28 @@ pub(crate) async fn handler(
             &ids,
         );
     };
-    match config_dump_json(&sent).and_then(|v| {
-        serde_json::to_string_pretty(&v).map_err(|source| JsonError::Json {
-            type_name: "envoy.admin.v3.ConfigDump".into(),
-            source,
+    // Decoding and rendering every resource is CPU work (milliseconds for
+    // a small mesh, more for a large one): off the runtime that serves xDS.
+    let rendered = tokio::task::spawn_blocking(move || {
+        config_dump_json(&sent).and_then(|v| {
+            serde_json::to_string_pretty(&v).map_err(|source| JsonError::Json {
+                type_name: "envoy.admin.v3.ConfigDump".into(),
+                source,
+            })
         })
-    }) {
+    })
+    .await;
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("rendering the config dump of {id:?} failed: {e}"),
+                &[],
+            );
+        }
+    };
+    match rendered {
         Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text + "\n").into_response(),
         Err(e) => {
             tracing::error!(target: "weft::debug", proxy = %id, error = %e, "config dump failed");

@@ -16,12 +16,18 @@ pub struct RouteFilter {
 }
 
 impl RouteFilter {
-    /// The route configurations that pass, in the order sent.
+    /// The route configurations that pass: those named by a port first,
+    /// by port (`8000` before `15010`), then the others by name.
     pub fn select<'a>(&self, routes: &'a [RouteConfiguration]) -> Vec<&'a RouteConfiguration> {
-        routes
+        let mut out: Vec<&RouteConfiguration> = routes
             .iter()
             .filter(|r| self.name.as_ref().is_none_or(|n| &r.name == n))
-            .collect()
+            .collect();
+        out.sort_by_key(|r| {
+            let port = r.name.parse::<u32>().ok();
+            (port.is_none(), port, r.name.clone())
+        });
+        out
     }
 }
 

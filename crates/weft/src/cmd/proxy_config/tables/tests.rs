@@ -401,3 +401,24 @@ ENDPOINT         STATUS        OUTLIER CHECK     CLUSTER
     assert_eq!(selected.len(), 1);
     assert_eq!(selected[0].endpoints[0].lb_endpoints.len(), 1);
 }
+
+#[test]
+fn route_configurations_sort_by_port_then_name() {
+    let rc = |name: &str| RouteConfiguration {
+        name: name.into(),
+        ..RouteConfiguration::default()
+    };
+    let all = [
+        rc("http.8080"),
+        rc("15010"),
+        rc("9080"),
+        rc("8000"),
+        rc("a:1"),
+    ];
+    let names: Vec<&str> = RouteFilter::default()
+        .select(&all)
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["8000", "9080", "15010", "a:1", "http.8080"]);
+}
