@@ -135,7 +135,7 @@ fn a_sidecars_dump_has_envoys_shape() {
     assert_eq!(reviews_v1["cluster"]["type"], "EDS");
     assert_eq!(
         reviews_v1["cluster"]["metadata"]["filterMetadata"]["istio"]["config"],
-        "/apis/networking.istio.io/v1/namespaces/bookinfo/destination-rule/reviews"
+        "/apis/networking.istio.io/v1alpha3/namespaces/bookinfo/destination-rule/reviews"
     );
     assert!(
         reviews_v1["cluster"]["connectTimeout"]
@@ -174,7 +174,7 @@ fn a_sidecars_dump_has_envoys_shape() {
         .expect("reviews vhost");
     assert_eq!(
         reviews["routes"][0]["metadata"]["filterMetadata"]["istio"]["config"],
-        "/apis/networking.istio.io/v1/namespaces/bookinfo/virtual-service/reviews"
+        "/apis/networking.istio.io/v1alpha3/namespaces/bookinfo/virtual-service/reviews"
     );
 
     let endpoints = configs[3]["dynamicEndpointConfigs"]

@@ -52,12 +52,13 @@ pub fn ads() -> ConfigSource {
 }
 
 /// `filter_metadata.istio.config`: the Istio resource a cluster or route
-/// came from, as Istio marks it
-/// (`/apis/networking.istio.io/v1/namespaces/<ns>/<kind>/<name>`, `kind`
-/// being `destination-rule` or `virtual-service`). `istioctl
-/// proxy-config` and `weft proxy-config` show it.
+/// came from, as istiod marks it
+/// (`/apis/networking.istio.io/v1alpha3/namespaces/<ns>/<kind>/<name>`,
+/// `kind` being `destination-rule` or `virtual-service`; v1alpha3 whatever
+/// version the YAML used, as istiod writes and `istioctl proxy-config`
+/// expects). `weft proxy-config` shows it too.
 pub fn istio_config_metadata(kind: &str, namespace: &str, name: &str) -> Metadata {
-    let path = format!("/apis/networking.istio.io/v1/namespaces/{namespace}/{kind}/{name}");
+    let path = format!("/apis/networking.istio.io/v1alpha3/namespaces/{namespace}/{kind}/{name}");
     let fields = [(
         "config".to_string(),
         protobuf::Value {
