@@ -20,7 +20,7 @@ pub use routes::{RouteFilter, routes};
 
 /// Lays out rows under a header in columns `padding` spaces apart (like
 /// Go's tabwriter, which istioctl uses); the last column is not padded.
-pub(super) fn table(header: &[&str], rows: &[Vec<String>], padding: usize) -> String {
+fn table(header: &[&str], rows: &[Vec<String>], padding: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -46,7 +46,7 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>], padding: usize) -> St
 /// `direction|port|subset|fqdn` parts of an Istio cluster name (other
 /// names: the name as FQDN, the rest empty).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct ClusterName {
+struct ClusterName {
     fqdn: String,
     subset: String,
     port: Option<u16>,
@@ -54,7 +54,7 @@ pub(super) struct ClusterName {
 }
 
 impl ClusterName {
-    pub(super) fn parse(name: &str) -> ClusterName {
+    fn parse(name: &str) -> ClusterName {
         let parts: Vec<&str> = name.split('|').collect();
         match parts.as_slice() {
             [direction, port, subset, fqdn] => ClusterName {
@@ -76,7 +76,7 @@ impl ClusterName {
 /// `name.namespace` of the Istio resource of `kind` (`destination-rule`,
 /// `virtual-service`) in `filter_metadata.istio.config`
 /// (`/apis/networking.istio.io/<version>/namespaces/<ns>/<kind>/<name>`).
-pub(super) fn istio_config(metadata: Option<&Metadata>, kind: &str) -> String {
+fn istio_config(metadata: Option<&Metadata>, kind: &str) -> String {
     let path = metadata
         .and_then(|m| m.filter_metadata.get("istio"))
         .and_then(|s| s.fields.get("config"))
@@ -96,7 +96,7 @@ pub(super) fn istio_config(metadata: Option<&Metadata>, kind: &str) -> String {
     }
 }
 
-pub(super) fn socket(addr: Option<&Address>) -> Option<(String, Option<u32>)> {
+fn socket(addr: Option<&Address>) -> Option<(String, Option<u32>)> {
     match addr?.address.as_ref()? {
         address::Address::SocketAddress(s) => {
             let port = match &s.port_specifier {
