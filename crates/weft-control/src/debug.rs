@@ -1,8 +1,9 @@
 //! The control plane's debug HTTP API (Istio's 15014):
 //! `/debug/syncz` (each connected proxy and, per type, the version sent,
 //! ACKed or NACKed), `/debug/configz` (every resource in force and every
-//! problem in the files), and `/metrics` (Prometheus, with Istio's
-//! `pilot_*` names where one exists).
+//! problem in the files), `/debug/config_dump?proxy=ID` (what one proxy
+//! was sent, as Envoy's admin config dump: [`crate::config_dump`]) and
+//! `/metrics` (Prometheus, with Istio's `pilot_*` names where one exists).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn router(state: DebugState) -> Router {
     Router::new()
         .route("/debug/syncz", get(syncz))
         .route("/debug/configz", get(configz))
+        .route("/debug/config_dump", get(crate::config_dump::handler))
         .route("/metrics", get(metrics))
         .with_state(state)
 }

@@ -7,6 +7,7 @@
 
 pub mod ads;
 pub mod cache;
+pub mod config_dump;
 pub mod debug;
 pub mod server;
 pub mod translate;

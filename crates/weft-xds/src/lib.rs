@@ -10,6 +10,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use envoy_types::pb;
+
+pub mod json;
 use pb::google::protobuf::Any;
 use prost::{Message, Name};
 

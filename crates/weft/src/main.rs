@@ -26,6 +26,8 @@ enum Command {
     /// Install, print or remove the iptables rules that send a workload's TCP
     /// through its sidecar (outbound to 15001, inbound to 15006), like istio-iptables.
     Iptables(cmd::iptables::Args),
+    /// Show what the control plane sent one proxy: clusters, listeners, routes, endpoints.
+    ProxyConfig(cmd::proxy_config::Args),
     /// Show whether every connected proxy has ACKed what the control plane sent.
     ProxyStatus(cmd::proxy_status::Args),
 }
@@ -34,7 +36,10 @@ enum Command {
 fn default_log_level(command: &Command) -> &'static str {
     match command {
         Command::Control(_) => "info",
-        Command::Analyze(_) | Command::Iptables(_) | Command::ProxyStatus(_) => "warn",
+        Command::Analyze(_)
+        | Command::Iptables(_)
+        | Command::ProxyConfig(_)
+        | Command::ProxyStatus(_) => "warn",
     }
 }
 
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Control(args) => cmd::control::run(args),
         Command::Iptables(args) => cmd::iptables::run(args),
+        Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::ProxyStatus(args) => cmd::proxy_status::run(args),
     }
 }

@@ -318,3 +318,421 @@ fn proxy_status_without_a_control_plane_says_so() {
         "{err}"
     );
 }
+
+/// A small mesh for `weft proxy-config`: reviews (two versions, subsets,
+/// header routing and outlier detection), an external TLS API on DNS, and
+/// the productpage workload the test's sidecar is.
+const SHOP: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: productpage, namespace: shop}
+spec:
+  hosts: [productpage.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: productpage}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payments, namespace: shop}
+spec:
+  hosts: [api.payments.example]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: shop}
+spec: {address: 127.0.0.11, ports: {http: 9080}, labels: {app: reviews, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: shop}
+spec: {address: 127.0.0.12, ports: {http: 9080}, labels: {app: reviews, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: productpage-v1, namespace: shop}
+spec: {address: 127.0.0.13, ports: {http: 9080}, labels: {app: productpage, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5, interval: 10s}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"#;
+
+const PRODUCTPAGE: &str = "sidecar~127.0.0.13~productpage-v1.shop~shop.svc.cluster.local";
+
+fn sidecar_node(id: &str) -> Node {
+    let meta: HashMap<String, Value> = [(
+        "INTERCEPTION_MODE".to_string(),
+        Value {
+            kind: Some(value::Kind::StringValue("NONE".into())),
+        },
+    )]
+    .into_iter()
+    .collect();
+    Node {
+        id: id.into(),
+        metadata: Some(Struct { fields: meta }),
+        ..Node::default()
+    }
+}
+
+/// Subscribes to `names` of `type_url` (all: none), ACKs the response
+/// (repeating the names, as an ACK must) and returns it.
+async fn request(
+    tx: &mpsc::Sender<DiscoveryRequest>,
+    rx: &mut tonic::Streaming<DiscoveryResponse>,
+    node: Option<Node>,
+    type_url: TypeUrl,
+    names: Vec<String>,
+) -> DiscoveryResponse {
+    tx.send(DiscoveryRequest {
+        node,
+        type_url: type_url.as_str().into(),
+        resource_names: names.clone(),
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .expect("send");
+    let response = next(rx).await;
+    assert_eq!(response.type_url, type_url.as_str());
+    tx.send(DiscoveryRequest {
+        type_url: type_url.as_str().into(),
+        version_info: response.version_info.clone(),
+        response_nonce: response.nonce.clone(),
+        resource_names: names,
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .expect("ack");
+    response
+}
+
+fn weft(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .output()
+        .expect("run weft")
+}
+
+/// Subscribes like Envoy (CDS, EDS for its EDS clusters, LDS, RDS for the
+/// routes its listeners name) and checks `/debug/config_dump` and every
+/// `weft proxy-config` table against what a user would read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_config_shows_what_a_sidecar_was_sent() {
+    use weft_xds::pb::envoy::config::cluster::v3::Cluster;
+    use weft_xds::pb::envoy::config::listener::v3::{Listener, filter};
+    use weft_xds::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager::RouteSpecifier,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("shop.yaml"), SHOP).expect("write");
+    let (_control, port, debug_port) = start(dir.path());
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(8);
+    let mut responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    let cds = request(
+        &tx,
+        &mut responses,
+        Some(sidecar_node(PRODUCTPAGE)),
+        TypeUrl::Cluster,
+        vec![],
+    )
+    .await;
+    let eds_names: Vec<String> = cds
+        .resources
+        .iter()
+        .map(|a| weft_xds::unpack::<Cluster>(a).expect("cluster"))
+        .filter(|c| c.eds_cluster_config.is_some())
+        .map(|c| c.name)
+        .collect();
+    let eds = request(
+        &tx,
+        &mut responses,
+        None,
+        TypeUrl::ClusterLoadAssignment,
+        eds_names.clone(),
+    )
+    .await;
+    assert_eq!(eds.resources.len(), eds_names.len());
+    let lds = request(&tx, &mut responses, None, TypeUrl::Listener, vec![]).await;
+    let mut route_names: Vec<String> = lds
+        .resources
+        .iter()
+        .map(|a| weft_xds::unpack::<Listener>(a).expect("listener"))
+        .flat_map(|l| l.filter_chains)
+        .flat_map(|c| c.filters)
+        .filter_map(|f| match f.config_type {
+            Some(filter::ConfigType::TypedConfig(any)) => {
+                weft_xds::unpack::<HttpConnectionManager>(&any).ok()
+            }
+            _ => None,
+        })
+        .filter_map(|hcm| match hcm.route_specifier {
+            Some(RouteSpecifier::Rds(rds)) => Some(rds.route_config_name),
+            _ => None,
+        })
+        .collect();
+    route_names.sort();
+    route_names.dedup();
+    let rds = request(
+        &tx,
+        &mut responses,
+        None,
+        TypeUrl::RouteConfiguration,
+        route_names.clone(),
+    )
+    .await;
+    assert_eq!(rds.resources.len(), route_names.len(), "{route_names:?}");
+
+    // The dump, as curl shows it (proxyID= like Istio's).
+    let dump: serde_json::Value = serde_json::from_str(&curl(
+        debug_port,
+        &format!("/debug/config_dump?proxyID={PRODUCTPAGE}"),
+    ))
+    .expect("dump json");
+    let configs = dump["configs"].as_array().expect("configs");
+    assert_eq!(configs.len(), 4, "{dump}");
+    assert_eq!(
+        configs[0]["@type"],
+        "type.googleapis.com/envoy.admin.v3.ClustersConfigDump"
+    );
+    assert_eq!(configs[0]["versionInfo"], cds.version_info);
+    assert_eq!(
+        configs[0]["dynamicActiveClusters"].as_array().map(Vec::len),
+        Some(cds.resources.len())
+    );
+    assert_eq!(
+        configs[1]["dynamicListeners"][0]["activeState"]["listener"]["@type"],
+        "type.googleapis.com/envoy.config.listener.v3.Listener"
+    );
+
+    let addr = format!("127.0.0.1:{debug_port}");
+    let table = |args: &[&str]| {
+        let mut all = vec!["proxy-config"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--debug-addr", &addr]);
+        let out = weft(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let clusters = "\
+SERVICE FQDN                           PORT     SUBSET     DIRECTION     TYPE             DESTINATION RULE
+                                       9080     -          inbound       STATIC
+BlackHoleCluster                       -        -          -             STATIC
+PassthroughCluster                     -        -          -             ORIGINAL_DST
+api.payments.example                   443      -          outbound      STRICT_DNS
+productpage.shop.svc.cluster.local     9080     -          outbound      EDS
+reviews.shop.svc.cluster.local         9080     -          outbound      EDS              reviews.shop
+reviews.shop.svc.cluster.local         9080     v1         outbound      EDS              reviews.shop
+reviews.shop.svc.cluster.local         9080     v2         outbound      EDS              reviews.shop
+";
+    let listeners = "\
+ADDRESSES  PORT MATCH                                 DESTINATION
+0.0.0.0    443  SNI: api.payments.example; Trans: tls Cluster: outbound|443||api.payments.example
+0.0.0.0    9080 ALL                                   Route: 9080
+127.0.0.13 9080 ALL                                   Cluster: inbound|9080||
+";
+    let routes = "\
+NAME     VHOST NAME                                  DOMAINS                           MATCH                   VIRTUAL SERVICE
+9080     productpage.shop.svc.cluster.local:9080     productpage, productpage.shop     /*
+9080     reviews.shop.svc.cluster.local:9080         reviews, reviews.shop             /* [end-user=jason]     reviews.shop
+9080     reviews.shop.svc.cluster.local:9080         reviews, reviews.shop             /*                      reviews.shop
+";
+    let endpoints = "\
+ENDPOINT                     STATUS      OUTLIER CHECK     CLUSTER
+127.0.0.1:9080               HEALTHY     -                 inbound|9080||
+api.payments.example:443     HEALTHY     -                 outbound|443||api.payments.example
+127.0.0.13:9080              HEALTHY     -                 outbound|9080||productpage.shop.svc.cluster.local
+127.0.0.11:9080              HEALTHY     ENABLED           outbound|9080||reviews.shop.svc.cluster.local
+127.0.0.12:9080              HEALTHY     ENABLED           outbound|9080||reviews.shop.svc.cluster.local
+127.0.0.11:9080              HEALTHY     ENABLED           outbound|9080|v1|reviews.shop.svc.cluster.local
+127.0.0.12:9080              HEALTHY     ENABLED           outbound|9080|v2|reviews.shop.svc.cluster.local
+";
+    // The full id, its pod.namespace, or a unique part of it.
+    assert_eq!(table(&["clusters", PRODUCTPAGE]), clusters);
+    assert_eq!(table(&["clusters", "productpage-v1.shop"]), clusters);
+    assert_eq!(table(&["listeners", "productpage"]), listeners);
+    assert_eq!(table(&["routes", "productpage-v1.shop"]), routes);
+    assert_eq!(table(&["endpoints", "productpage-v1.shop"]), endpoints);
+    assert_eq!(
+        table(&["all", "productpage-v1.shop"]),
+        [clusters, listeners, routes, endpoints].join("\n")
+    );
+    // Filters, as istioctl's.
+    assert_eq!(
+        table(&[
+            "clusters",
+            "productpage-v1.shop",
+            "--fqdn",
+            "reviews",
+            "--subset",
+            "v2"
+        ]),
+        "\
+SERVICE FQDN                       PORT     SUBSET     DIRECTION     TYPE     DESTINATION RULE
+reviews.shop.svc.cluster.local     9080     v2         outbound      EDS      reviews.shop
+"
+    );
+    assert_eq!(
+        table(&[
+            "clusters",
+            "productpage-v1.shop",
+            "--direction",
+            "inbound",
+            "--port",
+            "9080"
+        ])
+        .lines()
+        .count(),
+        2
+    );
+    assert_eq!(
+        table(&[
+            "endpoints",
+            "productpage-v1.shop",
+            "--cluster",
+            "outbound|9080|v1|reviews.shop.svc.cluster.local"
+        ]),
+        "\
+ENDPOINT            STATUS      OUTLIER CHECK     CLUSTER
+127.0.0.11:9080     HEALTHY     ENABLED           outbound|9080|v1|reviews.shop.svc.cluster.local
+"
+    );
+    assert_eq!(
+        table(&["listeners", "productpage-v1.shop", "--port", "443"])
+            .lines()
+            .count(),
+        2
+    );
+
+    // -o json: the section's resources as proto3 JSON.
+    let json: serde_json::Value = serde_json::from_str(&table(&[
+        "clusters",
+        "productpage-v1.shop",
+        "--subset",
+        "v1",
+        "-o",
+        "json",
+    ]))
+    .expect("clusters json");
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        json[0]["name"],
+        "outbound|9080|v1|reviews.shop.svc.cluster.local"
+    );
+    assert_eq!(json[0]["type"], "EDS");
+    assert_eq!(json[0]["outlierDetection"]["interval"], "10s");
+    assert_eq!(json[0]["outlierDetection"]["consecutive5xx"], 5);
+    let json: serde_json::Value =
+        serde_json::from_str(&table(&["listeners", "productpage-v1.shop", "-o", "json"]))
+            .expect("listeners json");
+    assert_eq!(
+        json[1]["filterChains"][0]["filters"][0]["typedConfig"]["@type"],
+        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    );
+    let all: serde_json::Value =
+        serde_json::from_str(&table(&["all", "productpage-v1.shop", "-o", "json"]))
+            .expect("all json");
+    assert_eq!(all, dump);
+
+    // Unknown and ambiguous proxies: exit 1 and the candidates.
+    let out = weft(&["proxy-config", "clusters", "ratings", "--debug-addr", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "weft proxy-config: no connected proxy matches \"ratings\"\n    connected proxies:\n      {PRODUCTPAGE}\n"
+        )
+    );
+    assert!(out.stdout.is_empty());
+    let reviews = "sidecar~127.0.0.11~reviews-v1.shop~shop.svc.cluster.local";
+    let (tx2, rx2) = mpsc::channel(8);
+    let mut responses2 = client
+        .stream_aggregated_resources(ReceiverStream::new(rx2))
+        .await
+        .expect("second stream")
+        .into_inner();
+    request(
+        &tx2,
+        &mut responses2,
+        Some(sidecar_node(reviews)),
+        TypeUrl::Cluster,
+        vec![],
+    )
+    .await;
+    let out = weft(&["proxy-config", "routes", "shop", "--debug-addr", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "weft proxy-config: \"shop\" matches 2 connected proxies; give one of their ids\n    matching proxies:\n      {reviews}\n      {PRODUCTPAGE}\n"
+        )
+    );
+    // The second proxy asked for clusters only: its other tables are empty.
+    assert_eq!(
+        table(&["routes", "reviews-v1.shop"]),
+        "NAME     VHOST NAME     DOMAINS     MATCH     VIRTUAL SERVICE\n"
+    );
+    drop(tx);
+}
+
+#[test]
+fn proxy_config_without_a_control_plane_says_so() {
+    let out = weft(&[
+        "proxy-config",
+        "clusters",
+        "x",
+        "--debug-addr",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(
+            "weft proxy-config: cannot read http://127.0.0.1:1/debug/config_dump?proxy=x: "
+        ) && err.contains("is `weft control` running with --debug-addr 127.0.0.1:1?"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -27,7 +27,7 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::{
 };
 use weft_xds::pb::envoy::r#type::v3::Percent;
 
-use super::envoy::{ads, duration, pipe, socket_address, u32_value};
+use super::envoy::{ads, duration, istio_config_metadata, pipe, socket_address, u32_value};
 use super::names::{inbound_cluster, outbound_cluster};
 use super::policy::{destination_rule_for, effective_policy};
 use super::{Inputs, Interception, Proxy, ProxyKind};
@@ -56,31 +56,33 @@ pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
         if !proxy.sees(service) {
             continue;
         }
-        let rule = destination_rule_for(inputs, proxy, service).map(|(_, dr)| dr);
+        let found = destination_rule_for(inputs, proxy, service);
+        let rule = found.map(|(_, dr)| dr);
+        let from_rule = |mut c: Cluster| {
+            if let Some((r, _)) = found {
+                c.metadata = Some(istio_config_metadata(
+                    "destination-rule",
+                    r.namespace(),
+                    r.name(),
+                ));
+            }
+            c
+        };
         for port in &service.ports {
             let policy = rule
                 .map(|dr| effective_policy(dr, None, port.number))
                 .unwrap_or_default();
-            out.extend(service_cluster(
-                inputs,
-                proxy,
-                service,
-                port.number,
-                "",
-                &policy,
-            ));
+            out.extend(
+                service_cluster(inputs, proxy, service, port.number, "", &policy).map(from_rule),
+            );
             for subset in rule.map(|dr| dr.subsets.as_slice()).unwrap_or_default() {
                 let policy = rule
                     .map(|dr| effective_policy(dr, Some(subset), port.number))
                     .unwrap_or_default();
-                out.extend(service_cluster(
-                    inputs,
-                    proxy,
-                    service,
-                    port.number,
-                    &subset.name,
-                    &policy,
-                ));
+                out.extend(
+                    service_cluster(inputs, proxy, service, port.number, &subset.name, &policy)
+                        .map(from_rule),
+                );
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Small constructors for Envoy proto values, written once.
 
 use weft_xds::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Pipe, SocketAddress, address,
-    config_source, socket_address,
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Metadata, Pipe, SocketAddress,
+    address, config_source, socket_address,
 };
 use weft_xds::pb::google::protobuf;
 
@@ -49,4 +49,27 @@ pub fn ads() -> ConfigSource {
         )),
         ..ConfigSource::default()
     }
+}
+
+/// `filter_metadata.istio.config`: the Istio resource a cluster or route
+/// came from, as istiod marks it
+/// (`/apis/networking.istio.io/v1alpha3/namespaces/<ns>/<kind>/<name>`,
+/// `kind` being `destination-rule` or `virtual-service`; v1alpha3 whatever
+/// version the YAML used, as istiod writes and `istioctl proxy-config`
+/// expects). `weft proxy-config` shows it too.
+pub fn istio_config_metadata(kind: &str, namespace: &str, name: &str) -> Metadata {
+    let path = format!("/apis/networking.istio.io/v1alpha3/namespaces/{namespace}/{kind}/{name}");
+    let fields = [(
+        "config".to_string(),
+        protobuf::Value {
+            kind: Some(protobuf::value::Kind::StringValue(path)),
+        },
+    )]
+    .into_iter()
+    .collect();
+    let mut metadata = Metadata::default();
+    metadata
+        .filter_metadata
+        .insert("istio".to_string(), protobuf::Struct { fields });
+    metadata
 }

@@ -3,4 +3,5 @@
 pub mod analyze;
 pub mod control;
 pub mod iptables;
+pub mod proxy_config;
 pub mod proxy_status;

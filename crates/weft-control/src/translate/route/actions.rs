@@ -34,6 +34,7 @@ use weft_xds::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use weft_xds::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::{Cx, matches, policies};
+use crate::translate::envoy::istio_config_metadata;
 use crate::translate::{names, policy};
 
 /// The fault filter's name, the key of its per-route config.
@@ -85,6 +86,11 @@ pub(super) fn translate_route(
         ..Default::default()
     });
     route.action = Some(action);
+    route.metadata = Some(istio_config_metadata(
+        "virtual-service",
+        vs.namespace(),
+        vs.name(),
+    ));
     if let Some(fault) = http.fault.as_ref().and_then(policies::fault) {
         route
             .typed_per_filter_config
