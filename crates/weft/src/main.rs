@@ -23,6 +23,8 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run the control plane: serve Envoy xDS v3 from a directory of Istio YAML.
     Control(cmd::control::Args),
+    /// Run a sidecar proxy for one workload, configured by the control plane over xDS.
+    Proxy(cmd::proxy::Args),
     /// Show whether every connected proxy has ACKed what the control plane sent.
     ProxyStatus(cmd::proxy_status::Args),
 }
@@ -30,7 +32,7 @@ enum Command {
 /// Servers say what they do; one-shot tools only warn.
 fn default_log_level(command: &Command) -> &'static str {
     match command {
-        Command::Control(_) => "info",
+        Command::Control(_) | Command::Proxy(_) => "info",
         Command::Analyze(_) | Command::ProxyStatus(_) => "warn",
     }
 }
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Control(args) => cmd::control::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::ProxyStatus(args) => cmd::proxy_status::run(args),
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod analyze;
 pub mod control;
+pub mod proxy;
 pub mod proxy_status;
