@@ -129,7 +129,7 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         );
     };
     let (cluster, _) = target.pick();
-    let upstream = match crate::tcp::connect(snapshot, cluster, &authority.to_string()).await {
+    let upstream = match crate::tcp::connect(snapshot, cluster, authority.as_ref()).await {
         Ok(s) => s,
         Err(e) => return forward::error_response(&e, &ob.stats),
     };

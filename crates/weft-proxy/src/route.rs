@@ -339,8 +339,8 @@ impl TryFrom<&RouteConfiguration> for RouteTable {
             }
             virtual_hosts.push(converted);
         }
-        suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(RouteTable {
             name: rc.name.clone(),
             virtual_hosts,
@@ -427,12 +427,9 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
             let mut clusters = Vec::new();
             for c in &w.clusters {
                 let weight = c.weight.as_ref().map_or(0, |w| w.value);
-                let host_rewrite = match &c.host_rewrite_specifier {
-                    Some(cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(h)) => {
-                        Some(h.clone())
-                    }
-                    None => None,
-                };
+                let host_rewrite = c.host_rewrite_specifier.as_ref().map(|h| match h {
+                    cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(h) => h.clone(),
+                });
                 clusters.push(WeightedCluster {
                     name: c.name.clone(),
                     weight,

@@ -233,7 +233,6 @@ fn inverted_and_missing_headers() {
             })),
             invert_match: true,
             treat_missing_header_as_empty: true,
-            ..Default::default()
         }],
         ..prefix("/")
     })
