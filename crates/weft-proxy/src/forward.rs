@@ -164,16 +164,13 @@ fn redirect(
     scheme: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let scheme = rd.scheme.as_deref().unwrap_or(scheme);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() && !h.ends_with(']') || h.starts_with('[') => {
-            (h, Some(p))
-        }
-        _ => (authority, None),
-    };
+    let parsed: Option<http::uri::Authority> = authority.parse().ok();
+    let host = parsed.as_ref().map_or(authority, |a| a.host());
+    let port = parsed.as_ref().and_then(|a| a.port_u16());
     let host = rd.host.as_deref().unwrap_or(host);
     let port = match rd.port {
         0 if rd.host.is_some() || rd.scheme.is_some() => None,
-        0 => port.map(str::to_string),
+        0 => port.map(|p| p.to_string()),
         p => Some(p.to_string()),
     };
     let path = uri.path();
