@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -188,10 +188,24 @@ impl App {
         let mut config = weft_sample::Config::new("reviews");
         config.version = version.into();
         config.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self::serve(rt, config, |s| s.http_addr())
+    }
+
+    fn tcp_echo(rt: &tokio::runtime::Runtime) -> App {
+        let mut config = weft_sample::Config::new("echo");
+        config.tcp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self::serve(rt, config, |s| s.tcp_addr())
+    }
+
+    fn serve(
+        rt: &tokio::runtime::Runtime,
+        config: weft_sample::Config,
+        addr: fn(&weft_sample::Sample) -> Option<SocketAddr>,
+    ) -> App {
         let sample = rt
             .block_on(weft_sample::Sample::bind(config))
             .expect("bind sample");
-        let addr = sample.http_addr().expect("http address");
+        let addr = addr(&sample).expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = rt.spawn(async move {
             let _ = sample
@@ -219,7 +233,7 @@ impl App {
 
 const REVIEWS: &str = "http://reviews.shop.svc.cluster.local:9080/reviews/0";
 
-fn mesh(dir: &Path, v1: u16, v2: u16) {
+fn mesh(dir: &Path, v1: u16, v2: u16, echo: u16) {
     let yaml = format!(
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -245,6 +259,21 @@ apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {{name: client, namespace: shop}}
 spec: {{address: 127.0.0.1, labels: {{app: client}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: echo, namespace: shop}}
+spec:
+  hosts: [echo.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9070, name: tcp, protocol: TCP}}]
+  workloadSelector: {{labels: {{app: echo}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: echo, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{tcp: {echo}}}, labels: {{app: echo}}}}
 "#
     );
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
@@ -278,15 +307,17 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (v1_port, v2_port) = (free_port(), free_port());
-    mesh(dir.path(), v1_port, v2_port);
+    let (v1_port, v2_port, echo_port) = (free_port(), free_port(), free_port());
+    mesh(dir.path(), v1_port, v2_port, echo_port);
     let (mut control, xds, _debug) = common::start(dir.path());
     let app1 = App::start(&rt, "v1");
     let mut app2 = App::start(&rt, "v2");
     let p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
     let p2 = Proxy::start(xds, "shop/reviews-v2", Some(app2.addr));
+    let echo = App::tcp_echo(&rt);
+    let echo_proxy = Proxy::start(xds, "shop/echo", Some(echo.addr));
     let mut client = Proxy::start(xds, "shop/client", None);
-    for p in [&p1, &p2, &client] {
+    for p in [&p1, &p2, &echo_proxy, &client] {
         p.wait_ready();
     }
     // The inbound listeners bind the WorkloadEntries' ports.
@@ -347,6 +378,34 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert_eq!(status, 404);
     assert_eq!(client.stat("http.outbound.response_flags.NR"), before + 1);
 
+    // CONNECT to a TCP service: through both proxies to the echo, with half-close.
+    let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", client.outbound)).expect("connect");
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    tunnel
+        .write_all(b"CONNECT echo.shop.svc.cluster.local:9070 HTTP/1.1\r\nHost: echo.shop.svc.cluster.local:9070\r\n\r\n")
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tunnel.read(&mut byte).expect("read"),
+            1,
+            "tunnel closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tunnel.write_all(b"hello through the mesh").expect("write");
+    tunnel
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut echoed = String::new();
+    tunnel.read_to_string(&mut echoed).expect("read to the end");
+    assert_eq!(echoed, "hello through the mesh");
+
     // The control plane goes away: traffic goes on with the last config.
     let _ = control.0.kill();
     let _ = control.0.wait();
@@ -359,7 +418,22 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert!(dead.iter().all(|(s, _)| *s == 503), "{dead:?}");
     assert!(p2.stat("http.inbound.response_flags.UF") >= 10);
 
-    // SIGTERM: drains and exits 0.
+    // SIGTERM drains: a request in flight at v1's proxy finishes, then it exits 0.
+    let slow = std::thread::spawn(move || {
+        get(&format!("http://127.0.0.1:{v1_port}/delay/1500"), None, &[])
+    });
+    eventually(
+        Duration::from_secs(10),
+        "the slow request is in flight",
+        || p1.admin("/clusters").1.contains("::rq_active::1"),
+    );
+    let mut p1 = p1;
+    let status = p1.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let (status, body) = slow.join().expect("slow request");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("reviews v1"), "{body}");
+
     let status = client.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
@@ -367,7 +441,7 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
 #[test]
 fn ready_only_once_the_first_config_is_applied() {
     let dir = tempfile::tempdir().expect("tempdir");
-    mesh(dir.path(), free_port(), free_port());
+    mesh(dir.path(), free_port(), free_port(), free_port());
     let xds = free_port();
     // No control plane yet: the proxy keeps trying and is not ready.
     let mut proxy = Proxy::start(xds, "shop/client", None);
