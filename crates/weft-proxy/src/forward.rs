@@ -6,7 +6,7 @@
 //! [`ProxyError`], turned into a response in one place ([`error_response`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -14,15 +14,14 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::cluster::{Discovery, UpstreamProtocol};
 use crate::errors::ProxyError;
 use crate::route::{Action, Forward, Redirect, RequestView, Route, RouteTable, VirtualHost};
 use crate::snapshot::Snapshot;
 use crate::stats::HttpStats;
+
+pub use crate::pool::Upstreams;
 
 /// The body of every response the proxy sends.
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -43,30 +42,6 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 const X_EXPECTED_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 const X_UPSTREAM_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
-
-/// Pooled upstream clients, shared by every request.
-#[derive(Clone, Debug)]
-pub struct Upstreams {
-    http1: Client<HttpConnector, Incoming>,
-    http2: Client<HttpConnector, Incoming>,
-}
-
-impl Upstreams {
-    /// Clients with pools whose idle connections live `idle_timeout`.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle_timeout)
-            .build(connector.clone());
-        let http2 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle_timeout)
-            .http2_only(true)
-            .build(connector);
-        Upstreams { http1, http2 }
-    }
-}
 
 /// A body of bytes.
 pub fn full(b: impl Into<Bytes>) -> Body {
@@ -242,11 +217,6 @@ async fn forward(
             .path_and_query()
             .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
     };
-    let uri: Uri = format!("http://{endpoint}{path_and_query}")
-        .parse()
-        .map_err(|_| {
-            ProxyError::BadRequest(format!("cannot form an upstream URI for {endpoint}"))
-        })?;
     let downstream_version = req.version();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
@@ -273,41 +243,30 @@ async fn forward(
     if let Some(w) = weighted {
         w.request_headers.apply(headers);
     }
-    *req.uri_mut() = uri;
-    let client = match entry.cluster.protocol {
-        UpstreamProtocol::Http2 => &cx.upstreams.http2,
-        UpstreamProtocol::Downstream if downstream_version == Version::HTTP_2 => {
-            &cx.upstreams.http2
-        }
-        _ => &cx.upstreams.http1,
-    };
-    *req.version_mut() = if std::ptr::eq(client, &cx.upstreams.http2) {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
+    // Only the path and query of this URI are used: the pool dials the endpoint.
+    *req.uri_mut() = Uri::try_from(path_and_query.as_str())
+        .map_err(|_| ProxyError::BadRequest(format!("bad path {path_and_query:?}")))?;
+    let http2 = match entry.cluster.protocol {
+        UpstreamProtocol::Http2 => true,
+        UpstreamProtocol::Downstream => downstream_version == Version::HTTP_2,
+        UpstreamProtocol::Http1 => false,
     };
     let started = Instant::now();
-    let call = client.request(req);
-    let result = match f.timeout {
+    let call = async {
+        if http2 {
+            cx.upstreams
+                .http2(&endpoint, host, entry.cluster.connect_timeout, req)
+                .await
+        } else {
+            cx.upstreams.http1(&endpoint, req).await
+        }
+    };
+    let resp = match f.timeout {
         Some(t) => tokio::time::timeout(t, call)
             .await
-            .map_err(|_| ProxyError::Timeout(endpoint.clone()))?,
-        None => call.await,
+            .map_err(|_| ProxyError::Timeout(endpoint.clone()))??,
+        None => call.await?,
     };
-    let resp = result.map_err(|e| {
-        let reason = error_chain(&e);
-        if e.is_connect() {
-            ProxyError::ConnectFailure {
-                endpoint: endpoint.clone(),
-                reason,
-            }
-        } else {
-            ProxyError::Terminated {
-                endpoint: endpoint.clone(),
-                reason,
-            }
-        }
-    })?;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
@@ -346,17 +305,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(h);
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// A random UUID v4, as Envoy generates for `x-request-id`.

@@ -29,6 +29,7 @@ pub mod errors;
 pub mod forward;
 pub mod listener;
 pub mod outbound;
+pub mod pool;
 pub mod route;
 pub mod snapshot;
 pub mod stats;

@@ -233,7 +233,7 @@ impl App {
 
 const REVIEWS: &str = "http://reviews.shop.svc.cluster.local:9080/reviews/0";
 
-fn mesh(dir: &Path, v1: u16, v2: u16, echo: u16) {
+fn mesh(dir: &Path, v1: u16, v2: u16, echo: u16, ratings: u16) {
     let yaml = format!(
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -274,6 +274,21 @@ apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {{name: echo, namespace: shop}}
 spec: {{address: 127.0.0.1, ports: {{tcp: {echo}}}, labels: {{app: echo}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: ratings, namespace: shop}}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9081, name: http2, protocol: HTTP2}}]
+  workloadSelector: {{labels: {{app: ratings}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: ratings, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{http2: {ratings}}}, labels: {{app: ratings}}}}
 "#
     );
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
@@ -307,8 +322,9 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (v1_port, v2_port, echo_port) = (free_port(), free_port(), free_port());
-    mesh(dir.path(), v1_port, v2_port, echo_port);
+    let (v1_port, v2_port, echo_port, ratings_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    mesh(dir.path(), v1_port, v2_port, echo_port, ratings_port);
     let (mut control, xds, _debug) = common::start(dir.path());
     let app1 = App::start(&rt, "v1");
     let mut app2 = App::start(&rt, "v2");
@@ -316,8 +332,10 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     let p2 = Proxy::start(xds, "shop/reviews-v2", Some(app2.addr));
     let echo = App::tcp_echo(&rt);
     let echo_proxy = Proxy::start(xds, "shop/echo", Some(echo.addr));
+    let ratings = App::start(&rt, "v1");
+    let ratings_proxy = Proxy::start(xds, "shop/ratings", Some(ratings.addr));
     let mut client = Proxy::start(xds, "shop/client", None);
-    for p in [&p1, &p2, &echo_proxy, &client] {
+    for p in [&p1, &p2, &echo_proxy, &ratings_proxy, &client] {
         p.wait_ready();
     }
     // The inbound listeners bind the WorkloadEntries' ports.
@@ -345,6 +363,20 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert!(
         listeners.contains(&format!("127.0.0.1_{v1_port}")),
         "{listeners}"
+    );
+
+    // An HTTP2 port: HTTP/2 to the server's proxy and on to the app, the
+    // service's name kept as :authority.
+    let (status, body) = get(
+        "http://ratings.shop.svc.cluster.local:9081/ratings/1",
+        Some(client.outbound),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("request: GET /ratings/1 HTTP/2.0"), "{body}");
+    assert!(
+        body.contains("authority: ratings.shop.svc.cluster.local:9081"),
+        "{body}"
     );
 
     // An 80/20 split.
@@ -441,7 +473,13 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
 #[test]
 fn ready_only_once_the_first_config_is_applied() {
     let dir = tempfile::tempdir().expect("tempdir");
-    mesh(dir.path(), free_port(), free_port(), free_port());
+    mesh(
+        dir.path(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let xds = free_port();
     // No control plane yet: the proxy keeps trying and is not ready.
     let mut proxy = Proxy::start(xds, "shop/client", None);
