@@ -14,6 +14,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 
 use crate::cluster::{Discovery, UpstreamProtocol};
 use crate::errors::ProxyError;
@@ -218,8 +219,16 @@ async fn forward(
             .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
     };
     let downstream_version = req.version();
+    // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade headers and
+    // becomes a tunnel once the upstream answers 101.
+    let upgrade = upgrade_protocol(req.headers());
+    let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
     let host = weighted
         .and_then(|w| w.host_rewrite.as_deref())
         .or(f.host_rewrite.as_deref())
@@ -246,11 +255,12 @@ async fn forward(
     // Only the path and query of this URI are used: the pool dials the endpoint.
     *req.uri_mut() = Uri::try_from(path_and_query.as_str())
         .map_err(|_| ProxyError::BadRequest(format!("bad path {path_and_query:?}")))?;
-    let http2 = match entry.cluster.protocol {
-        UpstreamProtocol::Http2 => true,
-        UpstreamProtocol::Downstream => downstream_version == Version::HTTP_2,
-        UpstreamProtocol::Http1 => false,
-    };
+    let http2 = upgrade.is_none()
+        && match entry.cluster.protocol {
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::Downstream => downstream_version == Version::HTTP_2,
+            UpstreamProtocol::Http1 => false,
+        };
     let started = Instant::now();
     let call = async {
         if http2 {
@@ -267,6 +277,29 @@ async fn forward(
             .map_err(|_| ProxyError::Timeout(endpoint.clone()))??,
         None => call.await?,
     };
+    let mut resp = resp;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(downstream) = downstream_upgrade
+    {
+        let upstream = hyper::upgrade::on(&mut resp);
+        let name = endpoint.clone();
+        tokio::spawn(async move {
+            let _active = _active;
+            match tokio::try_join!(downstream, upstream) {
+                Ok((d, u)) => {
+                    let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut d, &mut u).await {
+                        tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "upgraded connection ended with an error");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "upgrade failed")
+                }
+            }
+        });
+        let (parts, body) = resp.into_parts();
+        return Ok(Response::from_parts(parts, body.boxed_unsync()));
+    }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
@@ -284,6 +317,19 @@ async fn forward(
         frame
     });
     Ok(Response::from_parts(parts, body.boxed_unsync()))
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to, if it does
+/// (`Connection: upgrade` with `Upgrade: websocket`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -410,6 +410,33 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert_eq!(status, 404);
     assert_eq!(client.stat("http.outbound.response_flags.NR"), before + 1);
 
+    // A WebSocket (HTTP/1.1 Upgrade) through both proxies, both directions.
+    rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", client.outbound))
+            .await
+            .expect("connect");
+        let request = "ws://reviews.shop.svc.cluster.local:9080/ws"
+            .into_client_request()
+            .expect("request");
+        let (mut ws, resp) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("WebSocket handshake through the proxies");
+        assert_eq!(resp.status(), 101);
+        for text in ["one", "two"] {
+            ws.send(Message::Text(text.into())).await.expect("send");
+            let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("an echo in time")
+                .expect("an echo")
+                .expect("a message");
+            assert_eq!(echoed, Message::Text(text.into()));
+        }
+        let _ = ws.close(None).await;
+    });
+
     // CONNECT to a TCP service: through both proxies to the echo, with half-close.
     let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", client.outbound)).expect("connect");
     tunnel
