@@ -498,7 +498,7 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
 }
 
 #[test]
-fn ready_only_once_the_first_config_is_applied() {
+fn ready_once_configured_and_reconnects_to_a_restarted_control_plane() {
     let dir = tempfile::tempdir().expect("tempdir");
     mesh(
         dir.path(),
@@ -517,22 +517,38 @@ fn ready_only_once_the_first_config_is_applied() {
     let (status, _) = get(REVIEWS, Some(proxy.outbound), &[]);
     assert_eq!(status, 404, "no config: no route");
 
-    let control = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["control", "--config"])
-        .arg(dir.path())
-        .args([
-            "--xds-addr",
-            &format!("127.0.0.1:{xds}"),
-            "--debug-addr",
-            "127.0.0.1:0",
-        ])
-        .env("WEFT_LOG", "warn")
-        .spawn()
-        .expect("start weft control");
-    let _control = common::Control(control);
+    let start_control = || {
+        common::Control(
+            Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(["control", "--config"])
+                .arg(dir.path())
+                .args(["--xds-addr", &format!("127.0.0.1:{xds}")])
+                .args(["--debug-addr", "127.0.0.1:0", "--debounce-after", "20ms"])
+                .env("WEFT_LOG", "warn")
+                .spawn()
+                .expect("start weft control"),
+        )
+    };
+    let control = start_control();
     proxy.wait_ready();
     let (_, dump) = proxy.admin("/config_dump");
     assert!(dump.contains("\"ready\":true"), "{dump}");
+
+    // The control plane restarts with new config: the proxy reconnects
+    // (backing off meanwhile) and takes it.
+    drop(control);
+    eventually(Duration::from_secs(10), "the stream is seen down", || {
+        proxy.stat("xds.connected") == 0
+    });
+    std::fs::write(dir.path().join("split.yaml"), SPLIT).expect("write split");
+    let _control = start_control();
+    eventually(
+        Duration::from_secs(20),
+        "reconnected with the new config",
+        || proxy.admin("/config_dump").1.contains("weighted_clusters"),
+    );
+    assert!(proxy.stat("xds.connects") >= 2);
+    assert_eq!(proxy.admin("/healthz/ready").0, 200);
     let status = proxy.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
