@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::balance::Balancer;
 use crate::cluster::{Cluster, Discovery};
-use crate::endpoint::{Endpoint, LoadAssignment};
+use crate::endpoint::{Address, Endpoint, LoadAssignment};
 use crate::listener::{Listener, NetworkFilter, Routes};
 use crate::route::RouteTable;
 
@@ -114,6 +114,16 @@ impl Snapshot {
             return Err(missing.into_iter().collect());
         }
         let empty = Arc::new(LoadAssignment::default());
+        // A static endpoint on one of the proxy's own bound listeners would
+        // send requests back into the proxy forever (explicit mode without
+        // --app: Istio's default app address 127.0.0.1:<port> is the
+        // listener's own).
+        let own: BTreeSet<std::net::SocketAddr> = parts
+            .listeners
+            .values()
+            .filter(|l| l.bind)
+            .filter_map(|l| l.address)
+            .collect();
         let clusters = parts
             .clusters
             .iter()
@@ -143,7 +153,16 @@ impl Snapshot {
                     }),
                     _ => empty.clone(),
                 };
-                let serving = assignment.serving();
+                let mut serving = assignment.serving();
+                if c.discovery == Discovery::Static {
+                    serving.retain(|e| match &e.address {
+                        Address::Socket(a) if own.contains(a) => {
+                            tracing::error!(target: "weft::proxy", cluster = %c.name, endpoint = %a, "the app address is the proxy's own listener (a loop): give the app's address with --app; the cluster gets no traffic");
+                            false
+                        }
+                        _ => true,
+                    });
+                }
                 let entry = ClusterEntry {
                     balancer: Balancer::new(c.lb_policy, &serving),
                     cluster: c.clone(),
@@ -205,5 +224,103 @@ impl Snapshot {
     /// A cluster by name.
     pub fn cluster(&self, name: &str) -> Option<&ClusterEntry> {
         self.clusters.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{LbPolicy, UpstreamProtocol};
+    use crate::listener::{Direction, FilterChain};
+    use crate::route::Target;
+
+    fn static_cluster(name: &str, endpoint: &str) -> Cluster {
+        Cluster {
+            name: name.into(),
+            discovery: Discovery::Static,
+            lb_policy: LbPolicy::RoundRobin,
+            connect_timeout: std::time::Duration::from_secs(1),
+            protocol: UpstreamProtocol::Http1,
+            idle_timeout: None,
+            load_assignment: Some(LoadAssignment {
+                cluster: name.into(),
+                endpoints: vec![Arc::new(Endpoint::new(Address::Socket(
+                    endpoint.parse().expect("addr"),
+                )))],
+            }),
+        }
+    }
+
+    fn tcp_listener(name: &str, addr: &str, cluster: &str) -> Listener {
+        Listener {
+            name: name.into(),
+            address: Some(addr.parse().expect("addr")),
+            bind: true,
+            direction: Direction::Inbound,
+            chains: vec![FilterChain {
+                name: "tcp".into(),
+                destination_port: None,
+                server_names: Vec::new(),
+                transport_protocol: String::new(),
+                application_protocols: Vec::new(),
+                filter: NetworkFilter::Tcp(Target::Cluster(cluster.into())),
+            }],
+            default_chain: None,
+        }
+    }
+
+    fn parts(clusters: Vec<Cluster>, listeners: Vec<Listener>) -> Parts {
+        Parts {
+            clusters: clusters
+                .into_iter()
+                .map(|c| (c.name.clone(), Arc::new(c)))
+                .collect(),
+            listeners: listeners
+                .into_iter()
+                .map(|l| (l.name.clone(), Arc::new(l)))
+                .collect(),
+            ..Parts::default()
+        }
+    }
+
+    #[test]
+    fn dangling_cluster_references_are_all_named() {
+        let e = Snapshot::build(parts(
+            vec![],
+            vec![tcp_listener("l", "127.0.0.1:1", "gone")],
+        ))
+        .expect_err("missing cluster");
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].to_string(),
+            "listener l chain tcp references cluster gone, which CDS does not have"
+        );
+    }
+
+    #[test]
+    fn an_app_address_on_the_proxys_own_listener_gets_no_traffic() {
+        let s = Snapshot::build(parts(
+            vec![
+                static_cluster("inbound|1||", "127.0.0.1:1"),
+                static_cluster("inbound|2||", "127.0.0.1:8080"),
+            ],
+            vec![
+                tcp_listener("127.0.0.1_1", "127.0.0.1:1", "inbound|1||"),
+                tcp_listener("127.0.0.1_2", "127.0.0.1:2", "inbound|2||"),
+            ],
+        ))
+        .expect("builds");
+        assert!(
+            s.cluster("inbound|1||")
+                .and_then(ClusterEntry::pick)
+                .is_none(),
+            "a loop"
+        );
+        assert!(
+            s.cluster("inbound|2||")
+                .and_then(ClusterEntry::pick)
+                .is_some()
+        );
+        assert_eq!(s.bound_listeners().count(), 2);
     }
 }
