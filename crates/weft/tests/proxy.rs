@@ -552,3 +552,30 @@ fn ready_once_configured_and_reconnects_to_a_restarted_control_plane() {
     let status = proxy.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn bad_flags_are_usage_errors_with_a_reason() {
+    for (args, expect) in [
+        (
+            &["--workload", "no-namespace"][..],
+            "expected NAMESPACE/NAME",
+        ),
+        (
+            &["--workload", "shop/a", "--mode", "transparent"][..],
+            "not built yet",
+        ),
+        (
+            &["--workload", "shop/a", "--inbound", "127.0.0.1:15006"][..],
+            "applies to transparent mode",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("proxy")
+            .args(args)
+            .output()
+            .expect("run weft proxy");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
