@@ -393,6 +393,25 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     let share = v1 as f64 / 400.0;
     assert!((0.73..=0.87).contains(&share), "v1 got {v1} of 400");
 
+    // Config changes under load: no request fails, the open connection stays.
+    let outbound = client.outbound;
+    let load = std::thread::spawn(move || many(REVIEWS, outbound, 300, &[]));
+    for weights in [("50", "50"), ("80", "20")] {
+        let edited = SPLIT
+            .replace("weight: 80", &format!("weight: {}", weights.0))
+            .replace("weight: 20", &format!("weight: {}", weights.1));
+        std::fs::write(dir.path().join("split.yaml"), edited).expect("edit split");
+        let want = format!("\"weight\":{}", weights.0);
+        eventually(
+            Duration::from_secs(10),
+            "the new weights are applied",
+            || client.admin("/config_dump").1.contains(&want),
+        );
+    }
+    let during = load.join().expect("load");
+    assert_eq!(during.len(), 300);
+    assert!(during.iter().all(|(s, _)| *s == 200), "{during:?}");
+
     // A header match routes to v2.
     let jason = many(REVIEWS, client.outbound, 20, &["end-user: jason"]);
     assert!(
