@@ -262,21 +262,77 @@ async fn forward(
             UpstreamProtocol::Http1 => false,
         };
     let started = Instant::now();
-    let call = async {
-        if http2 {
-            cx.upstreams
-                .http2(&endpoint, host, entry.cluster.connect_timeout, req)
+    // Retries need the request again: only bodyless ones are replayed.
+    let retry = f
+        .retry
+        .as_ref()
+        .filter(|_| upgrade.is_none() && http_body::Body::is_end_stream(req.body()));
+    let attempts = 1 + retry.map_or(0, |r| r.attempts);
+    let template = retry.map(|_| {
+        (
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().clone(),
+        )
+    });
+    let mut first = Some(req.map(BodyExt::boxed_unsync));
+    let (mut endpoint, mut _active) = (endpoint, _active);
+    let mut attempt = 1u32;
+    let resp = loop {
+        let this = match (first.take(), &template) {
+            (Some(r), _) => r,
+            (None, Some((method, uri, headers))) => {
+                let mut r = Request::new(full(Bytes::new()));
+                *r.method_mut() = method.clone();
+                *r.uri_mut() = uri.clone();
+                *r.headers_mut() = headers.clone();
+                if vh.attempt_count {
+                    r.headers_mut()
+                        .insert(X_ATTEMPT_COUNT, HeaderValue::from(attempt));
+                }
+                r
+            }
+            (None, None) => break Err(ProxyError::BadRequest("request body already sent".into())),
+        };
+        let call = async {
+            if http2 {
+                cx.upstreams
+                    .http2(&endpoint, host, entry.cluster.connect_timeout, this)
+                    .await
+            } else {
+                cx.upstreams.http1(&endpoint, this).await
+            }
+        };
+        let result = match f.timeout {
+            Some(t) => tokio::time::timeout(t, call)
                 .await
-        } else {
-            cx.upstreams.http1(&endpoint, req).await
+                .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.clone()))),
+            None => call.await,
+        };
+        let again = retry.is_some_and(|r| match &result {
+            Ok(resp) => r.on_status(resp.status()),
+            Err(e) => r.on_error(e),
+        });
+        if !again || attempt >= attempts {
+            break result;
         }
-    };
-    let resp = match f.timeout {
-        Some(t) => tokio::time::timeout(t, call)
-            .await
-            .map_err(|_| ProxyError::Timeout(endpoint.clone()))??,
-        None => call.await?,
-    };
+        attempt += 1;
+        tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
+        if entry.cluster.discovery != Discovery::OriginalDst {
+            let other = retry.is_some_and(|r| r.other_host);
+            let mut pick = entry.pick();
+            for _ in 0..3 {
+                match pick {
+                    Some(e) if other && e.address.to_string() == endpoint => pick = entry.pick(),
+                    _ => break,
+                }
+            }
+            if let Some(e) = pick {
+                endpoint = e.address.to_string();
+                _active = Some(e.start_request());
+            }
+        }
+    }?;
     let mut resp = resp;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade

@@ -22,18 +22,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::errors::ProxyError;
+use crate::forward::Body;
 
 /// The pools.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    http1: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, Body>,
     http2: Arc<H2Pool>,
 }
 
 /// Shared HTTP/2 connections by endpoint (`host:port`).
 #[derive(Debug, Default)]
 struct H2Pool {
-    conns: ArcSwap<HashMap<String, http2::SendRequest<Incoming>>>,
+    conns: ArcSwap<HashMap<String, http2::SendRequest<Body>>>,
     opening: tokio::sync::Mutex<()>,
 }
 
@@ -56,7 +57,7 @@ impl Upstreams {
     pub async fn http1(
         &self,
         endpoint: &str,
-        mut req: Request<Incoming>,
+        mut req: Request<Body>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         *req.uri_mut() = format!("http://{endpoint}{path}")
@@ -86,7 +87,7 @@ impl Upstreams {
         endpoint: &str,
         authority: &str,
         connect_timeout: Duration,
-        mut req: Request<Incoming>,
+        mut req: Request<Body>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let uri: Uri = format!("http://{authority}{path}")
@@ -110,7 +111,7 @@ impl H2Pool {
         &self,
         endpoint: &str,
         connect_timeout: Duration,
-    ) -> Result<http2::SendRequest<Incoming>, ProxyError> {
+    ) -> Result<http2::SendRequest<Body>, ProxyError> {
         if let Some(s) = self.conns.load().get(endpoint).filter(|s| !s.is_closed()) {
             return Ok(s.clone());
         }

@@ -6,7 +6,7 @@
 //! header and query parameter match, weighted clusters, timeouts, prefix
 //! and regex rewrites, host rewrites, redirects, direct responses and
 //! header additions/removals on requests and responses. Accepted but not
-//! acted on yet: retries, hash policies, mirrors, CORS and fault filter
+//! acted on yet: per-try timeouts and gRPC-status retry conditions, hash policies, mirrors, CORS and fault filter
 //! configuration (later increments slot in at [`Forward`]).
 
 use std::collections::{BTreeSet, HashMap};
@@ -121,6 +121,72 @@ pub struct Forward {
     pub regex_rewrite: Option<(Regex, String)>,
     /// Replaces the authority.
     pub host_rewrite: Option<String>,
+    /// When to try again.
+    pub retry: Option<Retry>,
+}
+
+/// A route's retry policy (Envoy's `retry_on` conditions that the proxy
+/// can judge; gRPC-status conditions are not read yet).
+#[derive(Debug)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// `connect-failure`.
+    pub connect_failure: bool,
+    /// `reset`, `refused-stream`: the upstream dropped the connection.
+    pub reset: bool,
+    /// `5xx`: any 5xx, and resets and connect failures.
+    pub any_5xx: bool,
+    /// `gateway-error`: 502, 503, 504.
+    pub gateway_error: bool,
+    /// `retriable-status-codes`: these.
+    pub statuses: Vec<u16>,
+    /// Retry on another endpoint (the `previous_hosts` predicate).
+    pub other_host: bool,
+}
+
+impl Retry {
+    /// Whether a response with `status` is tried again.
+    pub fn on_status(&self, status: StatusCode) -> bool {
+        let code = status.as_u16();
+        (self.any_5xx && status.is_server_error())
+            || (self.gateway_error && matches!(code, 502..=504))
+            || self.statuses.contains(&code)
+    }
+
+    /// Whether a failure is tried again.
+    pub fn on_error(&self, e: &crate::errors::ProxyError) -> bool {
+        use crate::errors::ProxyError as E;
+        match e {
+            E::ConnectFailure { .. } => self.connect_failure || self.any_5xx || self.gateway_error,
+            E::Terminated { .. } => self.reset || self.any_5xx || self.gateway_error,
+            _ => false,
+        }
+    }
+}
+
+fn retry(p: &weft_xds::pb::envoy::config::route::v3::RetryPolicy) -> Retry {
+    let on: Vec<&str> = p.retry_on.split(',').map(str::trim).collect();
+    let has = |c: &str| on.contains(&c);
+    Retry {
+        attempts: p.num_retries.as_ref().map_or(1, |n| n.value),
+        connect_failure: has("connect-failure"),
+        reset: has("reset") || has("refused-stream"),
+        any_5xx: has("5xx"),
+        gateway_error: has("gateway-error"),
+        statuses: if has("retriable-status-codes") {
+            p.retriable_status_codes
+                .iter()
+                .filter_map(|c| u16::try_from(*c).ok())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        other_host: p
+            .retry_host_predicate
+            .iter()
+            .any(|h| h.name == "envoy.retry_host_predicates.previous_hosts"),
+    }
 }
 
 /// Which cluster(s).
@@ -482,6 +548,11 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
             Some(HostRewriteSpecifier::HostRewriteLiteral(h)) => Some(h.clone()),
             _ => None,
         },
+        retry: a
+            .retry_policy
+            .as_ref()
+            .map(retry)
+            .filter(|r| r.attempts > 0),
     })
 }
 

@@ -484,17 +484,34 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     tunnel.read_to_string(&mut echoed).expect("read to the end");
     assert_eq!(echoed, "hello through the mesh");
 
-    // The control plane goes away: traffic goes on with the last config.
-    let _ = control.0.kill();
-    let _ = control.0.wait();
-    let after = many(REVIEWS, client.outbound, 20, &[]);
-    assert!(after.iter().all(|(s, _)| *s == 200), "{after:?}");
-
     // v2's app dies: its proxy can't connect (503 UF).
     app2.kill(&rt);
     let dead = many(REVIEWS, client.outbound, 10, &["end-user: jason"]);
     assert!(dead.iter().all(|(s, _)| *s == 503), "{dead:?}");
     assert!(p2.stat("http.inbound.response_flags.UF") >= 10);
+
+    // Without the split, the service's default route retries a 503 on
+    // another endpoint (Istio's default retry policy): every request gets v1.
+    std::fs::remove_file(dir.path().join("split.yaml")).expect("remove split");
+    eventually(Duration::from_secs(10), "the split is gone", || {
+        !client.admin("/config_dump").1.contains("weighted_clusters")
+    });
+    let uf_before = p2.stat("http.inbound.response_flags.UF");
+    let retried = many(REVIEWS, client.outbound, 40, &[]);
+    assert!(
+        retried.iter().all(|r| *r == (200, "v1".to_string())),
+        "{retried:?}"
+    );
+    assert!(
+        p2.stat("http.inbound.response_flags.UF") > uf_before,
+        "some first attempts went to v2"
+    );
+
+    // The control plane goes away: traffic goes on with the last config.
+    let _ = control.0.kill();
+    let _ = control.0.wait();
+    let after = many(REVIEWS, client.outbound, 20, &[]);
+    assert!(after.iter().all(|(s, _)| *s == 200), "{after:?}");
 
     // SIGTERM drains: a request in flight at v1's proxy finishes, then it exits 0.
     let slow = std::thread::spawn(move || {

@@ -377,3 +377,37 @@ fn direct_responses_and_header_operations() {
     assert!(h.get("x-secret").is_none());
     assert_eq!(h.get("x-added").map(|v| v.as_bytes()), Some(&b"1"[..]));
 }
+
+#[test]
+fn istios_default_retry_policy_is_read() {
+    use weft_xds::pb::envoy::config::route::v3::RetryPolicy;
+    use weft_xds::pb::envoy::config::route::v3::retry_policy::RetryHostPredicate;
+    let mut r = to("c", prefix("/"));
+    if let Some(XdsAction::Route(a)) = &mut r.action {
+        a.retry_policy = Some(RetryPolicy {
+            retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+                .into(),
+            num_retries: Some(UInt32Value { value: 2 }),
+            retriable_status_codes: vec![503],
+            retry_host_predicate: vec![RetryHostPredicate {
+                name: "envoy.retry_host_predicates.previous_hosts".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    let t = table(vec![vhost("v", &["*"], vec![r])]);
+    let Action::Forward(f) = &t.virtual_hosts[0].routes[0].action else {
+        panic!("forward")
+    };
+    let retry = f.retry.as_ref().expect("a retry policy");
+    assert_eq!(retry.attempts, 2);
+    assert!(retry.other_host);
+    assert!(retry.on_status(StatusCode::SERVICE_UNAVAILABLE));
+    assert!(!retry.on_status(StatusCode::INTERNAL_SERVER_ERROR));
+    assert!(retry.on_error(&crate::errors::ProxyError::ConnectFailure {
+        endpoint: "e".into(),
+        reason: "refused".into()
+    }));
+    assert!(!retry.on_error(&crate::errors::ProxyError::Timeout("e".into())));
+}
