@@ -26,6 +26,8 @@ enum Command {
     /// Install, print or remove the iptables rules that send a workload's TCP
     /// through its sidecar (outbound to 15001, inbound to 15006), like istio-iptables.
     Iptables(cmd::iptables::Args),
+    /// Run a sidecar proxy for one workload, configured by the control plane over xDS.
+    Proxy(cmd::proxy::Args),
     /// Show what the control plane sent one proxy: clusters, listeners, routes, endpoints.
     ProxyConfig(cmd::proxy_config::Args),
     /// Show whether every connected proxy has ACKed what the control plane sent.
@@ -35,7 +37,7 @@ enum Command {
 /// Servers say what they do; one-shot tools only warn.
 fn default_log_level(command: &Command) -> &'static str {
     match command {
-        Command::Control(_) => "info",
+        Command::Control(_) | Command::Proxy(_) => "info",
         Command::Analyze(_)
         | Command::Iptables(_)
         | Command::ProxyConfig(_)
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Control(args) => cmd::control::run(args),
         Command::Iptables(args) => cmd::iptables::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::ProxyStatus(args) => cmd::proxy_status::run(args),
     }

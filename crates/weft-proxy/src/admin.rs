@@ -1,0 +1,249 @@
+//! The admin API on `--admin`: readiness (`/ready`, `/healthz/ready`:
+//! 200 once the first whole config is applied, 503 before), `/config_dump`
+//! (the proxy's own model as JSON), `/clusters` and `/listeners` (Envoy's
+//! text formats), `/stats`, and `/quitquitquit` (drain and exit).
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::listener::{NetworkFilter, Routes};
+use crate::route::{Action, RouteTable, Target};
+use crate::snapshot::Snapshot;
+use crate::stats::HttpStats;
+use crate::xds::XdsStatus;
+
+/// What the admin API reads.
+#[derive(Debug)]
+pub struct Admin {
+    /// The config in force.
+    pub config: Arc<ArcSwap<Snapshot>>,
+    /// Whether the first whole config is in.
+    pub ready: watch::Receiver<bool>,
+    /// The xDS client's status.
+    pub xds: Arc<XdsStatus>,
+    /// Outbound counters.
+    pub outbound: Arc<HttpStats>,
+    /// Inbound counters.
+    pub inbound: Arc<HttpStats>,
+    /// The effective settings, as JSON.
+    pub settings: Value,
+    /// Set to start draining.
+    pub quit: watch::Sender<bool>,
+    /// Whether draining has started (readiness turns 503).
+    pub draining: watch::Receiver<bool>,
+}
+
+/// Serves the admin API on `listener` until `shutdown` fires.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
+    let app = Router::new()
+        .route("/ready", get(ready))
+        .route("/healthz/ready", get(ready))
+        .route("/config_dump", get(config_dump))
+        .route("/clusters", get(clusters))
+        .route("/listeners", get(listeners))
+        .route("/stats", get(stats))
+        .route("/quitquitquit", post(quit))
+        .with_state(admin);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(target: "weft::admin", error = %e, "admin server failed");
+    }
+}
+
+/// The address the admin API is served on, for logs.
+pub fn describe(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+async fn ready(State(a): State<Arc<Admin>>) -> impl IntoResponse {
+    if *a.draining.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
+    } else if *a.ready.borrow() {
+        (StatusCode::OK, "LIVE\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PRE_INITIALIZING: no config from the control plane yet\n",
+        )
+    }
+}
+
+async fn quit(State(a): State<Arc<Admin>>) -> impl IntoResponse {
+    tracing::info!(target: "weft::admin", "/quitquitquit: draining");
+    let _ = a.quit.send(true);
+    "OK\n"
+}
+
+async fn stats(State(a): State<Arc<Admin>>) -> String {
+    let mut out = String::new();
+    a.outbound.render("http.outbound", &mut out);
+    a.inbound.render("http.inbound", &mut out);
+    let x = &a.xds;
+    let _ = writeln!(
+        out,
+        "xds.connected: {}",
+        u8::from(x.connected.load(Ordering::Relaxed))
+    );
+    let _ = writeln!(out, "xds.connects: {}", x.connects.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "xds.update_success: {}",
+        x.applied.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "xds.update_rejected: {}",
+        x.rejected.load(Ordering::Relaxed)
+    );
+    out
+}
+
+async fn clusters(State(a): State<Arc<Admin>>) -> String {
+    let s = a.config.load_full();
+    let mut names: Vec<&String> = s.clusters.keys().collect();
+    names.sort();
+    let mut out = String::new();
+    for name in names {
+        let Some(c) = s.cluster(name) else { continue };
+        let _ = writeln!(out, "{name}::observability_name::{name}");
+        for e in &c.assignment.endpoints {
+            let addr = &e.address;
+            let health = if e.healthy {
+                "healthy"
+            } else {
+                "/failed_eds_health"
+            };
+            let _ = writeln!(out, "{name}::{addr}::rq_active::{}", e.active_requests());
+            let _ = writeln!(out, "{name}::{addr}::health_flags::{health}");
+            let _ = writeln!(out, "{name}::{addr}::weight::{}", e.weight);
+            let _ = writeln!(out, "{name}::{addr}::priority::{}", e.priority);
+            if !e.locality.is_empty() {
+                let _ = writeln!(out, "{name}::{addr}::locality::{}", e.locality);
+            }
+        }
+    }
+    out
+}
+
+async fn listeners(State(a): State<Arc<Admin>>) -> String {
+    let s = a.config.load_full();
+    let mut out = String::new();
+    for l in s.parts.listeners.values() {
+        let addr = l.address.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "{}::{addr}", l.name);
+    }
+    out
+}
+
+async fn config_dump(State(a): State<Arc<Admin>>) -> Json<Value> {
+    let s = a.config.load_full();
+    let clusters: Vec<Value> = s
+        .parts
+        .clusters
+        .values()
+        .map(|c| {
+            let endpoints = s
+                .cluster(&c.name)
+                .map(|e| e.assignment.endpoints.clone())
+                .unwrap_or_default();
+            json!({
+                "name": c.name,
+                "discovery": c.discovery,
+                "lb_policy": c.lb_policy,
+                "protocol": c.protocol,
+                "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
+                "endpoints": endpoints.iter().map(|e| json!({
+                    "address": e.address.to_string(),
+                    "weight": e.weight,
+                    "healthy": e.healthy,
+                    "priority": e.priority,
+                    "locality": e.locality,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let listeners: Vec<Value> = s
+        .parts
+        .listeners
+        .values()
+        .map(|l| {
+            json!({
+                "name": l.name,
+                "address": l.address.map(|a| a.to_string()),
+                "bind": l.bind,
+                "direction": l.direction,
+                "filter_chains": l.chains.iter().chain(l.default_chain.as_ref()).map(|c| json!({
+                    "name": c.name,
+                    "destination_port": c.destination_port,
+                    "server_names": c.server_names,
+                    "transport_protocol": c.transport_protocol,
+                    "application_protocols": c.application_protocols,
+                    "filter": match &c.filter {
+                        NetworkFilter::Http(Routes::Rds(n)) => json!({"http": {"rds": n}}),
+                        NetworkFilter::Http(Routes::Inline(t)) => json!({"http": {"routes": routes(t)}}),
+                        NetworkFilter::Tcp(t) => json!({"tcp": target(t)}),
+                    },
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let route_configs: Vec<Value> = s.parts.routes.values().map(|t| routes(t)).collect();
+    Json(json!({
+        "settings": a.settings,
+        "ready": *a.ready.borrow(),
+        "versions": s.parts.versions,
+        "last_rejection": **a.xds.last_rejection.load(),
+        "clusters": clusters,
+        "listeners": listeners,
+        "routes": route_configs,
+    }))
+}
+
+fn target(t: &Target) -> Value {
+    match t {
+        Target::Cluster(c) => json!({"cluster": c}),
+        Target::Weighted { clusters, .. } => json!({
+            "weighted_clusters": clusters.iter().map(|c| json!({"name": c.name, "weight": c.weight})).collect::<Vec<_>>()
+        }),
+    }
+}
+
+fn routes(t: &RouteTable) -> Value {
+    json!({
+        "name": t.name,
+        "virtual_hosts": t.virtual_hosts.iter().map(|v| json!({
+            "name": v.name,
+            "domains": v.domains,
+            "routes": v.routes.iter().map(|r| json!({
+                "name": r.name,
+                "match": format!("{:?}", r.matcher),
+                "action": match &r.action {
+                    Action::Forward(f) => json!({
+                        "forward": target(&f.target),
+                        "timeout_ms": f.timeout.map(|t| t.as_millis() as u64),
+                        "prefix_rewrite": f.prefix_rewrite,
+                        "host_rewrite": f.host_rewrite,
+                    }),
+                    Action::Direct { status, .. } => json!({"direct_response": status.as_u16()}),
+                    Action::Redirect(rd) => json!({"redirect": rd.status.as_u16()}),
+                },
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,254 @@
+//! Clusters (CDS) in Weft's own form: how endpoints are found, how one is
+//! picked, how to talk to it.
+
+use std::time::Duration;
+
+use weft_xds::pb::envoy::config::cluster::v3::{Cluster as XdsCluster, cluster};
+use weft_xds::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+    UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+};
+
+use crate::endpoint::LoadAssignment;
+
+/// Where a cluster's HTTP settings are (`typed_extension_protocol_options`).
+pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Envoy's default connect timeout.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a cluster can't be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cluster {cluster}: {reason}")]
+pub struct ClusterError {
+    /// The cluster's name.
+    pub cluster: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// How a cluster picks an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum LbPolicy {
+    /// Weighted round robin.
+    RoundRobin,
+    /// Least request, power of two choices (Istio's default).
+    LeastRequest,
+    /// Weighted random.
+    Random,
+    /// Consistent hashing on a ring; the key comes from the route's hash
+    /// policy. Balanced by least request until consistent hashing lands.
+    RingHash,
+    /// Consistent hashing with Maglev; as [`LbPolicy::RingHash`] for now.
+    Maglev,
+    /// The cluster decides (original destination).
+    ClusterProvided,
+}
+
+/// Where a cluster's endpoints come from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Discovery {
+    /// EDS, under this service name.
+    Eds(String),
+    /// Listed in the cluster (STATIC, STRICT_DNS, LOGICAL_DNS: host names
+    /// are resolved when connecting).
+    Static,
+    /// The request's own destination (PassthroughCluster; in explicit mode
+    /// the authority of the proxied request).
+    OriginalDst,
+}
+
+/// The HTTP version spoken to the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 (prior knowledge).
+    Http2,
+    /// Whatever the downstream spoke.
+    Downstream,
+}
+
+/// A cluster.
+#[derive(Debug, serde::Serialize)]
+pub struct Cluster {
+    /// Its name (`outbound|9080|v1|reviews.shop.svc.cluster.local`).
+    pub name: String,
+    /// Where its endpoints come from.
+    pub discovery: Discovery,
+    /// How one is picked.
+    pub lb_policy: LbPolicy,
+    /// How long a connection attempt may take.
+    pub connect_timeout: Duration,
+    /// The HTTP version to the upstream.
+    pub protocol: UpstreamProtocol,
+    /// How long an idle pooled connection is kept (`None`: the pool's default).
+    pub idle_timeout: Option<Duration>,
+    /// The endpoints listed in the cluster itself (non-EDS clusters).
+    #[serde(skip)]
+    pub load_assignment: Option<LoadAssignment>,
+}
+
+impl TryFrom<&XdsCluster> for Cluster {
+    type Error = ClusterError;
+
+    fn try_from(c: &XdsCluster) -> Result<Self, Self::Error> {
+        let err = |reason: String| ClusterError {
+            cluster: c.name.clone(),
+            reason,
+        };
+        if c.name.is_empty() {
+            return Err(err("has no name".into()));
+        }
+        use cluster::DiscoveryType as D;
+        let discovery_type = match &c.cluster_discovery_type {
+            Some(cluster::ClusterDiscoveryType::Type(t)) => {
+                D::try_from(*t).map_err(|_| err(format!("unknown discovery type {t}")))?
+            }
+            Some(cluster::ClusterDiscoveryType::ClusterType(t)) => {
+                return Err(err(format!(
+                    "custom cluster type {} is not supported",
+                    t.name
+                )));
+            }
+            None => D::Static,
+        };
+        let discovery = match discovery_type {
+            D::Eds => Discovery::Eds(
+                c.eds_cluster_config
+                    .as_ref()
+                    .map(|e| e.service_name.clone())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| c.name.clone()),
+            ),
+            D::Static | D::StrictDns | D::LogicalDns => Discovery::Static,
+            D::OriginalDst => Discovery::OriginalDst,
+        };
+        let load_assignment = match (&discovery, &c.load_assignment) {
+            (Discovery::Static, Some(cla)) => {
+                Some(LoadAssignment::try_from(cla).map_err(|e| err(e.to_string()))?)
+            }
+            _ => None,
+        };
+        use cluster::LbPolicy as P;
+        let lb_policy = match P::try_from(c.lb_policy) {
+            Ok(P::RoundRobin) => LbPolicy::RoundRobin,
+            Ok(P::LeastRequest) => LbPolicy::LeastRequest,
+            Ok(P::Random) => LbPolicy::Random,
+            Ok(P::RingHash) => LbPolicy::RingHash,
+            Ok(P::Maglev) => LbPolicy::Maglev,
+            Ok(P::ClusterProvided) => LbPolicy::ClusterProvided,
+            Ok(P::LoadBalancingPolicyConfig) | Err(_) => {
+                return Err(err(format!(
+                    "load balancing policy {} is not supported",
+                    c.lb_policy
+                )));
+            }
+        };
+        let connect_timeout = c
+            .connect_timeout
+            .as_ref()
+            .map(|d| proto_duration(d).map_err(|e| err(format!("connect_timeout {e}"))))
+            .transpose()?
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let mut protocol = UpstreamProtocol::Http1;
+        let mut idle_timeout = None;
+        if let Some(any) = c
+            .typed_extension_protocol_options
+            .get(HTTP_PROTOCOL_OPTIONS)
+        {
+            let options: HttpProtocolOptions =
+                weft_xds::unpack(any).map_err(|e| err(format!("{HTTP_PROTOCOL_OPTIONS}: {e}")))?;
+            protocol = match options.upstream_protocol_options {
+                Some(UpstreamProtocolOptions::ExplicitHttpConfig(e)) => match e.protocol_config {
+                    Some(ProtocolConfig::Http2ProtocolOptions(_)) => UpstreamProtocol::Http2,
+                    Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
+                        return Err(err("HTTP/3 upstreams are not supported".into()));
+                    }
+                    _ => UpstreamProtocol::Http1,
+                },
+                Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(_)) => {
+                    UpstreamProtocol::Downstream
+                }
+                Some(UpstreamProtocolOptions::AutoConfig(_)) => UpstreamProtocol::Downstream,
+                None => UpstreamProtocol::Http1,
+            };
+            idle_timeout = options
+                .common_http_protocol_options
+                .and_then(|o| o.idle_timeout)
+                .map(|d| proto_duration(&d).map_err(|e| err(format!("idle_timeout {e}"))))
+                .transpose()?;
+        }
+        #[allow(deprecated)]
+        if c.http2_protocol_options.is_some() {
+            protocol = UpstreamProtocol::Http2;
+        }
+        Ok(Cluster {
+            name: c.name.clone(),
+            discovery,
+            lb_policy,
+            connect_timeout,
+            protocol,
+            idle_timeout,
+            load_assignment,
+        })
+    }
+}
+
+/// A protobuf duration as a std one; negative ones are errors.
+pub fn proto_duration(d: &weft_xds::pb::google::protobuf::Duration) -> Result<Duration, String> {
+    let secs = u64::try_from(d.seconds).map_err(|_| format!("{}s is negative", d.seconds))?;
+    let nanos = u32::try_from(d.nanos).map_err(|_| format!("{}ns is negative", d.nanos))?;
+    Ok(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_xds::pb::envoy::config::core::v3::Http2ProtocolOptions;
+    use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::ExplicitHttpConfig;
+
+    #[test]
+    fn eds_cluster_with_http2() {
+        let options = HttpProtocolOptions {
+            upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+                ExplicitHttpConfig {
+                    protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
+                        Http2ProtocolOptions::default(),
+                    )),
+                },
+            )),
+            ..Default::default()
+        };
+        let mut c = XdsCluster {
+            name: "outbound|9090||greeter".into(),
+            cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                cluster::DiscoveryType::Eds as i32,
+            )),
+            lb_policy: cluster::LbPolicy::RoundRobin as i32,
+            connect_timeout: Some(weft_xds::pb::google::protobuf::Duration {
+                seconds: 2,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        c.typed_extension_protocol_options
+            .insert(HTTP_PROTOCOL_OPTIONS.into(), weft_xds::pack(&options));
+        let m = Cluster::try_from(&c).expect("converts");
+        assert_eq!(m.discovery, Discovery::Eds("outbound|9090||greeter".into()));
+        assert_eq!(m.protocol, UpstreamProtocol::Http2);
+        assert_eq!(m.lb_policy, LbPolicy::RoundRobin);
+        assert_eq!(m.connect_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_clusters_name_themselves() {
+        let c = XdsCluster {
+            name: "outbound|1||x".into(),
+            lb_policy: 99,
+            ..Default::default()
+        };
+        let e = Cluster::try_from(&c).expect_err("bad policy");
+        assert!(e.to_string().contains("outbound|1||x"), "{e}");
+    }
+}

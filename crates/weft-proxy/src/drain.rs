@@ -1,0 +1,123 @@
+//! Draining: the signal that tells every listener to stop accepting and
+//! every connection to finish, and the count of connections still open
+//! that shutdown waits on (up to its drain timeout).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, watch};
+
+use crate::forward::Body;
+
+/// A handle on the drain signal and the open connections.
+#[derive(Clone, Debug)]
+pub struct Drain {
+    signal: watch::Receiver<bool>,
+    open: Arc<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    count: AtomicUsize,
+    zero: Notify,
+}
+
+/// Marks a connection open until dropped.
+#[derive(Debug)]
+pub struct Tracked(Arc<Open>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.zero.notify_waiters();
+        }
+    }
+}
+
+impl Drain {
+    /// A drain that starts when `signal` turns true.
+    pub fn new(signal: watch::Receiver<bool>) -> Self {
+        Drain {
+            signal,
+            open: Arc::default(),
+        }
+    }
+
+    /// Whether draining has started.
+    pub fn draining(&self) -> bool {
+        *self.signal.borrow()
+    }
+
+    /// Resolves when draining starts.
+    pub async fn started(&self) {
+        let mut s = self.signal.clone();
+        let _ = s.wait_for(|d| *d).await;
+    }
+
+    /// Counts a connection.
+    pub fn track(&self) -> Tracked {
+        self.open.count.fetch_add(1, Ordering::AcqRel);
+        Tracked(self.open.clone())
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until no connection is open, or `timeout`; returns how many
+    /// were still open.
+    pub async fn wait(&self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.open.zero.notified();
+            if self.open() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.open();
+            }
+        }
+    }
+
+    /// Serves one HTTP/1.1 or h2c connection with `service` until it ends;
+    /// when draining starts, lets in-flight requests finish and closes it.
+    pub fn serve_http<I, S>(&self, io: I, service: S) -> impl Future<Output = ()> + Send + 'static
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Service<
+                http::Request<Incoming>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + Send
+            + Clone
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let tracked = self.track();
+        let drain = self.clone();
+        async move {
+            let _tracked = tracked;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = drain.started() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(target: "weft::proxy", error = %e, "connection ended with an error");
+            }
+        }
+    }
+}

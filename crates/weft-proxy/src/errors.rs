@@ -1,0 +1,184 @@
+//! Every way a request can fail in the proxy, and what the client then
+//! sees: the HTTP status, Envoy's response flag (`NR`, `UH`, `UF`, `UT`,
+//! ...) for logs, metrics and the admin stats, and the body Envoy sends.
+//! Written once here; the request path returns a [`ProxyError`] and never
+//! picks a status itself.
+
+use http::StatusCode;
+
+/// Who is to blame for a failed request, as Envoy's response flags say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResponseFlag {
+    /// `NR`: no route (no listener, virtual host or route matched).
+    NoRoute,
+    /// `NC`: the route names a cluster the proxy doesn't have.
+    NoCluster,
+    /// `UH`: the cluster has no healthy endpoint.
+    NoHealthyUpstream,
+    /// `UF`: connecting to the upstream failed.
+    UpstreamConnectionFailure,
+    /// `UC`: the upstream closed or reset the connection before answering.
+    UpstreamConnectionTermination,
+    /// `UT`: the upstream didn't answer within the route's timeout.
+    UpstreamRequestTimeout,
+    /// `DPE`: the downstream request was malformed.
+    DownstreamProtocolError,
+}
+
+impl ResponseFlag {
+    /// Every flag, for stats.
+    pub const ALL: [ResponseFlag; 7] = [
+        ResponseFlag::NoRoute,
+        ResponseFlag::NoCluster,
+        ResponseFlag::NoHealthyUpstream,
+        ResponseFlag::UpstreamConnectionFailure,
+        ResponseFlag::UpstreamConnectionTermination,
+        ResponseFlag::UpstreamRequestTimeout,
+        ResponseFlag::DownstreamProtocolError,
+    ];
+
+    /// Envoy's short name (`%RESPONSE_FLAGS%` in access logs).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResponseFlag::NoRoute => "NR",
+            ResponseFlag::NoCluster => "NC",
+            ResponseFlag::NoHealthyUpstream => "UH",
+            ResponseFlag::UpstreamConnectionFailure => "UF",
+            ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::DownstreamProtocolError => "DPE",
+        }
+    }
+
+    /// Its index in [`ResponseFlag::ALL`].
+    pub fn index(self) -> usize {
+        ResponseFlag::ALL
+            .iter()
+            .position(|f| *f == self)
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for ResponseFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request the proxy could not carry to an upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No outbound listener for the port, or no virtual host or route matched.
+    #[error("no route for {0}")]
+    NoRoute(String),
+    /// The route's cluster is not in the proxy's config.
+    #[error("cluster {0} not found")]
+    NoCluster(String),
+    /// The cluster has no healthy endpoint.
+    #[error("no healthy endpoint in cluster {0}")]
+    NoHealthyUpstream(String),
+    /// Connecting failed.
+    #[error("connecting to {endpoint} failed: {reason}")]
+    ConnectFailure {
+        /// The endpoint tried.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The upstream closed or reset the connection before its response headers.
+    #[error("upstream {endpoint} closed the connection: {reason}")]
+    Terminated {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// No response within the route's timeout.
+    #[error("upstream {0} did not answer in time")]
+    Timeout(String),
+    /// The request can't be proxied as it is.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+impl ProxyError {
+    /// Envoy's response flag for this error.
+    pub fn flag(&self) -> ResponseFlag {
+        match self {
+            ProxyError::NoRoute(_) => ResponseFlag::NoRoute,
+            ProxyError::NoCluster(_) => ResponseFlag::NoCluster,
+            ProxyError::NoHealthyUpstream(_) => ResponseFlag::NoHealthyUpstream,
+            ProxyError::ConnectFailure { .. } => ResponseFlag::UpstreamConnectionFailure,
+            ProxyError::Terminated { .. } => ResponseFlag::UpstreamConnectionTermination,
+            ProxyError::Timeout(_) => ResponseFlag::UpstreamRequestTimeout,
+            ProxyError::BadRequest(_) => ResponseFlag::DownstreamProtocolError,
+        }
+    }
+
+    /// The status the client gets (Envoy's).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ProxyError::NoCluster(_)
+            | ProxyError::NoHealthyUpstream(_)
+            | ProxyError::ConnectFailure { .. }
+            | ProxyError::Terminated { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The body Envoy sends with it (`NR` has none).
+    pub fn body(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute(_) => "",
+            ProxyError::NoCluster(_) => "",
+            ProxyError::NoHealthyUpstream(_) => "no healthy upstream",
+            ProxyError::ConnectFailure { .. } => {
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+            }
+            ProxyError::Terminated { .. } => {
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+            }
+            ProxyError::Timeout(_) => "upstream request timeout",
+            ProxyError::BadRequest(_) => "Bad Request",
+        }
+    }
+
+    /// Whether the request never reached an upstream, so sending it again
+    /// elsewhere is safe (for retries).
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::ConnectFailure { .. } | ProxyError::NoHealthyUpstream(_)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_flags_are_envoys() {
+        let cases = [
+            (ProxyError::NoRoute("x".into()), 404, "NR"),
+            (ProxyError::NoHealthyUpstream("c".into()), 503, "UH"),
+            (
+                ProxyError::ConnectFailure {
+                    endpoint: "e".into(),
+                    reason: "refused".into(),
+                },
+                503,
+                "UF",
+            ),
+            (ProxyError::Timeout("e".into()), 504, "UT"),
+            (ProxyError::BadRequest("no host".into()), 400, "DPE"),
+        ];
+        for (e, status, flag) in cases {
+            assert_eq!(e.status().as_u16(), status, "{e}");
+            assert_eq!(e.flag().as_str(), flag, "{e}");
+            assert_eq!(ResponseFlag::ALL[e.flag().index()], e.flag());
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The HTTP request path, in order: route (virtual host by authority,
+//! first matching route) → action (forward, direct response, redirect) →
+//! cluster (weighted pick) → endpoint (the cluster's balancer) → pooled
+//! upstream connection → response. Both directions use it; only where
+//! the route table comes from differs. Every failure is a
+//! [`ProxyError`], turned into a response in one place ([`error_response`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::cluster::{Discovery, UpstreamProtocol};
+use crate::errors::ProxyError;
+use crate::route::{Action, Forward, Redirect, RequestView, Route, RouteTable, VirtualHost};
+use crate::snapshot::Snapshot;
+use crate::stats::HttpStats;
+
+pub use crate::pool::Upstreams;
+
+/// The body of every response the proxy sends.
+pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// Headers that belong to one connection and are never forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+const X_EXPECTED_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+const X_UPSTREAM_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// A body of bytes.
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The response for a failure; counts it.
+pub fn error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
+    stats.record(e.status(), Some(e.flag()));
+    tracing::debug!(target: "weft::access", flag = e.flag().as_str(), status = e.status().as_u16(), error = %e, "request failed");
+    let mut r = Response::new(full(e.body()));
+    *r.status_mut() = e.status();
+    if !e.body().is_empty() {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    r
+}
+
+/// Everything a request needs besides itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The config, loaded once for this request.
+    pub snapshot: &'a Snapshot,
+    /// The clients.
+    pub upstreams: &'a Upstreams,
+    /// Where to count.
+    pub stats: &'a HttpStats,
+    /// The downstream's scheme.
+    pub scheme: &'static str,
+}
+
+/// The authority a request is for: the absolute URI's, else `Host`.
+pub fn authority(req: &Request<Incoming>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|a| !a.is_empty())
+}
+
+/// Routes and forwards one request with `table`.
+pub async fn handle(cx: Context<'_>, table: &RouteTable, req: Request<Incoming>) -> Response<Body> {
+    match route_and_forward(cx, table, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e, cx.stats),
+    }
+}
+
+async fn route_and_forward(
+    cx: Context<'_>,
+    table: &RouteTable,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let authority = authority(&req).ok_or_else(|| ProxyError::BadRequest("no host".into()))?;
+    let (vh, route) = {
+        let view = RequestView {
+            method: req.method().as_str(),
+            scheme: cx.scheme,
+            authority: &authority,
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        table
+            .find(&view)
+            .ok_or_else(|| ProxyError::NoRoute(format!("{authority}{}", req.uri().path())))?
+    };
+    let mut resp = match &route.action {
+        Action::Direct { status, body } => {
+            let mut r = Response::new(full(body.clone()));
+            *r.status_mut() = *status;
+            r
+        }
+        Action::Redirect(rd) => redirect(rd, route, &authority, req.uri(), cx.scheme)?,
+        Action::Forward(f) => forward(cx, vh, route, f, &authority, req).await?,
+    };
+    route.response_headers.apply(resp.headers_mut());
+    cx.stats.record(resp.status(), None);
+    Ok(resp)
+}
+
+fn redirect(
+    rd: &Redirect,
+    route: &Route,
+    authority: &str,
+    uri: &Uri,
+    scheme: &str,
+) -> Result<Response<Body>, ProxyError> {
+    let scheme = rd.scheme.as_deref().unwrap_or(scheme);
+    let parsed: Option<http::uri::Authority> = authority.parse().ok();
+    let host = parsed.as_ref().map_or(authority, |a| a.host());
+    let port = parsed.as_ref().and_then(|a| a.port_u16());
+    let host = rd.host.as_deref().unwrap_or(host);
+    let port = match rd.port {
+        0 if rd.host.is_some() || rd.scheme.is_some() => None,
+        0 => port.map(|p| p.to_string()),
+        p => Some(p.to_string()),
+    };
+    let path = uri.path();
+    let mut new_path = match (&rd.path, &rd.prefix, route.matcher.prefix()) {
+        (Some(p), _, _) => p.clone(),
+        (None, Some(prefix), Some(matched)) if path.len() >= matched.len() => {
+            format!("{prefix}{}", &path[matched.len()..])
+        }
+        _ => path.to_string(),
+    };
+    if !rd.strip_query
+        && !new_path.contains('?')
+        && let Some(q) = uri.query()
+    {
+        new_path = format!("{new_path}?{q}");
+    }
+    let location = match port {
+        Some(p) => format!("{scheme}://{host}:{p}{new_path}"),
+        None => format!("{scheme}://{host}{new_path}"),
+    };
+    let value = HeaderValue::from_str(&location).map_err(|_| {
+        ProxyError::BadRequest(format!("redirect location {location:?} is invalid"))
+    })?;
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = rd.status;
+    r.headers_mut().insert(header::LOCATION, value);
+    Ok(r)
+}
+
+async fn forward(
+    cx: Context<'_>,
+    vh: &VirtualHost,
+    route: &Route,
+    f: &Forward,
+    authority: &str,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let (cluster_name, weighted) = f.target.pick();
+    let entry = cx
+        .snapshot
+        .cluster(cluster_name)
+        .ok_or_else(|| ProxyError::NoCluster(cluster_name.to_string()))?;
+    let (endpoint, _active) = if entry.cluster.discovery == Discovery::OriginalDst {
+        // Explicit mode: the original destination is the proxied authority.
+        (authority.to_string(), None)
+    } else {
+        let e = entry
+            .pick()
+            .ok_or_else(|| ProxyError::NoHealthyUpstream(cluster_name.to_string()))?;
+        (e.address.to_string(), Some(e.start_request()))
+    };
+    // Path rewrites.
+    let path = req.uri().path();
+    let rewritten = if let Some(prefix) = &f.prefix_rewrite
+        && let Some(matched) = route.matcher.prefix()
+        && path.len() >= matched.len()
+    {
+        Some(format!("{prefix}{}", &path[matched.len()..]))
+    } else if let Some((re, with)) = &f.regex_rewrite {
+        Some(re.replace_all(path, with.as_str()).into_owned())
+    } else {
+        None
+    };
+    let path_and_query = match (rewritten, req.uri().query()) {
+        (Some(p), Some(q)) => format!("{p}?{q}"),
+        (Some(p), None) => p,
+        (None, _) => req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+    };
+    let downstream_version = req.version();
+    // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade headers and
+    // becomes a tunnel once the upstream answers 101.
+    let upgrade = upgrade_protocol(req.headers());
+    let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
+    let host = weighted
+        .and_then(|w| w.host_rewrite.as_deref())
+        .or(f.host_rewrite.as_deref())
+        .unwrap_or(authority);
+    if let Ok(h) = HeaderValue::from_str(host) {
+        headers.insert(header::HOST, h);
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID, request_id());
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(cx.scheme));
+    }
+    if vh.attempt_count {
+        headers.insert(X_ATTEMPT_COUNT, HeaderValue::from_static("1"));
+    }
+    if let Some(t) = f.timeout {
+        headers.insert(X_EXPECTED_TIMEOUT, HeaderValue::from(t.as_millis() as u64));
+    }
+    route.request_headers.apply(headers);
+    if let Some(w) = weighted {
+        w.request_headers.apply(headers);
+    }
+    // Only the path and query of this URI are used: the pool dials the endpoint.
+    *req.uri_mut() = Uri::try_from(path_and_query.as_str())
+        .map_err(|_| ProxyError::BadRequest(format!("bad path {path_and_query:?}")))?;
+    let http2 = upgrade.is_none()
+        && match entry.cluster.protocol {
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::Downstream => downstream_version == Version::HTTP_2,
+            UpstreamProtocol::Http1 => false,
+        };
+    let started = Instant::now();
+    // Retries need the request again: only bodyless ones are replayed.
+    let retry = f
+        .retry
+        .as_ref()
+        .filter(|_| upgrade.is_none() && http_body::Body::is_end_stream(req.body()));
+    let attempts = 1 + retry.map_or(0, |r| r.attempts);
+    let template = retry.map(|_| {
+        (
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().clone(),
+        )
+    });
+    let mut first = Some(req.map(BodyExt::boxed_unsync));
+    let (mut endpoint, mut _active) = (endpoint, _active);
+    let mut attempt = 1u32;
+    let resp = loop {
+        let this = match (first.take(), &template) {
+            (Some(r), _) => r,
+            (None, Some((method, uri, headers))) => {
+                let mut r = Request::new(full(Bytes::new()));
+                *r.method_mut() = method.clone();
+                *r.uri_mut() = uri.clone();
+                *r.headers_mut() = headers.clone();
+                if vh.attempt_count {
+                    r.headers_mut()
+                        .insert(X_ATTEMPT_COUNT, HeaderValue::from(attempt));
+                }
+                r
+            }
+            (None, None) => break Err(ProxyError::BadRequest("request body already sent".into())),
+        };
+        let call = async {
+            if http2 {
+                cx.upstreams
+                    .http2(&endpoint, host, entry.cluster.connect_timeout, this)
+                    .await
+            } else {
+                cx.upstreams.http1(&endpoint, this).await
+            }
+        };
+        let result = match f.timeout {
+            Some(t) => tokio::time::timeout(t, call)
+                .await
+                .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.clone()))),
+            None => call.await,
+        };
+        let again = retry.is_some_and(|r| match &result {
+            Ok(resp) => r.on_status(resp.status()),
+            Err(e) => r.on_error(e),
+        });
+        if !again || attempt >= attempts {
+            break result;
+        }
+        attempt += 1;
+        tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
+        if entry.cluster.discovery != Discovery::OriginalDst {
+            let other = retry.is_some_and(|r| r.other_host);
+            let mut pick = entry.pick();
+            for _ in 0..3 {
+                match pick {
+                    Some(e) if other && e.address.to_string() == endpoint => pick = entry.pick(),
+                    _ => break,
+                }
+            }
+            if let Some(e) = pick {
+                endpoint = e.address.to_string();
+                _active = Some(e.start_request());
+            }
+        }
+    }?;
+    let mut resp = resp;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(downstream) = downstream_upgrade
+    {
+        let upstream = hyper::upgrade::on(&mut resp);
+        let name = endpoint.clone();
+        tokio::spawn(async move {
+            let _active = _active;
+            match tokio::try_join!(downstream, upstream) {
+                Ok((d, u)) => {
+                    let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut d, &mut u).await {
+                        tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "upgraded connection ended with an error");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "upgrade failed")
+                }
+            }
+        });
+        let (parts, body) = resp.into_parts();
+        return Ok(Response::from_parts(parts, body.boxed_unsync()));
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(
+        X_UPSTREAM_TIME,
+        HeaderValue::from(started.elapsed().as_millis() as u64),
+    );
+    if let Some(w) = weighted {
+        w.response_headers.apply(&mut parts.headers);
+    }
+    parts.version = downstream_version;
+    tracing::debug!(target: "weft::access", cluster = cluster_name, %endpoint, status = parts.status.as_u16(), "forwarded");
+    // The endpoint counts the request as active until its body is done.
+    let body = body.map_frame(move |frame| {
+        let _active = &_active;
+        frame
+    });
+    Ok(Response::from_parts(parts, body.boxed_unsync()))
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to, if it does
+/// (`Connection: upgrade` with `Upgrade: websocket`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in &HOP_BY_HOP {
+        // `te: trailers` is allowed through (gRPC needs it).
+        if *h == header::TE && headers.get(h).is_some_and(|v| v == "trailers") {
+            continue;
+        }
+        headers.remove(h);
+    }
+}
+
+/// A random UUID v4, as Envoy generates for `x-request-id`.
+pub fn request_id() -> HeaderValue {
+    let hi = fastrand::u64(..);
+    let lo = fastrand::u64(..);
+    let b = ((u128::from(hi) << 64 | u128::from(lo)) & !(0xf << 76) & !(0x3 << 62))
+        | (0x4 << 76)
+        | (0x2 << 62);
+    let hex = format!("{b:032x}");
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// A response of `status` with a plain-text body.
+pub fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r
+}
+
+/// Routes in force for a request, kept alive by the snapshot.
+pub type Table = Arc<RouteTable>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = request_id();
+        let s = id.to_str().expect("ascii");
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "4", "{s}");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
+        assert_ne!(request_id(), request_id());
+    }
+}

@@ -1,0 +1,250 @@
+//! Weft's data plane: the sidecar proxy.
+//!
+//! [`run`] starts one proxy for one workload: the xDS client ([`xds`])
+//! keeps an immutable [`snapshot::Snapshot`] of the control plane's CDS,
+//! EDS, LDS and RDS, converted once into Weft's own model ([`cluster`],
+//! [`endpoint`], [`listener`], [`route`]); the outbound HTTP proxy
+//! ([`outbound`], explicit mode) and the bound inbound listeners
+//! ([`listener::serve`]) carry requests along [`forward`] (route →
+//! [`balance`] → pooled upstream), failing per [`errors`]; [`admin`]
+//! serves readiness, config and stats. Threads: the worker runtime the
+//! caller runs [`run`] on carries traffic; a `weft-control` thread with its
+//! own runtime runs the xDS client and the admin API, so a busy data path
+//! never delays config or readiness.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+pub mod admin;
+pub mod balance;
+pub mod cluster;
+pub mod drain;
+pub mod endpoint;
+pub mod errors;
+pub mod forward;
+pub mod listener;
+pub mod outbound;
+pub mod pool;
+pub mod route;
+pub mod snapshot;
+pub mod stats;
+pub mod tcp;
+pub mod xds;
+
+use snapshot::Snapshot;
+
+/// How traffic reaches the proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Mode {
+    /// The app uses the proxy as its HTTP proxy; inbound listeners bind the
+    /// WorkloadEntry's address and ports (Istio's `INTERCEPTION_MODE` NONE).
+    Explicit,
+    /// iptables redirects to 15001/15006 (not yet).
+    Transparent,
+}
+
+/// A proxy's settings.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Config {
+    /// The control plane's ADS address, `HOST:PORT`.
+    pub xds: String,
+    /// The WorkloadEntry's namespace.
+    pub namespace: String,
+    /// The WorkloadEntry's name.
+    pub workload: String,
+    /// How traffic reaches the proxy.
+    pub mode: Mode,
+    /// The outbound HTTP proxy listener (explicit mode; default 127.0.0.1:15001).
+    pub outbound: SocketAddr,
+    /// Where the app listens (`ADDR`, or `PORT=ADDR,...`), sent as `APP_ADDRESS`.
+    pub app: Option<String>,
+    /// The admin API (default 127.0.0.1:15000).
+    pub admin: SocketAddr,
+    /// The IP in the node id (default: the outbound listener's, or 127.0.0.1).
+    pub node_ip: String,
+    /// How long SIGTERM waits for open connections (default 5 s).
+    pub drain_timeout: Duration,
+    /// How long an update may wait for what it references (default 2 s).
+    pub warm_timeout: Duration,
+    /// Upstream connect timeout (default 10 s, Istio's).
+    pub connect_timeout: Duration,
+    /// How long idle pooled upstream connections are kept (default 60 s).
+    pub idle_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults for a workload.
+    pub fn new(
+        xds: impl Into<String>,
+        namespace: impl Into<String>,
+        workload: impl Into<String>,
+    ) -> Self {
+        Config {
+            xds: xds.into(),
+            namespace: namespace.into(),
+            workload: workload.into(),
+            mode: Mode::Explicit,
+            outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
+            app: None,
+            admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
+            node_ip: "127.0.0.1".into(),
+            drain_timeout: Duration::from_secs(5),
+            warm_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the proxy can't run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener can't be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// What it is for.
+        what: &'static str,
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not built yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The control thread could not start.
+    #[error("cannot start the control thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Runs the proxy on the current (worker) runtime until `shutdown`
+/// resolves or `/quitquitquit` is called, then drains: stops accepting,
+/// lets open connections finish for up to the drain timeout, returns.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if config.mode == Mode::Transparent {
+        return Err(Error::Unsupported(
+            "transparent mode (iptables, SO_ORIGINAL_DST) is not built yet: use --mode explicit"
+                .into(),
+        ));
+    }
+    let outbound_listener = tokio::net::TcpListener::bind(config.outbound)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "outbound",
+            addr: config.outbound,
+            source,
+        })?;
+    let admin_listener =
+        std::net::TcpListener::bind(config.admin).map_err(|source| Error::Bind {
+            what: "admin",
+            addr: config.admin,
+            source,
+        })?;
+    admin_listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::Bind {
+            what: "admin",
+            addr: config.admin,
+            source,
+        })?;
+    let outbound_addr = outbound_listener.local_addr().unwrap_or(config.outbound);
+    let admin_addr = admin_listener.local_addr().unwrap_or(config.admin);
+    tracing::info!(target: "weft::proxy", workload = %format!("{}/{}", config.namespace, config.workload), "weft proxy listening outbound={outbound_addr} admin={admin_addr}");
+    tracing::debug!(target: "weft::proxy", config = %serde_json::to_string(&config).unwrap_or_default(), "effective config");
+
+    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (applied_tx, applied_rx) = watch::channel(0u64);
+    let xds_status = Arc::new(xds::XdsStatus::default());
+    let outbound_stats = Arc::new(stats::HttpStats::default());
+    let inbound_stats = Arc::new(stats::HttpStats::default());
+    let admin = Arc::new(admin::Admin {
+        config: snapshot.clone(),
+        ready: ready_rx,
+        xds: xds_status.clone(),
+        outbound: outbound_stats.clone(),
+        inbound: inbound_stats.clone(),
+        settings: serde_json::to_value(&config).unwrap_or_default(),
+        quit: drain_tx.clone(),
+        draining: drain_rx.clone(),
+    });
+    let settings = xds::XdsConfig {
+        address: config.xds.clone(),
+        node: xds::NodeInfo {
+            ip: config.node_ip.clone(),
+            workload: config.workload.clone(),
+            namespace: config.namespace.clone(),
+            interception: "NONE".into(),
+            app_address: config.app.clone(),
+        },
+        warm_timeout: config.warm_timeout,
+        initial_backoff: Duration::from_millis(250),
+        max_backoff: Duration::from_secs(15),
+    };
+    // The control thread: xDS and admin on their own runtime.
+    let control = {
+        let (snapshot, status, stop) = (snapshot.clone(), xds_status.clone(), stop_rx.clone());
+        std::thread::Builder::new()
+            .name("weft-control".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(target: "weft::proxy", error = %e, "cannot start the control runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let admin_listener = match tokio::net::TcpListener::from_std(admin_listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(target: "weft::admin", error = %e, "admin listener");
+                            return;
+                        }
+                    };
+                    let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stop.clone()));
+                    xds::run(settings, snapshot, ready_tx, applied_tx, status, stop).await;
+                    let _ = admin_task.await;
+                });
+            })
+            .map_err(Error::Thread)?
+    };
+
+    let drain = drain::Drain::new(drain_rx);
+    let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
+    let outbound = Arc::new(outbound::Outbound {
+        config: snapshot.clone(),
+        upstreams: upstreams.clone(),
+        stats: outbound_stats,
+    });
+    let bound = Arc::new(listener::serve::Bound {
+        config: snapshot.clone(),
+        upstreams,
+        stats: inbound_stats,
+    });
+    let outbound_task = tokio::spawn(outbound::serve(outbound_listener, outbound, drain.clone()));
+    let inbound_task = tokio::spawn(listener::serve::manage(bound, applied_rx, drain.clone()));
+
+    tokio::select! {
+        _ = shutdown => tracing::info!(target: "weft::proxy", "shutting down: draining"),
+        _ = drain.started() => {}
+    }
+    let _ = drain_tx.send(true);
+    let _ = outbound_task.await;
+    let _ = inbound_task.await;
+    let left = drain.wait(config.drain_timeout).await;
+    if left > 0 {
+        tracing::warn!(target: "weft::proxy", connections = left, "drain timeout: closing the connections still open");
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || control.join()).await;
+    tracing::info!(target: "weft::proxy", "stopped");
+    Ok(())
+}

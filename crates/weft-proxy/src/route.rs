@@ -1,0 +1,646 @@
+//! Routes (RDS `RouteConfiguration`s, and the inline ones of inbound
+//! listeners) in Weft's own form: precompiled virtual host lookup by
+//! domain and ordered routes with compiled matchers.
+//!
+//! Converted: domains (exact, `*.suffix`, `prefix*`, `*`), every path,
+//! header and query parameter match, weighted clusters, timeouts, prefix
+//! and regex rewrites, host rewrites, redirects, direct responses and
+//! header additions/removals on requests and responses. Accepted but not
+//! acted on yet: per-try timeouts and gRPC-status retry conditions, hash policies, mirrors, CORS and fault filter
+//! configuration (later increments slot in at [`Forward`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use regex::Regex;
+use weft_xds::pb::envoy::config::core::v3::{HeaderValueOption, data_source, header_value_option};
+use weft_xds::pb::envoy::config::route::v3::redirect_action::{
+    PathRewriteSpecifier, SchemeRewriteSpecifier,
+};
+use weft_xds::pb::envoy::config::route::v3::route::Action as XdsAction;
+use weft_xds::pb::envoy::config::route::v3::route_action::{
+    ClusterSpecifier, HostRewriteSpecifier,
+};
+use weft_xds::pb::envoy::config::route::v3::weighted_cluster::cluster_weight;
+use weft_xds::pb::envoy::config::route::v3::{
+    RedirectAction, Route as XdsRoute, RouteAction, RouteConfiguration, VirtualHost as XdsVhost,
+};
+
+use crate::cluster::proto_duration;
+
+pub mod matcher;
+
+pub use matcher::{Matcher, RequestView};
+
+/// Envoy's route timeout when a route sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a route configuration can't be used; names the resource and where in it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("route configuration {config}: {location}: {reason}")]
+pub struct RouteError {
+    /// The route configuration.
+    pub config: String,
+    /// The virtual host and route.
+    pub location: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// One route configuration.
+#[derive(Debug)]
+pub struct RouteTable {
+    /// Its name (`"9080"`, or `inbound|9080||` for inline ones).
+    pub name: String,
+    /// Its virtual hosts.
+    pub virtual_hosts: Vec<VirtualHost>,
+    exact: HashMap<String, usize>,
+    /// `*.suffix` domains as `(".suffix", vhost)`, longest first.
+    suffixes: Vec<(String, usize)>,
+    /// `prefix*` domains as `("prefix", vhost)`, longest first.
+    prefixes: Vec<(String, usize)>,
+    any: Option<usize>,
+}
+
+/// A virtual host.
+#[derive(Debug)]
+pub struct VirtualHost {
+    /// Its name (`reviews.shop.svc.cluster.local:9080`).
+    pub name: String,
+    /// The domains it answers.
+    pub domains: Vec<String>,
+    /// Its routes, in order; the first that matches wins.
+    pub routes: Vec<Route>,
+    /// Whether upstream requests carry `x-envoy-attempt-count`.
+    pub attempt_count: bool,
+}
+
+/// A route.
+#[derive(Debug)]
+pub struct Route {
+    /// Its name.
+    pub name: String,
+    /// When it applies.
+    pub matcher: Matcher,
+    /// What it does.
+    pub action: Action,
+    /// Header changes on the request (route's, then the virtual host's).
+    pub request_headers: HeaderOps,
+    /// Header changes on the response.
+    pub response_headers: HeaderOps,
+}
+
+/// What a route does.
+#[derive(Debug)]
+pub enum Action {
+    /// Forward to a cluster.
+    Forward(Forward),
+    /// Answer directly.
+    Direct {
+        /// The status.
+        status: StatusCode,
+        /// The body.
+        body: Bytes,
+    },
+    /// Answer with a redirect.
+    Redirect(Redirect),
+}
+
+/// Forwarding to one or several clusters.
+#[derive(Debug)]
+pub struct Forward {
+    /// The clusters.
+    pub target: Target,
+    /// Until the upstream's response headers; `None`: no limit.
+    pub timeout: Option<Duration>,
+    /// Replaces the matched path prefix.
+    pub prefix_rewrite: Option<String>,
+    /// Rewrites the path with a regex.
+    pub regex_rewrite: Option<(Regex, String)>,
+    /// Replaces the authority.
+    pub host_rewrite: Option<String>,
+    /// When to try again.
+    pub retry: Option<Retry>,
+}
+
+/// A route's retry policy (Envoy's `retry_on` conditions that the proxy
+/// can judge; gRPC-status conditions are not read yet).
+#[derive(Debug)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// `connect-failure`.
+    pub connect_failure: bool,
+    /// `reset`, `refused-stream`: the upstream dropped the connection.
+    pub reset: bool,
+    /// `5xx`: any 5xx, and resets and connect failures.
+    pub any_5xx: bool,
+    /// `gateway-error`: 502, 503, 504.
+    pub gateway_error: bool,
+    /// `retriable-status-codes`: these.
+    pub statuses: Vec<u16>,
+    /// Retry on another endpoint (the `previous_hosts` predicate).
+    pub other_host: bool,
+}
+
+impl Retry {
+    /// Whether a response with `status` is tried again.
+    pub fn on_status(&self, status: StatusCode) -> bool {
+        let code = status.as_u16();
+        (self.any_5xx && status.is_server_error())
+            || (self.gateway_error && matches!(code, 502..=504))
+            || self.statuses.contains(&code)
+    }
+
+    /// Whether a failure is tried again.
+    pub fn on_error(&self, e: &crate::errors::ProxyError) -> bool {
+        use crate::errors::ProxyError as E;
+        match e {
+            E::ConnectFailure { .. } => self.connect_failure || self.any_5xx || self.gateway_error,
+            E::Terminated { .. } => self.reset || self.any_5xx || self.gateway_error,
+            _ => false,
+        }
+    }
+}
+
+fn retry(p: &weft_xds::pb::envoy::config::route::v3::RetryPolicy) -> Retry {
+    let on: Vec<&str> = p.retry_on.split(',').map(str::trim).collect();
+    let has = |c: &str| on.contains(&c);
+    Retry {
+        attempts: p.num_retries.as_ref().map_or(1, |n| n.value),
+        connect_failure: has("connect-failure"),
+        reset: has("reset") || has("refused-stream"),
+        any_5xx: has("5xx"),
+        gateway_error: has("gateway-error"),
+        statuses: if has("retriable-status-codes") {
+            p.retriable_status_codes
+                .iter()
+                .filter_map(|c| u16::try_from(*c).ok())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        other_host: p
+            .retry_host_predicate
+            .iter()
+            .any(|h| h.name == "envoy.retry_host_predicates.previous_hosts"),
+    }
+}
+
+/// Which cluster(s).
+#[derive(Debug)]
+pub enum Target {
+    /// One cluster.
+    Cluster(String),
+    /// A weighted split.
+    Weighted {
+        /// Each cluster with its weight and own header changes.
+        clusters: Vec<WeightedCluster>,
+        /// Sum of the weights.
+        total: u64,
+    },
+}
+
+/// One cluster of a split.
+#[derive(Debug)]
+pub struct WeightedCluster {
+    /// The cluster.
+    pub name: String,
+    /// Its weight.
+    pub weight: u32,
+    /// Its request header changes.
+    pub request_headers: HeaderOps,
+    /// Its response header changes.
+    pub response_headers: HeaderOps,
+    /// Its authority rewrite.
+    pub host_rewrite: Option<String>,
+}
+
+impl Target {
+    /// The clusters it names.
+    pub fn clusters(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match self {
+            Target::Cluster(c) => (Some(c.as_str()), &[][..]),
+            Target::Weighted { clusters, .. } => (None, clusters.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(|c| c.name.as_str()))
+    }
+
+    /// Picks a cluster: the one, or by weight (a random draw).
+    pub fn pick(&self) -> (&str, Option<&WeightedCluster>) {
+        match self {
+            Target::Cluster(c) => (c, None),
+            Target::Weighted { clusters, total } => {
+                let mut slot = fastrand::u64(..(*total).max(1));
+                for c in clusters {
+                    let w = u64::from(c.weight);
+                    if slot < w {
+                        return (&c.name, Some(c));
+                    }
+                    slot -= w;
+                }
+                let last = &clusters[clusters.len() - 1];
+                (&last.name, Some(last))
+            }
+        }
+    }
+}
+
+/// A redirect.
+#[derive(Debug)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308.
+    pub status: StatusCode,
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// New host.
+    pub host: Option<String>,
+    /// New port (0: keep).
+    pub port: u16,
+    /// New path (with query, if it has one).
+    pub path: Option<String>,
+    /// New prefix for the matched one.
+    pub prefix: Option<String>,
+    /// Drop the query.
+    pub strip_query: bool,
+}
+
+/// Header additions and removals.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderOps {
+    set: Vec<(HeaderName, HeaderValue)>,
+    append: Vec<(HeaderName, HeaderValue)>,
+    add_if_absent: Vec<(HeaderName, HeaderValue)>,
+    remove: Vec<HeaderName>,
+}
+
+impl HeaderOps {
+    fn convert(add: &[HeaderValueOption], remove: &[String]) -> Result<HeaderOps, String> {
+        let mut out = HeaderOps::default();
+        for o in add {
+            let Some(h) = &o.header else { continue };
+            let name = HeaderName::from_bytes(h.key.as_bytes())
+                .map_err(|_| format!("header name {:?} is invalid", h.key))?;
+            let value = if h.raw_value.is_empty() {
+                HeaderValue::from_str(&h.value)
+            } else {
+                HeaderValue::from_bytes(&h.raw_value)
+            }
+            .map_err(|_| format!("value of header {} is invalid", h.key))?;
+            use header_value_option::HeaderAppendAction as A;
+            #[allow(deprecated)]
+            let legacy_append = o.append.as_ref().map(|b| b.value);
+            match (A::try_from(o.append_action), legacy_append) {
+                (_, Some(true)) | (Ok(A::AppendIfExistsOrAdd), None) => {
+                    out.append.push((name, value));
+                }
+                (Ok(A::AddIfAbsent), _) => out.add_if_absent.push((name, value)),
+                _ => out.set.push((name, value)),
+            }
+        }
+        for r in remove {
+            out.remove.push(
+                HeaderName::from_bytes(r.as_bytes())
+                    .map_err(|_| format!("header name {r:?} is invalid"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn extend(&mut self, other: HeaderOps) {
+        self.set.extend(other.set);
+        self.append.extend(other.append);
+        self.add_if_absent.extend(other.add_if_absent);
+        self.remove.extend(other.remove);
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+            && self.append.is_empty()
+            && self.add_if_absent.is_empty()
+            && self.remove.is_empty()
+    }
+
+    /// Applies the changes: removals first, then set, append, add-if-absent.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for r in &self.remove {
+            headers.remove(r);
+        }
+        for (k, v) in &self.set {
+            headers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &self.append {
+            headers.append(k.clone(), v.clone());
+        }
+        for (k, v) in &self.add_if_absent {
+            if !headers.contains_key(k) {
+                headers.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+impl TryFrom<&RouteConfiguration> for RouteTable {
+    type Error = RouteError;
+
+    fn try_from(rc: &RouteConfiguration) -> Result<Self, Self::Error> {
+        let mut virtual_hosts = Vec::with_capacity(rc.virtual_hosts.len());
+        let mut exact = HashMap::new();
+        let mut suffixes = Vec::new();
+        let mut prefixes = Vec::new();
+        let mut any = None;
+        let top_request =
+            HeaderOps::convert(&rc.request_headers_to_add, &rc.request_headers_to_remove).map_err(
+                |reason| RouteError {
+                    config: rc.name.clone(),
+                    location: "request headers".into(),
+                    reason,
+                },
+            )?;
+        let top_response =
+            HeaderOps::convert(&rc.response_headers_to_add, &rc.response_headers_to_remove)
+                .map_err(|reason| RouteError {
+                    config: rc.name.clone(),
+                    location: "response headers".into(),
+                    reason,
+                })?;
+        let top_empty = top_request.is_empty() && top_response.is_empty();
+        for (i, vh) in rc.virtual_hosts.iter().enumerate() {
+            let err = |location: String, reason: String| RouteError {
+                config: rc.name.clone(),
+                location,
+                reason,
+            };
+            let mut converted = virtual_host(vh).map_err(|(l, r)| err(l, r))?;
+            if !top_empty {
+                for r in &mut converted.routes {
+                    r.request_headers.extend(top_request.clone());
+                    r.response_headers.extend(top_response.clone());
+                }
+            }
+            for d in &vh.domains {
+                let d = d.to_ascii_lowercase();
+                let duplicate = if d == "*" {
+                    any.replace(i).is_some()
+                } else if let Some(suffix) = d.strip_prefix('*') {
+                    let dup = suffixes.iter().any(|(s, _)| s == suffix);
+                    suffixes.push((suffix.to_string(), i));
+                    dup
+                } else if let Some(prefix) = d.strip_suffix('*') {
+                    let dup = prefixes.iter().any(|(p, _)| p == prefix);
+                    prefixes.push((prefix.to_string(), i));
+                    dup
+                } else {
+                    exact.insert(d.clone(), i).is_some()
+                };
+                if duplicate {
+                    return Err(err(
+                        format!("virtual host {}", vh.name),
+                        format!("domain {d:?} is claimed by two virtual hosts"),
+                    ));
+                }
+            }
+            virtual_hosts.push(converted);
+        }
+        suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        Ok(RouteTable {
+            name: rc.name.clone(),
+            virtual_hosts,
+            exact,
+            suffixes,
+            prefixes,
+            any,
+        })
+    }
+}
+
+fn virtual_host(vh: &XdsVhost) -> Result<VirtualHost, (String, String)> {
+    let vh_loc = || format!("virtual host {}", vh.name);
+    let vh_request = HeaderOps::convert(&vh.request_headers_to_add, &vh.request_headers_to_remove)
+        .map_err(|r| (vh_loc(), r))?;
+    let vh_response =
+        HeaderOps::convert(&vh.response_headers_to_add, &vh.response_headers_to_remove)
+            .map_err(|r| (vh_loc(), r))?;
+    let mut routes = Vec::with_capacity(vh.routes.len());
+    for (i, r) in vh.routes.iter().enumerate() {
+        let loc = || {
+            let name = if r.name.is_empty() {
+                format!("#{i}")
+            } else {
+                r.name.clone()
+            };
+            format!("virtual host {} route {name}", vh.name)
+        };
+        let mut route = route(r).map_err(|e| (loc(), e))?;
+        // Route-level changes apply after (so win over) the virtual host's.
+        let mut req = vh_request.clone();
+        req.extend(std::mem::take(&mut route.request_headers));
+        route.request_headers = req;
+        let mut resp = vh_response.clone();
+        resp.extend(std::mem::take(&mut route.response_headers));
+        route.response_headers = resp;
+        routes.push(route);
+    }
+    Ok(VirtualHost {
+        name: vh.name.clone(),
+        domains: vh.domains.clone(),
+        routes,
+        attempt_count: vh.include_request_attempt_count,
+    })
+}
+
+fn route(r: &XdsRoute) -> Result<Route, String> {
+    let matcher = Matcher::try_from(r.r#match.as_ref().ok_or("route has no match")?)?;
+    let action = match &r.action {
+        Some(XdsAction::Route(a)) => Action::Forward(forward(a)?),
+        Some(XdsAction::DirectResponse(d)) => Action::Direct {
+            status: StatusCode::from_u16(u16::try_from(d.status).unwrap_or(0))
+                .map_err(|_| format!("direct response status {} is invalid", d.status))?,
+            body: match d.body.as_ref().and_then(|b| b.specifier.as_ref()) {
+                Some(data_source::Specifier::InlineString(s)) => Bytes::from(s.clone()),
+                Some(data_source::Specifier::InlineBytes(b)) => Bytes::from(b.clone()),
+                None => Bytes::new(),
+                Some(_) => return Err("direct response bodies from files are not supported".into()),
+            },
+        },
+        Some(XdsAction::Redirect(rd)) => Action::Redirect(redirect(rd)?),
+        Some(_) => return Err("route action kind is not supported".into()),
+        None => return Err("route has no action".into()),
+    };
+    Ok(Route {
+        name: r.name.clone(),
+        matcher,
+        action,
+        request_headers: HeaderOps::convert(
+            &r.request_headers_to_add,
+            &r.request_headers_to_remove,
+        )?,
+        response_headers: HeaderOps::convert(
+            &r.response_headers_to_add,
+            &r.response_headers_to_remove,
+        )?,
+    })
+}
+
+fn forward(a: &RouteAction) -> Result<Forward, String> {
+    let target = match &a.cluster_specifier {
+        Some(ClusterSpecifier::Cluster(c)) if !c.is_empty() => Target::Cluster(c.clone()),
+        Some(ClusterSpecifier::WeightedClusters(w)) => {
+            let mut clusters = Vec::new();
+            for c in &w.clusters {
+                let weight = c.weight.as_ref().map_or(0, |w| w.value);
+                let host_rewrite = c.host_rewrite_specifier.as_ref().map(|h| match h {
+                    cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(h) => h.clone(),
+                });
+                clusters.push(WeightedCluster {
+                    name: c.name.clone(),
+                    weight,
+                    request_headers: HeaderOps::convert(
+                        &c.request_headers_to_add,
+                        &c.request_headers_to_remove,
+                    )?,
+                    response_headers: HeaderOps::convert(
+                        &c.response_headers_to_add,
+                        &c.response_headers_to_remove,
+                    )?,
+                    host_rewrite,
+                });
+            }
+            let total: u64 = clusters.iter().map(|c| u64::from(c.weight)).sum();
+            if total == 0 {
+                return Err("weighted clusters have no weight".into());
+            }
+            clusters.retain(|c| c.weight > 0);
+            Target::Weighted { clusters, total }
+        }
+        _ => return Err("route action names no cluster".into()),
+    };
+    let timeout = match &a.timeout {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(d) => {
+            Some(proto_duration(d).map_err(|e| format!("timeout {e}"))?).filter(|d| !d.is_zero())
+        }
+    };
+    let regex_rewrite = a
+        .regex_rewrite
+        .as_ref()
+        .map(|r| {
+            let pattern = r.pattern.as_ref().ok_or("regex rewrite has no pattern")?;
+            let re = Regex::new(&pattern.regex)
+                .map_err(|e| format!("regex rewrite {:?}: {e}", pattern.regex))?;
+            // RE2 substitutions write `\1`; the regex crate `${1}`.
+            let subst = Regex::new(r"\\(\d)")
+                .map(|d| d.replace_all(&r.substitution, "$${$1}").into_owned())
+                .unwrap_or_else(|_| r.substitution.clone());
+            Ok::<_, String>((re, subst))
+        })
+        .transpose()?;
+    Ok(Forward {
+        target,
+        timeout,
+        prefix_rewrite: Some(a.prefix_rewrite.clone()).filter(|p| !p.is_empty()),
+        regex_rewrite,
+        host_rewrite: match &a.host_rewrite_specifier {
+            Some(HostRewriteSpecifier::HostRewriteLiteral(h)) => Some(h.clone()),
+            _ => None,
+        },
+        retry: a
+            .retry_policy
+            .as_ref()
+            .map(retry)
+            .filter(|r| r.attempts > 0),
+    })
+}
+
+fn redirect(r: &RedirectAction) -> Result<Redirect, String> {
+    let status = match r.response_code {
+        0 => StatusCode::MOVED_PERMANENTLY,
+        1 => StatusCode::FOUND,
+        2 => StatusCode::SEE_OTHER,
+        3 => StatusCode::TEMPORARY_REDIRECT,
+        4 => StatusCode::PERMANENT_REDIRECT,
+        other => return Err(format!("redirect response code {other} is unknown")),
+    };
+    let (path, prefix) = match &r.path_rewrite_specifier {
+        Some(PathRewriteSpecifier::PathRedirect(p)) => (Some(p.clone()), None),
+        Some(PathRewriteSpecifier::PrefixRewrite(p)) => (None, Some(p.clone())),
+        Some(PathRewriteSpecifier::RegexRewrite(_) | PathRewriteSpecifier::PathRewrite(_)) => {
+            return Err("regex rewrites in redirects are not supported".into());
+        }
+        None => (None, None),
+    };
+    Ok(Redirect {
+        status,
+        scheme: match &r.scheme_rewrite_specifier {
+            Some(SchemeRewriteSpecifier::HttpsRedirect(true)) => Some("https".into()),
+            Some(SchemeRewriteSpecifier::SchemeRedirect(s)) => Some(s.clone()),
+            _ => None,
+        },
+        host: Some(r.host_redirect.clone()).filter(|h| !h.is_empty()),
+        port: u16::try_from(r.port_redirect).map_err(|_| "redirect port out of range")?,
+        path,
+        prefix,
+        strip_query: r.strip_query,
+    })
+}
+
+impl RouteTable {
+    /// The virtual host for `authority`: exact domain, then the longest
+    /// `*.suffix`, then the longest `prefix*`, then `*` (Envoy's order).
+    pub fn virtual_host(&self, authority: &str) -> Option<&VirtualHost> {
+        let lower;
+        let host = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = authority.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            authority
+        };
+        let index = self
+            .exact
+            .get(host)
+            .copied()
+            .or_else(|| {
+                self.suffixes
+                    .iter()
+                    .find(|(s, _)| host.len() > s.len() && host.ends_with(s.as_str()))
+                    .map(|(_, i)| *i)
+            })
+            .or_else(|| {
+                self.prefixes
+                    .iter()
+                    .find(|(p, _)| host.len() > p.len() && host.starts_with(p.as_str()))
+                    .map(|(_, i)| *i)
+            })
+            .or(self.any)?;
+        self.virtual_hosts.get(index)
+    }
+
+    /// The virtual host and first matching route for a request.
+    pub fn find(&self, req: &RequestView<'_>) -> Option<(&VirtualHost, &Route)> {
+        let vh = self.virtual_host(req.authority)?;
+        vh.routes
+            .iter()
+            .find(|r| r.matcher.matches(req))
+            .map(|r| (vh, r))
+    }
+
+    /// Every cluster its routes name.
+    pub fn clusters(&self) -> BTreeSet<&str> {
+        self.virtual_hosts
+            .iter()
+            .flat_map(|v| v.routes.iter())
+            .filter_map(|r| match &r.action {
+                Action::Forward(f) => Some(f.target.clusters()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! The xDS client: one ADS (state of the world) stream to the control
+//! plane, carrying CDS, EDS, LDS and RDS.
+//!
+//! The proxy introduces itself as an Istio sidecar does: node id
+//! `sidecar~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local`, metadata
+//! `NAMESPACE`, `WORKLOAD_NAME`, `INTERCEPTION_MODE` (`NONE` in explicit
+//! mode) and, when the app's address is given, `APP_ADDRESS`. What the
+//! stream does with each response is [`state`]'s job; this module keeps
+//! the stream up: it reconnects with jittered exponential backoff, and the
+//! proxy goes on serving its last config while the control plane is away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use weft_xds::pb::envoy::config::core::v3::Node;
+use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use weft_xds::pb::google::protobuf::{Struct, Value, value};
+
+use crate::snapshot::Snapshot;
+
+pub mod state;
+
+pub use state::{Rejection, State};
+
+/// Who the proxy says it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its IP (the node id's second field).
+    pub ip: String,
+    /// The WorkloadEntry it serves.
+    pub workload: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Istio's `INTERCEPTION_MODE`: `NONE` (explicit) or `REDIRECT`.
+    pub interception: String,
+    /// Where the app listens (`APP_ADDRESS`), if said.
+    pub app_address: Option<String>,
+}
+
+impl NodeInfo {
+    /// The xDS node id.
+    pub fn id(&self) -> String {
+        format!(
+            "sidecar~{}~{}.{}~{}.svc.cluster.local",
+            self.ip, self.workload, self.namespace, self.namespace
+        )
+    }
+
+    /// The xDS node.
+    pub fn node(&self) -> Node {
+        let s = |v: &str| Value {
+            kind: Some(value::Kind::StringValue(v.to_string())),
+        };
+        let mut fields = HashMap::new();
+        fields.insert("NAMESPACE".to_string(), s(&self.namespace));
+        fields.insert("WORKLOAD_NAME".to_string(), s(&self.workload));
+        fields.insert("INTERCEPTION_MODE".to_string(), s(&self.interception));
+        if let Some(app) = &self.app_address {
+            fields.insert("APP_ADDRESS".to_string(), s(app));
+        }
+        Node {
+            id: self.id(),
+            cluster: format!("{}.{}", self.workload, self.namespace),
+            metadata: Some(Struct { fields }),
+            user_agent_name: "weft".to_string(),
+            ..Node::default()
+        }
+    }
+}
+
+/// Counters and state the admin API shows.
+#[derive(Debug, Default)]
+pub struct XdsStatus {
+    /// Whether a stream is up now.
+    pub connected: std::sync::atomic::AtomicBool,
+    /// Streams opened.
+    pub connects: AtomicU64,
+    /// Snapshots applied.
+    pub applied: AtomicU64,
+    /// Updates rejected.
+    pub rejected: AtomicU64,
+    /// The last rejection.
+    pub last_rejection: ArcSwap<Option<Rejection>>,
+}
+
+/// The xDS client's settings.
+#[derive(Clone, Debug)]
+pub struct XdsConfig {
+    /// The control plane, `HOST:PORT`.
+    pub address: String,
+    /// Who the proxy is.
+    pub node: NodeInfo,
+    /// How long an update may wait for what it references (default 2 s).
+    pub warm_timeout: Duration,
+    /// First reconnect delay (default 250 ms); doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Longest reconnect delay (default 15 s).
+    pub max_backoff: Duration,
+}
+
+/// Runs the client until `shutdown` fires: applies snapshots to `config`,
+/// counts each on `applied`, sets `ready` once a whole config is in.
+pub async fn run(
+    settings: XdsConfig,
+    config: Arc<ArcSwap<Snapshot>>,
+    ready: watch::Sender<bool>,
+    applied: watch::Sender<u64>,
+    status: Arc<XdsStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut state = State::new(settings.node.node(), settings.warm_timeout);
+    let mut backoff = settings.initial_backoff;
+    loop {
+        let started = tokio::time::Instant::now();
+        let result = tokio::select! {
+            r = stream(&settings, &mut state, &config, &ready, &applied, &status) => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        status.connected.store(false, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                tracing::warn!(target: "weft::xds", xds = %settings.address, "control plane closed the stream; reconnecting (serving the last config meanwhile)")
+            }
+            Err(e) => {
+                tracing::warn!(target: "weft::xds", xds = %settings.address, error = %e, "control plane unreachable; retrying (serving the last config meanwhile)")
+            }
+        }
+        if started.elapsed() > settings.max_backoff {
+            backoff = settings.initial_backoff; // it was up a good while
+        }
+        // Full jitter: a random delay up to the current backoff.
+        let delay = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+        backoff = (backoff * 2).min(settings.max_backoff);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Why a stream ended.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("{0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Status(#[from] tonic::Status),
+    #[error("request queue closed")]
+    Closed,
+}
+
+async fn stream(
+    settings: &XdsConfig,
+    state: &mut State,
+    config: &ArcSwap<Snapshot>,
+    ready: &watch::Sender<bool>,
+    applied: &watch::Sender<u64>,
+    status: &XdsStatus,
+) -> Result<(), StreamError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", settings.address))?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let channel = endpoint.connect().await?;
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel(16);
+    for r in state.start_stream() {
+        tx.send(r).await.map_err(|_| StreamError::Closed)?;
+    }
+    let mut responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    status.connected.store(true, Ordering::Relaxed);
+    status.connects.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(target: "weft::xds", xds = %settings.address, node = %settings.node.id(), "connected to the control plane");
+    loop {
+        let deadline = state.deadline();
+        let outcome = tokio::select! {
+            r = responses.message() => match r? {
+                Some(r) => state.on_response(r, tokio::time::Instant::now()),
+                None => return Ok(()),
+            },
+            _ = sleep_until(deadline) => state.on_deadline(tokio::time::Instant::now()),
+        };
+        if let Some(snapshot) = outcome.snapshot {
+            config.store(Arc::new(snapshot));
+            let n = status.applied.fetch_add(1, Ordering::Relaxed) + 1;
+            applied.send_replace(n);
+            tracing::debug!(target: "weft::xds", "config applied");
+            if state.complete {
+                ready.send_if_modified(|r| !std::mem::replace(r, true));
+            }
+        }
+        for r in outcome.requests {
+            if r.error_detail.is_some() {
+                status.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            tx.send(r).await.map_err(|_| StreamError::Closed)?;
+        }
+        status
+            .last_rejection
+            .store(Arc::new(state.last_rejection.clone()));
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

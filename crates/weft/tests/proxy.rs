@@ -1,0 +1,617 @@
+//! `weft proxy` as a user runs it, in explicit mode on loopback: a real
+//! `weft control`, two weft-sample apps (reviews v1 and v2, served
+//! in-process from the weft-sample library) each behind its own
+//! `weft proxy`, and a client proxy that curl uses with `-x`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `weft proxy`; killed when dropped.
+struct Proxy {
+    child: Child,
+    outbound: u16,
+    admin: u16,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    /// Starts `weft proxy --workload shop/NAME` and waits for its
+    /// "listening" line.
+    fn start(xds: u16, workload: &str, app: Option<SocketAddr>) -> Proxy {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        cmd.args([
+            "proxy",
+            "--xds",
+            &format!("127.0.0.1:{xds}"),
+            "--workload",
+            workload,
+        ])
+        .args([
+            "--outbound",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--drain-timeout",
+            "2s",
+        ])
+        .env("WEFT_LOG", "info")
+        .stderr(Stdio::piped());
+        if let Some(app) = app {
+            cmd.args(["--app", &app.to_string()]);
+        }
+        let mut child = cmd.spawn().expect("start weft proxy");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = workload.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let port = |key: &str| {
+                    line.split(&format!("{key}=127.0.0.1:"))
+                        .nth(1)
+                        .and_then(|p| p.split_whitespace().next())
+                        .and_then(|p| p.parse::<u16>().ok())
+                };
+                if let (Some(o), Some(a)) = (port("outbound"), port("admin")) {
+                    let _ = tx.send((o, a));
+                }
+                eprintln!("[proxy {name}] {line}");
+            }
+        });
+        let (outbound, admin) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("weft proxy reports its addresses");
+        Proxy {
+            child,
+            outbound,
+            admin,
+        }
+    }
+
+    fn admin(&self, path: &str) -> (u16, String) {
+        get(&format!("http://127.0.0.1:{}{path}", self.admin), None, &[])
+    }
+
+    fn wait_ready(&self) {
+        eventually(Duration::from_secs(20), "proxy ready", || {
+            self.admin("/healthz/ready").0 == 200
+        });
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let (_, body) = self.admin("/stats");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no stat {name} in\n{body}"))
+    }
+
+    /// SIGTERM, then the exit status (within `limit`).
+    fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weft proxy did not exit within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One GET with curl (through `proxy` if given): status and body.
+fn get(url: &str, proxy: Option<u16>, headers: &[&str]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"]);
+    if let Some(p) = proxy {
+        cmd.args(["-x", &format!("http://127.0.0.1:{p}")]);
+    }
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `n` GETs of `url` through `proxy` in one curl (one keep-alive
+/// connection): each response's status and `x-sample-version`.
+fn many(url: &str, proxy: u16, n: usize, headers: &[&str]) -> Vec<(u16, String)> {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "60",
+        "-x",
+        &format!("http://127.0.0.1:{proxy}"),
+    ])
+    .args(["-w", "%{http_code} %header{x-sample-version}\n"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    for _ in 0..n {
+        cmd.args(["-o", "/dev/null", url]);
+    }
+    let out = cmd.output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (code, version) = l.split_once(' ').unwrap_or((l, ""));
+            (code.parse().unwrap_or(0), version.trim().to_string())
+        })
+        .collect()
+}
+
+fn eventually(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A weft-sample app served in-process until `stop` is sent.
+struct App {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    fn start(rt: &tokio::runtime::Runtime, version: &str) -> App {
+        let mut config = weft_sample::Config::new("reviews");
+        config.version = version.into();
+        config.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self::serve(rt, config, |s| s.http_addr())
+    }
+
+    fn tcp_echo(rt: &tokio::runtime::Runtime) -> App {
+        let mut config = weft_sample::Config::new("echo");
+        config.tcp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self::serve(rt, config, |s| s.tcp_addr())
+    }
+
+    fn serve(
+        rt: &tokio::runtime::Runtime,
+        config: weft_sample::Config,
+        addr: fn(&weft_sample::Sample) -> Option<SocketAddr>,
+    ) -> App {
+        let sample = rt
+            .block_on(weft_sample::Sample::bind(config))
+            .expect("bind sample");
+        let addr = addr(&sample).expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = rt.spawn(async move {
+            let _ = sample
+                .serve(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        App {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    fn kill(&mut self, rt: &tokio::runtime::Runtime) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = rt.block_on(t);
+        }
+    }
+}
+
+const REVIEWS: &str = "http://reviews.shop.svc.cluster.local:9080/reviews/0";
+
+fn mesh(dir: &Path, v1: u16, v2: u16, echo: u16, ratings: u16) {
+    let yaml = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: shop}}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  workloadSelector: {{labels: {{app: reviews}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: reviews-v1, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{http: {v1}}}, labels: {{app: reviews, version: v1}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: reviews-v2, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{http: {v2}}}, labels: {{app: reviews, version: v2}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: client, namespace: shop}}
+spec: {{address: 127.0.0.1, labels: {{app: client}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: echo, namespace: shop}}
+spec:
+  hosts: [echo.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9070, name: tcp, protocol: TCP}}]
+  workloadSelector: {{labels: {{app: echo}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: echo, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{tcp: {echo}}}, labels: {{app: echo}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: ratings, namespace: shop}}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9081, name: http2, protocol: HTTP2}}]
+  workloadSelector: {{labels: {{app: ratings}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: ratings, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{http2: {ratings}}}, labels: {{app: ratings}}}}
+"#
+    );
+    std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
+}
+
+const SPLIT: &str = r#"apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 80}
+    - {destination: {host: reviews, subset: v2}, weight: 20}
+"#;
+
+#[test]
+fn explicit_mode_routes_splits_and_fails_like_envoy() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (v1_port, v2_port, echo_port, ratings_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    mesh(dir.path(), v1_port, v2_port, echo_port, ratings_port);
+    let (mut control, xds, _debug) = common::start(dir.path());
+    let app1 = App::start(&rt, "v1");
+    let mut app2 = App::start(&rt, "v2");
+    let p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
+    let p2 = Proxy::start(xds, "shop/reviews-v2", Some(app2.addr));
+    let echo = App::tcp_echo(&rt);
+    let echo_proxy = Proxy::start(xds, "shop/echo", Some(echo.addr));
+    let ratings = App::start(&rt, "v1");
+    let ratings_proxy = Proxy::start(xds, "shop/ratings", Some(ratings.addr));
+    let mut client = Proxy::start(xds, "shop/client", None);
+    for p in [&p1, &p2, &echo_proxy, &ratings_proxy, &client] {
+        p.wait_ready();
+    }
+    // The inbound listeners bind the WorkloadEntries' ports.
+    eventually(Duration::from_secs(10), "v1's inbound listener", || {
+        get(&format!("http://127.0.0.1:{v1_port}/"), None, &[]).0 == 200
+    });
+
+    // Through the client proxy: both versions answer, with Envoy's headers.
+    let (status, body) = get(REVIEWS, Some(client.outbound), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("reviews v"), "{body}");
+    assert!(body.contains("header: x-request-id: "), "{body}");
+    assert!(body.contains("header: x-forwarded-proto: http"), "{body}");
+    let (_, dump) = client.admin("/config_dump");
+    assert!(
+        dump.contains("outbound|9080||reviews.shop.svc.cluster.local"),
+        "{dump}"
+    );
+    let (_, clusters) = client.admin("/clusters");
+    assert!(
+        clusters.contains(&format!("::127.0.0.1:{v2_port}::health_flags::healthy")),
+        "{clusters}"
+    );
+    let (_, listeners) = p1.admin("/listeners");
+    assert!(
+        listeners.contains(&format!("127.0.0.1_{v1_port}")),
+        "{listeners}"
+    );
+
+    // An HTTP2 port: HTTP/2 to the server's proxy and on to the app, the
+    // service's name kept as :authority.
+    let (status, body) = get(
+        "http://ratings.shop.svc.cluster.local:9081/ratings/1",
+        Some(client.outbound),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("request: GET /ratings/1 HTTP/2.0"), "{body}");
+    assert!(
+        body.contains("authority: ratings.shop.svc.cluster.local:9081"),
+        "{body}"
+    );
+
+    // An 80/20 split.
+    std::fs::write(dir.path().join("split.yaml"), SPLIT).expect("write split");
+    eventually(
+        Duration::from_secs(10),
+        "the split reaches the client proxy",
+        || client.admin("/config_dump").1.contains("weighted_clusters"),
+    );
+    let replies = many(REVIEWS, client.outbound, 400, &[]);
+    assert_eq!(replies.len(), 400);
+    assert!(replies.iter().all(|(s, _)| *s == 200), "{replies:?}");
+    let v1 = replies.iter().filter(|(_, v)| v == "v1").count();
+    let share = v1 as f64 / 400.0;
+    assert!((0.73..=0.87).contains(&share), "v1 got {v1} of 400");
+
+    // Config changes under load: no request fails, the open connection stays.
+    let outbound = client.outbound;
+    let load = std::thread::spawn(move || many(REVIEWS, outbound, 300, &[]));
+    for weights in [("50", "50"), ("80", "20")] {
+        let edited = SPLIT
+            .replace("weight: 80", &format!("weight: {}", weights.0))
+            .replace("weight: 20", &format!("weight: {}", weights.1));
+        std::fs::write(dir.path().join("split.yaml"), edited).expect("edit split");
+        let want = format!("\"weight\":{}", weights.0);
+        eventually(
+            Duration::from_secs(10),
+            "the new weights are applied",
+            || client.admin("/config_dump").1.contains(&want),
+        );
+    }
+    let during = load.join().expect("load");
+    assert_eq!(during.len(), 300);
+    assert!(during.iter().all(|(s, _)| *s == 200), "{during:?}");
+
+    // A header match routes to v2.
+    let jason = many(REVIEWS, client.outbound, 20, &["end-user: jason"]);
+    assert!(
+        jason.iter().all(|r| *r == (200, "v2".to_string())),
+        "{jason:?}"
+    );
+
+    // No route: a port no service has → 404, flag NR.
+    let before = client.stat("http.outbound.response_flags.NR");
+    let (status, _) = get(
+        "http://nowhere.shop.svc.cluster.local:9999/",
+        Some(client.outbound),
+        &[],
+    );
+    assert_eq!(status, 404);
+    assert_eq!(client.stat("http.outbound.response_flags.NR"), before + 1);
+
+    // A WebSocket (HTTP/1.1 Upgrade) through both proxies, both directions.
+    rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", client.outbound))
+            .await
+            .expect("connect");
+        let request = "ws://reviews.shop.svc.cluster.local:9080/ws"
+            .into_client_request()
+            .expect("request");
+        let (mut ws, resp) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("WebSocket handshake through the proxies");
+        assert_eq!(resp.status(), 101);
+        for text in ["one", "two"] {
+            ws.send(Message::Text(text.into())).await.expect("send");
+            let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("an echo in time")
+                .expect("an echo")
+                .expect("a message");
+            assert_eq!(echoed, Message::Text(text.into()));
+        }
+        let _ = ws.close(None).await;
+    });
+
+    // CONNECT to a TCP service: through both proxies to the echo, with half-close.
+    let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", client.outbound)).expect("connect");
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    tunnel
+        .write_all(b"CONNECT echo.shop.svc.cluster.local:9070 HTTP/1.1\r\nHost: echo.shop.svc.cluster.local:9070\r\n\r\n")
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tunnel.read(&mut byte).expect("read"),
+            1,
+            "tunnel closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tunnel.write_all(b"hello through the mesh").expect("write");
+    tunnel
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut echoed = String::new();
+    tunnel.read_to_string(&mut echoed).expect("read to the end");
+    assert_eq!(echoed, "hello through the mesh");
+
+    // v2's app dies: its proxy can't connect (503 UF).
+    app2.kill(&rt);
+    let dead = many(REVIEWS, client.outbound, 10, &["end-user: jason"]);
+    assert!(dead.iter().all(|(s, _)| *s == 503), "{dead:?}");
+    assert!(p2.stat("http.inbound.response_flags.UF") >= 10);
+
+    // Without the split, the service's default route retries a 503 on
+    // another endpoint (Istio's default retry policy): every request gets v1.
+    std::fs::remove_file(dir.path().join("split.yaml")).expect("remove split");
+    eventually(Duration::from_secs(10), "the split is gone", || {
+        !client.admin("/config_dump").1.contains("weighted_clusters")
+    });
+    let uf_before = p2.stat("http.inbound.response_flags.UF");
+    let retried = many(REVIEWS, client.outbound, 40, &[]);
+    assert!(
+        retried.iter().all(|r| *r == (200, "v1".to_string())),
+        "{retried:?}"
+    );
+    assert!(
+        p2.stat("http.inbound.response_flags.UF") > uf_before,
+        "some first attempts went to v2"
+    );
+
+    // The control plane goes away: traffic goes on with the last config.
+    let _ = control.0.kill();
+    let _ = control.0.wait();
+    let after = many(REVIEWS, client.outbound, 20, &[]);
+    assert!(after.iter().all(|(s, _)| *s == 200), "{after:?}");
+
+    // SIGTERM drains: a request in flight at v1's proxy finishes, then it exits 0.
+    let slow = std::thread::spawn(move || {
+        get(&format!("http://127.0.0.1:{v1_port}/delay/1500"), None, &[])
+    });
+    eventually(
+        Duration::from_secs(10),
+        "the slow request is in flight",
+        || p1.admin("/clusters").1.contains("::rq_active::1"),
+    );
+    let mut p1 = p1;
+    let status = p1.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let (status, body) = slow.join().expect("slow request");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("reviews v1"), "{body}");
+
+    let status = client.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn ready_once_configured_and_reconnects_to_a_restarted_control_plane() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mesh(
+        dir.path(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let xds = free_port();
+    // No control plane yet: the proxy keeps trying and is not ready.
+    let mut proxy = Proxy::start(xds, "shop/client", None);
+    let (status, body) = proxy.admin("/healthz/ready");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(proxy.admin("/ready").0, 503);
+    assert_eq!(proxy.stat("xds.connected"), 0);
+    let (status, _) = get(REVIEWS, Some(proxy.outbound), &[]);
+    assert_eq!(status, 404, "no config: no route");
+
+    let start_control = || {
+        common::Control(
+            Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(["control", "--config"])
+                .arg(dir.path())
+                .args(["--xds-addr", &format!("127.0.0.1:{xds}")])
+                .args(["--debug-addr", "127.0.0.1:0", "--debounce-after", "20ms"])
+                .env("WEFT_LOG", "warn")
+                .spawn()
+                .expect("start weft control"),
+        )
+    };
+    let control = start_control();
+    proxy.wait_ready();
+    let (_, dump) = proxy.admin("/config_dump");
+    assert!(dump.contains("\"ready\":true"), "{dump}");
+
+    // The control plane restarts with new config: the proxy reconnects
+    // (backing off meanwhile) and takes it.
+    drop(control);
+    eventually(Duration::from_secs(10), "the stream is seen down", || {
+        proxy.stat("xds.connected") == 0
+    });
+    std::fs::write(dir.path().join("split.yaml"), SPLIT).expect("write split");
+    let _control = start_control();
+    eventually(
+        Duration::from_secs(20),
+        "reconnected with the new config",
+        || proxy.admin("/config_dump").1.contains("weighted_clusters"),
+    );
+    assert!(proxy.stat("xds.connects") >= 2);
+    assert_eq!(proxy.admin("/healthz/ready").0, 200);
+    let status = proxy.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bad_flags_are_usage_errors_with_a_reason() {
+    for (args, expect) in [
+        (
+            &["--workload", "no-namespace"][..],
+            "expected NAMESPACE/NAME",
+        ),
+        (
+            &["--workload", "shop/a", "--mode", "transparent"][..],
+            "not built yet",
+        ),
+        (
+            &["--workload", "shop/a", "--inbound", "127.0.0.1:15006"][..],
+            "applies to transparent mode",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("proxy")
+            .args(args)
+            .output()
+            .expect("run weft proxy");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
