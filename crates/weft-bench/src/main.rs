@@ -19,6 +19,18 @@ use weft_bench::xds::{self, Options};
 enum Cli {
     /// The control plane under N simulated sidecars (SotW ADS: CDS, EDS, LDS, RDS).
     Xds(XdsArgs),
+    /// Write the benchmark's generated mesh into a directory (to inspect it,
+    /// `weft analyze` it, or serve it with `weft control`).
+    Mesh(MeshArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MeshArgs {
+    /// Directory to write into (created if missing).
+    dir: PathBuf,
+    /// Services in the mesh.
+    #[arg(long, default_value_t = 1000)]
+    services: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,9 +38,9 @@ struct XdsArgs {
     /// Numbers of simulated proxies, one run each (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000, 10000])]
     proxies: Vec<usize>,
-    /// Services in the generated mesh.
-    #[arg(long, default_value_t = 1000)]
-    services: usize,
+    /// Services in the generated mesh (comma-separated: each with every --proxies).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000])]
+    services: Vec<usize>,
     /// The `weft` binary (build it with `cargo build --release -p weft`).
     #[arg(long, value_name = "PATH", default_value = "target/release/weft")]
     weft: PathBuf,
@@ -66,7 +78,22 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let Cli::Xds(args) = cli;
+    let args = match cli {
+        Cli::Xds(args) => args,
+        Cli::Mesh(args) => {
+            std::fs::create_dir_all(&args.dir)
+                .with_context(|| format!("create {}", args.dir.display()))?;
+            weft_bench::mesh::Mesh::new(args.services)
+                .write(&args.dir)
+                .with_context(|| format!("write the mesh into {}", args.dir.display()))?;
+            eprintln!(
+                "weft-bench: {} services written to {}",
+                args.services,
+                args.dir.display()
+            );
+            return Ok(());
+        }
+    };
     if !args.weft.is_file() {
         bail!(
             "no weft binary at {}: run `cargo build --release -p weft` first (or pass --weft PATH)",
@@ -86,11 +113,15 @@ fn run(cli: Cli) -> Result<()> {
         .build()
         .context("tokio runtime")?;
     let mut outcomes = Vec::new();
-    for &proxies in &args.proxies {
+    let runs = args
+        .services
+        .iter()
+        .flat_map(|&s| args.proxies.iter().map(move |&p| (s, p)));
+    for (services, proxies) in runs {
         let opts = Options {
             weft: args.weft.clone(),
             proxies,
-            services: args.services,
+            services,
             route_runs: args.route_runs,
             endpoint_run: true,
             concurrency: args.concurrency,
@@ -99,10 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             max_rss: (args.max_rss_gib * f64::from(1u32 << 30)) as u64,
             debounce_after: args.debounce_after.clone(),
         };
-        eprintln!(
-            "weft-bench: {proxies} proxies × {} services ...",
-            args.services
-        );
+        eprintln!("weft-bench: {proxies} proxies × {services} services ...");
         let outcome = runtime.block_on(xds::run(&opts))?;
         eprintln!(
             "weft-bench: {proxies} proxies: {} synced in {:.1} s{}",

@@ -14,6 +14,7 @@ use weft_registry::Service;
 use weft_xds::pb::envoy::config::core::v3::Node;
 
 use super::instance::Instance;
+use super::policy::RuleIndex;
 use super::scope::EgressScope;
 use weft_xds::pb::google::protobuf::{Struct, value};
 
@@ -118,6 +119,9 @@ pub struct Proxy {
     /// The services its Sidecar resource scopes it to (set by
     /// [`super::translate`]; `None`: every visible service).
     pub egress: Option<Arc<EgressScope>>,
+    /// The DestinationRules in force, indexed (set by
+    /// [`super::translate`]; `None`: each lookup indexes the config itself).
+    pub rules: Option<Arc<RuleIndex>>,
 }
 
 /// Why a node can't be served.
@@ -154,6 +158,7 @@ impl Proxy {
             app: AppAddresses::default(),
             instance: None,
             egress: None,
+            rules: None,
         }
     }
 
@@ -238,6 +243,7 @@ impl Proxy {
                 .unwrap_or_default(),
             instance: None,
             egress: None,
+            rules: None,
         })
     }
 }
