@@ -87,9 +87,7 @@ pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
         }
     }
     out.extend(inbound_clusters(inputs, proxy));
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out.dedup_by(|a, b| a.name == b.name);
-    out
+    super::names::sort_dedup_by_name(out, |c| &c.name)
 }
 
 /// The clusters to the proxy's own application, `inbound|<port>||`: one

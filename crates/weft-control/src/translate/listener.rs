@@ -80,7 +80,7 @@ pub fn listener_name(address: &str, port: u16) -> String {
 
 /// The listeners `proxy` is sent, sorted by name.
 pub fn listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
-    let mut out = match proxy.kind {
+    let out = match proxy.kind {
         ProxyKind::Grpc => grpc_listeners(inputs, proxy),
         ProxyKind::Sidecar => {
             let mut out = outbound::listeners(inputs, proxy);
@@ -89,9 +89,7 @@ pub fn listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
         }
         ProxyKind::Gateway => gateway::listeners(inputs, proxy),
     };
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out.dedup_by(|a, b| a.name == b.name);
-    out
+    super::names::sort_dedup_by_name(out, |l| &l.name)
 }
 
 fn grpc_listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {

@@ -70,7 +70,8 @@ pub fn translate_resolved(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
 }
 
 /// `proxy` with what the config says about it: its workload (and, if the
-/// node sent none, the workload's labels) and its Sidecar egress scope.
+/// node sent none, the workload's labels), its Sidecar egress scope, and
+/// the index of the DestinationRules it looks services' rules up in.
 pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
     let instance = match proxy.kind {
         ProxyKind::Sidecar | ProxyKind::Gateway => {
@@ -94,6 +95,7 @@ pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
     };
     Proxy {
         egress: scope::egress_scope(inputs, &labelled).map(std::sync::Arc::new),
+        rules: Some(std::sync::Arc::new(policy::RuleIndex::build(inputs))),
         ..labelled
     }
 }

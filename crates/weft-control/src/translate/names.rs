@@ -86,6 +86,33 @@ pub fn parse_cluster(name: &str) -> Option<ClusterName<'_>> {
     })
 }
 
+/// `items` sorted by name (stable: equal names keep their order), each
+/// moved once. Envoy's messages are large (a `Cluster` is over 3 KiB), and
+/// sorting them in place moves each O(log n) times; this sorts positions
+/// instead.
+pub fn sort_by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    reorder(items, &name, false)
+}
+
+/// Like [`sort_by_name`], keeping only the first item of each name (a
+/// stable sort followed by `dedup_by` on the name).
+pub fn sort_dedup_by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    reorder(items, &name, true)
+}
+
+fn reorder<T>(items: Vec<T>, name: &impl Fn(&T) -> &str, dedup: bool) -> Vec<T> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| name(&items[a]).cmp(name(&items[b])));
+    if dedup {
+        order.dedup_by(|later, kept| name(&items[*later]) == name(&items[*kept]));
+    }
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +138,19 @@ mod tests {
         );
         assert_eq!(parse_cluster("outbound|x||a"), None);
         assert_eq!(parse_cluster("BlackHoleCluster"), None);
+    }
+
+    #[test]
+    fn sorting_by_name_is_stable_and_dedup_keeps_the_first() {
+        let items = vec![("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)];
+        assert_eq!(
+            sort_by_name(items.clone(), |i| i.0),
+            vec![("a", 2), ("a", 5), ("b", 1), ("b", 3), ("c", 4)]
+        );
+        assert_eq!(
+            sort_dedup_by_name(items, |i| i.0),
+            vec![("a", 2), ("b", 1), ("c", 4)]
+        );
+        assert!(sort_by_name(Vec::<(&str, u8)>::new(), |i| i.0).is_empty());
     }
 }

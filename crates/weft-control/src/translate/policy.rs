@@ -7,52 +7,124 @@
 //! policy, then a port-level policy, override the rule's policy field by
 //! field (load balancer, connection pool, outlier detection, TLS).
 
+use std::collections::HashMap;
+
 use weft_config::host;
 use weft_config::networking::{DestinationRule, PortTrafficPolicy, Subset, TrafficPolicy};
 use weft_config::select::exported_to;
-use weft_config::{Kind, Resource};
+use weft_config::{Kind, Resource, ResourceKey};
 use weft_registry::Service;
 
 use super::{Inputs, Proxy};
 
 /// The DestinationRule (and the resource holding it) for `service`, as
 /// seen by `proxy`.
+///
+/// Uses the proxy's [`RuleIndex`] when [`super::resolve`] gave it one
+/// (every [`super::translate`] does), else indexes the config for this
+/// one lookup: the answer is the same, only the cost differs.
 pub fn destination_rule_for<'a>(
     inputs: Inputs<'a>,
     proxy: &Proxy,
     service: &Service,
 ) -> Option<(&'a Resource, &'a DestinationRule)> {
-    let root = root_namespace(inputs);
-    let host = service.hostname.as_str();
-    let candidates: Vec<(&Resource, &DestinationRule)> = inputs
-        .config
-        .of_kind(Kind::DestinationRule)
-        .filter_map(|r| r.spec_as::<DestinationRule>().map(|dr| (r.as_ref(), dr)))
-        .filter(|(r, dr)| {
-            dr.workload_selector.is_none()
-                && exported_to(&dr.export_to, r.namespace(), &proxy.namespace)
-        })
-        .filter(|(r, dr)| host::matches(&host::fqdn(&dr.host, r.namespace()), host))
-        .collect();
-    // Most specific host first (exact beats wildcard, longer wildcard beats shorter).
-    let specificity = |r: &Resource, dr: &DestinationRule| {
-        let h = host::fqdn(&dr.host, r.namespace());
-        (h == host, h.len())
-    };
-    for ns in [
-        proxy.namespace.as_str(),
-        service.namespace.as_str(),
-        root.as_str(),
-    ] {
-        let best = candidates
-            .iter()
-            .filter(|(r, _)| r.namespace() == ns)
-            .max_by_key(|(r, dr)| specificity(r, dr));
-        if let Some(found) = best {
-            return Some(*found);
-        }
+    match &proxy.rules {
+        Some(index) => index.lookup(inputs, proxy, service),
+        None => RuleIndex::build(inputs).lookup(inputs, proxy, service),
     }
-    None
+}
+
+/// The DestinationRules in force (those without a workload selector),
+/// indexed by host, so that finding a service's rule costs a hash lookup
+/// and a look at the wildcard rules rather than a scan of the whole
+/// config. Built once per translation; it belongs to the config snapshot
+/// it was built from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleIndex {
+    /// Rules in config key order: resource key and FQDN host pattern.
+    rules: Vec<(ResourceKey, String)>,
+    /// Positions in `rules` of the rules with a concrete host, by host.
+    exact: HashMap<String, Vec<usize>>,
+    /// Positions in `rules` of the rules with a wildcard host.
+    wildcard: Vec<usize>,
+}
+
+impl RuleIndex {
+    /// Indexes the DestinationRules of `inputs`.
+    pub fn build(inputs: Inputs<'_>) -> Self {
+        let mut index = RuleIndex::default();
+        for r in inputs.config.of_kind(Kind::DestinationRule) {
+            let Some(dr) = r.spec_as::<DestinationRule>() else {
+                continue;
+            };
+            if dr.workload_selector.is_some() {
+                continue;
+            }
+            let pattern = host::fqdn(&dr.host, r.namespace());
+            let at = index.rules.len();
+            if pattern.starts_with('*') {
+                index.wildcard.push(at);
+            } else {
+                index.exact.entry(pattern.clone()).or_default().push(at);
+            }
+            index.rules.push((r.key(), pattern));
+        }
+        index
+    }
+
+    /// Istio's choice for `service` from `proxy`: among the rules exported
+    /// to the proxy's namespace whose host matches, the most specific in
+    /// the proxy's namespace, else the service's, else the root
+    /// namespace; the last of equals in key order.
+    fn lookup<'a>(
+        &self,
+        inputs: Inputs<'a>,
+        proxy: &Proxy,
+        service: &Service,
+    ) -> Option<(&'a Resource, &'a DestinationRule)> {
+        let host = service.hostname.as_str();
+        let mut positions: Vec<usize> = self.exact.get(host).cloned().unwrap_or_default();
+        positions.extend(
+            self.wildcard
+                .iter()
+                .copied()
+                .filter(|&i| host::matches(&self.rules[i].1, host)),
+        );
+        positions.sort_unstable();
+        let candidates: Vec<(&Resource, &DestinationRule, &str)> = positions
+            .into_iter()
+            .filter_map(|i| {
+                let (key, pattern) = &self.rules[i];
+                let r = inputs.config.resources.get(key)?;
+                let dr = r.spec_as::<DestinationRule>()?;
+                exported_to(&dr.export_to, r.namespace(), &proxy.namespace).then_some((
+                    r.as_ref(),
+                    dr,
+                    pattern.as_str(),
+                ))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        // Most specific host first (exact beats wildcard, longer wildcard beats shorter).
+        let specificity = |pattern: &str| (pattern == host, pattern.len());
+        let root = root_namespace(inputs);
+        for ns in [
+            proxy.namespace.as_str(),
+            service.namespace.as_str(),
+            root.as_str(),
+        ] {
+            let best = candidates
+                .iter()
+                .filter(|(r, _, _)| r.namespace() == ns)
+                .max_by_key(|(_, _, pattern)| specificity(pattern));
+            if let Some((r, dr, _)) = best {
+                return Some((r, dr));
+            }
+        }
+        None
+    }
 }
 
 /// The mesh's root namespace (mesh-wide config lives there).

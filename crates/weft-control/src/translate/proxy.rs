@@ -14,6 +14,7 @@ use weft_registry::{Locality, Service};
 use weft_xds::pb::envoy::config::core::v3::Node;
 
 use super::instance::Instance;
+use super::policy::RuleIndex;
 use super::scope::EgressScope;
 use weft_xds::pb::google::protobuf::{Struct, value};
 
@@ -122,6 +123,9 @@ pub struct Proxy {
     /// The services its Sidecar resource scopes it to (set by
     /// [`super::translate`]; `None`: every visible service).
     pub egress: Option<Arc<EgressScope>>,
+    /// The DestinationRules in force, indexed (set by
+    /// [`super::translate`]; `None`: each lookup indexes the config itself).
+    pub rules: Option<Arc<RuleIndex>>,
 }
 
 /// Why a node can't be served.
@@ -159,6 +163,7 @@ impl Proxy {
             locality: Locality::default(),
             instance: None,
             egress: None,
+            rules: None,
         }
     }
 
@@ -252,6 +257,7 @@ impl Proxy {
                 .unwrap_or_default(),
             instance: None,
             egress: None,
+            rules: None,
         })
     }
 }

@@ -12,7 +12,7 @@
 //! actions); without one, a single default route sends everything to
 //! `outbound|<port>||<host>`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use weft_config::host;
@@ -105,7 +105,7 @@ pub fn carries_http(protocol: weft_config::networking::Protocol) -> bool {
 /// named as its API listener, holding that service's virtual host only.
 fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfiguration> {
     let virtual_services = mesh_virtual_services(inputs, proxy);
-    let mut configs: Vec<RouteConfiguration> = visible_services(inputs, &proxy.namespace)
+    let configs: Vec<RouteConfiguration> = visible_services(inputs, &proxy.namespace)
         .into_iter()
         .filter(|s| proxy.sees(s))
         .flat_map(|svc| svc.ports.iter().map(move |p| (svc, p.number)))
@@ -124,9 +124,7 @@ fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConf
             }
         })
         .collect();
-    configs.sort_by(|a, b| a.name.cmp(&b.name));
-    configs.dedup_by(|a, b| a.name == b.name);
-    configs
+    names::sort_dedup_by_name(configs, |c| &c.name)
 }
 
 /// What every step of one port's translation reads.
@@ -155,10 +153,10 @@ type VsRef<'a> = (&'a Resource, &'a VirtualService);
 fn route_configuration(
     cx: &Cx<'_>,
     services: &[&Service],
-    virtual_services: &[VsRef<'_>],
+    virtual_services: &MeshVirtualServices<'_>,
 ) -> RouteConfiguration {
     let mut seen = BTreeSet::new();
-    let mut virtual_hosts: Vec<VirtualHost> = services
+    let virtual_hosts: Vec<VirtualHost> = services
         .iter()
         .map(|svc| virtual_host(cx, svc, virtual_services))
         .map(|mut vh| {
@@ -169,7 +167,7 @@ fn route_configuration(
         })
         .filter(|vh| !vh.domains.is_empty())
         .collect();
-    virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut virtual_hosts = names::sort_by_name(virtual_hosts, |vh| &vh.name);
     virtual_hosts.push(catch_all_virtual_host(cx.inputs));
     RouteConfiguration {
         name: cx.port.to_string(),
@@ -182,7 +180,11 @@ fn route_configuration(
     }
 }
 
-fn virtual_host(cx: &Cx<'_>, svc: &Service, virtual_services: &[VsRef<'_>]) -> VirtualHost {
+fn virtual_host(
+    cx: &Cx<'_>,
+    svc: &Service,
+    virtual_services: &MeshVirtualServices<'_>,
+) -> VirtualHost {
     let routes = virtual_service_for(cx, svc, virtual_services)
         .map(|vs| http_routes(cx, vs))
         .filter(|routes| !routes.is_empty())
@@ -372,18 +374,47 @@ fn pick_service<'a>(inputs: Inputs<'a>, host: &Hostname, namespace: &str) -> Opt
         .map(|s| s.as_ref())
 }
 
-/// VirtualServices that apply to sidecars (no `gateways`, or `mesh` among
-/// them) and are exported to the proxy's namespace.
-fn mesh_virtual_services<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Vec<VsRef<'a>> {
-    inputs
+/// The VirtualServices that apply to sidecars (no `gateways`, or `mesh`
+/// among them) and are exported to a proxy's namespace, in key order, with
+/// their hosts completed to FQDN patterns once and the concrete ones
+/// indexed, so that finding a service's VirtualService doesn't scan them all.
+#[derive(Debug, Default)]
+struct MeshVirtualServices<'a> {
+    /// Each VirtualService and its hosts as FQDN patterns.
+    list: Vec<(VsRef<'a>, Vec<String>)>,
+    /// Positions in `list` by concrete host.
+    exact: HashMap<String, Vec<usize>>,
+    /// Positions in `list` of those with a wildcard host.
+    wildcard: Vec<usize>,
+}
+
+fn mesh_virtual_services<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> MeshVirtualServices<'a> {
+    let mut out = MeshVirtualServices::default();
+    let applying = inputs
         .config
         .of_kind(Kind::VirtualService)
         .filter_map(|r| r.spec_as::<VirtualService>().map(|vs| (r.as_ref(), vs)))
         .filter(|(_, vs)| vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh"))
         .filter(|(r, vs)| {
             weft_config::select::exported_to(&vs.export_to, r.namespace(), &proxy.namespace)
-        })
-        .collect()
+        });
+    for (r, vs) in applying {
+        let at = out.list.len();
+        let patterns: Vec<String> = vs
+            .hosts
+            .iter()
+            .map(|h| host::fqdn(h, r.namespace()))
+            .collect();
+        for p in &patterns {
+            if p.starts_with('*') {
+                out.wildcard.push(at);
+            } else {
+                out.exact.entry(p.clone()).or_default().push(at);
+            }
+        }
+        out.list.push(((r, vs), patterns));
+    }
+    out
 }
 
 /// The VirtualService routing `svc`: the one whose host matches it most
@@ -393,7 +424,7 @@ fn mesh_virtual_services<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Vec<VsRef<'a>
 fn virtual_service_for<'a>(
     cx: &Cx<'_>,
     svc: &Service,
-    virtual_services: &[VsRef<'a>],
+    virtual_services: &MeshVirtualServices<'a>,
 ) -> Option<VsRef<'a>> {
     let host = svc.hostname.as_str();
     let namespace_rank = |ns: &str| {
@@ -405,16 +436,24 @@ fn virtual_service_for<'a>(
             2
         }
     };
-    virtual_services
-        .iter()
-        .filter_map(|&(r, vs)| {
-            vs.hosts
+    let mut positions: Vec<usize> = virtual_services
+        .exact
+        .get(host)
+        .cloned()
+        .unwrap_or_default();
+    positions.extend(virtual_services.wildcard.iter().copied());
+    positions.sort_unstable();
+    positions.dedup();
+    positions
+        .into_iter()
+        .filter_map(|i| {
+            let (vs, patterns) = &virtual_services.list[i];
+            patterns
                 .iter()
-                .map(|h| host::fqdn(h, r.namespace()))
                 .filter(|pattern| host::matches(pattern, host))
                 .map(|pattern| (pattern == host, pattern.len()))
                 .max()
-                .map(|specificity| (specificity, (r, vs)))
+                .map(|specificity| (specificity, *vs))
         })
         // Most specific first, then by namespace rank; `min_by` keeps the
         // first of equals, and the list is in key order.

@@ -1,0 +1,178 @@
+//! `weft-bench`: whole-system benchmarks of Weft.
+//!
+//! ```sh
+//! cargo build --release -p weft
+//! cargo run --release -p weft-bench -- xds --proxies 1000,5000,10000 --services 1000
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use weft_bench::report::{self, Facts};
+use weft_bench::xds::{self, Options};
+
+#[derive(Debug, Parser)]
+#[command(name = "weft-bench", about = "Whole-system benchmarks of Weft")]
+enum Cli {
+    /// The control plane under N simulated sidecars (SotW ADS: CDS, EDS, LDS, RDS).
+    Xds(XdsArgs),
+    /// Write the benchmark's generated mesh into a directory (to inspect it,
+    /// `weft analyze` it, or serve it with `weft control`).
+    Mesh(MeshArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MeshArgs {
+    /// Directory to write into (created if missing).
+    dir: PathBuf,
+    /// Services in the mesh.
+    #[arg(long, default_value_t = 1000)]
+    services: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct XdsArgs {
+    /// Numbers of simulated proxies, one run each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000, 10000])]
+    proxies: Vec<usize>,
+    /// Services in the generated mesh (comma-separated: each with every --proxies).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000])]
+    services: Vec<usize>,
+    /// The `weft` binary (build it with `cargo build --release -p weft`).
+    #[arg(long, value_name = "PATH", default_value = "target/release/weft")]
+    weft: PathBuf,
+    /// Route changes timed per run; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    route_runs: usize,
+    /// Clients connecting (not yet synced) at once.
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// Longest the fleet may take to connect and sync (seconds).
+    #[arg(long, default_value_t = 900)]
+    sync_timeout: u64,
+    /// Longest one change may take to reach every proxy (seconds).
+    #[arg(long, default_value_t = 300)]
+    converge_timeout: u64,
+    /// Stop a run when the control plane's RSS passes this (GiB).
+    #[arg(long, default_value_t = 12.0)]
+    max_rss_gib: f64,
+    /// `weft control --debounce-after` (the default is weft's own).
+    #[arg(long, default_value = "100ms")]
+    debounce_after: String,
+    /// Where to write the results section ("-": nowhere, print only).
+    #[arg(long, default_value = "bench/README.md")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let args = match cli {
+        Cli::Xds(args) => args,
+        Cli::Mesh(args) => {
+            std::fs::create_dir_all(&args.dir)
+                .with_context(|| format!("create {}", args.dir.display()))?;
+            weft_bench::mesh::Mesh::new(args.services)
+                .write(&args.dir)
+                .with_context(|| format!("write the mesh into {}", args.dir.display()))?;
+            eprintln!(
+                "weft-bench: {} services written to {}",
+                args.services,
+                args.dir.display()
+            );
+            return Ok(());
+        }
+    };
+    if !args.weft.is_file() {
+        bail!(
+            "no weft binary at {}: run `cargo build --release -p weft` first (or pass --weft PATH)",
+            args.weft.display()
+        );
+    }
+    let most = args.proxies.iter().copied().max().unwrap_or(0) as u64;
+    let limit = rlimit::increase_nofile_limit(u64::MAX).context("raise RLIMIT_NOFILE")?;
+    if limit < most + 256 {
+        bail!(
+            "RLIMIT_NOFILE is {limit}; {most} proxies need at least {} open files (raise the hard limit)",
+            most + 256
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let mut outcomes = Vec::new();
+    let runs = args
+        .services
+        .iter()
+        .flat_map(|&s| args.proxies.iter().map(move |&p| (s, p)));
+    for (services, proxies) in runs {
+        let opts = Options {
+            weft: args.weft.clone(),
+            proxies,
+            services,
+            route_runs: args.route_runs,
+            endpoint_run: true,
+            concurrency: args.concurrency,
+            sync_timeout: Duration::from_secs(args.sync_timeout),
+            converge_timeout: Duration::from_secs(args.converge_timeout),
+            max_rss: (args.max_rss_gib * f64::from(1u32 << 30)) as u64,
+            debounce_after: args.debounce_after.clone(),
+        };
+        eprintln!("weft-bench: {proxies} proxies × {services} services ...");
+        let outcome = runtime.block_on(xds::run(&opts))?;
+        eprintln!(
+            "weft-bench: {proxies} proxies: {} synced in {:.1} s{}",
+            outcome.synced,
+            outcome.sync_secs,
+            outcome
+                .aborted
+                .as_ref()
+                .map_or(String::new(), |a| format!(" (stopped early: {a})"))
+        );
+        outcomes.push(outcome);
+    }
+    let facts = Facts {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        command: std::iter::once("cargo run --release -p weft-bench --".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        weft: format!(
+            "`{}` at commit {}",
+            args.weft.display(),
+            command_output("git", &["rev-parse", "--short", "HEAD"])
+        ),
+    };
+    let section = report::markdown(&facts, &outcomes);
+    println!("{section}");
+    if args.out.as_os_str() != "-" {
+        report::write_into(&args.out, &section)
+            .with_context(|| format!("write {}", args.out.display()))?;
+        eprintln!("weft-bench: results written to {}", args.out.display());
+    }
+    Ok(())
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
