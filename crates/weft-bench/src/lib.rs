@@ -5,9 +5,16 @@
 //! ([`mesh`]), measuring the control plane through `/proc` ([`control`]);
 //! [`xds`] is the scenario, [`report`] the markdown it writes into
 //! `bench/README.md`.
+//!
+//! `weft-bench dataplane` runs one backend directly and behind Weft, nginx
+//! and haproxy under wrk and h2load ([`dataplane`], processes and configs in
+//! [`procs`], markdown in [`dpreport`]).
 
 pub mod client;
 pub mod control;
+pub mod dataplane;
+pub mod dpreport;
 pub mod mesh;
+pub mod procs;
 pub mod report;
 pub mod xds;

@@ -3,6 +3,8 @@
 //! ```sh
 //! cargo build --release -p weft
 //! cargo run --release -p weft-bench -- xds --proxies 1000,5000,10000 --services 1000
+//! cargo build --release -p weft -p weft-sample
+//! cargo run --release -p weft-bench -- dataplane
 //! ```
 
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use weft_bench::report::{self, Facts};
 use weft_bench::xds::{self, Options};
+use weft_bench::{dataplane, dpreport};
 
 #[derive(Debug, Parser)]
 #[command(name = "weft-bench", about = "Whole-system benchmarks of Weft")]
@@ -22,6 +25,29 @@ enum Cli {
     /// Write the benchmark's generated mesh into a directory (to inspect it,
     /// `weft analyze` it, or serve it with `weft control`).
     Mesh(MeshArgs),
+    /// The data plane: one backend direct, through 1 and 2 Weft proxies, nginx
+    /// and haproxy, under wrk and h2load (install them with `bench/setup.sh`).
+    Dataplane(DataplaneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DataplaneArgs {
+    /// Seconds of each load run (four runs per setup).
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// The `weft` binary (`cargo build --release -p weft -p weft-sample`).
+    #[arg(long, value_name = "PATH", default_value = "target/release/weft")]
+    weft: PathBuf,
+    /// The `weft-sample` binary (the backend).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/release/weft-sample"
+    )]
+    sample: PathBuf,
+    /// Where to write the results section ("-": nowhere, print only).
+    #[arg(long, default_value = "bench/README.md")]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +106,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let args = match cli {
         Cli::Xds(args) => args,
+        Cli::Dataplane(args) => return dataplane(&args),
         Cli::Mesh(args) => {
             std::fs::create_dir_all(&args.dir)
                 .with_context(|| format!("create {}", args.dir.display()))?;
@@ -160,6 +187,58 @@ fn run(cli: Cli) -> Result<()> {
     println!("{section}");
     if args.out.as_os_str() != "-" {
         report::write_into(&args.out, &section)
+            .with_context(|| format!("write {}", args.out.display()))?;
+        eprintln!("weft-bench: results written to {}", args.out.display());
+    }
+    Ok(())
+}
+
+fn dataplane(args: &DataplaneArgs) -> Result<()> {
+    for bin in [&args.weft, &args.sample] {
+        if !bin.is_file() {
+            bail!(
+                "no binary at {}: run `cargo build --release -p weft -p weft-sample` first",
+                bin.display()
+            );
+        }
+    }
+    let rows = dataplane::run(&dataplane::Options {
+        weft: args.weft.clone(),
+        sample: args.sample.clone(),
+        secs: args.secs,
+    })?;
+    let version = |cmd: &str, arg: &str| {
+        let out = std::process::Command::new(cmd).arg(arg).output().ok();
+        out.map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("unknown")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|| "not installed".into())
+    };
+    let header = format!(
+        "Measured {} on {} cores (`nproc`), loopback only, the load generator, backend and proxies sharing them. \
+         Command: `cargo run --release -p weft-bench -- {}`. Weft at commit {}; {}; {}; {}; {}.",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        command_output("git", &["rev-parse", "--short", "HEAD"]),
+        version("nginx", "-v"),
+        version("haproxy", "-v"),
+        version("wrk", "-v"),
+        version("h2load", "--version"),
+    );
+    let section = dpreport::markdown(&header, &rows);
+    println!("{section}");
+    if args.out.as_os_str() != "-" {
+        report::write_between(&args.out, dpreport::START, dpreport::END, &section)
             .with_context(|| format!("write {}", args.out.display()))?;
         eprintln!("weft-bench: results written to {}", args.out.display());
     }

@@ -215,11 +215,17 @@ fn targets(outcomes: &[Outcome]) -> String {
 /// Replaces the section between [`START`] and [`END`] in `path` with
 /// `section` (appending it, with the markers, if the file has none).
 pub fn write_into(path: &Path, section: &str) -> std::io::Result<()> {
+    write_between(path, START, END, section)
+}
+
+/// Replaces what lies between the markers `start` and `end` in `path` with
+/// `section` (appending the markers if missing), keeping the rest.
+pub fn write_between(path: &Path, start: &str, end: &str, section: &str) -> std::io::Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{START}\n{section}{END}\n");
-    let new = match (old.find(START), old.find(END)) {
+    let block = format!("{start}\n{section}{end}\n");
+    let new = match (old.find(start), old.find(end)) {
         (Some(a), Some(b)) if a < b => {
-            let tail = &old[b + END.len()..];
+            let tail = &old[b + end.len()..];
             format!(
                 "{}{block}{}",
                 &old[..a],
