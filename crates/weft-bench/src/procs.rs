@@ -17,7 +17,7 @@ pub const HTTP_PORT: u16 = 8080;
 /// Its gRPC port.
 pub const GRPC_PORT: u16 = 9090;
 
-/// A started process; killed (SIGKILL) and reaped when dropped.
+/// A started process; it and its children killed (SIGKILL) and reaped when dropped.
 #[derive(Debug)]
 pub struct Guard {
     child: Child,
@@ -27,6 +27,13 @@ pub struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // Its children first (nginx's workers outlive a killed master).
+        let pid = self.child.id();
+        for kid in children_or_self(pid).into_iter().filter(|&k| k != pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &kid.to_string()])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
