@@ -11,8 +11,7 @@
 //! A type whose resources didn't change keeps the previous generation's
 //! buffers, so streams tell "unchanged" by pointer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use prost::Message;
@@ -58,41 +57,16 @@ pub struct Packed {
     pub all: Arc<[Any]>,
     /// Their names, index for index.
     pub names: Arc<[String]>,
-    /// A hash of each encoded resource (a per-resource version for delta
-    /// xDS), index for index.
-    pub hashes: Arc<[u64]>,
 }
 
 impl Packed {
     fn new(items: Vec<(String, Any)>) -> Packed {
-        let hashes = items.iter().map(|(_, any)| hash(&any.value)).collect();
         let (names, all): (Vec<String>, Vec<Any>) = items.into_iter().unzip();
         Packed {
             all: all.into(),
             names: names.into(),
-            hashes,
         }
     }
-
-    /// The resources named in `names` (all of them when `wildcard`), sharing
-    /// the packed list when that is all of it.
-    pub fn select(&self, names: &BTreeSet<String>, wildcard: bool) -> Arc<[Any]> {
-        if wildcard || self.names.iter().all(|n| names.contains(n)) {
-            return self.all.clone();
-        }
-        self.names
-            .iter()
-            .zip(self.all.iter())
-            .filter(|(n, _)| names.contains(*n))
-            .map(|(_, a)| a.clone())
-            .collect()
-    }
-}
-
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 /// One proxy shape's resources for one generation.
@@ -261,28 +235,21 @@ mod tests {
             names
         );
         assert_eq!(c.of(TypeUrl::Listener).all.len(), names.len());
-        // A new generation starts afresh.
+        // A new generation starts afresh, keeping the buffers of the types
+        // that didn't change (here: none did).
         let d = cache.get(&generation(2), &sidecar("a", "unknown-1"));
         assert_eq!(d.version, 2);
         assert_eq!(cache.shapes(), 1);
+        for t in [
+            TypeUrl::Cluster,
+            TypeUrl::ClusterLoadAssignment,
+            TypeUrl::Listener,
+            TypeUrl::RouteConfiguration,
+        ] {
+            assert!(Arc::ptr_eq(&a.of(t).all, &d.of(t).all), "{t}");
+        }
         // A lagging stream still gets its own generation's resources.
         assert_eq!(cache.get(&g, &pp).version, 1);
         assert_eq!(cache.shapes(), 1);
-    }
-
-    #[test]
-    fn selection_shares_the_full_list() {
-        let any = |n: &str| Any {
-            type_url: "t".into(),
-            value: n.as_bytes().to_vec(),
-        };
-        let p = Packed::new(vec![("a".into(), any("a")), ("b".into(), any("b"))]);
-        assert_ne!(p.hashes[0], p.hashes[1]);
-        let both: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
-        assert!(Arc::ptr_eq(&p.select(&both, false), &p.all));
-        assert!(Arc::ptr_eq(&p.select(&BTreeSet::new(), true), &p.all));
-        let one: BTreeSet<String> = ["b".to_string()].into();
-        assert_eq!(p.select(&one, false).len(), 1);
-        assert!(p.select(&BTreeSet::new(), false).is_empty());
     }
 }
