@@ -87,6 +87,23 @@ pub struct Cluster {
     /// The endpoints listed in the cluster itself (non-EDS clusters).
     #[serde(skip)]
     pub load_assignment: Option<LoadAssignment>,
+    /// What TLS the control plane asked for. This proxy does not originate
+    /// TLS yet: its traffic is plaintext either way, and `/config_dump`
+    /// says so here.
+    pub tls_not_originated: UpstreamTls,
+}
+
+/// TLS the control plane asked a cluster to use upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamTls {
+    /// None: plaintext, as asked.
+    #[default]
+    None,
+    /// A TLS transport socket (a DestinationRule's `tls`, e.g. ISTIO_MUTUAL).
+    Requested,
+    /// Auto mTLS: TLS for endpoints marked as having a sidecar.
+    AutoMtls,
 }
 
 impl TryFrom<&XdsCluster> for Cluster {
@@ -183,6 +200,23 @@ impl TryFrom<&XdsCluster> for Cluster {
         if c.http2_protocol_options.is_some() {
             protocol = UpstreamProtocol::Http2;
         }
+        const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
+        let tls_not_originated = if c
+            .transport_socket
+            .as_ref()
+            .is_some_and(|t| t.name == TLS_SOCKET)
+        {
+            UpstreamTls::Requested
+        } else if c
+            .transport_socket_matches
+            .iter()
+            .filter_map(|m| m.transport_socket.as_ref())
+            .any(|t| t.name == TLS_SOCKET)
+        {
+            UpstreamTls::AutoMtls
+        } else {
+            UpstreamTls::None
+        };
         Ok(Cluster {
             name: c.name.clone(),
             discovery,
@@ -191,6 +225,7 @@ impl TryFrom<&XdsCluster> for Cluster {
             protocol,
             idle_timeout,
             load_assignment,
+            tls_not_originated,
         })
     }
 }
@@ -236,6 +271,31 @@ mod tests {
             .insert(HTTP_PROTOCOL_OPTIONS.into(), weft_xds::pack(&options));
         let m = Cluster::try_from(&c).expect("converts");
         assert_eq!(m.discovery, Discovery::Eds("outbound|9090||greeter".into()));
+        assert_eq!(m.tls_not_originated, UpstreamTls::None);
+        // A TLS transport socket (ISTIO_MUTUAL, or auto mTLS's socket match)
+        // is flagged: this proxy still sends plaintext there.
+        let mut tls = c.clone();
+        tls.transport_socket_matches = vec![cluster::TransportSocketMatch {
+            name: "tlsMode-istio".into(),
+            transport_socket: Some(weft_xds::pb::envoy::config::core::v3::TransportSocket {
+                name: "envoy.transport_sockets.tls".into(),
+                config_type: None,
+            }),
+            ..Default::default()
+        }];
+        assert_eq!(
+            Cluster::try_from(&tls)
+                .expect("converts")
+                .tls_not_originated,
+            UpstreamTls::AutoMtls
+        );
+        tls.transport_socket = tls.transport_socket_matches[0].transport_socket.clone();
+        assert_eq!(
+            Cluster::try_from(&tls)
+                .expect("converts")
+                .tls_not_originated,
+            UpstreamTls::Requested
+        );
         assert_eq!(m.protocol, UpstreamProtocol::Http2);
         assert_eq!(m.lb_policy, LbPolicy::RoundRobin);
         assert_eq!(m.connect_timeout, Duration::from_secs(2));

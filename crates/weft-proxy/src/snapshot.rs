@@ -248,6 +248,7 @@ mod tests {
                     endpoint.parse().expect("addr"),
                 )))],
             }),
+            tls_not_originated: crate::cluster::UpstreamTls::None,
         }
     }
 

@@ -385,11 +385,22 @@ fn convert(t: TypeUrl, resources: &[Any]) -> Result<Converted, String> {
         Ok(out)
     }
     Ok(match t {
-        TypeUrl::Cluster => Converted::Clusters(each::<XdsCluster, _, _>(
-            resources,
-            |c| &c.name,
-            |x| Cluster::try_from(x),
-        )?),
+        TypeUrl::Cluster => {
+            let clusters =
+                each::<XdsCluster, _, _>(resources, |c| &c.name, |x| Cluster::try_from(x))?;
+            let plaintext = clusters
+                .values()
+                .filter(|c| c.tls_not_originated == crate::cluster::UpstreamTls::Requested)
+                .count();
+            if plaintext > 0 {
+                tracing::warn!(
+                    target: "weft::xds",
+                    clusters = plaintext,
+                    "DestinationRules ask for TLS to some clusters; this proxy can't originate TLS yet and sends plaintext to them (see /config_dump: tls_not_originated)"
+                );
+            }
+            Converted::Clusters(clusters)
+        }
         TypeUrl::ClusterLoadAssignment => {
             Converted::Assignments(each::<ClusterLoadAssignment, _, _>(
                 resources,
