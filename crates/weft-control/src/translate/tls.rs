@@ -251,13 +251,10 @@ fn grpc_mutual(sans: &[String], sni: &str, cluster_name: &str) -> UpstreamTlsCon
         instance_name: "default".into(),
         certificate_name: certificate.into(),
     };
-    let mut validation = match combined(sans, sds(SDS_ROOT), "") {
-        common_tls_context::ValidationContextType::CombinedValidationContext(c) => {
-            c.default_validation_context.unwrap_or_default()
-        }
-        _ => CertificateValidationContext::default(),
+    let validation = CertificateValidationContext {
+        ca_certificate_provider_instance: Some(instance(SDS_ROOT)),
+        ..verification(sans, "")
     };
-    validation.ca_certificate_provider_instance = Some(instance(SDS_ROOT));
     UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_certificate_provider_instance: Some(instance(SDS_DEFAULT)),
@@ -298,6 +295,26 @@ fn identities(inputs: Inputs<'_>, up: &Upstream<'_>) -> Vec<String> {
     ids
 }
 
+/// The server certificate's expected identities (exact SANs) and CRL file.
+fn verification(sans: &[String], crl: &str) -> CertificateValidationContext {
+    CertificateValidationContext {
+        #[allow(deprecated)]
+        match_subject_alt_names: sans
+            .iter()
+            .map(|s| StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(s.clone())),
+                ..StringMatcher::default()
+            })
+            .collect(),
+        crl: (!crl.is_empty()).then(|| DataSource {
+            specifier: Some(data_source::Specifier::Filename(crl.to_string())),
+            ..DataSource::default()
+        }),
+        ..CertificateValidationContext::default()
+    }
+}
+
+/// [`verification`] with the root from SDS.
 fn combined(
     sans: &[String],
     root: SdsSecretConfig,
@@ -305,21 +322,7 @@ fn combined(
 ) -> common_tls_context::ValidationContextType {
     common_tls_context::ValidationContextType::CombinedValidationContext(
         common_tls_context::CombinedCertificateValidationContext {
-            default_validation_context: Some(CertificateValidationContext {
-                #[allow(deprecated)]
-                match_subject_alt_names: sans
-                    .iter()
-                    .map(|s| StringMatcher {
-                        match_pattern: Some(string_matcher::MatchPattern::Exact(s.clone())),
-                        ..StringMatcher::default()
-                    })
-                    .collect(),
-                crl: (!crl.is_empty()).then(|| DataSource {
-                    specifier: Some(data_source::Specifier::Filename(crl.to_string())),
-                    ..DataSource::default()
-                }),
-                ..CertificateValidationContext::default()
-            }),
+            default_validation_context: Some(verification(sans, crl)),
             validation_context_sds_secret_config: Some(root),
             ..Default::default()
         },
