@@ -12,6 +12,7 @@ use std::str::FromStr;
 pub use envoy_types::pb;
 
 pub mod json;
+pub mod names;
 use pb::google::protobuf::Any;
 use prost::{Message, Name};
 

@@ -33,8 +33,7 @@ use super::policy::{destination_rule_for, effective_policy};
 use super::{Inputs, Interception, Proxy, ProxyKind};
 use super::{locality, tls};
 
-/// Where a cluster's HTTP settings go (`typed_extension_protocol_options`).
-pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub use weft_xds::names::HTTP_PROTOCOL_OPTIONS;
 
 /// Connect timeout when neither the DestinationRule nor the mesh sets one
 /// (Istio's default).

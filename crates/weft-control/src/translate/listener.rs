@@ -53,18 +53,9 @@ mod golden;
 pub mod inbound;
 pub mod outbound;
 
-/// The name of Envoy's (and gRPC's) terminal HTTP filter.
-pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
-/// The HTTP connection manager network filter.
-pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
-/// The TCP proxy network filter.
-pub const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
-/// Reads SNI and ALPN from a TLS ClientHello.
-pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
-/// Detects HTTP/1 and HTTP/2 (sniffing).
-pub const HTTP_INSPECTOR: &str = "envoy.filters.listener.http_inspector";
-/// Restores a redirected connection's original destination.
-pub const ORIGINAL_DST: &str = "envoy.filters.listener.original_dst";
+pub use weft_xds::names::{
+    HCM_FILTER, HTTP_INSPECTOR, ORIGINAL_DST, ROUTER_FILTER, TCP_PROXY_FILTER, TLS_INSPECTOR,
+};
 /// ALPN values the HTTP inspector reports for plaintext HTTP.
 pub const SNIFFED_HTTP: [&str; 3] = ["http/1.0", "http/1.1", "h2c"];
 

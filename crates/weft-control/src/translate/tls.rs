@@ -39,10 +39,7 @@ use weft_xds::pb::google::protobuf::{Struct, Value, value};
 use super::Inputs;
 use super::proxy::ProxyKind;
 
-/// Envoy's TLS transport socket.
-pub const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
-/// Envoy's plaintext transport socket.
-pub const RAW_BUFFER_SOCKET: &str = "envoy.transport_sockets.raw_buffer";
+pub use weft_xds::names::{RAW_BUFFER_SOCKET, TLS_SOCKET};
 /// The SDS secret holding a workload's own certificate and key.
 pub const SDS_DEFAULT: &str = "default";
 /// The SDS secret holding the mesh's root certificate.

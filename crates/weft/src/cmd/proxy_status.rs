@@ -79,13 +79,14 @@ fn table(proxies: &[ProxyStatus]) -> String {
         "NAME",
         "KIND",
         "NAMESPACE",
+        "STREAM",
         "CDS",
         "LDS",
         "EDS",
         "RDS",
         "VERSION",
     ];
-    let rows: Vec<[String; 8]> = proxies
+    let rows: Vec<[String; 9]> = proxies
         .iter()
         .map(|p| {
             let version = p
@@ -97,6 +98,7 @@ fn table(proxies: &[ProxyStatus]) -> String {
                 p.id.clone(),
                 p.kind.to_lowercase(),
                 p.namespace.clone(),
+                stream(p),
                 state(p.types.get("CDS")),
                 state(p.types.get("LDS")),
                 state(p.types.get("EDS")),
@@ -128,7 +130,38 @@ fn table(proxies: &[ProxyStatus]) -> String {
     if proxies.is_empty() {
         out.push_str("(no proxies connected)\n");
     }
+    for p in proxies {
+        for (ty, t) in &p.types {
+            if let Some((version, error)) = &t.nacked {
+                out.push_str(&format!(
+                    "\n{} rejected {ty} version {version}: {error}",
+                    p.id
+                ));
+            }
+        }
+    }
+    if proxies
+        .iter()
+        .any(|p| p.types.values().any(|t| t.nacked.is_some()))
+    {
+        out.push('\n');
+    }
     out
+}
+
+/// The gRPC service of a proxy's stream and whether it is incremental:
+/// `ADS`, `ADS delta`, `CDS`, ...
+fn stream(p: &ProxyStatus) -> String {
+    let service = if p.service.is_empty() {
+        "ADS"
+    } else {
+        &p.service
+    };
+    if p.delta {
+        format!("{service} delta")
+    } else {
+        service.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -177,7 +210,7 @@ mod tests {
             last_push: Some(0),
             types,
         };
-        let t = table(&[p]);
+        let t = table(std::slice::from_ref(&p));
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("NAME"), "{t}");
         assert!(
@@ -188,6 +221,15 @@ mod tests {
             "{t}"
         );
         assert!(lines[1].trim_end().ends_with('3'), "{t}");
+        assert!(lines[1].contains("   ADS   "), "{t}");
+        assert!(
+            t.contains("shop.svc.cluster.local rejected RDS version 3: bad route"),
+            "{t}"
+        );
         assert_eq!(table(&[]).lines().nth(1), Some("(no proxies connected)"));
+        let mut delta = p.clone();
+        delta.delta = true;
+        delta.service = "EDS".into();
+        assert_eq!(stream(&delta), "EDS delta");
     }
 }

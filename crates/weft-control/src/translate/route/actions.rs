@@ -37,10 +37,7 @@ use super::{Cx, matches, policies};
 use crate::translate::envoy::istio_config_metadata;
 use crate::translate::{names, policy};
 
-/// The fault filter's name, the key of its per-route config.
-pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
-/// The CORS filter's name, the key of its per-route config.
-pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+pub use weft_xds::names::{CORS_FILTER, FAULT_FILTER};
 
 /// The Envoy route for one `match` entry (or none) of a VirtualService
 /// HTTP route; `None` when the route cannot be expressed (a delegate, no

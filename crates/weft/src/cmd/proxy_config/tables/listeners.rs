@@ -140,8 +140,7 @@ pub(super) fn describe_chain_match(chain: &FilterChain) -> String {
     }
 }
 
-pub(super) const HCM: &str = "envoy.filters.network.http_connection_manager";
-pub(super) const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
+pub(super) use weft_xds::names::{HCM_FILTER as HCM, TCP_PROXY_FILTER as TCP_PROXY};
 
 pub(super) fn typed_config(f: &Filter) -> Option<&weft_xds::pb::google::protobuf::Any> {
     match &f.config_type {
