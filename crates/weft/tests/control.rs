@@ -135,7 +135,9 @@ async fn serves_the_examples_and_follows_edits() {
     assert!(status.status.success(), "{table}");
     let row = table.lines().nth(1).unwrap_or_default();
     assert!(
-        row.starts_with("sidecar~127.0.0.1~client.bookinfo") && row.contains("SYNCED (16)"),
+        row.starts_with("sidecar~127.0.0.1~client.bookinfo")
+            && row.contains("   ADS   ")
+            && row.contains("SYNCED (16)"),
         "{table}"
     );
     let metrics = curl(debug_port, "/metrics");
