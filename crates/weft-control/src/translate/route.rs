@@ -38,7 +38,7 @@ mod policies;
 mod tcp;
 
 pub use actions::{CORS_FILTER, FAULT_FILTER};
-pub use tcp::{TcpTarget, tcp_target};
+pub use tcp::{TcpTarget, gateway_tcp_target, gateway_tls_targets, tcp_target};
 
 #[cfg(test)]
 mod golden;

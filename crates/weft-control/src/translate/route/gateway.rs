@@ -14,19 +14,31 @@ use weft_xds::pb::google::protobuf::BoolValue;
 
 use super::matches::qualified_gateway;
 use super::{Cx, VsRef, http_routes};
-use crate::translate::gateway::{admitted, http_ports, route_name};
+use crate::translate::gateway::{GatewayPort, http_ports, route_name};
 use crate::translate::{Inputs, Proxy};
 
-/// The route configurations of a gateway proxy, sorted by name.
-pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfiguration> {
-    let virtual_services: Vec<VsRef<'_>> = inputs
+/// The VirtualServices a gateway proxy sees (exported to its namespace).
+pub(super) fn gateway_virtual_services<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Vec<VsRef<'a>> {
+    inputs
         .config
         .of_kind(Kind::VirtualService)
         .filter_map(|r| r.spec_as::<VirtualService>().map(|vs| (r.as_ref(), vs)))
         .filter(|(r, vs)| {
             weft_config::select::exported_to(&vs.export_to, r.namespace(), &proxy.namespace)
         })
-        .collect();
+        .collect()
+}
+
+/// Whether `vs` (in `namespace`) is bound to one of the port's Gateways.
+pub(super) fn bound(vs: &VirtualService, namespace: &str, served: &GatewayPort<'_>) -> bool {
+    vs.gateways
+        .iter()
+        .any(|g| served.gateways.contains(&qualified_gateway(g, namespace)))
+}
+
+/// The route configurations of a gateway proxy, sorted by name.
+pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfiguration> {
+    let virtual_services = gateway_virtual_services(inputs, proxy);
     http_ports(inputs, proxy)
         .into_iter()
         .map(|(port, served)| {
@@ -39,12 +51,7 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
             let mut seen = BTreeSet::new();
             let mut virtual_hosts = Vec::new();
             for &(resource, vs) in &virtual_services {
-                let bound = vs.gateways.iter().any(|g| {
-                    served
-                        .gateways
-                        .contains(&qualified_gateway(g, resource.namespace()))
-                });
-                if !bound {
+                if !bound(vs, resource.namespace(), &served) {
                     continue;
                 }
                 let routes = http_routes(&cx, (resource, vs));
@@ -53,17 +60,7 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
                 }
                 for vs_host in &vs.hosts {
                     let vs_host = host::fqdn(vs_host, resource.namespace());
-                    let hosts: BTreeSet<String> = served
-                        .servers
-                        .iter()
-                        .flat_map(|(gw_ns, server)| {
-                            server
-                                .hosts
-                                .iter()
-                                .filter_map(|h| admitted(h, gw_ns, resource.namespace(), &vs_host))
-                        })
-                        .collect();
-                    for name in hosts {
+                    for name in served.admitted(resource.namespace(), &vs_host) {
                         if !seen.insert(name.clone()) {
                             continue; // the first VirtualService keeps a host
                         }
