@@ -87,6 +87,7 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, _peer: SocketAddr) ->
         upstreams: &ob.upstreams,
         stats: &ob.stats,
         scheme: "http",
+        original_dst: None,
     };
     forward::handle(cx, &table, req).await
 }
