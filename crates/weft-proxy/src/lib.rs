@@ -300,6 +300,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 config: snapshot.clone(),
                 upstreams: upstreams.clone(),
                 stats: outbound_stats,
+                detect_timeout: config.detect_timeout,
             });
             let inbound = bound(inbound_stats, Vec::new());
             tasks.push(tokio::spawn(outbound::serve(

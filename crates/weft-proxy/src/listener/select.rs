@@ -86,11 +86,11 @@ impl Listener {
 }
 
 /// The chains naming a matching value if there are any, else those naming none.
-fn narrow<'a>(
-    chains: Vec<&'a FilterChain>,
+fn narrow(
+    chains: Vec<&FilterChain>,
     names_one: impl Fn(&FilterChain) -> bool,
     matches: impl Fn(&FilterChain) -> bool,
-) -> Vec<&'a FilterChain> {
+) -> Vec<&FilterChain> {
     let matching: Vec<&FilterChain> = chains
         .iter()
         .copied()
