@@ -228,7 +228,7 @@ fn transparent() {
             "--proxy-uid",
             PROXY_UID,
             "--exclude-inbound-ports",
-            "15000,15010,15020,15021,15090",
+            "15010",
         ],
     );
     weft(client, &["iptables", "--proxy-uid", PROXY_UID]);
