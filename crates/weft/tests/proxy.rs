@@ -597,7 +597,12 @@ fn bad_flags_are_usage_errors_with_a_reason() {
             "expected NAMESPACE/NAME",
         ),
         (
-            &["--workload", "shop/a", "--inbound-interception-mode", "TPROXY"][..],
+            &[
+                "--workload",
+                "shop/a",
+                "--inbound-interception-mode",
+                "TPROXY",
+            ][..],
             "applies to transparent mode",
         ),
         (

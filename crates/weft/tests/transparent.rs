@@ -13,8 +13,11 @@
 //! transparent` as uid 1337 and `weft iptables`. Then, from the client
 //! namespace, with no proxy settings: curl to the VIP (HTTP), a TCP echo
 //! through the VIP, HTTP and raw TCP on the sniffed ports, and
-//! `curl -k https://b.tls.test:8443/` routed by SNI; each shows in both
-//! proxies' `/stats` and in what the app saw.
+//! `curl -k https://b.tls.test:8443/` routed by SNI, HTTP to the
+//! endpoint's own IPv4 and IPv6 address (PassthroughCluster to the
+//! original destination) and TCP to a port no service declares (passed
+//! through on both sides); each shows in both proxies' `/stats` and in
+//! what the app saw.
 //!
 //! Like `iptables.rs`, this file has its own `main` (`harness = false`):
 //! the same binary, run as `transparent helper …` inside a namespace, is
@@ -199,6 +202,10 @@ fn transparent() {
         (&["sample", "tcp", "127.0.0.1:9000", "echo-tcp"], "app-tcp"),
         (&["sample", "http", "127.0.0.1:7070", "echo-web"], "app-web"),
         (&["sample", "tcp", "127.0.0.1:7071", "echo-raw"], "app-raw"),
+        (
+            &["sample", "tcp", "[::]:7777", "undeclared"],
+            "app-undeclared",
+        ),
     ] {
         let mut full = vec![HELPER_COPY, "helper"];
         full.extend_from_slice(args);
@@ -209,7 +216,9 @@ fn transparent() {
     }
     wait_listening(
         server,
-        &["8080", "9000", "7070", "7071", "9443", "9444", "15010"],
+        &[
+            "8080", "9000", "7070", "7071", "7777", "9443", "9444", "15010",
+        ],
     );
 
     // Capture, then the sidecars as uid 1337.
@@ -229,9 +238,10 @@ fn transparent() {
             PROXY_UID,
             "--exclude-inbound-ports",
             "15010",
+            "--ipv6",
         ],
     );
-    weft(client, &["iptables", "--proxy-uid", PROXY_UID]);
+    weft(client, &["iptables", "--proxy-uid", PROXY_UID, "--ipv6"]);
     for (ns, workload, xds) in [
         (server, "test/echo", "127.0.0.1:15010"),
         (client, "test/client", "10.77.0.2:15010"),
@@ -251,6 +261,10 @@ fn transparent() {
                 workload,
                 "--admin",
                 "127.0.0.1:15000",
+                "--outbound",
+                "[::]:15001",
+                "--inbound",
+                "[::]:15006",
             ],
         ));
     }
@@ -369,6 +383,62 @@ fn transparent() {
         assert_eq!(code, 200, "TLS to {host}: {body}");
         assert_eq!(body.trim(), host, "SNI {host} reached the wrong server");
     }
+
+    // An endpoint's own address, IPv4 and IPv6: no virtual host names it,
+    // so Istio's `allow_any` route sends it to PassthroughCluster, i.e. to
+    // the original destination, where the server's sidecar takes it in.
+    for (addr, what) in [
+        (format!("{SERVER_IP}:8080"), "IPv4"),
+        ("[fd00:77::2]:8080".to_string(), "IPv6"),
+    ] {
+        let rq = (
+            stat(client, "http.outbound.downstream_rq_2xx"),
+            stat(server, "http.inbound.downstream_rq_2xx"),
+        );
+        let (code, body) = curl(client, &[&format!("http://{addr}/direct")]);
+        assert_eq!(code, 200, "{what} to {addr}: {body}");
+        assert!(body.starts_with("echo-http "), "{body}");
+        assert!(body.contains(&format!("authority: {addr}")), "{body}");
+        assert_eq!(
+            stat(client, "http.outbound.downstream_rq_2xx"),
+            rq.0 + 1,
+            "{what}"
+        );
+        assert_eq!(
+            stat(server, "http.inbound.downstream_rq_2xx"),
+            rq.1 + 1,
+            "{what}"
+        );
+    }
+
+    // A port no service declares: passed through by both sidecars (the
+    // server's dials the app from 127.0.0.6 / ::6, which capture lets by).
+    let tcp_before = (
+        stat(client, "http.outbound.downstream_cx_tcp_total"),
+        stat(server, "http.inbound.downstream_cx_tcp_total"),
+    );
+    let reply = files.tcp(client, &format!("{SERVER_IP}:7777"), "passed through");
+    assert_eq!(reply, "passed through");
+    let reply = files.tcp(client, "[fd00:77::2]:7777", "passed through v6");
+    assert_eq!(reply, "passed through v6");
+    assert_eq!(
+        stat(client, "http.outbound.downstream_cx_tcp_total"),
+        tcp_before.0 + 2
+    );
+    assert_eq!(
+        stat(server, "http.inbound.downstream_cx_tcp_total"),
+        tcp_before.1 + 2
+    );
+
+    // Dialling a capture port directly would loop: the proxy closes it.
+    // (Closed at once — an empty reply or a reset — not an echo or a
+    // read timeout.)
+    let reply = files.tcp(server, "127.0.0.1:15001", "loop?");
+    let closed = reply.is_empty()
+        || reply.contains("not connected")
+        || reply.contains("reset")
+        || reply.contains("Broken pipe");
+    assert!(closed, "a direct connection to 15001: {reply}");
 
     // Nothing failed along the way.
     for (ns, dir) in [(client, "outbound"), (server, "inbound")] {
@@ -613,12 +683,13 @@ impl Netns {
             "netns", "exec", client, "ip", "link", "add", "veth0", "type", "veth", "peer", "name",
             "veth1", "netns", server,
         ]);
-        for (ns, dev, addr) in [
-            (client, "veth0", "10.77.0.1/24"),
-            (server, "veth1", "10.77.0.2/24"),
+        for (ns, dev, v4, v6) in [
+            (client, "veth0", "10.77.0.1/24", "fd00:77::1/64"),
+            (server, "veth1", "10.77.0.2/24", "fd00:77::2/64"),
         ] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
+            ip(&["-n", ns, "-6", "addr", "add", v6, "dev", dev, "nodad"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
         // Service VIPs go out of the veth, like a cluster's service range:
