@@ -73,6 +73,7 @@ pub fn bind(addr: SocketAddr, transparent: bool) -> std::io::Result<TcpListener>
 
 /// Accepts on a capture listener until draining starts.
 pub async fn serve(listener: TcpListener, side: Side, bound: Arc<Bound>, drain: Drain) {
+    let capture_port = listener.local_addr().map_or(0, |a| a.port());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -87,7 +88,7 @@ pub async fn serve(listener: TcpListener, side: Side, bound: Arc<Bound>, drain: 
         };
         let _ = stream.set_nodelay(true);
         let (bound, drain) = (bound.clone(), drain.clone());
-        tokio::spawn(async move { connection(stream, side, bound, drain).await });
+        tokio::spawn(async move { connection(stream, side, capture_port, bound, drain).await });
     }
 }
 
@@ -112,7 +113,13 @@ fn unmapped(a: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn connection(stream: TcpStream, side: Side, bound: Arc<Bound>, drain: Drain) {
+async fn connection(
+    stream: TcpStream,
+    side: Side,
+    capture_port: u16,
+    bound: Arc<Bound>,
+    drain: Drain,
+) {
     let (original, local) = match (original_dst(&stream), stream.local_addr()) {
         (Ok(o), Ok(l)) => (o, unmapped(l)),
         (Err(e), _) | (_, Err(e)) => {
@@ -120,7 +127,7 @@ async fn connection(stream: TcpStream, side: Side, bound: Arc<Bound>, drain: Dra
             return;
         }
     };
-    if original == local || (original.port() == local.port() && is_own(original.ip(), local.ip())) {
+    if original.port() == capture_port && is_own(original.ip(), local.ip()) {
         tracing::debug!(target: "weft::proxy", ?side, %original, "a connection to the capture port itself (not redirected); closed to avoid a loop");
         return;
     }

@@ -17,7 +17,9 @@
 //! endpoint's own IPv4 and IPv6 address (PassthroughCluster to the
 //! original destination) and TCP to a port no service declares (passed
 //! through on both sides); each shows in both proxies' `/stats` and in
-//! what the app saw.
+//! what the app saw. Last, the server side again with TPROXY inbound
+//! (`--inbound-interception-mode TPROXY` for both `weft iptables` and the
+//! proxy, which then needs `CAP_NET_ADMIN`).
 //!
 //! Like `iptables.rs`, this file has its own `main` (`harness = false`):
 //! the same binary, run as `transparent helper …` inside a namespace, is
@@ -242,6 +244,7 @@ fn transparent() {
         ],
     );
     weft(client, &["iptables", "--proxy-uid", PROXY_UID, "--ipv6"]);
+    let server_proxy = procs.len();
     for (ns, workload, xds) in [
         (server, "test/echo", "127.0.0.1:15010"),
         (client, "test/client", "10.77.0.2:15010"),
@@ -448,6 +451,58 @@ fn transparent() {
             "{ns}"
         );
     }
+
+    // The server again with TPROXY inbound (mangle table, IP_TRANSPARENT
+    // listener, original destination = the socket's own address).
+    drop(procs.remove(server_proxy));
+    weft(server, &["iptables", "--cleanup"]);
+    weft(
+        server,
+        &[
+            "iptables",
+            "--proxy-uid",
+            PROXY_UID,
+            "--exclude-inbound-ports",
+            "15010",
+            "--inbound-interception-mode",
+            "TPROXY",
+        ],
+    );
+    let caps = [
+        &uid[..],
+        &["--inh-caps", "+net_admin", "--ambient-caps", "+net_admin"],
+    ]
+    .concat();
+    procs.push(files.spawn(
+        server,
+        &caps,
+        "proxy test/echo TPROXY",
+        &[
+            WEFT_COPY,
+            "proxy",
+            "--mode",
+            "transparent",
+            "--xds",
+            "127.0.0.1:15010",
+            "--workload",
+            "test/echo",
+            "--admin",
+            "127.0.0.1:15000",
+            "--inbound-interception-mode",
+            "TPROXY",
+        ],
+    ));
+    eventually("TPROXY proxy ready", || {
+        curl(server, &["http://127.0.0.1:15000/healthz/ready"]).0 == 200
+    });
+    let reply = files.tcp(client, &format!("{VIP}:9000"), "ping via tproxy");
+    assert_eq!(reply, "ping via tproxy");
+    assert_eq!(stat(server, "http.inbound.downstream_cx_tcp_total"), 1);
+    let (code, body) = curl(client, &[&format!("http://{VIP}:8080/tproxy")]);
+    assert_eq!(code, 200, "HTTP to a TPROXY sidecar: {body}");
+    assert!(body.contains("request: GET /tproxy HTTP/1.1"), "{body}");
+    assert!(body.contains("header: x-request-id: "), "{body}");
+    assert_eq!(stat(server, "http.inbound.downstream_rq_2xx"), 1);
     drop(procs);
 }
 
