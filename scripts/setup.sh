@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command:package. iptables (iptables-restore, ip6tables-restore) and
-# iproute2 (ip netns) are for `weft iptables` and its namespace test.
+# iproute2 (ip netns, ss) are for `weft iptables` and the namespace tests;
+# openssl (s_server, s_client) for the TLS passthrough tests.
 need_apt=()
-for pkg in curl:curl iptables-restore:iptables ip6tables-restore:iptables ip:iproute2 setpriv:util-linux; do
+for pkg in curl:curl iptables-restore:iptables ip6tables-restore:iptables ip:iproute2 ss:iproute2 setpriv:util-linux openssl:openssl; do
   cmd=${pkg%%:*}; deb=${pkg##*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/sbin/$cmd" ]; then
     [[ " ${need_apt[*]} " == *" $deb "* ]] || need_apt+=("$deb")

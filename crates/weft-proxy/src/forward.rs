@@ -75,6 +75,10 @@ pub struct Context<'a> {
     pub stats: &'a HttpStats,
     /// The downstream's scheme.
     pub scheme: &'static str,
+    /// Where a transparently intercepted connection was going
+    /// (`SO_ORIGINAL_DST`): the endpoint of an original-destination
+    /// cluster. `None` in explicit mode, where it is the request's authority.
+    pub original_dst: Option<std::net::SocketAddr>,
 }
 
 /// The authority a request is for: the absolute URI's, else `Host`.
@@ -190,8 +194,10 @@ async fn forward(
         .cluster(cluster_name)
         .ok_or_else(|| ProxyError::NoCluster(cluster_name.to_string()))?;
     let (endpoint, _active) = if entry.cluster.discovery == Discovery::OriginalDst {
-        // Explicit mode: the original destination is the proxied authority.
-        (authority.to_string(), None)
+        // Transparent mode: where the connection was going; explicit mode:
+        // the proxied authority.
+        let original = cx.original_dst.map(|a| a.to_string());
+        (original.unwrap_or_else(|| authority.to_string()), None)
     } else {
         let e = entry
             .pick()

@@ -32,8 +32,10 @@ pub mod outbound;
 pub mod pool;
 pub mod route;
 pub mod snapshot;
+pub mod sniff;
 pub mod stats;
 pub mod tcp;
+pub mod transparent;
 pub mod xds;
 
 use snapshot::Snapshot;
@@ -44,7 +46,8 @@ pub enum Mode {
     /// The app uses the proxy as its HTTP proxy; inbound listeners bind the
     /// WorkloadEntry's address and ports (Istio's `INTERCEPTION_MODE` NONE).
     Explicit,
-    /// iptables redirects to 15001/15006 (not yet).
+    /// iptables (`weft iptables`) redirects the workload's traffic to the
+    /// outbound and inbound capture ports; see [`transparent`].
     Transparent,
 }
 
@@ -59,8 +62,20 @@ pub struct Config {
     pub workload: String,
     /// How traffic reaches the proxy.
     pub mode: Mode,
-    /// The outbound HTTP proxy listener (explicit mode; default 127.0.0.1:15001).
+    /// The outbound listener: explicit mode's HTTP proxy port (default
+    /// 127.0.0.1:15001), transparent mode's capture port (the CLI's
+    /// default there is 0.0.0.0:15001).
     pub outbound: SocketAddr,
+    /// Transparent mode: the inbound capture port (default 0.0.0.0:15006).
+    pub inbound: SocketAddr,
+    /// Transparent mode: inbound arrives by TPROXY (the inbound listener
+    /// is `IP_TRANSPARENT`; Istio's `INTERCEPTION_MODE` TPROXY), not
+    /// REDIRECT. Default false.
+    pub tproxy: bool,
+    /// How long protocol detection waits for a connection's first bytes
+    /// on ports that need it (SNI, sniffed HTTP); `None` waits as long as
+    /// it takes (Istio's `protocolDetectionTimeout: 0s`). Default 1 s.
+    pub detect_timeout: Option<Duration>,
     /// Where the app listens (`ADDR`, or `PORT=ADDR,...`), sent as `APP_ADDRESS`.
     pub app: Option<String>,
     /// The admin API (default 127.0.0.1:15000).
@@ -90,6 +105,9 @@ impl Config {
             workload: workload.into(),
             mode: Mode::Explicit,
             outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
+            inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
+            tproxy: false,
+            detect_timeout: Some(Duration::from_secs(1)),
             app: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
             node_ip: "127.0.0.1".into(),
@@ -114,9 +132,6 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// Not built yet.
-    #[error("{0}")]
-    Unsupported(String),
     /// The control thread could not start.
     #[error("cannot start the control thread: {0}")]
     Thread(std::io::Error),
@@ -126,19 +141,28 @@ pub enum Error {
 /// resolves or `/quitquitquit` is called, then drains: stops accepting,
 /// lets open connections finish for up to the drain timeout, returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    if config.mode == Mode::Transparent {
-        return Err(Error::Unsupported(
-            "transparent mode (iptables, SO_ORIGINAL_DST) is not built yet: use --mode explicit"
-                .into(),
-        ));
+    let transparent = config.mode == Mode::Transparent;
+    let outbound_listener = if transparent {
+        transparent::bind(config.outbound, false)
+    } else {
+        tokio::net::TcpListener::bind(config.outbound).await
     }
-    let outbound_listener = tokio::net::TcpListener::bind(config.outbound)
-        .await
-        .map_err(|source| Error::Bind {
-            what: "outbound",
-            addr: config.outbound,
-            source,
-        })?;
+    .map_err(|source| Error::Bind {
+        what: "outbound",
+        addr: config.outbound,
+        source,
+    })?;
+    let inbound_listener = if transparent {
+        Some(
+            transparent::bind(config.inbound, config.tproxy).map_err(|source| Error::Bind {
+                what: "inbound",
+                addr: config.inbound,
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
     let admin_listener =
         std::net::TcpListener::bind(config.admin).map_err(|source| Error::Bind {
             what: "admin",
@@ -154,7 +178,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?;
     let outbound_addr = outbound_listener.local_addr().unwrap_or(config.outbound);
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin);
-    tracing::info!(target: "weft::proxy", workload = %format!("{}/{}", config.namespace, config.workload), "weft proxy listening outbound={outbound_addr} admin={admin_addr}");
+    let workload = format!("{}/{}", config.namespace, config.workload);
+    match inbound_listener.as_ref().map(|l| l.local_addr()) {
+        Some(inbound) => {
+            let inbound = inbound.map_or_else(|_| config.inbound.to_string(), |a| a.to_string());
+            tracing::info!(target: "weft::proxy", %workload, tproxy = config.tproxy, "weft proxy listening (transparent) outbound={outbound_addr} inbound={inbound} admin={admin_addr}");
+        }
+        None => {
+            tracing::info!(target: "weft::proxy", %workload, "weft proxy listening outbound={outbound_addr} admin={admin_addr}");
+        }
+    }
     tracing::debug!(target: "weft::proxy", config = %serde_json::to_string(&config).unwrap_or_default(), "effective config");
 
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -181,7 +214,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             ip: config.node_ip.clone(),
             workload: config.workload.clone(),
             namespace: config.namespace.clone(),
-            interception: "NONE".into(),
+            interception: match (config.mode, config.tproxy) {
+                (Mode::Explicit, _) => "NONE",
+                (Mode::Transparent, false) => "REDIRECT",
+                (Mode::Transparent, true) => "TPROXY",
+            }
+            .into(),
             app_address: config.app.clone(),
         },
         warm_timeout: config.warm_timeout,
@@ -219,26 +257,73 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let drain = drain::Drain::new(drain_rx);
     let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
-    let outbound = Arc::new(outbound::Outbound {
-        config: snapshot.clone(),
-        upstreams: upstreams.clone(),
-        stats: outbound_stats,
-    });
-    let bound = Arc::new(listener::serve::Bound {
-        config: snapshot.clone(),
-        upstreams,
-        stats: inbound_stats,
-    });
-    let outbound_task = tokio::spawn(outbound::serve(outbound_listener, outbound, drain.clone()));
-    let inbound_task = tokio::spawn(listener::serve::manage(bound, applied_rx, drain.clone()));
+    let bound = |stats: Arc<stats::HttpStats>, skip: Vec<String>| {
+        Arc::new(listener::serve::Bound {
+            config: snapshot.clone(),
+            upstreams: upstreams.clone(),
+            stats,
+            detect_timeout: config.detect_timeout,
+            skip,
+        })
+    };
+    let mut tasks = Vec::new();
+    match inbound_listener {
+        Some(inbound_listener) => {
+            // The capture ports serve the virtual listeners; any other
+            // listener LDS asks to bind is bound as in explicit mode.
+            let skip = vec![
+                transparent::VIRTUAL_OUTBOUND.to_string(),
+                transparent::VIRTUAL_INBOUND.to_string(),
+            ];
+            let outbound = bound(outbound_stats, Vec::new());
+            let inbound = bound(inbound_stats, skip);
+            tasks.push(tokio::spawn(transparent::serve(
+                outbound_listener,
+                transparent::Side::Outbound,
+                outbound,
+                drain.clone(),
+            )));
+            tasks.push(tokio::spawn(transparent::serve(
+                inbound_listener,
+                transparent::Side::Inbound,
+                inbound.clone(),
+                drain.clone(),
+            )));
+            tasks.push(tokio::spawn(listener::serve::manage(
+                inbound,
+                applied_rx,
+                drain.clone(),
+            )));
+        }
+        None => {
+            let outbound = Arc::new(outbound::Outbound {
+                config: snapshot.clone(),
+                upstreams: upstreams.clone(),
+                stats: outbound_stats,
+                detect_timeout: config.detect_timeout,
+            });
+            let inbound = bound(inbound_stats, Vec::new());
+            tasks.push(tokio::spawn(outbound::serve(
+                outbound_listener,
+                outbound,
+                drain.clone(),
+            )));
+            tasks.push(tokio::spawn(listener::serve::manage(
+                inbound,
+                applied_rx,
+                drain.clone(),
+            )));
+        }
+    }
 
     tokio::select! {
         _ = shutdown => tracing::info!(target: "weft::proxy", "shutting down: draining"),
         _ = drain.started() => {}
     }
     let _ = drain_tx.send(true);
-    let _ = outbound_task.await;
-    let _ = inbound_task.await;
+    for t in tasks {
+        let _ = t.await;
+    }
     let left = drain.wait(config.drain_timeout).await;
     if left > 0 {
         tracing::warn!(target: "weft::proxy", connections = left, "drain timeout: closing the connections still open");

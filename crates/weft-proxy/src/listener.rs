@@ -22,7 +22,10 @@ use weft_xds::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy,
 use crate::endpoint::Address;
 use crate::route::{HeaderOps, RouteTable, Target, WeightedCluster};
 
+pub mod select;
 pub mod serve;
+
+pub use select::ConnectionInfo;
 
 /// The HTTP connection manager network filter.
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";

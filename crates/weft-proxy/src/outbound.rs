@@ -4,7 +4,8 @@
 //! origin-form one with `Host`, is routed by the route configuration of
 //! its port's outbound listener (`0.0.0.0_<port>`); `CONNECT host:port`
 //! opens a tunnel to the TCP service the listener's chains pick for that
-//! host.
+//! host — or, when the host names none and TLS services share the port,
+//! for the SNI of the ClientHello the client then sends in the tunnel.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,13 +15,15 @@ use arc_swap::ArcSwap;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::drain::Drain;
 use crate::errors::ProxyError;
 use crate::forward::{self, Body, Context, Upstreams};
-use crate::listener::NetworkFilter;
+use crate::listener::{ConnectionInfo, Listener, NetworkFilter};
 use crate::snapshot::Snapshot;
+use crate::sniff;
 use crate::stats::HttpStats;
 
 /// What the outbound proxy shares between connections.
@@ -32,6 +35,9 @@ pub struct Outbound {
     pub upstreams: Upstreams,
     /// Counters.
     pub stats: Arc<HttpStats>,
+    /// How long a `CONNECT` tunnel to TLS services told apart by SNI may
+    /// take to send its ClientHello (`None`: as long as it takes).
+    pub detect_timeout: Option<std::time::Duration>,
 }
 
 /// Accepts on `listener` until draining starts.
@@ -87,6 +93,7 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, _peer: SocketAddr) ->
         upstreams: &ob.upstreams,
         stats: &ob.stats,
         scheme: "http",
+        original_dst: None,
     };
     forward::handle(cx, &table, req).await
 }
@@ -119,10 +126,14 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         .trim_end_matches(']')
         .parse()
         .ok();
-    let chain = snapshot
-        .outbound_listener(ip, port)
-        .and_then(|l| l.tcp_chain(host));
+    let listener = snapshot.outbound_listener(ip, port);
+    let chain = listener.and_then(|l| l.tcp_chain(host));
     let Some(NetworkFilter::Tcp(target)) = chain.map(|c| &c.filter) else {
+        // TLS services told apart by SNI behind an address: the tunnel's
+        // first bytes (the ClientHello) choose.
+        if let Some(l) = listener.filter(|l| l.wanted(port).tls).cloned() {
+            return tls_by_sni(ob, l, authority.to_string(), port, req);
+        }
         return forward::error_response(
             &ProxyError::NoRoute(format!("no TCP service for {authority}")),
             &ob.stats,
@@ -144,6 +155,89 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         }
     });
     forward::plain(StatusCode::OK, "")
+}
+
+/// Answers the `CONNECT`, then reads the ClientHello from the tunnel,
+/// picks the listener's chain by its SNI (as a transparent connection's)
+/// and splices to that chain's cluster, the hello first.
+fn tls_by_sni(
+    ob: &Outbound,
+    listener: Arc<Listener>,
+    authority: String,
+    port: u16,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    ob.stats.record(StatusCode::OK, None);
+    ob.stats
+        .tcp_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (config, timeout) = (ob.config.clone(), ob.detect_timeout);
+    tokio::spawn(async move {
+        let mut downstream = match hyper::upgrade::on(req).await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(e) => {
+                tracing::debug!(target: "weft::proxy", error = %e, "CONNECT upgrade failed");
+                return;
+            }
+        };
+        let (hello, detected) = match read_hello(&mut downstream, timeout).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!(target: "weft::proxy", error = %e, "no ClientHello in the CONNECT tunnel");
+                return;
+            }
+        };
+        let info = ConnectionInfo::new(port, &detected);
+        let Some(NetworkFilter::Tcp(target)) = listener.select(&info).map(|c| &c.filter) else {
+            tracing::debug!(target: "weft::access", flag = "NR", sni = ?detected.server_name, "no TCP service for the tunnel's server name; closed");
+            return;
+        };
+        let snapshot = config.load_full();
+        let (cluster, _) = target.pick();
+        let (mut upstream, active) = match crate::tcp::connect(&snapshot, cluster, &authority).await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(target: "weft::access", flag = e.flag().as_str(), error = %e, "CONNECT tunnel to {cluster} failed");
+                return;
+            }
+        };
+        if upstream.write_all(&hello).await.is_ok() {
+            tunnel(downstream, (upstream, active)).await;
+        }
+    });
+    forward::plain(StatusCode::OK, "")
+}
+
+/// Reads from the tunnel until its first bytes are a whole ClientHello
+/// (or plainly not one), within the detection timeout: the bytes read and
+/// what they said.
+async fn read_hello(
+    downstream: &mut TokioIo<hyper::upgrade::Upgraded>,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<(Vec<u8>, sniff::Detected)> {
+    let wanted = sniff::Wanted {
+        tls: true,
+        http: false,
+    };
+    let read = async {
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = downstream.read(&mut chunk).await?;
+            buf.extend_from_slice(&chunk[..n]);
+            let eof = n == 0 || buf.len() >= sniff::MAX_PEEK;
+            if let Some(d) = sniff::decide(&buf, wanted, eof) {
+                return Ok((buf, d));
+            }
+        }
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(t, read).await.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no ClientHello in time")
+        })?,
+        None => read.await,
+    }
 }
 
 async fn tunnel(

@@ -1,7 +1,9 @@
 //! TCP proxying: connect to an endpoint of a cluster, then copy both
 //! ways until each side has closed (half-close is passed on).
 
-use tokio::net::TcpStream;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::cluster::Discovery;
 use crate::endpoint::ActiveRequest;
@@ -14,6 +16,16 @@ pub async fn connect(
     snapshot: &Snapshot,
     cluster: &str,
     original: &str,
+) -> Result<(TcpStream, Option<ActiveRequest>), ProxyError> {
+    connect_from(snapshot, cluster, original, None).await
+}
+
+/// [`connect`], from `source` when given (Envoy's `upstream_bind_config`).
+pub async fn connect_from(
+    snapshot: &Snapshot,
+    cluster: &str,
+    original: &str,
+    source: Option<IpAddr>,
 ) -> Result<(TcpStream, Option<ActiveRequest>), ProxyError> {
     let entry = snapshot
         .cluster(cluster)
@@ -30,7 +42,21 @@ pub async fn connect(
         endpoint: address.clone(),
         reason,
     };
-    let stream = tokio::time::timeout(entry.cluster.connect_timeout, TcpStream::connect(&address))
+    let dial = async {
+        let Some(source) = source else {
+            return TcpStream::connect(&address).await;
+        };
+        let target: SocketAddr = address
+            .parse()
+            .map_err(|_| std::io::Error::other("a source address needs an IP destination"))?;
+        let socket = match target {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(target).await
+    };
+    let stream = tokio::time::timeout(entry.cluster.connect_timeout, dial)
         .await
         .map_err(|_| fail("timed out".into()))?
         .map_err(|e| fail(e.to_string()))?;

@@ -597,8 +597,13 @@ fn bad_flags_are_usage_errors_with_a_reason() {
             "expected NAMESPACE/NAME",
         ),
         (
-            &["--workload", "shop/a", "--mode", "transparent"][..],
-            "not built yet",
+            &[
+                "--workload",
+                "shop/a",
+                "--inbound-interception-mode",
+                "TPROXY",
+            ][..],
+            "applies to transparent mode",
         ),
         (
             &["--workload", "shop/a", "--inbound", "127.0.0.1:15006"][..],

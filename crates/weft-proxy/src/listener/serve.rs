@@ -1,13 +1,15 @@
-//! Serving the listeners the proxy binds itself (explicit mode: the
-//! inbound listeners on the WorkloadEntry's address and ports).
+//! Serving listeners: the ones the proxy binds itself (explicit mode: the
+//! inbound listeners on the WorkloadEntry's address and ports), and the
+//! per-connection path every listener shares ([`serve_connection`],
+//! also used by [`crate::transparent`]).
 //!
 //! The manager follows the config: each new snapshot's bound listeners
 //! are compared with the running ones; new ones are bound, removed ones
 //! stop accepting (their open connections go on to their end). Each
-//! connection picks its filter chain when it arrives — HTTP, TCP, or, on
-//! a sniffed port, HTTP if the first bytes look like HTTP/1 or the h2
-//! preface — and each HTTP request reads the routes of the snapshot in
-//! force when it arrives.
+//! connection picks its filter chain when it arrives — after peeking at
+//! its first bytes when a chain matches on SNI, transport or sniffed
+//! application protocol ([`crate::sniff`]) — and each HTTP request reads
+//! the routes of the snapshot in force when it arrives.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,17 +24,17 @@ use hyper::body::Incoming;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::{Listener, NetworkFilter, Routes};
+use super::{ConnectionInfo, Listener, NetworkFilter, Routes};
+use crate::cluster::Discovery;
 use crate::drain::Drain;
 use crate::errors::ProxyError;
 use crate::forward::{self, Body, Context, Upstreams};
+use crate::route::RouteTable;
 use crate::snapshot::Snapshot;
+use crate::sniff;
 use crate::stats::HttpStats;
 
-/// How long a sniffed connection may take to send its first bytes.
-const DETECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What the bound listeners share.
+/// What the listeners of one direction share.
 #[derive(Debug)]
 pub struct Bound {
     /// The config.
@@ -41,6 +43,12 @@ pub struct Bound {
     pub upstreams: Upstreams,
     /// Counters.
     pub stats: Arc<HttpStats>,
+    /// How long protocol detection waits for a connection's first bytes
+    /// (`None`: as long as it takes).
+    pub detect_timeout: Option<Duration>,
+    /// Listeners served elsewhere, never bound here (transparent mode's
+    /// `virtualOutbound` and `virtualInbound`).
+    pub skip: Vec<String>,
 }
 
 /// Keeps the bound listeners in step with the config until draining starts.
@@ -50,6 +58,7 @@ pub async fn manage(bound: Arc<Bound>, mut applied: watch::Receiver<u64>, drain:
         let snapshot = bound.config.load_full();
         let wanted: HashMap<String, SocketAddr> = snapshot
             .bound_listeners()
+            .filter(|l| !bound.skip.contains(&l.name))
             .filter_map(|l| Some((l.name.clone(), l.address?)))
             .collect();
         running.retain(|name, (addr, stop)| {
@@ -116,119 +125,115 @@ async fn accept(
     }
 }
 
-/// What a connection turned out to be.
-enum Kind {
-    Http,
-    Tcp(String),
-}
-
 async fn connection(stream: TcpStream, name: Arc<str>, bound: Arc<Bound>, drain: Drain) {
     let snapshot = bound.config.load_full();
     let Some(listener) = snapshot.parts.listeners.get(&*name).cloned() else {
         return; // removed meanwhile
     };
-    let kind = match choose(&listener, &stream).await {
-        Some(k) => k,
-        None => {
-            tracing::debug!(target: "weft::proxy", listener = %name, "no filter chain for the connection; closed");
-            return;
-        }
+    let port = stream.local_addr().map_or(0, |a| a.port());
+    let conn = Connection {
+        listener,
+        snapshot,
+        destination_port: port,
+        original_dst: None,
+        upstream_source: None,
     };
-    match kind {
-        Kind::Http => {
+    serve_connection(stream, conn, bound, drain).await;
+}
+
+/// A connection about to be served by one of a listener's chains.
+#[derive(Debug)]
+pub struct Connection {
+    /// The listener whose chains apply.
+    pub listener: Arc<Listener>,
+    /// The config when the connection arrived.
+    pub snapshot: Arc<Snapshot>,
+    /// The port the client connected to (its original destination's).
+    pub destination_port: u16,
+    /// The original destination (transparent mode), for
+    /// original-destination clusters.
+    pub original_dst: Option<SocketAddr>,
+    /// The source address for TCP connections to an original-destination
+    /// cluster (inbound passthrough binds 127.0.0.6, as Istio, so the
+    /// connection to the workload's own address is not captured again).
+    pub upstream_source: Option<std::net::IpAddr>,
+}
+
+/// Inspects the first bytes as the listener's chains need (TLS
+/// ClientHello, HTTP), selects the chain (see [`super::select`]) and
+/// serves the connection with it: HTTP with its routes, or TCP to its
+/// cluster. No chain: the connection is closed.
+pub async fn serve_connection(
+    stream: TcpStream,
+    conn: Connection,
+    bound: Arc<Bound>,
+    drain: Drain,
+) {
+    let wanted = conn.listener.wanted(conn.destination_port);
+    let detected = sniff::inspect(&stream, wanted, bound.detect_timeout).await;
+    let info = ConnectionInfo::new(conn.destination_port, &detected);
+    let Some(chain) = conn.listener.select(&info) else {
+        tracing::debug!(target: "weft::proxy", listener = %conn.listener.name, port = conn.destination_port, sni = ?detected.server_name, "no filter chain for the connection; closed");
+        return;
+    };
+    tracing::trace!(target: "weft::proxy", listener = %conn.listener.name, chain = %chain.name, ?detected, "filter chain");
+    match &chain.filter {
+        NetworkFilter::Http(routes) => {
+            let routes = match routes {
+                Routes::Rds(n) => RouteSource::Rds(n.clone()),
+                Routes::Inline(t) => RouteSource::Inline(t.clone()),
+            };
+            let source = Arc::new((routes, conn.listener.name.clone(), conn.original_dst));
             let service = hyper::service::service_fn(move |req| {
-                let (bound, name) = (bound.clone(), name.clone());
-                async move { Ok::<_, Infallible>(http(&bound, &name, req).await) }
+                let (bound, source) = (bound.clone(), source.clone());
+                async move { Ok::<_, Infallible>(http(&bound, &source, req).await) }
             });
             drain.serve_http(stream, service).await;
         }
-        Kind::Tcp(cluster) => {
+        NetworkFilter::Tcp(target) => {
             let _tracked = drain.track();
             bound.stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
-            match crate::tcp::connect(&snapshot, &cluster, "").await {
+            let (cluster, _) = target.pick();
+            let original = conn.original_dst.map(|a| a.to_string()).unwrap_or_default();
+            let passthrough = conn
+                .snapshot
+                .cluster(cluster)
+                .is_some_and(|e| e.cluster.discovery == Discovery::OriginalDst);
+            let source = conn.upstream_source.filter(|_| passthrough);
+            let upstream =
+                crate::tcp::connect_from(&conn.snapshot, cluster, &original, source).await;
+            match upstream {
                 Ok((upstream, _active)) => crate::tcp::splice(stream, upstream).await,
                 Err(e) => {
-                    tracing::debug!(target: "weft::access", flag = e.flag().as_str(), error = %e, "TCP connection failed")
+                    tracing::debug!(target: "weft::access", flag = e.flag().as_str(), cluster, error = %e, "TCP connection failed")
                 }
             }
         }
     }
 }
 
-/// Picks the chain: HTTP or TCP; on a sniffed port by the first bytes.
-async fn choose(listener: &Listener, stream: &TcpStream) -> Option<Kind> {
-    let http = listener.http_chain();
-    let tcp = listener.tcp_chain("");
-    let tcp_kind = || match tcp.map(|c| &c.filter) {
-        Some(NetworkFilter::Tcp(t)) => Some(Kind::Tcp(t.pick().0.to_string())),
-        _ => None,
-    };
-    match http {
-        Some(h) if !h.sniffed() => Some(Kind::Http),
-        Some(_) => {
-            if looks_like_http(stream).await {
-                Some(Kind::Http)
-            } else {
-                tcp_kind()
-            }
-        }
-        None => tcp_kind(),
-    }
+/// Where an HTTP connection's routes come from.
+#[derive(Debug)]
+enum RouteSource {
+    /// RDS, by name: read from the snapshot of each request.
+    Rds(String),
+    /// The listener's own.
+    Inline(Arc<RouteTable>),
 }
 
-/// Whether the first bytes are an HTTP/1 request line or the h2 preface.
-async fn looks_like_http(stream: &TcpStream) -> bool {
-    let mut buf = [0u8; 16];
-    let peek = async {
-        loop {
-            let n = stream.peek(&mut buf).await.unwrap_or(0);
-            if n == 0 || n >= 8 || buf[..n].contains(&b' ') {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    let n = tokio::time::timeout(DETECT_TIMEOUT, peek)
-        .await
-        .unwrap_or(0);
-    is_http(&buf[..n])
-}
-
-/// Whether `bytes` start like HTTP/1 or HTTP/2.
-pub fn is_http(bytes: &[u8]) -> bool {
-    const METHODS: [&[u8]; 10] = [
-        b"GET ",
-        b"POST ",
-        b"PUT ",
-        b"DELETE ",
-        b"HEAD ",
-        b"OPTIONS ",
-        b"PATCH ",
-        b"CONNECT ",
-        b"TRACE ",
-        b"PRI * ",
-    ];
-    METHODS.iter().any(|m| {
-        let n = bytes.len().min(m.len());
-        n >= 3 && bytes[..n] == m[..n]
-    })
-}
-
-async fn http(bound: &Bound, name: &str, req: Request<Incoming>) -> Response<Body> {
+async fn http(
+    bound: &Bound,
+    (routes, listener, original_dst): &(RouteSource, String, Option<SocketAddr>),
+    req: Request<Incoming>,
+) -> Response<Body> {
     let snapshot = bound.config.load_full();
-    let table = snapshot
-        .parts
-        .listeners
-        .get(name)
-        .and_then(|l| l.http_chain())
-        .and_then(|c| match &c.filter {
-            NetworkFilter::Http(Routes::Inline(t)) => Some(t.clone()),
-            NetworkFilter::Http(Routes::Rds(n)) => snapshot.parts.routes.get(n).cloned(),
-            NetworkFilter::Tcp(_) => None,
-        });
+    let table = match routes {
+        RouteSource::Inline(t) => Some(t.clone()),
+        RouteSource::Rds(n) => snapshot.parts.routes.get(n).cloned(),
+    };
     let Some(table) = table else {
         return forward::error_response(
-            &ProxyError::NoRoute(format!("listener {name} has no routes")),
+            &ProxyError::NoRoute(format!("listener {listener} has no routes")),
             &bound.stats,
         );
     };
@@ -237,6 +242,7 @@ async fn http(bound: &Bound, name: &str, req: Request<Incoming>) -> Response<Bod
         upstreams: &bound.upstreams,
         stats: &bound.stats,
         scheme: "http",
+        original_dst: *original_dst,
     };
     forward::handle(cx, &table, req).await
 }

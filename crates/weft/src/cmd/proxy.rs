@@ -10,8 +10,18 @@ use weft_config::duration::Duration;
 pub enum Mode {
     /// The app uses the proxy as its HTTP proxy (`--outbound`); no root needed.
     Explicit,
-    /// iptables redirects traffic to 15001/15006 (not built yet).
+    /// iptables (`weft iptables`) redirects the workload's traffic to `--outbound` and `--inbound`; needs Linux.
     Transparent,
+}
+
+/// How inbound connections reach a transparent proxy (as `weft iptables --inbound-interception-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum InboundMode {
+    /// nat REDIRECT: the original destination from SO_ORIGINAL_DST.
+    Redirect,
+    /// mangle TPROXY: the inbound listener is IP_TRANSPARENT (needs CAP_NET_ADMIN).
+    Tproxy,
 }
 
 /// `weft proxy` options.
@@ -26,12 +36,18 @@ pub struct Args {
     /// How traffic reaches the proxy.
     #[arg(long, value_enum, default_value_t = Mode::Explicit)]
     mode: Mode,
-    /// Explicit mode: the HTTP proxy listener the app points at (`curl -x`, HTTP_PROXY).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15001")]
-    outbound: SocketAddr,
-    /// Transparent mode: the inbound capture port (explicit mode binds the WorkloadEntry's address and ports instead).
+    /// The outbound listener: explicit mode's HTTP proxy port the app points at (`curl -x`, HTTP_PROXY; default 127.0.0.1:15001), transparent mode's capture port (default 0.0.0.0:15001).
+    #[arg(long, value_name = "ADDR")]
+    outbound: Option<SocketAddr>,
+    /// Transparent mode: the inbound capture port (default 0.0.0.0:15006; explicit mode binds the WorkloadEntry's address and ports instead).
     #[arg(long, value_name = "ADDR")]
     inbound: Option<SocketAddr>,
+    /// Transparent mode: how inbound connections are captured, as given to `weft iptables`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = InboundMode::Redirect)]
+    inbound_interception_mode: InboundMode,
+    /// How long protocol detection (SNI, sniffed HTTP on ports without a declared protocol) waits for a client's first bytes before treating the connection as plain TCP; 0s waits as long as it takes (Istio's protocolDetectionTimeout).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    protocol_detection_timeout: Duration,
     /// Where the app listens: `HOST:PORT`, or per inbound port `PORT=HOST:PORT,...` (default: 127.0.0.1 on each inbound port).
     #[arg(long, value_name = "ADDR")]
     app: Option<String>,
@@ -65,21 +81,33 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
         .ok_or_else(|| format!("--workload {:?}: expected NAMESPACE/NAME", args.workload))?;
     let mode = match args.mode {
         Mode::Explicit => weft_proxy::Mode::Explicit,
-        Mode::Transparent => {
-            return Err("--mode transparent is not built yet (iptables capture and SO_ORIGINAL_DST come next); use --mode explicit".into());
-        }
+        Mode::Transparent => weft_proxy::Mode::Transparent,
     };
     if args.inbound.is_some() && mode == weft_proxy::Mode::Explicit {
         return Err("--inbound applies to transparent mode; in explicit mode the inbound listeners bind the WorkloadEntry's address and ports".into());
     }
+    if args.inbound_interception_mode == InboundMode::Tproxy && mode == weft_proxy::Mode::Explicit {
+        return Err("--inbound-interception-mode applies to transparent mode".into());
+    }
     let mut c = weft_proxy::Config::new(args.xds.clone(), namespace, name);
     c.mode = mode;
-    c.outbound = args.outbound;
+    let transparent = mode == weft_proxy::Mode::Transparent;
+    c.outbound = args.outbound.unwrap_or(if transparent {
+        SocketAddr::from(([0, 0, 0, 0], weft_iptables::OUTBOUND_PORT))
+    } else {
+        SocketAddr::from(([127, 0, 0, 1], weft_iptables::OUTBOUND_PORT))
+    });
+    c.inbound = args.inbound.unwrap_or(SocketAddr::from((
+        [0, 0, 0, 0],
+        weft_iptables::INBOUND_PORT,
+    )));
+    c.tproxy = args.inbound_interception_mode == InboundMode::Tproxy;
+    c.detect_timeout = Some(args.protocol_detection_timeout.get()).filter(|t| !t.is_zero());
     c.admin = args.admin;
     c.app = args.app.clone();
     c.drain_timeout = args.drain_timeout.get();
-    if !args.outbound.ip().is_unspecified() {
-        c.node_ip = args.outbound.ip().to_string();
+    if !c.outbound.ip().is_unspecified() {
+        c.node_ip = c.outbound.ip().to_string();
     }
     Ok(c)
 }
