@@ -1,6 +1,7 @@
 //! Draining: the signal that tells every listener to stop accepting and
 //! every connection to finish, and the count of connections still open
-//! that shutdown waits on (up to its drain timeout).
+//! that shutdown waits on (up to its drain timeout). Downstream HTTP
+//! connections are served here too, within [`HttpLimits`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,18 +10,47 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
 use crate::forward::Body;
 
+/// Bounds on what a downstream HTTP client may send, so malformed,
+/// oversized and slow clients cost a bounded amount (Envoy's HTTP
+/// connection manager limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HttpLimits {
+    /// How long an HTTP/1 client may take to send a request's headers
+    /// (slowloris); the connection is closed after it. Envoy's
+    /// `request_headers_timeout`, which Envoy leaves off; Weft's default is
+    /// 10 s.
+    pub request_headers_timeout: Duration,
+    /// Largest request header block in bytes: HTTP/1 answers 431 past it,
+    /// HTTP/2 refuses the stream (Envoy's `max_request_headers_kb`, 60 KiB).
+    pub max_request_headers_bytes: u32,
+    /// Most request headers: HTTP/1 answers 431 past it (Envoy's
+    /// `max_headers_count`, 100).
+    pub max_request_headers: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            request_headers_timeout: Duration::from_secs(10),
+            max_request_headers_bytes: 60 * 1024,
+            max_request_headers: 100,
+        }
+    }
+}
+
 /// A handle on the drain signal and the open connections.
 #[derive(Clone, Debug)]
 pub struct Drain {
     signal: watch::Receiver<bool>,
     open: Arc<Open>,
+    limits: HttpLimits,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +77,14 @@ impl Drain {
         Drain {
             signal,
             open: Arc::default(),
+            limits: HttpLimits::default(),
         }
+    }
+
+    /// The same drain, serving HTTP within `limits`.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Whether draining has started.
@@ -105,7 +142,20 @@ impl Drain {
         let drain = self.clone();
         async move {
             let _tracked = tracked;
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let limits = drain.limits;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.request_headers_timeout)
+                // hyper's floor for its read buffer is 8 KiB; a header block
+                // past the buffer is answered 431.
+                .max_buf_size((limits.max_request_headers_bytes as usize).max(8192))
+                .max_headers(limits.max_request_headers);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(limits.max_request_headers_bytes);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             tokio::pin!(conn);
             let result = tokio::select! {

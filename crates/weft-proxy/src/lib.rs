@@ -90,6 +90,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long idle pooled upstream connections are kept (default 60 s).
     pub idle_timeout: Duration,
+    /// Bounds on downstream HTTP requests (header size and count, header
+    /// read time).
+    pub http_limits: drain::HttpLimits,
 }
 
 impl Config {
@@ -115,6 +118,7 @@ impl Config {
             warm_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            http_limits: drain::HttpLimits::default(),
         }
     }
 }
@@ -255,7 +259,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .map_err(Error::Thread)?
     };
 
-    let drain = drain::Drain::new(drain_rx);
+    let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
     let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
     let bound = |stats: Arc<stats::HttpStats>, skip: Vec<String>| {
         Arc::new(listener::serve::Bound {

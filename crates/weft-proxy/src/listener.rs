@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use weft_xds::pb::envoy::config::core::v3::TrafficDirection;
 use weft_xds::pb::envoy::config::listener::v3::{
@@ -31,6 +32,10 @@ pub use select::ConnectionInfo;
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 /// The TCP proxy network filter.
 pub const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
+
+/// "No idle timeout": long enough never to matter, short enough for
+/// `Instant` arithmetic.
+const NO_IDLE_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Why a listener can't be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +90,9 @@ pub struct FilterChain {
     pub application_protocols: Vec<String>,
     /// What serves the connection.
     pub filter: NetworkFilter,
+    /// A TCP proxy's idle timeout (the TcpProxy's `idle_timeout`; Envoy's
+    /// default 1 h; `0s` in the config turns it off, here a century).
+    pub tcp_idle_timeout: Duration,
 }
 
 /// The terminal network filter of a chain.
@@ -217,6 +225,7 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
             terminal.name
         ));
     };
+    let mut tcp_idle_timeout = crate::tcp::DEFAULT_IDLE_TIMEOUT;
     let filter = if terminal.name == HCM_FILTER {
         let hcm: HttpConnectionManager =
             weft_xds::unpack(any).map_err(|e| format!("filter chain {name}: {e}"))?;
@@ -234,6 +243,13 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
     } else {
         let tcp: TcpProxy =
             weft_xds::unpack(any).map_err(|e| format!("filter chain {name}: {e}"))?;
+        if let Some(d) = &tcp.idle_timeout {
+            tcp_idle_timeout = crate::cluster::proto_duration(d)
+                .map_err(|e| format!("filter chain {name}: idle_timeout {e}"))?;
+            if tcp_idle_timeout.is_zero() {
+                tcp_idle_timeout = NO_IDLE_TIMEOUT;
+            }
+        }
         NetworkFilter::Tcp(match tcp.cluster_specifier {
             Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => Target::Cluster(c),
             Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => {
@@ -271,5 +287,6 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
         transport_protocol: m.transport_protocol,
         application_protocols: m.application_protocols,
         filter,
+        tcp_idle_timeout,
     })
 }

@@ -241,10 +241,8 @@ async fn read_hello(
 }
 
 async fn tunnel(
-    mut downstream: TokioIo<hyper::upgrade::Upgraded>,
-    (mut upstream, _active): (TcpStream, Option<crate::endpoint::ActiveRequest>),
+    downstream: TokioIo<hyper::upgrade::Upgraded>,
+    (upstream, _active): (TcpStream, Option<crate::endpoint::ActiveRequest>),
 ) {
-    if let Err(e) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-        tracing::debug!(target: "weft::proxy", error = %e, "tunnel ended with an error");
-    }
+    crate::tcp::splice(downstream, upstream, crate::tcp::DEFAULT_IDLE_TIMEOUT).await;
 }

@@ -265,6 +265,7 @@ mod tests {
                 transport_protocol: String::new(),
                 application_protocols: Vec::new(),
                 filter: NetworkFilter::Tcp(Target::Cluster(cluster.into())),
+                tcp_idle_timeout: crate::tcp::DEFAULT_IDLE_TIMEOUT,
             }],
             default_chain: None,
         }

@@ -1,9 +1,16 @@
 //! TCP proxying: connect to an endpoint of a cluster, then copy both
-//! ways until each side has closed (half-close is passed on).
+//! ways until each side has closed (half-close is passed on) or the
+//! connection has been idle too long.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
 
 use crate::cluster::Discovery;
 use crate::endpoint::ActiveRequest;
@@ -64,9 +71,171 @@ pub async fn connect_from(
     Ok((stream, active))
 }
 
-/// Copies both ways until both sides are done.
-pub async fn splice(mut downstream: TcpStream, mut upstream: TcpStream) {
-    if let Err(e) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-        tracing::debug!(target: "weft::proxy", error = %e, "TCP connection ended with an error");
+/// How long a proxied TCP connection (or CONNECT tunnel, or upgraded
+/// HTTP connection) may carry nothing either way before both sides are
+/// closed: Envoy's TCP proxy `idle_timeout` default. It bounds half-open
+/// connections whose peer went away without a FIN.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Copies both ways until both sides are done (a FIN from one side is
+/// passed on as a write shutdown to the other), or until nothing moved
+/// either way for `idle`.
+pub async fn splice<A, B>(mut downstream: A, mut upstream: B, idle: Duration)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Activity::new();
+    let mut d = Tracked::new(&mut downstream, &activity);
+    let mut u = Tracked::new(&mut upstream, &activity);
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut d, &mut u) => {
+            if let Err(e) = r {
+                tracing::debug!(target: "weft::proxy", error = %e, "TCP connection ended with an error");
+            }
+        }
+        () = activity.idle_for(idle) => {
+            tracing::debug!(target: "weft::proxy", idle = ?idle, "TCP connection idle: closed");
+        }
+    }
+}
+
+/// When bytes last moved, in milliseconds since `start`.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A stream that records activity on every read or write that moved bytes.
+struct Tracked<'a, S> {
+    inner: &'a mut S,
+    activity: &'a Activity,
+}
+
+impl<'a, S> Tracked<'a, S> {
+    fn new(inner: &'a mut S, activity: &'a Activity) -> Self {
+        Tracked { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut *this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut *this.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn half_close_is_passed_on_and_the_other_way_goes_on() {
+        let (client, mut proxy_down) = tokio::io::duplex(1024);
+        let (mut proxy_up, server) = tokio::io::duplex(1024);
+        let _ = (&mut proxy_down, &mut proxy_up);
+        let task = tokio::spawn(splice(proxy_down, proxy_up, Duration::from_secs(5)));
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let (mut sr, mut sw) = tokio::io::split(server);
+        cw.write_all(b"ping").await.expect("write");
+        cw.shutdown().await.expect("half-close");
+        let mut got = Vec::new();
+        sr.read_to_end(&mut got).await.expect("server reads to EOF");
+        assert_eq!(got, b"ping");
+        // The server can still answer after the client's FIN.
+        sw.write_all(b"pong").await.expect("write back");
+        sw.shutdown().await.expect("close");
+        let mut back = Vec::new();
+        cr.read_to_end(&mut back).await.expect("client reads");
+        assert_eq!(back, b"pong");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("splice ends once both sides closed")
+            .expect("join");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+        let (client, proxy_down) = tokio::io::duplex(1024);
+        let (proxy_up, server) = tokio::io::duplex(1024);
+        let idle = Duration::from_secs(60);
+        let task = tokio::spawn(splice(proxy_down, proxy_up, idle));
+        let (_cr, mut cw) = tokio::io::split(client);
+        let (mut sr, _sw) = tokio::io::split(server);
+        // Activity keeps it open past one idle period...
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        cw.write_all(b"x").await.expect("write");
+        let mut one = [0u8; 1];
+        sr.read_exact(&mut one).await.expect("read");
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        assert!(!task.is_finished(), "closed while active");
+        // ...silence closes it: the server sees EOF.
+        tokio::time::sleep(idle).await;
+        let mut rest = Vec::new();
+        sr.read_to_end(&mut rest)
+            .await
+            .expect("EOF after idle close");
+        assert!(rest.is_empty());
+        assert!(task.is_finished() || task.await.is_ok());
     }
 }

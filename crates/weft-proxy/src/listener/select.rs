@@ -154,6 +154,7 @@ mod tests {
             } else {
                 NetworkFilter::Http(Routes::Rds(name.into()))
             },
+            tcp_idle_timeout: crate::tcp::DEFAULT_IDLE_TIMEOUT,
         }
     }
 

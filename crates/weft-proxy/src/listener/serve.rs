@@ -203,7 +203,9 @@ pub async fn serve_connection(
             let upstream =
                 crate::tcp::connect_from(&conn.snapshot, cluster, &original, source).await;
             match upstream {
-                Ok((upstream, _active)) => crate::tcp::splice(stream, upstream).await,
+                Ok((upstream, _active)) => {
+                    crate::tcp::splice(stream, upstream, chain.tcp_idle_timeout).await
+                }
                 Err(e) => {
                     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), cluster, error = %e, "TCP connection failed")
                 }

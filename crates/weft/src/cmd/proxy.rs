@@ -60,6 +60,12 @@ pub struct Args {
     /// How long SIGTERM waits for open connections to finish.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     drain_timeout: Duration,
+    /// How long an HTTP/1 client may take to send a request's headers before its connection is closed (slow clients, slowloris).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    request_headers_timeout: Duration,
+    /// Largest request header block in KiB: HTTP/1 answers 431 past it, HTTP/2 refuses the stream (Envoy's max_request_headers_kb).
+    #[arg(long, value_name = "KIB", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=8192))]
+    max_request_headers_kb: u32,
 }
 
 /// Runs `weft proxy` until SIGTERM, Ctrl-C or `/quitquitquit`.
@@ -106,6 +112,11 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
     c.admin = args.admin;
     c.app = args.app.clone();
     c.drain_timeout = args.drain_timeout.get();
+    if args.request_headers_timeout.get().is_zero() {
+        return Err("--request-headers-timeout must be more than 0s".into());
+    }
+    c.http_limits.request_headers_timeout = args.request_headers_timeout.get();
+    c.http_limits.max_request_headers_bytes = args.max_request_headers_kb * 1024;
     if !c.outbound.ip().is_unspecified() {
         c.node_ip = c.outbound.ip().to_string();
     }
