@@ -403,11 +403,19 @@ fn istios_default_retry_policy_is_read() {
     let retry = f.retry.as_ref().expect("a retry policy");
     assert_eq!(retry.attempts, 2);
     assert!(retry.other_host);
-    assert!(retry.on_status(StatusCode::SERVICE_UNAVAILABLE));
-    assert!(!retry.on_status(StatusCode::INTERNAL_SERVER_ERROR));
-    assert!(retry.on_error(&crate::errors::ProxyError::ConnectFailure {
-        endpoint: "e".into(),
-        reason: "refused".into()
-    }));
-    assert!(!retry.on_error(&crate::errors::ProxyError::Timeout("e".into())));
+    use crate::retry::Outcome;
+    let h = http::HeaderMap::new();
+    assert!(retry.retries(Outcome::Response(StatusCode::SERVICE_UNAVAILABLE, &h)));
+    assert!(!retry.retries(Outcome::Response(StatusCode::INTERNAL_SERVER_ERROR, &h)));
+    assert!(retry.retries(Outcome::of::<()>(
+        &Err(crate::errors::ProxyError::ConnectFailure {
+            endpoint: "e".into(),
+            reason: "refused".into()
+        }),
+        false
+    )));
+    assert!(!retry.retries(Outcome::of::<()>(
+        &Err(crate::errors::ProxyError::Timeout("e".into())),
+        false
+    )));
 }
