@@ -27,11 +27,13 @@ pub enum ResponseFlag {
     DelayInjected,
     /// `FI`: the fault filter aborted the request.
     FaultInjected,
+    /// `URX`: the retries ran out (the last attempt's answer is passed on).
+    UpstreamRetryLimitExceeded,
 }
 
 impl ResponseFlag {
     /// Every flag, for stats.
-    pub const ALL: [ResponseFlag; 9] = [
+    pub const ALL: [ResponseFlag; 10] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoCluster,
         ResponseFlag::NoHealthyUpstream,
@@ -41,6 +43,7 @@ impl ResponseFlag {
         ResponseFlag::DownstreamProtocolError,
         ResponseFlag::DelayInjected,
         ResponseFlag::FaultInjected,
+        ResponseFlag::UpstreamRetryLimitExceeded,
     ];
 
     /// Envoy's short name (`%RESPONSE_FLAGS%` in access logs).
@@ -55,6 +58,7 @@ impl ResponseFlag {
             ResponseFlag::DownstreamProtocolError => "DPE",
             ResponseFlag::DelayInjected => "DI",
             ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::UpstreamRetryLimitExceeded => "URX",
         }
     }
 

@@ -390,7 +390,14 @@ async fn forward(
             None => call.await,
         };
         let Some(policy) = retry else { break result };
-        if attempt > policy.attempts || !policy.retries(Outcome::of(&result, is_per_try)) {
+        if !policy.retries(Outcome::of(&result, is_per_try)) {
+            break result;
+        }
+        if attempt > policy.attempts {
+            if result.is_ok() {
+                cx.stats.flag(ResponseFlag::UpstreamRetryLimitExceeded);
+                tracing::debug!(target: "weft::access", flag = "URX", cluster = cluster_name, attempts = attempt, "retries exhausted");
+            }
             break result;
         }
         let pause = policy.backoff(attempt);

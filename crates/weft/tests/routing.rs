@@ -415,6 +415,20 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
         "{}",
         r.body
     );
+    // Retries that run out pass the last answer on, flagged URX.
+    let urx = client.stat("http.outbound.response_flags.URX");
+    let r = curl(
+        "http://flaky.shop.svc.cluster.local:9081/status/503",
+        out,
+        &[],
+    );
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(
+        r.body.contains("header: x-envoy-attempt-count: 4"),
+        "{}",
+        r.body
+    );
+    assert_eq!(client.stat("http.outbound.response_flags.URX"), urx + 1);
     // A per-try timeout: the first attempt stalls 5 s, the retry answers.
     let r = curl("http://stall.shop.svc.cluster.local:9082/", out, &[]);
     assert_eq!(r.status, 200, "{r:?}");
