@@ -11,7 +11,7 @@
 //! | `gateway-error` | 502, 503, 504, a per-try timeout |
 //! | `reset` | the upstream closed or reset before its headers, a per-try timeout |
 //! | `connect-failure` | connecting failed |
-//! | `refused-stream` | the upstream refused the stream (treated as a reset before any byte of the response) |
+//! | `refused-stream` | an HTTP/2 `REFUSED_STREAM` — the pool doesn't report it apart from other resets yet, so nothing is retried for it (a reset request may have been processed: retrying it would not be safe) |
 //! | `retriable-4xx` | 409 |
 //! | `retriable-status-codes` | one of `retriable_status_codes` |
 //! | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable` | a gRPC response whose headers carry that `grpc-status` (trailers-only) |
@@ -201,7 +201,7 @@ impl Retry {
                         && grpc_status(headers).is_some_and(|c| self.grpc.contains(&c)))
             }
             Outcome::ConnectFailure => self.connect_failure || self.any_5xx,
-            Outcome::Reset => self.reset || self.refused_stream || self.any_5xx,
+            Outcome::Reset => self.reset || self.any_5xx,
             Outcome::PerTryTimeout => self.any_5xx || self.gateway_error || self.reset,
             Outcome::Other => false,
         }
@@ -283,6 +283,12 @@ mod tests {
         let cf = policy("connect-failure");
         assert!(cf.retries(Outcome::ConnectFailure) && !cf.retries(Outcome::Reset));
         assert!(!cf.retries(Outcome::PerTryTimeout));
+        let refused = policy("refused-stream");
+        assert!(refused.refused_stream);
+        assert!(
+            !refused.retries(Outcome::Reset),
+            "a reset is no refused stream"
+        );
     }
 
     #[test]
