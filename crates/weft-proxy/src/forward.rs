@@ -1,7 +1,10 @@
 //! The HTTP request path, in order: route (virtual host by authority,
-//! first matching route) → action (forward, direct response, redirect) →
-//! cluster (weighted pick) → endpoint (the cluster's balancer) → pooled
-//! upstream connection → response. Both directions use it; only where
+//! first matching route) → the route's filters ([`crate::fault`] delay
+//! and abort, [`crate::cors`] preflights) → action (forward, direct
+//! response, redirect) → cluster (weighted pick) → endpoint (the
+//! cluster's balancer) → mirrors started ([`crate::mirror`]) → attempts
+//! over pooled upstream connections ([`crate::retry`], bodies kept by
+//! [`crate::replay`]) → response. Both directions use it; only where
 //! the route table comes from differs. Every failure is a
 //! [`ProxyError`], turned into a response in one place ([`error_response`]).
 
@@ -323,7 +326,8 @@ async fn forward(
     let (parts, body) = req.into_parts();
     // Mirrors: each drawn one gets a copy (its body once complete).
     let mut wanted = Wanted::default();
-    for m in &f.mirrors {
+    // (An upgrade becomes a tunnel: it has no copy to send.)
+    for m in f.mirrors.iter().filter(|_| upgrade.is_none()) {
         let copy = mirror::Copy {
             method: &parts.method,
             uri: &parts.uri,
