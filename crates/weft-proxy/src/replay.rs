@@ -184,6 +184,11 @@ impl http_body::Body for Replay {
         match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 this.keep(&frame);
+                // The caller may stop polling once the body says it ended.
+                if this.inner.as_ref().is_some_and(|b| b.is_end_stream()) {
+                    this.inner = None;
+                    this.finish();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(e)) => {
@@ -223,6 +228,14 @@ impl http_body::Body for Replay {
 
 impl Drop for Replay {
     fn drop(&mut self) {
+        if self
+            .inner
+            .as_ref()
+            .is_some_and(|b| http_body::Body::is_end_stream(b))
+        {
+            self.inner = None;
+            self.finish();
+        }
         let Some(retry) = self.wanted.retry.take() else {
             return;
         };
@@ -302,6 +315,26 @@ mod tests {
         });
         assert_eq!(collect(again).await, b"hello");
         assert!(matches!(rrx2.await, Ok(Leftover::Complete(_))));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_says_it_ended_is_complete_without_a_last_poll() {
+        let (mtx, mrx) = oneshot::channel();
+        let mut r = Replay::new(
+            full("once"),
+            Wanted {
+                retry: None,
+                mirrors: vec![mtx],
+            },
+        );
+        // Read the data frame only, as hyper does when the body reports
+        // its end, then drop it.
+        let frame = r.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.into_data().expect("data"), "once");
+        assert!(http_body::Body::is_end_stream(&r));
+        drop(r);
+        let kept = mrx.await.expect("the mirror gets the body");
+        assert_eq!(collect(kept.into_body()).await, b"once");
     }
 
     #[tokio::test]

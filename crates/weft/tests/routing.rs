@@ -407,6 +407,20 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
                 .unwrap_or(false)
         },
     );
+    // A request body within the limit is mirrored too (the shadow reads
+    // all of its Content-Length before it records the request).
+    let r = curl(
+        &format!("{WEB}/mirror-slow/post"),
+        out,
+        &["--data-binary", &"z".repeat(2048)],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("body-length: 2048"), "{}", r.body);
+    eventually(Duration::from_secs(10), "the body was mirrored", || {
+        seen.lock()
+            .map(|s| s.iter().any(|(p, _)| p == "/mirror-slow/post"))
+            .unwrap_or(false)
+    });
     let mirrored = count();
     eprintln!("measured: {mirrored} of 200 mirrored at 50 %");
     assert!(mirrored <= 129, "{mirrored} of 200 mirrored");
