@@ -231,7 +231,7 @@ impl Drop for Replay {
         if self
             .inner
             .as_ref()
-            .is_some_and(|b| http_body::Body::is_end_stream(b))
+            .is_some_and(http_body::Body::is_end_stream)
         {
             self.inner = None;
             self.finish();
