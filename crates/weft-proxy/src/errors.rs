@@ -183,6 +183,28 @@ impl ProxyError {
         }
     }
 
+    /// The gRPC status a gRPC client gets for this error: the one asked
+    /// for (a gRPC fault abort), else Envoy's mapping of the HTTP status
+    /// (`httpToGrpcStatus`), with the body as the message.
+    pub fn grpc_reply(&self) -> (u32, &'static str) {
+        if let Some(s) = self.grpc_status() {
+            return s;
+        }
+        let code = match self.status().as_u16() {
+            400 => 13,
+            401 => 16,
+            403 => 7,
+            404 => 12,
+            429 | 502..=504 => 14,
+            _ => 2,
+        };
+        let message = match self.body() {
+            "" => self.flag().as_str(),
+            b => b,
+        };
+        (code, message)
+    }
+
     /// Whether the request never reached an upstream, so sending it again
     /// elsewhere is safe (for retries).
     pub fn retryable(&self) -> bool {
@@ -233,5 +255,14 @@ mod tests {
         assert_eq!(grpc.grpc_status(), Some((14, "fault filter abort")));
         assert_eq!(grpc.status(), StatusCode::OK);
         assert_eq!(ResponseFlag::DelayInjected.as_str(), "DI");
+        assert_eq!(grpc.grpc_reply(), (14, "fault filter abort"));
+        let uh = ProxyError::NoHealthyUpstream("c".into());
+        assert_eq!(uh.grpc_reply(), (14, "no healthy upstream"));
+        assert_eq!(ProxyError::NoRoute("x".into()).grpc_reply(), (12, "NR"));
+        let http_abort = ProxyError::FaultAbort {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc: None,
+        };
+        assert_eq!(http_abort.grpc_reply(), (14, "fault filter abort"));
     }
 }

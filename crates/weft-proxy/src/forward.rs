@@ -67,20 +67,15 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 
 /// The response for a failure; counts it.
 pub fn error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
+    if e.grpc_status().is_some() {
+        // A gRPC fault abort answers gRPC-style whatever the request.
+        return grpc_error_response(e, stats);
+    }
     stats.record(e.status(), Some(e.flag()));
     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), status = e.status().as_u16(), error = %e, "request failed");
     let mut r = Response::new(full(e.body()));
     *r.status_mut() = e.status();
-    if let Some((code, message)) = e.grpc_status() {
-        // A trailers-only gRPC response: the status in the headers.
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        h.insert(GRPC_STATUS, HeaderValue::from(code));
-        h.insert(GRPC_MESSAGE, HeaderValue::from_static(message));
-    } else if !e.body().is_empty() {
+    if !e.body().is_empty() {
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     }
@@ -116,10 +111,41 @@ pub fn authority(req: &Request<Incoming>) -> Option<String> {
 
 /// Routes and forwards one request with `table`.
 pub async fn handle(cx: Context<'_>, table: &RouteTable, req: Request<Incoming>) -> Response<Body> {
+    let grpc = is_grpc(req.headers());
     match route_and_forward(cx, table, req).await {
         Ok(r) => r,
+        Err(e) if grpc => grpc_error_response(&e, cx.stats),
         Err(e) => error_response(&e, cx.stats),
     }
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc[+proto|...]`).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.strip_prefix("application/grpc").is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
+            })
+        })
+}
+
+/// The response for a failed gRPC request, as Envoy's local replies to
+/// gRPC: 200, trailers-only, `grpc-status` and `grpc-message`; counts it.
+pub fn grpc_error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
+    let (code, message) = e.grpc_reply();
+    stats.record(StatusCode::OK, Some(e.flag()));
+    tracing::debug!(target: "weft::access", flag = e.flag().as_str(), grpc_status = code, error = %e, "gRPC request failed");
+    let mut r = Response::new(full(Bytes::new()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(GRPC_STATUS, HeaderValue::from(code));
+    h.insert(GRPC_MESSAGE, HeaderValue::from_static(message));
+    r
 }
 
 async fn route_and_forward(
@@ -580,6 +606,26 @@ mod tests {
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
         assert_ne!(request_id(), request_id());
         assert!(valid_request_id(&id));
+    }
+
+    #[test]
+    fn grpc_requests_are_told_by_content_type() {
+        let mut h = HeaderMap::new();
+        assert!(!is_grpc(&h));
+        for (v, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/grpc-web", false),
+            ("application/json", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            assert_eq!(is_grpc(&h), grpc, "{v}");
+        }
+        let stats = HttpStats::default();
+        let r = grpc_error_response(&ProxyError::NoHealthyUpstream("c".into()), &stats);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
     }
 
     #[test]

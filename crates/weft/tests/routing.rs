@@ -80,6 +80,9 @@ spec:
   - match: [{headers: {x-fault: {exact: abort}}}]
     fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}
     route: [{destination: {host: greeter}}]
+  - match: [{headers: {x-fault: {exact: http}}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: greeter}}]
   - route: [{destination: {host: greeter}}]
 ---
 apiVersion: networking.istio.io/v1
@@ -300,6 +303,11 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
     let aborted = grpc_calls(client.outbound, authority, 3, &["x-fault=abort"]);
     assert_eq!(aborted["codes"]["UNAVAILABLE"], 3, "{aborted}");
     assert_eq!(aborted["details"]["UNAVAILABLE"], "fault filter abort");
+    // An HTTP-status abort of a gRPC request is a gRPC reply too (Envoy's
+    // local replies to gRPC: 503 is UNAVAILABLE).
+    let http = grpc_calls(client.outbound, authority, 2, &["x-fault=http"]);
+    assert_eq!(http["codes"]["UNAVAILABLE"], 2, "{http}");
+    assert_eq!(http["details"]["UNAVAILABLE"], "fault filter abort");
 
     // CORS: a preflight answered by the proxy, an actual request decorated,
     // another origin left without CORS headers.
