@@ -388,6 +388,8 @@ async fn forward(
     };
     let mut first = Some(Request::from_parts(parts, body));
     let deadline = f.timeout.map(|t| started + t);
+    // The last attempt's start: `x-envoy-upstream-service-time` is its time.
+    let mut attempt_started = started;
     let (mut endpoint, mut _active) = (endpoint, _active);
     let mut tried: Vec<String> = Vec::new();
     let mut attempt = 1u32;
@@ -395,6 +397,7 @@ async fn forward(
         let Some(this) = first.take() else {
             break Err(ProxyError::BadRequest("request body already sent".into()));
         };
+        attempt_started = Instant::now();
         // This attempt's limit: the per-try timeout within what is left
         // of the route's.
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -508,7 +511,7 @@ async fn forward(
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
         X_UPSTREAM_TIME,
-        HeaderValue::from(started.elapsed().as_millis() as u64),
+        HeaderValue::from(attempt_started.elapsed().as_millis() as u64),
     );
     if let Some(w) = weighted {
         w.response_headers.apply(&mut parts.headers);
