@@ -23,11 +23,17 @@ pub enum ResponseFlag {
     UpstreamRequestTimeout,
     /// `DPE`: the downstream request was malformed.
     DownstreamProtocolError,
+    /// `DI`: the fault filter delayed the request.
+    DelayInjected,
+    /// `FI`: the fault filter aborted the request.
+    FaultInjected,
+    /// `URX`: the retries ran out (the last attempt's answer is passed on).
+    UpstreamRetryLimitExceeded,
 }
 
 impl ResponseFlag {
     /// Every flag, for stats.
-    pub const ALL: [ResponseFlag; 7] = [
+    pub const ALL: [ResponseFlag; 10] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoCluster,
         ResponseFlag::NoHealthyUpstream,
@@ -35,6 +41,9 @@ impl ResponseFlag {
         ResponseFlag::UpstreamConnectionTermination,
         ResponseFlag::UpstreamRequestTimeout,
         ResponseFlag::DownstreamProtocolError,
+        ResponseFlag::DelayInjected,
+        ResponseFlag::FaultInjected,
+        ResponseFlag::UpstreamRetryLimitExceeded,
     ];
 
     /// Envoy's short name (`%RESPONSE_FLAGS%` in access logs).
@@ -47,6 +56,9 @@ impl ResponseFlag {
             ResponseFlag::UpstreamConnectionTermination => "UC",
             ResponseFlag::UpstreamRequestTimeout => "UT",
             ResponseFlag::DownstreamProtocolError => "DPE",
+            ResponseFlag::DelayInjected => "DI",
+            ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::UpstreamRetryLimitExceeded => "URX",
         }
     }
 
@@ -64,6 +76,9 @@ impl std::fmt::Display for ResponseFlag {
         f.write_str(self.as_str())
     }
 }
+
+/// The body (or `grpc-message`) of an aborted request, as Envoy's.
+pub const FAULT_ABORT_MESSAGE: &str = "fault filter abort";
 
 /// A request the proxy could not carry to an upstream.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +114,14 @@ pub enum ProxyError {
     /// The request can't be proxied as it is.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The route's fault injection aborted the request.
+    #[error("fault injection aborted the request")]
+    FaultAbort {
+        /// The HTTP status (200 for a gRPC abort).
+        status: StatusCode,
+        /// The gRPC status code of a gRPC abort.
+        grpc: Option<u32>,
+    },
 }
 
 impl ProxyError {
@@ -112,6 +135,7 @@ impl ProxyError {
             ProxyError::Terminated { .. } => ResponseFlag::UpstreamConnectionTermination,
             ProxyError::Timeout(_) => ResponseFlag::UpstreamRequestTimeout,
             ProxyError::BadRequest(_) => ResponseFlag::DownstreamProtocolError,
+            ProxyError::FaultAbort { .. } => ResponseFlag::FaultInjected,
         }
     }
 
@@ -125,6 +149,7 @@ impl ProxyError {
             | ProxyError::Terminated { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::FaultAbort { status, .. } => *status,
         }
     }
 
@@ -142,7 +167,42 @@ impl ProxyError {
             }
             ProxyError::Timeout(_) => "upstream request timeout",
             ProxyError::BadRequest(_) => "Bad Request",
+            ProxyError::FaultAbort { grpc: Some(_), .. } => "",
+            ProxyError::FaultAbort { grpc: None, .. } => FAULT_ABORT_MESSAGE,
         }
+    }
+
+    /// The gRPC status (and its message) a gRPC client gets in a
+    /// trailers-only response, for errors answered that way.
+    pub fn grpc_status(&self) -> Option<(u32, &'static str)> {
+        match self {
+            ProxyError::FaultAbort {
+                grpc: Some(code), ..
+            } => Some((*code, FAULT_ABORT_MESSAGE)),
+            _ => None,
+        }
+    }
+
+    /// The gRPC status a gRPC client gets for this error: the one asked
+    /// for (a gRPC fault abort), else Envoy's mapping of the HTTP status
+    /// (`httpToGrpcStatus`), with the body as the message.
+    pub fn grpc_reply(&self) -> (u32, &'static str) {
+        if let Some(s) = self.grpc_status() {
+            return s;
+        }
+        let code = match self.status().as_u16() {
+            400 => 13,
+            401 => 16,
+            403 => 7,
+            404 => 12,
+            429 | 502..=504 => 14,
+            _ => 2,
+        };
+        let message = match self.body() {
+            "" => self.flag().as_str(),
+            b => b,
+        };
+        (code, message)
     }
 
     /// Whether the request never reached an upstream, so sending it again
@@ -174,11 +234,35 @@ mod tests {
             ),
             (ProxyError::Timeout("e".into()), 504, "UT"),
             (ProxyError::BadRequest("no host".into()), 400, "DPE"),
+            (
+                ProxyError::FaultAbort {
+                    status: StatusCode::IM_A_TEAPOT,
+                    grpc: None,
+                },
+                418,
+                "FI",
+            ),
         ];
         for (e, status, flag) in cases {
             assert_eq!(e.status().as_u16(), status, "{e}");
             assert_eq!(e.flag().as_str(), flag, "{e}");
             assert_eq!(ResponseFlag::ALL[e.flag().index()], e.flag());
         }
+        let grpc = ProxyError::FaultAbort {
+            status: StatusCode::OK,
+            grpc: Some(14),
+        };
+        assert_eq!(grpc.grpc_status(), Some((14, "fault filter abort")));
+        assert_eq!(grpc.status(), StatusCode::OK);
+        assert_eq!(ResponseFlag::DelayInjected.as_str(), "DI");
+        assert_eq!(grpc.grpc_reply(), (14, "fault filter abort"));
+        let uh = ProxyError::NoHealthyUpstream("c".into());
+        assert_eq!(uh.grpc_reply(), (14, "no healthy upstream"));
+        assert_eq!(ProxyError::NoRoute("x".into()).grpc_reply(), (12, "NR"));
+        let http_abort = ProxyError::FaultAbort {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc: None,
+        };
+        assert_eq!(http_abort.grpc_reply(), (14, "fault filter abort"));
     }
 }

@@ -1,7 +1,10 @@
 //! The HTTP request path, in order: route (virtual host by authority,
-//! first matching route) → action (forward, direct response, redirect) →
-//! cluster (weighted pick) → endpoint (the cluster's balancer) → pooled
-//! upstream connection → response. Both directions use it; only where
+//! first matching route) → the route's filters ([`crate::fault`] delay
+//! and abort, [`crate::cors`] preflights) → action (forward, direct
+//! response, redirect) → cluster (weighted pick) → endpoint (the
+//! cluster's balancer) → mirrors started ([`crate::mirror`]) → attempts
+//! over pooled upstream connections ([`crate::retry`], bodies kept by
+//! [`crate::replay`]) → response. Both directions use it; only where
 //! the route table comes from differs. Every failure is a
 //! [`ProxyError`], turned into a response in one place ([`error_response`]).
 
@@ -17,7 +20,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::cluster::{Discovery, UpstreamProtocol};
-use crate::errors::ProxyError;
+use crate::cors::Verdict;
+use crate::errors::{ProxyError, ResponseFlag};
+use crate::mirror;
+use crate::replay::{Replay, Wanted};
+use crate::retry::Outcome;
 use crate::route::{Action, Forward, Redirect, RequestView, Route, RouteTable, VirtualHost};
 use crate::snapshot::Snapshot;
 use crate::stats::HttpStats;
@@ -43,6 +50,13 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 const X_EXPECTED_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 const X_UPSTREAM_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
+const X_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+/// Longest request `x-request-id` kept as it is (longer ones are replaced).
+const MAX_REQUEST_ID: usize = 128;
+/// How long a retry waits for the failed attempt to hand back the body.
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A body of bytes.
 pub fn full(b: impl Into<Bytes>) -> Body {
@@ -53,6 +67,10 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 
 /// The response for a failure; counts it.
 pub fn error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
+    if e.grpc_status().is_some() {
+        // A gRPC fault abort answers gRPC-style whatever the request.
+        return grpc_error_response(e, stats);
+    }
     stats.record(e.status(), Some(e.flag()));
     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), status = e.status().as_u16(), error = %e, "request failed");
     let mut r = Response::new(full(e.body()));
@@ -97,10 +115,41 @@ pub fn authority(req: &Request<Incoming>) -> Option<String> {
 
 /// Routes and forwards one request with `table`.
 pub async fn handle(cx: Context<'_>, table: &RouteTable, req: Request<Incoming>) -> Response<Body> {
+    let grpc = is_grpc(req.headers());
     match route_and_forward(cx, table, req).await {
         Ok(r) => r,
+        Err(e) if grpc => grpc_error_response(&e, cx.stats),
         Err(e) => error_response(&e, cx.stats),
     }
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc[+proto|...]`).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.strip_prefix("application/grpc").is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
+            })
+        })
+}
+
+/// The response for a failed gRPC request, as Envoy's local replies to
+/// gRPC: 200, trailers-only, `grpc-status` and `grpc-message`; counts it.
+pub fn grpc_error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
+    let (code, message) = e.grpc_reply();
+    stats.record(StatusCode::OK, Some(e.flag()));
+    tracing::debug!(target: "weft::access", flag = e.flag().as_str(), grpc_status = code, error = %e, "gRPC request failed");
+    let mut r = Response::new(full(Bytes::new()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(GRPC_STATUS, HeaderValue::from(code));
+    h.insert(GRPC_MESSAGE, HeaderValue::from_static(message));
+    r
 }
 
 async fn route_and_forward(
@@ -109,7 +158,7 @@ async fn route_and_forward(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let authority = authority(&req).ok_or_else(|| ProxyError::BadRequest("no host".into()))?;
-    let (vh, route) = {
+    let (vh, route, fault) = {
         let view = RequestView {
             method: req.method().as_str(),
             scheme: cx.scheme,
@@ -118,10 +167,35 @@ async fn route_and_forward(
             query: req.uri().query(),
             headers: req.headers(),
         };
-        table
+        let (vh, route) = table
             .find(&view)
-            .ok_or_else(|| ProxyError::NoRoute(format!("{authority}{}", req.uri().path())))?
+            .ok_or_else(|| ProxyError::NoRoute(format!("{authority}{}", req.uri().path())))?;
+        let fault = route.fault.as_ref().map(|f| f.decide(&view));
+        (vh, route, fault)
     };
+    // The HTTP filters in Istio's order: fault, CORS, then the router.
+    if let Some(d) = fault {
+        if let Some(delay) = d.delay {
+            tokio::time::sleep(delay).await;
+            tracing::debug!(target: "weft::access", flag = "DI", ?delay, "fault delay injected");
+            cx.stats.flag(ResponseFlag::DelayInjected);
+        }
+        if let Some(e) = d.abort_error() {
+            return Err(e);
+        }
+    }
+    let mut cors_origin = None;
+    if let Some(c) = &route.cors {
+        match c.check(req.method(), req.headers()) {
+            Verdict::Answer(r) => {
+                let resp = r.map(|()| full(Bytes::new()));
+                cx.stats.record(resp.status(), None);
+                return Ok(resp);
+            }
+            Verdict::Actual(origin) => cors_origin = Some(origin),
+            Verdict::None => {}
+        }
+    }
     let mut resp = match &route.action {
         Action::Direct { status, body } => {
             let mut r = Response::new(full(body.clone()));
@@ -132,6 +206,9 @@ async fn route_and_forward(
         Action::Forward(f) => forward(cx, vh, route, f, &authority, req).await?,
     };
     route.response_headers.apply(resp.headers_mut());
+    if let (Some(c), Some(origin)) = (&route.cors, cors_origin) {
+        c.decorate(origin, resp.headers_mut());
+    }
     cx.stats.record(resp.status(), None);
     Ok(resp)
 }
@@ -216,6 +293,10 @@ async fn forward(
     } else {
         None
     };
+    // Envoy's router keeps the path it rewrote (its headers aren't suppressed).
+    let original_path = rewritten
+        .as_ref()
+        .and_then(|_| HeaderValue::from_str(path).ok());
     let path_and_query = match (rewritten, req.uri().query()) {
         (Some(p), Some(q)) => format!("{p}?{q}"),
         (Some(p), None) => p,
@@ -242,8 +323,11 @@ async fn forward(
     if let Ok(h) = HeaderValue::from_str(host) {
         headers.insert(header::HOST, h);
     }
-    if !headers.contains_key(&X_REQUEST_ID) {
+    if !headers.get(&X_REQUEST_ID).is_some_and(valid_request_id) {
         headers.insert(X_REQUEST_ID, request_id());
+    }
+    if let Some(original) = &original_path {
+        headers.insert(X_ORIGINAL_PATH, original.clone());
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(cx.scheme));
@@ -251,7 +335,8 @@ async fn forward(
     if vh.attempt_count {
         headers.insert(X_ATTEMPT_COUNT, HeaderValue::from_static("1"));
     }
-    if let Some(t) = f.timeout {
+    let per_try = f.retry.as_ref().and_then(|r| r.per_try_timeout);
+    if let Some(t) = per_try.or(f.timeout) {
         headers.insert(X_EXPECTED_TIMEOUT, HeaderValue::from(t.as_millis() as u64));
     }
     route.request_headers.apply(headers);
@@ -268,37 +353,65 @@ async fn forward(
             UpstreamProtocol::Http1 => false,
         };
     let started = Instant::now();
-    // Retries need the request again: only bodyless ones are replayed.
-    let retry = f
-        .retry
-        .as_ref()
-        .filter(|_| upgrade.is_none() && http_body::Body::is_end_stream(req.body()));
-    let attempts = 1 + retry.map_or(0, |r| r.attempts);
+    let retry = f.retry.as_ref().filter(|_| upgrade.is_none());
+    let has_body = !http_body::Body::is_end_stream(req.body());
+    let (parts, body) = req.into_parts();
+    // Mirrors: each drawn one gets a copy (its body once complete).
+    let mut wanted = Wanted::default();
+    // (An upgrade becomes a tunnel: it has no copy to send.)
+    for m in f.mirrors.iter().filter(|_| upgrade.is_none()) {
+        let copy = mirror::Copy {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            authority: host,
+            downstream_http2: downstream_version == Version::HTTP_2,
+            has_body,
+            timeout: f.timeout.unwrap_or(crate::route::DEFAULT_TIMEOUT),
+        };
+        if let Some(tx) = mirror::start(cx.snapshot, cx.upstreams, m, copy) {
+            wanted.mirrors.push(tx);
+        }
+    }
+    // Retries need the request again: its head, and its body if kept.
     let template = retry.map(|_| {
         (
-            req.method().clone(),
-            req.uri().clone(),
-            req.headers().clone(),
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
         )
     });
-    let mut first = Some(req.map(BodyExt::boxed_unsync));
+    let mut kept_body = None;
+    let body: Body = if has_body && (retry.is_some() || !wanted.mirrors.is_empty()) {
+        if retry.is_some() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            wanted.retry = Some(tx);
+            kept_body = Some(rx);
+        }
+        Replay::new(body.boxed_unsync(), wanted).boxed_unsync()
+    } else {
+        body.boxed_unsync()
+    };
+    let mut first = Some(Request::from_parts(parts, body));
+    let deadline = f.timeout.map(|t| started + t);
+    // The last attempt's start: `x-envoy-upstream-service-time` is its time.
+    let mut attempt_started = started;
     let (mut endpoint, mut _active) = (endpoint, _active);
+    let mut tried: Vec<String> = Vec::new();
     let mut attempt = 1u32;
     let resp = loop {
-        let this = match (first.take(), &template) {
-            (Some(r), _) => r,
-            (None, Some((method, uri, headers))) => {
-                let mut r = Request::new(full(Bytes::new()));
-                *r.method_mut() = method.clone();
-                *r.uri_mut() = uri.clone();
-                *r.headers_mut() = headers.clone();
-                if vh.attempt_count {
-                    r.headers_mut()
-                        .insert(X_ATTEMPT_COUNT, HeaderValue::from(attempt));
-                }
-                r
-            }
-            (None, None) => break Err(ProxyError::BadRequest("request body already sent".into())),
+        let Some(this) = first.take() else {
+            break Err(ProxyError::BadRequest("request body already sent".into()));
+        };
+        attempt_started = Instant::now();
+        // This attempt's limit: the per-try timeout within what is left
+        // of the route's.
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let per_try = retry.and_then(|r| r.per_try_timeout);
+        let (limit, is_per_try) = match (per_try, left) {
+            (Some(p), Some(l)) if p < l => (Some(p), true),
+            (Some(p), None) => (Some(p), true),
+            (_, l) => (l, false),
         };
         let call = async {
             if http2 {
@@ -309,34 +422,72 @@ async fn forward(
                 cx.upstreams.http1(&endpoint, this).await
             }
         };
-        let result = match f.timeout {
+        let result = match limit {
             Some(t) => tokio::time::timeout(t, call)
                 .await
                 .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.clone()))),
             None => call.await,
         };
-        let again = retry.is_some_and(|r| match &result {
-            Ok(resp) => r.on_status(resp.status()),
-            Err(e) => r.on_error(e),
-        });
-        if !again || attempt >= attempts {
+        let Some(policy) = retry else { break result };
+        if !policy.retries(Outcome::of(&result, is_per_try)) {
             break result;
         }
-        attempt += 1;
-        tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
-        if entry.cluster.discovery != Discovery::OriginalDst {
-            let other = retry.is_some_and(|r| r.other_host);
-            let mut pick = entry.pick();
-            for _ in 0..3 {
-                match pick {
-                    Some(e) if other && e.address.to_string() == endpoint => pick = entry.pick(),
-                    _ => break,
+        if attempt > policy.attempts {
+            if result.is_ok() {
+                cx.stats.flag(ResponseFlag::UpstreamRetryLimitExceeded);
+                tracing::debug!(target: "weft::access", flag = "URX", cluster = cluster_name, attempts = attempt, "retries exhausted");
+            }
+            break result;
+        }
+        let pause = policy.backoff(attempt);
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l <= pause) {
+            break result;
+        }
+        // The body again: nothing, or what the last attempt kept.
+        let body = match kept_body.take() {
+            None => full(Bytes::new()),
+            Some(rx) => {
+                let wait = left.unwrap_or(BODY_WAIT).min(BODY_WAIT);
+                match tokio::time::timeout(wait, rx).await {
+                    Ok(Ok(leftover)) => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        kept_body = Some(rx);
+                        let again = Wanted {
+                            retry: Some(tx),
+                            mirrors: Vec::new(),
+                        };
+                        leftover.into_replay(again).boxed_unsync()
+                    }
+                    _ => {
+                        tracing::debug!(target: "weft::proxy", cluster = cluster_name, "request body not kept; not retried");
+                        break result;
+                    }
                 }
             }
-            if let Some(e) = pick {
-                endpoint = e.address.to_string();
-                _active = Some(e.start_request());
+        };
+        drop(result);
+        tokio::time::sleep(pause).await;
+        attempt += 1;
+        tried.push(endpoint.clone());
+        if let Some((method, uri, headers)) = &template {
+            let mut r = Request::new(body);
+            *r.method_mut() = method.clone();
+            *r.uri_mut() = uri.clone();
+            *r.headers_mut() = headers.clone();
+            if vh.attempt_count {
+                r.headers_mut()
+                    .insert(X_ATTEMPT_COUNT, HeaderValue::from(attempt));
             }
+            first = Some(r);
+        }
+        tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
+        if entry.cluster.discovery != Discovery::OriginalDst
+            && let Some(e) =
+                policy.pick_endpoint(&tried, || entry.pick(), |e| e.address.to_string())
+        {
+            endpoint = e.address.to_string();
+            _active = Some(e.start_request());
         }
     }?;
     let mut resp = resp;
@@ -366,7 +517,7 @@ async fn forward(
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
         X_UPSTREAM_TIME,
-        HeaderValue::from(started.elapsed().as_millis() as u64),
+        HeaderValue::from(attempt_started.elapsed().as_millis() as u64),
     );
     if let Some(w) = weighted {
         w.response_headers.apply(&mut parts.headers);
@@ -415,6 +566,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a request's `x-request-id` is kept: not empty, visible ASCII,
+/// at most [`MAX_REQUEST_ID`] bytes (others are replaced by a new UUID).
+fn valid_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
+}
+
 /// A random UUID v4, as Envoy generates for `x-request-id`.
 pub fn request_id() -> HeaderValue {
     let hi = fastrand::u64(..);
@@ -456,5 +614,37 @@ mod tests {
         assert_eq!(&s[14..15], "4", "{s}");
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
         assert_ne!(request_id(), request_id());
+        assert!(valid_request_id(&id));
+    }
+
+    #[test]
+    fn grpc_requests_are_told_by_content_type() {
+        let mut h = HeaderMap::new();
+        assert!(!is_grpc(&h));
+        for (v, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/grpc-web", false),
+            ("application/json", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            assert_eq!(is_grpc(&h), grpc, "{v}");
+        }
+        let stats = HttpStats::default();
+        let r = grpc_error_response(&ProxyError::NoHealthyUpstream("c".into()), &stats);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+    }
+
+    #[test]
+    fn only_sane_request_ids_are_kept() {
+        assert!(valid_request_id(&HeaderValue::from_static("abc-123")));
+        assert!(!valid_request_id(&HeaderValue::from_static("")));
+        assert!(!valid_request_id(&HeaderValue::from_static("has space")));
+        let long = "x".repeat(MAX_REQUEST_ID + 1);
+        assert!(!valid_request_id(
+            &HeaderValue::from_str(&long).expect("value")
+        ));
     }
 }

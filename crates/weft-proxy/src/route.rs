@@ -5,9 +5,11 @@
 //! Converted: domains (exact, `*.suffix`, `prefix*`, `*`), every path,
 //! header and query parameter match, weighted clusters, timeouts, prefix
 //! and regex rewrites, host rewrites, redirects, direct responses and
-//! header additions/removals on requests and responses. Accepted but not
-//! acted on yet: per-try timeouts and gRPC-status retry conditions, hash policies, mirrors, CORS and fault filter
-//! configuration (later increments slot in at [`Forward`]).
+//! header additions/removals on requests and responses, retry policies
+//! ([`crate::retry`]), request mirrors, and the fault and CORS filters'
+//! per-route (or per-virtual-host) configs ([`crate::fault`],
+//! [`crate::cors`]). Accepted but not acted on here: hash policies (the
+//! balancer's).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -28,7 +30,16 @@ use weft_xds::pb::envoy::config::route::v3::{
     RedirectAction, Route as XdsRoute, RouteAction, RouteConfiguration, VirtualHost as XdsVhost,
 };
 
+use prost::Name;
+use weft_xds::pb::envoy::config::route::v3::FilterConfig;
+use weft_xds::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use weft_xds::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use weft_xds::pb::google::protobuf::Any;
+
 use crate::cluster::proto_duration;
+use crate::cors::Cors;
+use crate::fault::{Fault, Fraction};
+pub use crate::retry::Retry;
 
 pub mod matcher;
 
@@ -90,6 +101,10 @@ pub struct Route {
     pub request_headers: HeaderOps,
     /// Header changes on the response.
     pub response_headers: HeaderOps,
+    /// Fault injection (`envoy.filters.http.fault`).
+    pub fault: Option<Fault>,
+    /// CORS (`envoy.filters.http.cors`).
+    pub cors: Option<Cors>,
 }
 
 /// What a route does.
@@ -123,70 +138,67 @@ pub struct Forward {
     pub host_rewrite: Option<String>,
     /// When to try again.
     pub retry: Option<Retry>,
+    /// Where copies go.
+    pub mirrors: Vec<Mirror>,
 }
 
-/// A route's retry policy (Envoy's `retry_on` conditions that the proxy
-/// can judge; gRPC-status conditions are not read yet).
+/// A copy of the request sent to another cluster, its answer discarded.
 #[derive(Debug)]
-pub struct Retry {
-    /// Retries after the first attempt.
-    pub attempts: u32,
-    /// `connect-failure`.
-    pub connect_failure: bool,
-    /// `reset`, `refused-stream`: the upstream dropped the connection.
-    pub reset: bool,
-    /// `5xx`: any 5xx, and resets and connect failures.
-    pub any_5xx: bool,
-    /// `gateway-error`: 502, 503, 504.
-    pub gateway_error: bool,
-    /// `retriable-status-codes`: these.
-    pub statuses: Vec<u16>,
-    /// Retry on another endpoint (the `previous_hosts` predicate).
-    pub other_host: bool,
+pub struct Mirror {
+    /// The cluster.
+    pub cluster: String,
+    /// The share of requests mirrored.
+    pub fraction: Fraction,
 }
 
-impl Retry {
-    /// Whether a response with `status` is tried again.
-    pub fn on_status(&self, status: StatusCode) -> bool {
-        let code = status.as_u16();
-        (self.any_5xx && status.is_server_error())
-            || (self.gateway_error && matches!(code, 502..=504))
-            || self.statuses.contains(&code)
-    }
-
-    /// Whether a failure is tried again.
-    pub fn on_error(&self, e: &crate::errors::ProxyError) -> bool {
-        use crate::errors::ProxyError as E;
-        match e {
-            E::ConnectFailure { .. } => self.connect_failure || self.any_5xx || self.gateway_error,
-            E::Terminated { .. } => self.reset || self.any_5xx || self.gateway_error,
-            _ => false,
+/// Unpacks a route's or virtual host's per-filter config for `filter`:
+/// the message itself, or wrapped in Envoy's `FilterConfig`; `None` when
+/// absent or disabled.
+fn per_filter<M: prost::Message + prost::Name + Default>(
+    configs: &HashMap<String, Any>,
+    filter: &str,
+) -> Result<Option<M>, String> {
+    let Some(any) = configs.get(filter) else {
+        return Ok(None);
+    };
+    if any.type_url == FilterConfig::type_url() {
+        let wrapped: FilterConfig =
+            weft_xds::unpack(any).map_err(|e| format!("{filter} config: {e}"))?;
+        if wrapped.disabled {
+            return Ok(None);
         }
+        return match &wrapped.config {
+            Some(inner) => weft_xds::unpack(inner)
+                .map(Some)
+                .map_err(|e| format!("{filter} config: {e}")),
+            None => Ok(None),
+        };
     }
+    weft_xds::unpack(any)
+        .map(Some)
+        .map_err(|e| format!("{filter} config: {e}"))
 }
 
-fn retry(p: &weft_xds::pb::envoy::config::route::v3::RetryPolicy) -> Retry {
-    let on: Vec<&str> = p.retry_on.split(',').map(str::trim).collect();
-    let has = |c: &str| on.contains(&c);
-    Retry {
-        attempts: p.num_retries.as_ref().map_or(1, |n| n.value),
-        connect_failure: has("connect-failure"),
-        reset: has("reset") || has("refused-stream"),
-        any_5xx: has("5xx"),
-        gateway_error: has("gateway-error"),
-        statuses: if has("retriable-status-codes") {
-            p.retriable_status_codes
-                .iter()
-                .filter_map(|c| u16::try_from(*c).ok())
-                .collect()
+/// A route's fault and CORS filter configs: the route's own, else its
+/// virtual host's (the most specific wins, as in Envoy).
+fn filters(
+    route: &HashMap<String, Any>,
+    vhost: &HashMap<String, Any>,
+) -> Result<(Option<Fault>, Option<Cors>), String> {
+    let pick = |filter: &str| {
+        if route.contains_key(filter) {
+            route
         } else {
-            Vec::new()
-        },
-        other_host: p
-            .retry_host_predicate
-            .iter()
-            .any(|h| h.name == "envoy.retry_host_predicates.previous_hosts"),
-    }
+            vhost
+        }
+    };
+    let fault = per_filter::<HttpFault>(pick(crate::fault::FILTER), crate::fault::FILTER)?
+        .map(|f| Fault::try_from(&f))
+        .transpose()?;
+    let cors = per_filter::<CorsPolicy>(pick(crate::cors::FILTER), crate::cors::FILTER)?
+        .map(|c| Cors::try_from(&c))
+        .transpose()?;
+    Ok((fault, cors))
 }
 
 /// Which cluster(s).
@@ -435,7 +447,7 @@ fn virtual_host(vh: &XdsVhost) -> Result<VirtualHost, (String, String)> {
             };
             format!("virtual host {} route {name}", vh.name)
         };
-        let mut route = route(r).map_err(|e| (loc(), e))?;
+        let mut route = route(r, &vh.typed_per_filter_config).map_err(|e| (loc(), e))?;
         // Route-level changes apply after (so win over) the virtual host's.
         let mut req = vh_request.clone();
         req.extend(std::mem::take(&mut route.request_headers));
@@ -453,7 +465,8 @@ fn virtual_host(vh: &XdsVhost) -> Result<VirtualHost, (String, String)> {
     })
 }
 
-fn route(r: &XdsRoute) -> Result<Route, String> {
+fn route(r: &XdsRoute, vhost_filters: &HashMap<String, Any>) -> Result<Route, String> {
+    let (fault, cors) = filters(&r.typed_per_filter_config, vhost_filters)?;
     let matcher = Matcher::try_from(r.r#match.as_ref().ok_or("route has no match")?)?;
     let action = match &r.action {
         Some(XdsAction::Route(a)) => Action::Forward(forward(a)?),
@@ -483,6 +496,8 @@ fn route(r: &XdsRoute) -> Result<Route, String> {
             &r.response_headers_to_add,
             &r.response_headers_to_remove,
         )?,
+        fault,
+        cors,
     })
 }
 
@@ -551,8 +566,21 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
         retry: a
             .retry_policy
             .as_ref()
-            .map(retry)
+            .map(Retry::try_from)
+            .transpose()
+            .map_err(|e| format!("retry policy: {e}"))?
             .filter(|r| r.attempts > 0),
+        mirrors: a
+            .request_mirror_policies
+            .iter()
+            .filter(|m| !m.cluster.is_empty())
+            .map(|m| Mirror {
+                cluster: m.cluster.clone(),
+                fraction: m.runtime_fraction.as_ref().map_or(Fraction::ALL, |f| {
+                    Fraction::from_xds(f.default_value.as_ref())
+                }),
+            })
+            .collect(),
     })
 }
 

@@ -30,6 +30,12 @@ impl HttpStats {
         }
     }
 
+    /// Counts a flag of a request whose response is counted apart (a
+    /// delayed request, `DI`, answers as usual).
+    pub fn flag(&self, flag: ResponseFlag) {
+        self.flags[flag.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Envoy-style `name: value` lines under `prefix`.
     pub fn render(&self, prefix: &str, out: &mut String) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -28,7 +28,8 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
-use crate::{DRAIN_TIMEOUT, Error, stopped};
+use crate::flaky::{Counter, Turn};
+use crate::{DRAIN_TIMEOUT, Error, Flaky, stopped};
 
 /// The generated server glue (`build.rs`).
 #[allow(
@@ -72,13 +73,15 @@ pub(crate) struct HelloReply {
 pub(crate) struct Greeter {
     name: Arc<str>,
     version: Arc<str>,
+    flaky: Arc<Counter>,
 }
 
 impl Greeter {
-    pub(crate) fn new(name: &str, version: &str) -> Self {
+    pub(crate) fn new(name: &str, version: &str, flaky: Flaky) -> Self {
         Greeter {
             name: name.into(),
             version: version.into(),
+            flaky: Arc::new(Counter::new(flaky)),
         }
     }
 
@@ -110,6 +113,11 @@ impl GreeterService for Greeter {
         &self,
         request: Request<HelloRequest>,
     ) -> Result<Response<HelloReply>, Status> {
+        match self.flaky.next() {
+            Turn::Fail => return Err(Status::unavailable("flaky: failing on purpose")),
+            Turn::Stall(d) => tokio::time::sleep(d).await,
+            Turn::Serve => {}
+        }
         let message = self.greeting(&request.get_ref().name);
         Ok(self.labelled(HelloReply { message }))
     }

@@ -11,7 +11,9 @@
 //!
 //! Every reply carries `x-sample-name` and `x-sample-version`. With
 //! `--call`, echo replies come after the calls and list their results; a
-//! call that got no reply turns a 200 into 502.
+//! call that got no reply turns a 200 into 502. With `--fail-first N`
+//! the first N requests answer 503, and with `--stall-first N` the next N
+//! answer after `--stall-ms` ([`crate::Flaky`]; for retry tests).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ use tokio::sync::watch;
 use crate::body::{self, Body, Repeat};
 use crate::call::Caller;
 use crate::echo::Echo;
+use crate::flaky::{Counter, Turn};
 use crate::{Config, DRAIN_TIMEOUT, Error, stopped, ws};
 
 /// Longest `/delay/MS`.
@@ -75,6 +78,7 @@ pub(crate) struct State {
     config: Arc<Config>,
     identity: Identity,
     caller: Caller,
+    flaky: Counter,
 }
 
 impl State {
@@ -97,6 +101,7 @@ impl State {
             config: config.clone(),
             identity,
             caller,
+            flaky: Counter::new(config.flaky),
         }))
     }
 }
@@ -181,6 +186,14 @@ async fn respond(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Res
         Ok(route) => route,
         Err(e) => return plain(StatusCode::BAD_REQUEST, e),
     };
+    match state.flaky.next() {
+        Turn::Fail => {
+            let _ = count(req.into_body()).await;
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "flaky: failing on purpose");
+        }
+        Turn::Stall(d) => tokio::time::sleep(d).await,
+        Turn::Serve => {}
+    }
     let json = wants_json(req.uri().query());
     let (parts, body) = req.into_parts();
     let body_length = match count(body).await {

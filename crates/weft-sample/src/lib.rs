@@ -16,6 +16,7 @@ mod body;
 mod call;
 mod echo;
 mod error;
+mod flaky;
 mod grpc;
 mod http;
 mod tcp;
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 
 pub use call::{CallTarget, Proxy, TRACE_HEADERS};
 pub use error::Error;
+pub use flaky::Flaky;
 
 /// How long connections may take to finish after the shutdown signal before
 /// they are dropped.
@@ -55,6 +57,8 @@ pub struct Config {
     pub proxy: Option<Proxy>,
     /// Time limit of one call, connection included.
     pub call_timeout: Duration,
+    /// Failing or stalling the first requests on purpose (tests).
+    pub flaky: Flaky,
 }
 
 impl Config {
@@ -70,6 +74,7 @@ impl Config {
             calls: Vec::new(),
             proxy: None,
             call_timeout: Duration::from_secs(5),
+            flaky: Flaky::default(),
         }
     }
 }
@@ -161,7 +166,7 @@ impl Sample {
             tasks.spawn(http::serve(listener, state, stop_rx.clone()));
         }
         if let Some(listener) = self.grpc {
-            let greeter = grpc::Greeter::new(&config.name, &config.version);
+            let greeter = grpc::Greeter::new(&config.name, &config.version, config.flaky);
             tasks.spawn(grpc::serve(listener, greeter, stop_rx.clone()));
         }
         if let Some(listener) = self.tcp {

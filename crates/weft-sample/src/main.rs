@@ -44,6 +44,15 @@ struct Args {
     /// Time limit of one call, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     call_timeout_ms: u64,
+    /// Fail the first N requests (HTTP 503, gRPC UNAVAILABLE; HTTP and gRPC counted apart), for testing retries.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    fail_first: u64,
+    /// Then answer the next N requests only after --stall-ms, for testing timeouts.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    stall_first: u64,
+    /// How long a stalled request waits, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    stall_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +74,11 @@ fn main() -> ExitCode {
         calls: args.calls,
         proxy: args.proxy,
         call_timeout: Duration::from_millis(args.call_timeout_ms),
+        flaky: weft_sample::Flaky {
+            fail_first: args.fail_first,
+            stall_first: args.stall_first,
+            stall: Duration::from_millis(args.stall_ms),
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -403,11 +403,119 @@ fn istios_default_retry_policy_is_read() {
     let retry = f.retry.as_ref().expect("a retry policy");
     assert_eq!(retry.attempts, 2);
     assert!(retry.other_host);
-    assert!(retry.on_status(StatusCode::SERVICE_UNAVAILABLE));
-    assert!(!retry.on_status(StatusCode::INTERNAL_SERVER_ERROR));
-    assert!(retry.on_error(&crate::errors::ProxyError::ConnectFailure {
-        endpoint: "e".into(),
-        reason: "refused".into()
-    }));
-    assert!(!retry.on_error(&crate::errors::ProxyError::Timeout("e".into())));
+    use crate::retry::Outcome;
+    let h = http::HeaderMap::new();
+    assert!(retry.retries(Outcome::Response(StatusCode::SERVICE_UNAVAILABLE, &h)));
+    assert!(!retry.retries(Outcome::Response(StatusCode::INTERNAL_SERVER_ERROR, &h)));
+    assert!(retry.retries(Outcome::of::<()>(
+        &Err(crate::errors::ProxyError::ConnectFailure {
+            endpoint: "e".into(),
+            reason: "refused".into()
+        }),
+        false
+    )));
+    assert!(!retry.retries(Outcome::of::<()>(
+        &Err(crate::errors::ProxyError::Timeout("e".into())),
+        false
+    )));
+}
+
+#[test]
+fn fault_cors_and_mirrors_are_read_from_the_route_or_its_virtual_host() {
+    use weft_xds::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+    use weft_xds::pb::envoy::config::route::v3::route_action::RequestMirrorPolicy;
+    use weft_xds::pb::envoy::extensions::filters::http::fault::v3::FaultAbort;
+    use weft_xds::pb::envoy::extensions::filters::http::fault::v3::fault_abort::ErrorType;
+    use weft_xds::pb::envoy::r#type::v3::FractionalPercent;
+    let abort = |status: u32| HttpFault {
+        abort: Some(FaultAbort {
+            error_type: Some(ErrorType::HttpStatus(status)),
+            percentage: Some(FractionalPercent {
+                numerator: 100,
+                denominator: 0,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut own = to("c", prefix("/own"));
+    own.typed_per_filter_config
+        .insert(crate::fault::FILTER.into(), weft_xds::pack(&abort(418)));
+    if let Some(XdsAction::Route(a)) = &mut own.action {
+        a.request_mirror_policies.push(RequestMirrorPolicy {
+            cluster: "shadow".into(),
+            runtime_fraction: Some(RuntimeFractionalPercent {
+                default_value: Some(FractionalPercent {
+                    numerator: 250_000,
+                    denominator: 2,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    // Wrapped in a FilterConfig, as Envoy also accepts.
+    let mut wrapped = to("c", prefix("/wrapped"));
+    wrapped.typed_per_filter_config.insert(
+        crate::cors::FILTER.into(),
+        weft_xds::pack(&FilterConfig {
+            config: Some(weft_xds::pack(&CorsPolicy {
+                allow_origin_string_match: vec![StringMatcher {
+                    match_pattern: Some(MatchPattern::Exact("https://a".into())),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        }),
+    );
+    let inherits = to("c", prefix("/"));
+    let mut vh = vhost("v", &["*"], vec![own, wrapped, inherits]);
+    vh.typed_per_filter_config
+        .insert(crate::fault::FILTER.into(), weft_xds::pack(&abort(503)));
+    let t = table(vec![vh]);
+    let routes = &t.virtual_hosts[0].routes;
+    let status = |r: &Route| {
+        r.fault
+            .as_ref()
+            .and_then(|f| f.abort)
+            .map(|(k, _)| format!("{k:?}"))
+    };
+    assert_eq!(status(&routes[0]).as_deref(), Some("Http(418)"));
+    assert_eq!(status(&routes[2]).as_deref(), Some("Http(503)"));
+    assert!(
+        routes[1]
+            .cors
+            .as_ref()
+            .is_some_and(|c| c.allows("https://a"))
+    );
+    assert!(routes[0].cors.is_none());
+    let Action::Forward(f) = &routes[0].action else {
+        panic!("forward")
+    };
+    assert_eq!(f.mirrors.len(), 1);
+    assert_eq!(f.mirrors[0].cluster, "shadow");
+    assert_eq!(
+        f.mirrors[0].fraction,
+        Fraction {
+            numerator: 250_000,
+            denominator: 1_000_000
+        }
+    );
+    // A config that doesn't decode is an error naming the filter.
+    let mut bad = to("c", prefix("/"));
+    bad.typed_per_filter_config.insert(
+        crate::fault::FILTER.into(),
+        Any {
+            type_url: HttpFault::type_url(),
+            value: vec![0xff, 0xff],
+        },
+    );
+    let err = RouteTable::try_from(&RouteConfiguration {
+        name: "9080".into(),
+        virtual_hosts: vec![vhost("v", &["*"], vec![bad])],
+        ..Default::default()
+    })
+    .expect_err("a broken fault config is rejected");
+    assert!(err.reason.contains("envoy.filters.http.fault"), "{err}");
 }
