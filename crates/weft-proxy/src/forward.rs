@@ -75,6 +75,8 @@ pub struct Context<'a> {
     pub stats: &'a HttpStats,
     /// The downstream's scheme.
     pub scheme: &'static str,
+    /// The downstream connection's peer (source-IP hashing, sticky cookies).
+    pub client: Option<std::net::SocketAddr>,
 }
 
 /// The authority a request is for: the absolute URI's, else `Host`.
@@ -189,12 +191,13 @@ async fn forward(
         .snapshot
         .cluster(cluster_name)
         .ok_or_else(|| ProxyError::NoCluster(cluster_name.to_string()))?;
+    let hashed = crate::hash::for_request(&f.hash, &req, authority, cx.client);
     let (endpoint, _active) = if entry.cluster.discovery == Discovery::OriginalDst {
         // Explicit mode: the original destination is the proxied authority.
         (authority.to_string(), None)
     } else {
         let e = entry
-            .pick()
+            .pick_hashed(hashed.hash)
             .ok_or_else(|| ProxyError::NoHealthyUpstream(cluster_name.to_string()))?;
         (e.address.to_string(), Some(e.start_request()))
     };
@@ -320,10 +323,12 @@ async fn forward(
         tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
         if entry.cluster.discovery != Discovery::OriginalDst {
             let other = retry.is_some_and(|r| r.other_host);
-            let mut pick = entry.pick();
+            let mut pick = entry.pick_hashed(hashed.hash);
             for _ in 0..3 {
                 match pick {
-                    Some(e) if other && e.address.to_string() == endpoint => pick = entry.pick(),
+                    Some(e) if other && e.address.to_string() == endpoint => {
+                        pick = entry.pick_hashed(hashed.hash)
+                    }
                     _ => break,
                 }
             }
@@ -358,6 +363,9 @@ async fn forward(
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(cookie) = hashed.set_cookie {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
     parts.headers.insert(
         X_UPSTREAM_TIME,
         HeaderValue::from(started.elapsed().as_millis() as u64),

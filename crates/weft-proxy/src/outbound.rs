@@ -59,7 +59,7 @@ pub async fn serve(listener: TcpListener, outbound: Arc<Outbound>, drain: Drain)
 }
 
 /// One request to the outbound proxy.
-pub async fn handle(ob: &Outbound, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+pub async fn handle(ob: &Outbound, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let snapshot = ob.config.load_full();
     if req.method() == Method::CONNECT {
         return connect(ob, &snapshot, req).await;
@@ -87,6 +87,7 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, _peer: SocketAddr) ->
         upstreams: &ob.upstreams,
         stats: &ob.stats,
         scheme: "http",
+        client: Some(peer),
     };
     forward::handle(cx, &table, req).await
 }

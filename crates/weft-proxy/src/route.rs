@@ -6,7 +6,7 @@
 //! header and query parameter match, weighted clusters, timeouts, prefix
 //! and regex rewrites, host rewrites, redirects, direct responses and
 //! header additions/removals on requests and responses. Accepted but not
-//! acted on yet: per-try timeouts and gRPC-status retry conditions, hash policies, mirrors, CORS and fault filter
+//! acted on yet: per-try timeouts and gRPC-status retry conditions, mirrors, CORS and fault filter
 //! configuration (later increments slot in at [`Forward`]).
 
 use std::collections::{BTreeSet, HashMap};
@@ -123,6 +123,8 @@ pub struct Forward {
     pub host_rewrite: Option<String>,
     /// When to try again.
     pub retry: Option<Retry>,
+    /// The key for consistent-hash balancing ([`crate::hash`]).
+    pub hash: crate::hash::HashPolicy,
 }
 
 /// A route's retry policy (Envoy's `retry_on` conditions that the proxy
@@ -553,6 +555,7 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
             .as_ref()
             .map(retry)
             .filter(|r| r.attempts > 0),
+        hash: crate::hash::HashPolicy::try_from(a.hash_policy.as_slice())?,
     })
 }
 

@@ -45,16 +45,21 @@ pub struct ClusterEntry {
     pub cluster: Arc<Cluster>,
     /// All its endpoints.
     pub assignment: Arc<LoadAssignment>,
-    /// The ones traffic goes to (healthy, best priority).
-    pub serving: Vec<Arc<Endpoint>>,
-    /// Its balancer.
+    /// Its balancer, built over them for this snapshot.
     pub balancer: Balancer,
 }
 
 impl ClusterEntry {
-    /// Picks an endpoint.
+    /// Picks an endpoint for a request without a hash (consistent-hash
+    /// clusters pick at random then).
     pub fn pick(&self) -> Option<&Arc<Endpoint>> {
-        self.balancer.pick(&self.serving)
+        self.balancer.pick(None)
+    }
+
+    /// Picks an endpoint for a request with `hash` (its route's hash
+    /// policy's result).
+    pub fn pick_hashed(&self, hash: Option<u64>) -> Option<&Arc<Endpoint>> {
+        self.balancer.pick(hash)
     }
 }
 
@@ -139,23 +144,15 @@ impl Snapshot {
                         endpoints: la
                             .endpoints
                             .iter()
-                            .map(|e| {
-                                Arc::new(Endpoint {
-                                    address: e.address.clone(),
-                                    weight: e.weight,
-                                    healthy: e.healthy,
-                                    priority: e.priority,
-                                    locality: e.locality.clone(),
-                                    active: Default::default(),
-                                })
-                            })
+                            .map(|e| Arc::new(e.fresh_copy()))
                             .collect(),
+                        overprovisioning: la.overprovisioning,
                     }),
                     _ => empty.clone(),
                 };
-                let mut serving = assignment.serving();
+                let mut usable = assignment.endpoints.clone();
                 if c.discovery == Discovery::Static {
-                    serving.retain(|e| match &e.address {
+                    usable.retain(|e| match &e.address {
                         Address::Socket(a) if own.contains(a) => {
                             tracing::error!(target: "weft::proxy", cluster = %c.name, endpoint = %a, "the app address is the proxy's own listener (a loop): give the app's address with --app; the cluster gets no traffic");
                             false
@@ -164,10 +161,14 @@ impl Snapshot {
                     });
                 }
                 let entry = ClusterEntry {
-                    balancer: Balancer::new(c.lb_policy, &serving),
+                    balancer: Balancer::new(
+                        c.lb_policy,
+                        &c.lb,
+                        &usable,
+                        assignment.overprovisioning,
+                    ),
                     cluster: c.clone(),
                     assignment,
-                    serving,
                 };
                 (name.clone(), entry)
             })
@@ -239,6 +240,7 @@ mod tests {
             name: name.into(),
             discovery: Discovery::Static,
             lb_policy: LbPolicy::RoundRobin,
+            lb: crate::cluster::LbSettings::default(),
             connect_timeout: std::time::Duration::from_secs(1),
             protocol: UpstreamProtocol::Http1,
             idle_timeout: None,
@@ -247,6 +249,7 @@ mod tests {
                 endpoints: vec![Arc::new(Endpoint::new(Address::Socket(
                     endpoint.parse().expect("addr"),
                 )))],
+                ..LoadAssignment::default()
             }),
             tls_not_originated: crate::cluster::UpstreamTls::None,
         }

@@ -136,9 +136,10 @@ async fn connection(stream: TcpStream, name: Arc<str>, bound: Arc<Bound>, drain:
     };
     match kind {
         Kind::Http => {
+            let peer = stream.peer_addr().ok();
             let service = hyper::service::service_fn(move |req| {
                 let (bound, name) = (bound.clone(), name.clone());
-                async move { Ok::<_, Infallible>(http(&bound, &name, req).await) }
+                async move { Ok::<_, Infallible>(http(&bound, &name, req, peer).await) }
             });
             drain.serve_http(stream, service).await;
         }
@@ -214,7 +215,12 @@ pub fn is_http(bytes: &[u8]) -> bool {
     })
 }
 
-async fn http(bound: &Bound, name: &str, req: Request<Incoming>) -> Response<Body> {
+async fn http(
+    bound: &Bound,
+    name: &str,
+    req: Request<Incoming>,
+    peer: Option<std::net::SocketAddr>,
+) -> Response<Body> {
     let snapshot = bound.config.load_full();
     let table = snapshot
         .parts
@@ -237,6 +243,7 @@ async fn http(bound: &Bound, name: &str, req: Request<Incoming>) -> Response<Bod
         upstreams: &bound.upstreams,
         stats: &bound.stats,
         scheme: "http",
+        client: peer,
     };
     forward::handle(cx, &table, req).await
 }
