@@ -164,6 +164,26 @@ impl Default for LoadAssignment {
     }
 }
 
+impl LoadAssignment {
+    /// Whether `other` lists the same endpoints with the same weights,
+    /// health, priorities and localities (request counts aside): an EDS
+    /// update that changes nothing keeps the old one, its counts and its
+    /// balancer.
+    pub fn same_endpoints(&self, other: &LoadAssignment) -> bool {
+        self.cluster == other.cluster
+            && self.overprovisioning == other.overprovisioning
+            && self.endpoints.len() == other.endpoints.len()
+            && self.endpoints.iter().zip(&other.endpoints).all(|(a, b)| {
+                a.address == b.address
+                    && a.weight == b.weight
+                    && a.healthy == b.healthy
+                    && a.priority == b.priority
+                    && a.locality == b.locality
+                    && a.locality_weight == b.locality_weight
+            })
+    }
+}
+
 impl TryFrom<&ClusterLoadAssignment> for LoadAssignment {
     type Error = EndpointError;
 
@@ -287,6 +307,8 @@ mod tests {
         assert_eq!(la.endpoints[1].locality, "us/east-1/a");
         assert_eq!(la.endpoints[1].locality_weight, 7);
         assert_eq!(la.overprovisioning, DEFAULT_OVERPROVISIONING);
+        let again = LoadAssignment::try_from(&cla).expect("converts");
+        assert!(la.same_endpoints(&again));
         // Draining, timed out and degraded endpoints don't count as healthy.
         for h in [
             HealthStatus::Draining,
@@ -295,8 +317,9 @@ mod tests {
         ] {
             let mut cla = cla.clone();
             cla.endpoints[1].lb_endpoints[0].health_status = h as i32;
-            let la = LoadAssignment::try_from(&cla).expect("converts");
-            assert!(!la.endpoints[1].healthy, "{h:?}");
+            let changed = LoadAssignment::try_from(&cla).expect("converts");
+            assert!(!changed.endpoints[1].healthy, "{h:?}");
+            assert!(!changed.same_endpoints(&la));
         }
     }
 
