@@ -120,7 +120,13 @@ struct Reply {
 /// Replies per version; asserts all `n` arrived and succeeded.
 fn tally(replies: &[Reply], n: usize) -> BTreeMap<String, usize> {
     assert_eq!(replies.len(), n, "{replies:?}");
-    assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
+    let failed: Vec<&Reply> = replies.iter().filter(|r| r.status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
     let mut out = BTreeMap::new();
     for r in replies {
         *out.entry(r.version.clone()).or_default() += 1;
@@ -382,6 +388,23 @@ spec:
 ---
 "#;
 
+/// Locality weights: clients in r1/z1 send a quarter to their own
+/// locality and three quarters to r2/z2.
+const DISTRIBUTE_RULE: &str = r#"apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: spread, namespace: lb}
+spec:
+  host: spread.lb.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        distribute:
+        - from: r1/z1/*
+          to: {"r1/z1/*": 25, "r2/z2/*": 75}
+---
+"#;
+
 const UNHEALTHY: &str = "\nstatus:\n  conditions:\n  - {type: Healthy, status: \"False\"}\n---\n";
 
 fn write_failover(dir: &Path, near: SocketAddr, far: SocketAddr, near_healthy: bool) {
@@ -398,12 +421,26 @@ fn write_failover(dir: &Path, near: SocketAddr, far: SocketAddr, near_healthy: b
         far.port(),
         ", locality: r2/z2",
     ));
+    yaml.push_str(&service("spread", "spread"));
+    yaml.push_str(DISTRIBUTE_RULE);
+    yaml.push_str(&workload(
+        "spread-near",
+        "spread",
+        near.port(),
+        ", locality: r1/z1",
+    ));
+    yaml.push_str(&workload(
+        "spread-far",
+        "spread",
+        far.port(),
+        ", locality: r2/z2",
+    ));
     yaml.push_str(CLIENT);
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
 }
 
 #[test]
-fn locality_failover_moves_traffic_to_the_next_priority_and_back() {
+fn locality_weights_and_failover_to_the_next_priority_and_back() {
     let rt = runtime();
     let (near, far) = (backend(&rt, "near"), backend(&rt, "far"));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -422,6 +459,11 @@ fn locality_failover_moves_traffic_to_the_next_priority_and_back() {
     );
     // Healthy and local: all traffic stays in the client's locality.
     assert_eq!(sticky(&client.many("failover", "/", 50, &[]), 50), "near");
+
+    // Locality weights (distribute): a quarter stays local.
+    let t = tally(&client.many("spread", "/", 400, &[]), 400);
+    let local = t.get("near").copied().unwrap_or(0);
+    assert!((65..=135).contains(&local), "distribute 25/75: {t:?}");
 
     // The local endpoint turns unhealthy: priority 0 has no health left,
     // so everything spills over to priority 1.
