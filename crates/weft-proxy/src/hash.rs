@@ -74,7 +74,7 @@ pub struct RequestKey<'a> {
     pub headers: &'a HeaderMap,
     /// Its authority.
     pub authority: &'a str,
-    /// Its path (without the query).
+    /// Its path with the query, as `:path`.
     pub path: &'a str,
     /// Its method.
     pub method: &'a str,
@@ -295,7 +295,7 @@ pub fn for_request<B>(
     policy.compute(&RequestKey {
         headers: req.headers(),
         authority,
-        path: req.uri().path(),
+        path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
         method: req.method().as_str(),
         query: req.uri().query(),
         client,

@@ -157,3 +157,36 @@ fn bad_policies_are_rejected() {
     assert!(HashPolicy::try_from(&[cookie("bad;name", Some(1))][..]).is_err());
     assert!(HashPolicy::try_from(&[][..]).expect("empty").is_empty());
 }
+
+proptest::proptest! {
+    /// Cookie headers and query strings are the client's: whatever they
+    /// hold, hashing doesn't panic, and a cookie given is what is hashed.
+    #[test]
+    fn arbitrary_cookies_and_queries_hash_without_panicking(
+        raw in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        query in ".{0,64}",
+        value in "[a-zA-Z0-9]{1,16}",
+    ) {
+        let p = policy(&[
+            cookie("session", Some(60)),
+            XdsHashPolicy {
+                policy_specifier: Some(PolicySpecifier::QueryParameter(QueryParameter {
+                    name: "user".into(),
+                })),
+                terminal: false,
+            },
+        ]);
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(&raw) {
+            h.append(header::COOKIE, v);
+        }
+        let _ = p.compute(&key(&h, Some(&query)));
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_str(&format!("x=1; session={value}")).expect("ascii"));
+        let only_cookie = policy(&[cookie("session", Some(60))]);
+        proptest::prop_assert_eq!(
+            only_cookie.compute(&key(&h, None)).hash,
+            Some(xxhash64(value.as_bytes(), 0))
+        );
+    }
+}
