@@ -403,3 +403,46 @@ fn no_endpoints_no_pick() {
         assert!(Arc::ptr_eq(b.pick(Some(7)).expect("one"), &one[0]));
     }
 }
+
+proptest::proptest! {
+    /// Whatever EDS sends (weights, health, priorities, localities), every
+    /// policy picks without panicking; outside panic mode only healthy
+    /// endpoints; and priority loads add up to 100.
+    #[test]
+    fn any_endpoint_set_balances_sanely(
+        shape in proptest::collection::vec(
+            (1u32..5, proptest::bool::ANY, 0u32..3, 0usize..3, 0u32..4),
+            0..12,
+        ),
+        locality_weighted in proptest::bool::ANY,
+        hash in proptest::option::of(proptest::num::u64::ANY),
+    ) {
+        let eps: Vec<Arc<Endpoint>> = shape
+            .iter()
+            .enumerate()
+            .map(|(i, (w, healthy, prio, loc, lw))| ep(i, *w, *healthy, *prio, ["a", "b", "c"][*loc], *lw))
+            .collect();
+        let settings = LbSettings {
+            locality_weighted,
+            maglev_table_size: 251,
+            ..LbSettings::default()
+        };
+        for policy in [LbPolicy::RoundRobin, LbPolicy::LeastRequest, LbPolicy::Random, LbPolicy::RingHash, LbPolicy::Maglev] {
+            let b = Balancer::new(policy, &settings, &eps, DEFAULT_OVERPROVISIONING);
+            let levels = b.levels();
+            if !levels.is_empty() {
+                proptest::prop_assert_eq!(levels.iter().map(|l| l.load).sum::<u32>(), 100);
+            }
+            let any_panic = levels.iter().any(|l| l.panic);
+            for _ in 0..20 {
+                match b.pick(hash) {
+                    Some(e) => proptest::prop_assert!(e.healthy || any_panic, "{policy:?} picked an unhealthy endpoint"),
+                    None => proptest::prop_assert!(
+                        !eps.iter().any(|e| e.healthy) || eps.is_empty(),
+                        "{policy:?} found nothing among {shape:?}"
+                    ),
+                }
+            }
+        }
+    }
+}
