@@ -310,9 +310,13 @@ pub struct WatchHandle {
 }
 
 /// Whether two versions of a resource configure the same thing (source
-/// positions don't count).
+/// positions don't count). `status` counts: a WorkloadEntry's health
+/// conditions are there.
 fn same_config(a: &Resource, b: &Resource) -> bool {
-    a.api_version == b.api_version && a.meta == b.meta && a.spec == b.spec
+    a.api_version == b.api_version
+        && a.meta == b.meta
+        && a.spec == b.spec
+        && a.node.get("status") == b.node.get("status")
 }
 
 #[cfg(test)]

@@ -158,14 +158,17 @@ async fn config_dump(State(a): State<Arc<Admin>>) -> Json<Value> {
         .clusters
         .values()
         .map(|c| {
-            let endpoints = s
-                .cluster(&c.name)
+            let entry = s.cluster(&c.name);
+            let endpoints = entry
                 .map(|e| e.assignment.endpoints.clone())
                 .unwrap_or_default();
+            let levels = entry.map(|e| e.balancer.levels()).unwrap_or_default();
             json!({
                 "name": c.name,
                 "discovery": c.discovery,
                 "lb_policy": c.lb_policy,
+                "lb": c.lb,
+                "priority_levels": levels,
                 "protocol": c.protocol,
                 "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
                 "endpoints": endpoints.iter().map(|e| json!({

@@ -36,13 +36,130 @@ pub enum LbPolicy {
     LeastRequest,
     /// Weighted random.
     Random,
-    /// Consistent hashing on a ring; the key comes from the route's hash
-    /// policy. Balanced by least request until consistent hashing lands.
+    /// Consistent hashing on a ring (Ketama); the key comes from the
+    /// route's hash policy.
     RingHash,
-    /// Consistent hashing with Maglev; as [`LbPolicy::RingHash`] for now.
+    /// Consistent hashing with a Maglev lookup table.
     Maglev,
     /// The cluster decides (original destination).
     ClusterProvided,
+}
+
+/// How a cluster's balancer is tuned: CDS `lb_config` and
+/// `common_lb_config`, with Envoy's defaults.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LbSettings {
+    /// Ring hash: fewest entries on the ring (default 1024).
+    pub ring_min: u64,
+    /// Ring hash: most entries on the ring (default 8M).
+    pub ring_max: u64,
+    /// Maglev: lookup table size, a prime (default 65537).
+    pub maglev_table_size: u64,
+    /// Least request: endpoints compared per pick when weights are equal
+    /// (default 2).
+    pub choice_count: u32,
+    /// Least request with unequal weights: the exponent of
+    /// `weight / (active + 1) ^ bias` (default 1.0).
+    pub active_request_bias: f64,
+    /// Below this percentage of healthy endpoints a priority uses all of
+    /// its endpoints (default 50; 0 turns panic mode off).
+    pub panic_threshold: f64,
+    /// Whether localities are balanced by their EDS weights
+    /// (`locality_weighted_lb_config`).
+    pub locality_weighted: bool,
+}
+
+impl Default for LbSettings {
+    fn default() -> Self {
+        LbSettings {
+            ring_min: 1024,
+            ring_max: 8 * 1024 * 1024,
+            maglev_table_size: 65537,
+            choice_count: 2,
+            active_request_bias: 1.0,
+            panic_threshold: 50.0,
+            locality_weighted: false,
+        }
+    }
+}
+
+/// Envoy's largest ring and Maglev table.
+const MAX_RING_SIZE: u64 = 8 * 1024 * 1024;
+const MAX_MAGLEV_TABLE_SIZE: u64 = 5_000_011;
+
+impl LbSettings {
+    /// Reads a cluster's settings; rejects sizes Envoy rejects.
+    fn from_xds(c: &XdsCluster) -> Result<LbSettings, String> {
+        let mut out = LbSettings::default();
+        match &c.lb_config {
+            Some(cluster::LbConfig::RingHashLbConfig(r)) => {
+                if let Some(min) = &r.minimum_ring_size {
+                    out.ring_min = min.value;
+                }
+                if let Some(max) = &r.maximum_ring_size {
+                    out.ring_max = max.value;
+                }
+                if out.ring_max > MAX_RING_SIZE || out.ring_min > out.ring_max {
+                    return Err(format!(
+                        "ring size {}..{} is invalid (at most {MAX_RING_SIZE}, minimum not above maximum)",
+                        out.ring_min, out.ring_max
+                    ));
+                }
+                out.ring_min = out.ring_min.max(1);
+                if r.hash_function != 0 {
+                    return Err("ring hash function MURMUR_HASH_2 is not supported".into());
+                }
+            }
+            Some(cluster::LbConfig::MaglevLbConfig(m)) => {
+                if let Some(size) = &m.table_size {
+                    if size.value > MAX_MAGLEV_TABLE_SIZE || !is_prime(size.value) {
+                        return Err(format!(
+                            "maglev table size {} must be a prime of at most {MAX_MAGLEV_TABLE_SIZE}",
+                            size.value
+                        ));
+                    }
+                    out.maglev_table_size = size.value;
+                }
+            }
+            Some(cluster::LbConfig::LeastRequestLbConfig(l)) => {
+                if let Some(n) = &l.choice_count {
+                    if n.value < 2 {
+                        return Err(format!("least request choice_count {} is below 2", n.value));
+                    }
+                    out.choice_count = n.value;
+                }
+                if let Some(b) = &l.active_request_bias {
+                    if !(b.default_value >= 0.0 && b.default_value.is_finite()) {
+                        return Err(format!(
+                            "active_request_bias {} is not a non-negative number",
+                            b.default_value
+                        ));
+                    }
+                    out.active_request_bias = b.default_value;
+                }
+            }
+            _ => {}
+        }
+        if let Some(common) = &c.common_lb_config {
+            if let Some(p) = &common.healthy_panic_threshold {
+                out.panic_threshold = p.value.clamp(0.0, 100.0);
+            }
+            out.locality_weighted = matches!(
+                common.locality_config_specifier,
+                Some(
+                    cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(_)
+                )
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// Where a cluster's endpoints come from.
@@ -78,6 +195,8 @@ pub struct Cluster {
     pub discovery: Discovery,
     /// How one is picked.
     pub lb_policy: LbPolicy,
+    /// The balancer's settings.
+    pub lb: LbSettings,
     /// How long a connection attempt may take.
     pub connect_timeout: Duration,
     /// The HTTP version to the upstream.
@@ -162,6 +281,7 @@ impl TryFrom<&XdsCluster> for Cluster {
                 )));
             }
         };
+        let lb = LbSettings::from_xds(c).map_err(err)?;
         let connect_timeout = c
             .connect_timeout
             .as_ref()
@@ -221,6 +341,7 @@ impl TryFrom<&XdsCluster> for Cluster {
             name: c.name.clone(),
             discovery,
             lb_policy,
+            lb,
             connect_timeout,
             protocol,
             idle_timeout,
@@ -299,6 +420,69 @@ mod tests {
         assert_eq!(m.protocol, UpstreamProtocol::Http2);
         assert_eq!(m.lb_policy, LbPolicy::RoundRobin);
         assert_eq!(m.connect_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn lb_settings_follow_envoy_and_reject_what_envoy_rejects() {
+        use weft_xds::pb::google::protobuf::UInt64Value;
+        let mut c = XdsCluster {
+            name: "outbound|9080||reviews".into(),
+            lb_policy: cluster::LbPolicy::RingHash as i32,
+            lb_config: Some(cluster::LbConfig::RingHashLbConfig(
+                cluster::RingHashLbConfig {
+                    minimum_ring_size: Some(UInt64Value { value: 2048 }),
+                    ..Default::default()
+                },
+            )),
+            common_lb_config: Some(cluster::CommonLbConfig {
+                healthy_panic_threshold: Some(weft_xds::pb::envoy::r#type::v3::Percent {
+                    value: 30.0,
+                }),
+                locality_config_specifier: Some(
+                    cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                        Default::default(),
+                    ),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let m = Cluster::try_from(&c).expect("converts");
+        assert_eq!(m.lb_policy, LbPolicy::RingHash);
+        assert_eq!((m.lb.ring_min, m.lb.ring_max), (2048, 8 << 20));
+        assert_eq!(m.lb.panic_threshold, 30.0);
+        assert!(m.lb.locality_weighted);
+        c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+            cluster::RingHashLbConfig {
+                minimum_ring_size: Some(UInt64Value { value: 4096 }),
+                maximum_ring_size: Some(UInt64Value { value: 1024 }),
+                ..Default::default()
+            },
+        ));
+        assert!(Cluster::try_from(&c).is_err(), "minimum above maximum");
+        c.lb_policy = cluster::LbPolicy::Maglev as i32;
+        c.lb_config = Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+            table_size: Some(UInt64Value { value: 65536 }),
+        }));
+        let e = Cluster::try_from(&c).expect_err("not a prime");
+        assert!(e.to_string().contains("prime"), "{e}");
+        c.lb_config = Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+            table_size: Some(UInt64Value { value: 251 }),
+        }));
+        let m = Cluster::try_from(&c).expect("a prime");
+        assert_eq!(
+            (m.lb_policy, m.lb.maglev_table_size),
+            (LbPolicy::Maglev, 251)
+        );
+        assert_eq!(
+            Cluster::try_from(&XdsCluster {
+                name: "x".into(),
+                ..Default::default()
+            })
+            .expect("defaults")
+            .lb,
+            LbSettings::default()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Endpoints (EDS `ClusterLoadAssignment`s, and the static endpoints of
 //! a cluster) in Weft's own form: an address, a weight, health, priority
-//! and locality, plus the live count of requests each one has in flight
-//! (what least-request balancing reads).
+//! and locality (with the locality's weight), plus the live count of
+//! requests each one has in flight (what least-request balancing reads).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -74,12 +74,17 @@ pub struct Endpoint {
     pub address: Address,
     /// Its load-balancing weight (at least 1).
     pub weight: u32,
-    /// Whether it may get traffic (EDS health UNKNOWN, HEALTHY or DEGRADED).
+    /// Whether it counts as healthy (EDS health UNKNOWN or HEALTHY;
+    /// UNHEALTHY, DRAINING, TIMEOUT and DEGRADED don't). Unhealthy
+    /// endpoints get traffic only in panic mode.
     pub healthy: bool,
     /// Its priority (0 is tried first).
     pub priority: u32,
     /// `region/zone/subzone`.
     pub locality: String,
+    /// Its locality's EDS weight (`0`: none given; locality-weighted
+    /// balancing then skips the locality, as Envoy does).
+    pub locality_weight: u32,
     /// Requests in flight to it now.
     #[serde(skip)]
     pub active: AtomicU32,
@@ -94,6 +99,20 @@ impl Endpoint {
             healthy: true,
             priority: 0,
             locality: String::new(),
+            locality_weight: 0,
+            active: AtomicU32::new(0),
+        }
+    }
+
+    /// The same endpoint with no requests counted (for a config of its own).
+    pub fn fresh_copy(&self) -> Endpoint {
+        Endpoint {
+            address: self.address.clone(),
+            weight: self.weight,
+            healthy: self.healthy,
+            priority: self.priority,
+            locality: self.locality.clone(),
+            locality_weight: self.locality_weight,
             active: AtomicU32::new(0),
         }
     }
@@ -120,13 +139,49 @@ impl Drop for ActiveRequest {
     }
 }
 
+/// Envoy's default overprovisioning factor, in percent (1.4).
+pub const DEFAULT_OVERPROVISIONING: u32 = 140;
+
 /// The endpoints of one cluster.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoadAssignment {
     /// The cluster (or EDS service) name.
     pub cluster: String,
     /// Every endpoint, healthy or not.
     pub endpoints: Vec<Arc<Endpoint>>,
+    /// How overprovisioned priorities and localities are, in percent
+    /// (`policy.overprovisioning_factor`; default 140).
+    pub overprovisioning: u32,
+}
+
+impl Default for LoadAssignment {
+    fn default() -> Self {
+        LoadAssignment {
+            cluster: String::new(),
+            endpoints: Vec::new(),
+            overprovisioning: DEFAULT_OVERPROVISIONING,
+        }
+    }
+}
+
+impl LoadAssignment {
+    /// Whether `other` lists the same endpoints with the same weights,
+    /// health, priorities and localities (request counts aside): an EDS
+    /// update that changes nothing keeps the old one, its counts and its
+    /// balancer.
+    pub fn same_endpoints(&self, other: &LoadAssignment) -> bool {
+        self.cluster == other.cluster
+            && self.overprovisioning == other.overprovisioning
+            && self.endpoints.len() == other.endpoints.len()
+            && self.endpoints.iter().zip(&other.endpoints).all(|(a, b)| {
+                a.address == b.address
+                    && a.weight == b.weight
+                    && a.healthy == b.healthy
+                    && a.priority == b.priority
+                    && a.locality == b.locality
+                    && a.locality_weight == b.locality_weight
+            })
+    }
 }
 
 impl TryFrom<&ClusterLoadAssignment> for LoadAssignment {
@@ -162,42 +217,25 @@ impl TryFrom<&ClusterLoadAssignment> for LoadAssignment {
                 endpoints.push(Arc::new(Endpoint {
                     address,
                     weight: e.load_balancing_weight.map_or(1, |w| w.value.max(1)),
-                    healthy: matches!(
-                        health,
-                        HealthStatus::Unknown | HealthStatus::Healthy | HealthStatus::Degraded
-                    ),
+                    healthy: matches!(health, HealthStatus::Unknown | HealthStatus::Healthy),
                     priority: locality.priority,
                     locality: name.clone(),
+                    locality_weight: locality.load_balancing_weight.map_or(0, |w| w.value),
                     active: AtomicU32::new(0),
                 }));
                 index += 1;
             }
         }
+        let overprovisioning = cla
+            .policy
+            .as_ref()
+            .and_then(|p| p.overprovisioning_factor)
+            .map_or(DEFAULT_OVERPROVISIONING, |f| f.value);
         Ok(LoadAssignment {
             cluster: cla.cluster_name.clone(),
             endpoints,
+            overprovisioning,
         })
-    }
-}
-
-impl LoadAssignment {
-    /// The endpoints traffic goes to: the healthy ones of the lowest
-    /// priority that has any (priority failover).
-    pub fn serving(&self) -> Vec<Arc<Endpoint>> {
-        let Some(best) = self
-            .endpoints
-            .iter()
-            .filter(|e| e.healthy)
-            .map(|e| e.priority)
-            .min()
-        else {
-            return Vec::new();
-        };
-        self.endpoints
-            .iter()
-            .filter(|e| e.healthy && e.priority == best)
-            .cloned()
-            .collect()
     }
 }
 
@@ -228,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn converts_and_fails_over_by_priority() {
+    fn converts_health_weights_priorities_and_localities() {
         let cla = ClusterLoadAssignment {
             cluster_name: "outbound|9080||reviews".into(),
             endpoints: vec![
@@ -238,6 +276,12 @@ mod tests {
                 },
                 LocalityLbEndpoints {
                     priority: 1,
+                    locality: Some(core::Locality {
+                        region: "us".into(),
+                        zone: "east-1".into(),
+                        sub_zone: "a".into(),
+                    }),
+                    load_balancing_weight: Some(UInt32Value { value: 7 }),
                     lb_endpoints: vec![
                         lb("127.0.0.2", 2, HealthStatus::Healthy),
                         lb("reviews.example", 3, HealthStatus::Unknown),
@@ -250,8 +294,33 @@ mod tests {
         let la = LoadAssignment::try_from(&cla).expect("converts");
         assert_eq!(la.endpoints.len(), 3);
         assert_eq!(la.endpoints[1].weight, 3);
-        let serving: Vec<String> = la.serving().iter().map(|e| e.address.to_string()).collect();
-        assert_eq!(serving, vec!["127.0.0.2:2", "reviews.example:3"]);
+        let healthy: Vec<(String, u32)> = la
+            .endpoints
+            .iter()
+            .filter(|e| e.healthy)
+            .map(|e| (e.address.to_string(), e.priority))
+            .collect();
+        assert_eq!(
+            healthy,
+            vec![("127.0.0.2:2".into(), 1), ("reviews.example:3".into(), 1)]
+        );
+        assert_eq!(la.endpoints[1].locality, "us/east-1/a");
+        assert_eq!(la.endpoints[1].locality_weight, 7);
+        assert_eq!(la.overprovisioning, DEFAULT_OVERPROVISIONING);
+        let again = LoadAssignment::try_from(&cla).expect("converts");
+        assert!(la.same_endpoints(&again));
+        // Draining, timed out and degraded endpoints don't count as healthy.
+        for h in [
+            HealthStatus::Draining,
+            HealthStatus::Timeout,
+            HealthStatus::Degraded,
+        ] {
+            let mut cla = cla.clone();
+            cla.endpoints[1].lb_endpoints[0].health_status = h as i32;
+            let changed = LoadAssignment::try_from(&cla).expect("converts");
+            assert!(!changed.endpoints[1].healthy, "{h:?}");
+            assert!(!changed.same_endpoints(&la));
+        }
     }
 
     #[test]

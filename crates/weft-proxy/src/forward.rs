@@ -97,6 +97,8 @@ pub struct Context<'a> {
     /// (`SO_ORIGINAL_DST`): the endpoint of an original-destination
     /// cluster. `None` in explicit mode, where it is the request's authority.
     pub original_dst: Option<std::net::SocketAddr>,
+    /// The downstream connection's peer (source-IP hashing, sticky cookies).
+    pub client: Option<std::net::SocketAddr>,
 }
 
 /// The authority a request is for: the absolute URI's, else `Host`.
@@ -270,6 +272,7 @@ async fn forward(
         .snapshot
         .cluster(cluster_name)
         .ok_or_else(|| ProxyError::NoCluster(cluster_name.to_string()))?;
+    let hashed = crate::hash::for_request(&f.hash, &req, authority, cx.client);
     let (endpoint, _active) = if entry.cluster.discovery == Discovery::OriginalDst {
         // Transparent mode: where the connection was going; explicit mode:
         // the proxied authority.
@@ -277,7 +280,7 @@ async fn forward(
         (original.unwrap_or_else(|| authority.to_string()), None)
     } else {
         let e = entry
-            .pick()
+            .pick_hashed(hashed.hash)
             .ok_or_else(|| ProxyError::NoHealthyUpstream(cluster_name.to_string()))?;
         (e.address.to_string(), Some(e.start_request()))
     };
@@ -483,8 +486,11 @@ async fn forward(
         }
         tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
         if entry.cluster.discovery != Discovery::OriginalDst
-            && let Some(e) =
-                policy.pick_endpoint(&tried, || entry.pick(), |e| e.address.to_string())
+            && let Some(e) = policy.pick_endpoint(
+                &tried,
+                || entry.pick_hashed(hashed.hash),
+                |e| e.address.to_string(),
+            )
         {
             endpoint = e.address.to_string();
             _active = Some(e.start_request());
@@ -500,10 +506,9 @@ async fn forward(
             let _active = _active;
             match tokio::try_join!(downstream, upstream) {
                 Ok((d, u)) => {
-                    let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut d, &mut u).await {
-                        tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "upgraded connection ended with an error");
-                    }
+                    let (d, u) = (TokioIo::new(d), TokioIo::new(u));
+                    crate::tcp::splice(d, u, crate::tcp::DEFAULT_IDLE_TIMEOUT).await;
+                    tracing::debug!(target: "weft::proxy", endpoint = %name, "upgraded connection ended");
                 }
                 Err(e) => {
                     tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "upgrade failed")
@@ -515,6 +520,9 @@ async fn forward(
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(cookie) = hashed.set_cookie {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
     parts.headers.insert(
         X_UPSTREAM_TIME,
         HeaderValue::from(attempt_started.elapsed().as_millis() as u64),

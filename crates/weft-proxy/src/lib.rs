@@ -6,7 +6,7 @@
 //! [`endpoint`], [`listener`], [`route`]); the outbound HTTP proxy
 //! ([`outbound`], explicit mode) and the bound inbound listeners
 //! ([`listener::serve`]) carry requests along [`forward`] (route →
-//! [`balance`] → pooled upstream), failing per [`errors`]; [`admin`]
+//! [`hash`] key → [`balance`] → pooled upstream), failing per [`errors`]; [`admin`]
 //! serves readiness, config and stats. Threads: the worker runtime the
 //! caller runs [`run`] on carries traffic; a `weft-control` thread with its
 //! own runtime runs the xDS client and the admin API, so a busy data path
@@ -29,6 +29,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod fault;
 pub mod forward;
+pub mod hash;
 pub mod listener;
 pub mod mirror;
 pub mod outbound;

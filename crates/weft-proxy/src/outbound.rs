@@ -65,7 +65,7 @@ pub async fn serve(listener: TcpListener, outbound: Arc<Outbound>, drain: Drain)
 }
 
 /// One request to the outbound proxy.
-pub async fn handle(ob: &Outbound, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+pub async fn handle(ob: &Outbound, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let snapshot = ob.config.load_full();
     if req.method() == Method::CONNECT {
         return connect(ob, &snapshot, req).await;
@@ -94,6 +94,7 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, _peer: SocketAddr) ->
         stats: &ob.stats,
         scheme: "http",
         original_dst: None,
+        client: Some(peer),
     };
     forward::handle(cx, &table, req).await
 }

@@ -8,8 +8,8 @@
 //! header additions/removals on requests and responses, retry policies
 //! ([`crate::retry`]), request mirrors, and the fault and CORS filters'
 //! per-route (or per-virtual-host) configs ([`crate::fault`],
-//! [`crate::cors`]). Accepted but not acted on here: hash policies (the
-//! balancer's).
+//! [`crate::cors`]). Hash policies are read here and acted on by
+//! [`crate::hash`] and the balancer.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -111,7 +111,7 @@ pub struct Route {
 #[derive(Debug)]
 pub enum Action {
     /// Forward to a cluster.
-    Forward(Forward),
+    Forward(Box<Forward>),
     /// Answer directly.
     Direct {
         /// The status.
@@ -140,6 +140,8 @@ pub struct Forward {
     pub retry: Option<Retry>,
     /// Where copies go.
     pub mirrors: Vec<Mirror>,
+    /// The key for consistent-hash balancing ([`crate::hash`]).
+    pub hash: crate::hash::HashPolicy,
 }
 
 /// A copy of the request sent to another cluster, its answer discarded.
@@ -469,7 +471,7 @@ fn route(r: &XdsRoute, vhost_filters: &HashMap<String, Any>) -> Result<Route, St
     let (fault, cors) = filters(&r.typed_per_filter_config, vhost_filters)?;
     let matcher = Matcher::try_from(r.r#match.as_ref().ok_or("route has no match")?)?;
     let action = match &r.action {
-        Some(XdsAction::Route(a)) => Action::Forward(forward(a)?),
+        Some(XdsAction::Route(a)) => Action::Forward(Box::new(forward(a)?)),
         Some(XdsAction::DirectResponse(d)) => Action::Direct {
             status: StatusCode::from_u16(u16::try_from(d.status).unwrap_or(0))
                 .map_err(|_| format!("direct response status {} is invalid", d.status))?,
@@ -581,6 +583,7 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
                 }),
             })
             .collect(),
+        hash: crate::hash::HashPolicy::try_from(a.hash_policy.as_slice())?,
     })
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::balance::Balancer;
-use crate::cluster::{Cluster, Discovery};
+use crate::cluster::{Cluster, Discovery, LbPolicy, LbSettings};
 use crate::endpoint::{Address, Endpoint, LoadAssignment};
 use crate::listener::{Listener, NetworkFilter, Routes};
 use crate::route::RouteTable;
@@ -45,16 +45,57 @@ pub struct ClusterEntry {
     pub cluster: Arc<Cluster>,
     /// All its endpoints.
     pub assignment: Arc<LoadAssignment>,
-    /// The ones traffic goes to (healthy, best priority).
-    pub serving: Vec<Arc<Endpoint>>,
-    /// Its balancer.
-    pub balancer: Balancer,
+    /// Its balancer, built over them (or kept from the last snapshot,
+    /// when neither they nor the cluster's balancing changed).
+    pub balancer: Arc<Balancer>,
+}
+
+/// The balancers of the last snapshot, which the next one keeps for EDS
+/// clusters whose endpoints (the same [`LoadAssignment`]) and balancing
+/// settings are unchanged: a push of other resources doesn't rebuild
+/// Maglev tables and rings, or restart round robin.
+#[derive(Debug, Default)]
+pub struct Reuse(HashMap<String, (Arc<LoadAssignment>, LbPolicy, LbSettings, Arc<Balancer>)>);
+
+impl Reuse {
+    /// What `snapshot` can pass on.
+    pub fn of(snapshot: &Snapshot) -> Reuse {
+        Reuse(
+            snapshot
+                .clusters
+                .iter()
+                .filter(|(_, e)| matches!(e.cluster.discovery, Discovery::Eds(_)))
+                .map(|(name, e)| {
+                    let kept = (
+                        e.assignment.clone(),
+                        e.cluster.lb_policy,
+                        e.cluster.lb.clone(),
+                        e.balancer.clone(),
+                    );
+                    (name.clone(), kept)
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, c: &Cluster, assignment: &Arc<LoadAssignment>) -> Option<Arc<Balancer>> {
+        let (a, policy, settings, balancer) = self.0.get(&c.name)?;
+        (Arc::ptr_eq(a, assignment) && *policy == c.lb_policy && *settings == c.lb)
+            .then(|| balancer.clone())
+    }
 }
 
 impl ClusterEntry {
-    /// Picks an endpoint.
+    /// Picks an endpoint for a request without a hash (consistent-hash
+    /// clusters pick at random then).
     pub fn pick(&self) -> Option<&Arc<Endpoint>> {
-        self.balancer.pick(&self.serving)
+        self.balancer.pick(None)
+    }
+
+    /// Picks an endpoint for a request with `hash` (its route's hash
+    /// policy's result).
+    pub fn pick_hashed(&self, hash: Option<u64>) -> Option<&Arc<Endpoint>> {
+        self.balancer.pick(hash)
     }
 }
 
@@ -73,6 +114,11 @@ impl Snapshot {
     /// Assembles a snapshot; fails, naming every dangling cluster
     /// reference, rather than applying part of it.
     pub fn build(parts: Parts) -> Result<Snapshot, Vec<MissingCluster>> {
+        Self::build_reusing(parts, &Reuse::default())
+    }
+
+    /// As [`Snapshot::build`], keeping the unchanged balancers of `reuse`.
+    pub fn build_reusing(parts: Parts, reuse: &Reuse) -> Result<Snapshot, Vec<MissingCluster>> {
         let mut missing = BTreeSet::new();
         let check = |from: String, cluster: &str, missing: &mut BTreeSet<MissingCluster>| {
             if !parts.clusters.contains_key(cluster) {
@@ -139,23 +185,15 @@ impl Snapshot {
                         endpoints: la
                             .endpoints
                             .iter()
-                            .map(|e| {
-                                Arc::new(Endpoint {
-                                    address: e.address.clone(),
-                                    weight: e.weight,
-                                    healthy: e.healthy,
-                                    priority: e.priority,
-                                    locality: e.locality.clone(),
-                                    active: Default::default(),
-                                })
-                            })
+                            .map(|e| Arc::new(e.fresh_copy()))
                             .collect(),
+                        overprovisioning: la.overprovisioning,
                     }),
                     _ => empty.clone(),
                 };
-                let mut serving = assignment.serving();
+                let mut usable = assignment.endpoints.clone();
                 if c.discovery == Discovery::Static {
-                    serving.retain(|e| match &e.address {
+                    usable.retain(|e| match &e.address {
                         Address::Socket(a) if own.contains(a) => {
                             tracing::error!(target: "weft::proxy", cluster = %c.name, endpoint = %a, "the app address is the proxy's own listener (a loop): give the app's address with --app; the cluster gets no traffic");
                             false
@@ -163,11 +201,19 @@ impl Snapshot {
                         _ => true,
                     });
                 }
+                let balancer = match reuse.get(c, &assignment) {
+                    Some(kept) => kept,
+                    None => Arc::new(Balancer::new(
+                        c.lb_policy,
+                        &c.lb,
+                        &usable,
+                        assignment.overprovisioning,
+                    )),
+                };
                 let entry = ClusterEntry {
-                    balancer: Balancer::new(c.lb_policy, &serving),
+                    balancer,
                     cluster: c.clone(),
                     assignment,
-                    serving,
                 };
                 (name.clone(), entry)
             })
@@ -239,6 +285,7 @@ mod tests {
             name: name.into(),
             discovery: Discovery::Static,
             lb_policy: LbPolicy::RoundRobin,
+            lb: crate::cluster::LbSettings::default(),
             connect_timeout: std::time::Duration::from_secs(1),
             protocol: UpstreamProtocol::Http1,
             idle_timeout: None,
@@ -247,6 +294,7 @@ mod tests {
                 endpoints: vec![Arc::new(Endpoint::new(Address::Socket(
                     endpoint.parse().expect("addr"),
                 )))],
+                ..LoadAssignment::default()
             }),
             tls_not_originated: crate::cluster::UpstreamTls::None,
         }
@@ -283,6 +331,45 @@ mod tests {
                 .collect(),
             ..Parts::default()
         }
+    }
+
+    #[test]
+    fn unchanged_eds_clusters_keep_their_balancer() {
+        let mut c = static_cluster("outbound|1||a", "127.0.0.1:7");
+        let assignment = c.load_assignment.take().map(Arc::new).expect("assignment");
+        c.discovery = Discovery::Eds("outbound|1||a".into());
+        let mut p = parts(vec![c], vec![]);
+        p.assignments
+            .insert("outbound|1||a".into(), assignment.clone());
+        let first = Snapshot::build(p.clone()).expect("builds");
+        let kept = Snapshot::build_reusing(p.clone(), &Reuse::of(&first)).expect("builds");
+        let balancer = |s: &Snapshot| s.cluster("outbound|1||a").map(|e| e.balancer.clone());
+        let (a, b) = (
+            balancer(&first).expect("one"),
+            balancer(&kept).expect("one"),
+        );
+        assert!(Arc::ptr_eq(&a, &b), "kept");
+        // New endpoints (another assignment): a new balancer.
+        let mut changed = p.clone();
+        let fresh = LoadAssignment {
+            cluster: "outbound|1||a".into(),
+            endpoints: vec![Arc::new(assignment.endpoints[0].fresh_copy())],
+            ..LoadAssignment::default()
+        };
+        changed
+            .assignments
+            .insert("outbound|1||a".into(), Arc::new(fresh));
+        let rebuilt = Snapshot::build_reusing(changed, &Reuse::of(&first)).expect("builds");
+        assert!(!Arc::ptr_eq(&a, &balancer(&rebuilt).expect("one")));
+        // Another policy: a new balancer too.
+        let mut policy = p;
+        let mut c = static_cluster("outbound|1||a", "127.0.0.1:7");
+        c.load_assignment = None;
+        c.discovery = Discovery::Eds("outbound|1||a".into());
+        c.lb_policy = LbPolicy::Random;
+        policy.clusters.insert(c.name.clone(), Arc::new(c));
+        let rebuilt = Snapshot::build_reusing(policy, &Reuse::of(&first)).expect("builds");
+        assert!(!Arc::ptr_eq(&a, &balancer(&rebuilt).expect("one")));
     }
 
     #[test]

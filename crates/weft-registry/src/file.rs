@@ -35,21 +35,29 @@ pub fn build<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> RegistryS
             continue;
         };
         let ports: Vec<ServicePort> = se.ports.iter().filter_map(service_port).collect();
-        let selected: Vec<(ResourceKey, &WorkloadEntry)> = match &se.workload_selector {
+        let selected: Vec<(ResourceKey, &WorkloadEntry, Health)> = match &se.workload_selector {
             Some(sel) => workload_entries
                 .iter()
                 .filter(|(r, we)| {
                     r.namespace() == res.namespace()
                         && weft_config::select::selects(&sel.labels, &we.labels)
                 })
-                .map(|(r, we)| (r.key(), *we))
+                .map(|(r, we)| (r.key(), *we, health(r)))
                 .collect(),
-            None => se.endpoints.iter().map(|we| (res.key(), we)).collect(),
+            None => se
+                .endpoints
+                .iter()
+                .map(|we| (res.key(), we, Health::Healthy))
+                .collect(),
         };
         let endpoints: Arc<Vec<Endpoint>> = Arc::new(
             selected
                 .iter()
-                .filter_map(|(key, we)| endpoint(we, key, res.namespace(), &ports))
+                .filter_map(|(key, we, health)| {
+                    let mut e = endpoint(we, key, res.namespace(), &ports)?;
+                    e.health = *health;
+                    Some(e)
+                })
                 .collect(),
         );
         for host in &se.hosts {
@@ -102,6 +110,28 @@ fn service_port(p: &weft_config::networking::Port) -> Option<ServicePort> {
         protocol,
         target_port,
     })
+}
+
+/// A WorkloadEntry's health as Istio reads it: a `status.conditions`
+/// entry `{type: Healthy, status: "False"}` (what Istio's health checks
+/// of auto-registered workloads write) makes it unhealthy; no such
+/// condition, healthy.
+fn health(r: &Resource) -> Health {
+    use weft_config::yaml::Value;
+    let conditions = r.node.get("status").and_then(|s| s.get("conditions"));
+    let unhealthy = conditions.is_some_and(|c| match &c.value {
+        Value::Seq(items) => items.iter().any(|i| {
+            i.get_str("type") == Some("Healthy")
+                && i.get_str("status")
+                    .is_some_and(|s| s.eq_ignore_ascii_case("false"))
+        }),
+        _ => false,
+    });
+    if unhealthy {
+        Health::Unhealthy
+    } else {
+        Health::Healthy
+    }
 }
 
 /// The endpoint a workload is for a service with `ports`; `None` for one

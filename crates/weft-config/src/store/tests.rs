@@ -86,6 +86,22 @@ fn reload_keeps_last_good_and_reports_changes() {
 }
 
 #[test]
+fn a_status_change_is_a_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.yaml", A);
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    // A WorkloadEntry's health lives in its status.
+    let failed = format!("{A}status: {{conditions: [{{type: Healthy, status: \"False\"}}]}}\n");
+    write(dir.path(), "a.yaml", &failed);
+    assert_eq!(store.reload().updated, vec![key("a")]);
+    write(dir.path(), "a.yaml", &failed);
+    assert!(
+        store.reload().is_empty(),
+        "the same status again is no change"
+    );
+}
+
+#[test]
 fn a_file_that_stops_parsing_keeps_its_resources() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "a.yaml", &format!("{A}---\n{B}"));

@@ -184,9 +184,10 @@ pub async fn serve_connection(
                 Routes::Inline(t) => RouteSource::Inline(t.clone()),
             };
             let source = Arc::new((routes, conn.listener.name.clone(), conn.original_dst));
+            let peer = stream.peer_addr().ok();
             let service = hyper::service::service_fn(move |req| {
                 let (bound, source) = (bound.clone(), source.clone());
-                async move { Ok::<_, Infallible>(http(&bound, &source, req).await) }
+                async move { Ok::<_, Infallible>(http(&bound, &source, req, peer).await) }
             });
             drain.serve_http(stream, service).await;
         }
@@ -227,6 +228,7 @@ async fn http(
     bound: &Bound,
     (routes, listener, original_dst): &(RouteSource, String, Option<SocketAddr>),
     req: Request<Incoming>,
+    peer: Option<SocketAddr>,
 ) -> Response<Body> {
     let snapshot = bound.config.load_full();
     let table = match routes {
@@ -245,6 +247,7 @@ async fn http(
         stats: &bound.stats,
         scheme: "http",
         original_dst: *original_dst,
+        client: peer,
     };
     forward::handle(cx, &table, req).await
 }

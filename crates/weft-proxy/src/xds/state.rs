@@ -32,7 +32,7 @@ use crate::cluster::{Cluster, Discovery};
 use crate::endpoint::LoadAssignment;
 use crate::listener::Listener;
 use crate::route::RouteTable;
-use crate::snapshot::{MissingCluster, Parts, Snapshot};
+use crate::snapshot::{MissingCluster, Parts, Reuse, Snapshot};
 
 /// The types the proxy subscribes to, in the order it applies them.
 pub const TYPES: [TypeUrl; 4] = [
@@ -91,6 +91,8 @@ pub struct State {
     node: Node,
     types: BTreeMap<TypeUrl, TypeState>,
     applied: Parts,
+    /// The applied snapshot's balancers, for the next one.
+    reuse: Reuse,
     warm_timeout: Duration,
     deadline: Option<Instant>,
     node_sent: bool,
@@ -116,6 +118,7 @@ impl State {
             node,
             types: TYPES.iter().map(|t| (*t, TypeState::default())).collect(),
             applied: Parts::default(),
+            reuse: Reuse::default(),
             warm_timeout,
             deadline: None,
             node_sent: false,
@@ -264,7 +267,20 @@ impl State {
             parts.versions.insert(t.short_name(), p.version.clone());
             match &p.converted {
                 Converted::Clusters(c) => parts.clusters = c.clone(),
-                Converted::Assignments(a) => parts.assignments = a.clone(),
+                Converted::Assignments(a) => {
+                    // Unchanged endpoints keep their request counts and balancer.
+                    parts.assignments = a
+                        .iter()
+                        .map(|(name, new)| {
+                            let kept = self
+                                .applied
+                                .assignments
+                                .get(name)
+                                .filter(|old| old.same_endpoints(new));
+                            (name.clone(), kept.unwrap_or(new).clone())
+                        })
+                        .collect()
+                }
                 Converted::Listeners(l) => parts.listeners = l.clone(),
                 Converted::Routes(r) => parts.routes = r.clone(),
             }
@@ -301,8 +317,9 @@ impl State {
             self.deadline.get_or_insert(now + self.warm_timeout);
             return;
         }
-        match Snapshot::build(parts) {
+        match Snapshot::build_reusing(parts, &self.reuse) {
             Ok(snapshot) => {
+                self.reuse = Reuse::of(&snapshot);
                 if warming {
                     tracing::warn!(target: "weft::xds", "warming timed out: applying clusters without endpoints or listeners without routes");
                 }

@@ -110,6 +110,26 @@ fn endpoints_are_the_selected_workloads_of_the_namespace() {
 }
 
 #[test]
+fn a_workload_entry_with_a_failed_health_condition_is_unhealthy() {
+    let text = SE.replace(
+        "spec: {address: 10.0.0.2, labels: {app: reviews, version: v2}}",
+        "spec: {address: 10.0.0.2, labels: {app: reviews, version: v2}}\nstatus:\n  conditions:\n  - {type: Healthy, status: \"False\"}",
+    );
+    let snap = snapshot(&text);
+    let eps = ep(&snap, "reviews.shop.svc.cluster.local");
+    assert_eq!(eps[0].health, Health::Healthy);
+    assert_eq!(eps[1].health, Health::Unhealthy);
+    let text = SE.replace(
+        "spec: {address: 10.0.0.2, labels: {app: reviews, version: v2}}",
+        "spec: {address: 10.0.0.2, labels: {app: reviews, version: v2}}\nstatus: {conditions: [{type: Healthy, status: \"True\"}]}",
+    );
+    assert_eq!(
+        ep(&snapshot(&text), "reviews.shop.svc.cluster.local")[1].health,
+        Health::Healthy
+    );
+}
+
+#[test]
 fn inline_endpoints_and_dns_names() {
     let snap = snapshot(
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext, namespace: shop}\nspec:\n  hosts: [api.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n  endpoints:\n  - {address: api-1.example.com}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: local, namespace: shop}\nspec:\n  hosts: [local.example.com]\n  resolution: STATIC\n  ports: [{number: 80, name: http}]\n  endpoints:\n  - {address: unix:///var/run/api.sock}\n",

@@ -322,3 +322,73 @@ fn reconnecting_with_a_config_asks_for_everything_again() {
     assert_eq!(reqs[0].version_info, "1", "the versions in force are sent");
     assert!(reqs[0].node.is_some() && reqs[1].node.is_none());
 }
+
+#[test]
+fn an_eds_push_that_changes_nothing_keeps_counts_and_balancers() {
+    let now = Instant::now();
+    let mut s = synced(now);
+    let cla = |port: u32| {
+        ClusterLoadAssignment {
+        cluster_name: "c1".into(),
+        endpoints: vec![weft_xds::pb::envoy::config::endpoint::v3::LocalityLbEndpoints {
+            lb_endpoints: vec![weft_xds::pb::envoy::config::endpoint::v3::LbEndpoint {
+                host_identifier: Some(
+                    weft_xds::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier::Endpoint(
+                        weft_xds::pb::envoy::config::endpoint::v3::Endpoint {
+                            address: Some(weft_xds::pb::envoy::config::core::v3::Address {
+                                address: Some(
+                                    weft_xds::pb::envoy::config::core::v3::address::Address::SocketAddress(
+                                        weft_xds::pb::envoy::config::core::v3::SocketAddress {
+                                            address: "127.0.0.1".into(),
+                                            port_specifier: Some(
+                                                weft_xds::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(port),
+                                            ),
+                                            ..Default::default()
+                                        },
+                                    ),
+                                ),
+                            }),
+                            ..Default::default()
+                        },
+                    ),
+                ),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+    };
+    let push = |s: &mut State, version: &str, port: u32| {
+        s.on_response(
+            response(
+                TypeUrl::ClusterLoadAssignment,
+                version,
+                version,
+                &[cla(port)],
+            ),
+            now,
+        )
+        .snapshot
+        .expect("applied")
+    };
+    let first = push(&mut s, "2", 7);
+    let entry = first.cluster("c1").expect("c1");
+    let _active = entry.pick().expect("an endpoint").start_request();
+    let same = push(&mut s, "3", 7);
+    let kept = same.cluster("c1").expect("c1");
+    assert!(Arc::ptr_eq(&entry.assignment, &kept.assignment));
+    assert!(Arc::ptr_eq(&entry.balancer, &kept.balancer));
+    assert_eq!(
+        kept.assignment.endpoints[0].active_requests(),
+        1,
+        "the count goes on"
+    );
+    let moved = push(&mut s, "4", 8);
+    let rebuilt = moved.cluster("c1").expect("c1");
+    assert!(!Arc::ptr_eq(&entry.balancer, &rebuilt.balancer));
+    assert_eq!(
+        rebuilt.assignment.endpoints[0].address.to_string(),
+        "127.0.0.1:8"
+    );
+}
