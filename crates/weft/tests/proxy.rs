@@ -29,6 +29,11 @@ impl Proxy {
     /// Starts `weft proxy --workload shop/NAME` and waits for its
     /// "listening" line.
     fn start(xds: u16, workload: &str, app: Option<SocketAddr>) -> Proxy {
+        Self::start_with(xds, workload, app, &[])
+    }
+
+    /// [`Proxy::start`] with more flags.
+    fn start_with(xds: u16, workload: &str, app: Option<SocketAddr>, extra: &[&str]) -> Proxy {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
         cmd.args([
             "proxy",
@@ -45,6 +50,7 @@ impl Proxy {
             "--drain-timeout",
             "2s",
         ])
+        .args(extra)
         .env("WEFT_LOG", "info")
         .stderr(Stdio::piped());
         if let Some(app) = app {
@@ -619,4 +625,71 @@ fn bad_flags_are_usage_errors_with_a_reason() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "{args:?}: {err}");
     }
+}
+
+/// What a raw client gets back on one connection to `port` after sending
+/// `request`: the response bytes until the proxy closes (or 5 s).
+fn raw(port: u16, request: &[u8]) -> (String, Duration) {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let started = Instant::now();
+    c.write_all(request).expect("send");
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn malformed_oversized_and_slow_requests_are_bounded() {
+    // No control plane is needed: these are turned away before routing.
+    let proxy = Proxy::start_with(
+        free_port(),
+        "shop/client",
+        None,
+        &[
+            "--request-headers-timeout",
+            "1s",
+            "--max-request-headers-kb",
+            "16",
+        ],
+    );
+    let port = proxy.outbound;
+    // Garbage: 400.
+    let (resp, _) = raw(port, b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
+    // A header block past the limit (16 KiB here): 431.
+    let big = format!(
+        "GET http://reviews.shop:9080/ HTTP/1.1\r\nHost: reviews.shop:9080\r\nx-big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let (resp, _) = raw(port, big.as_bytes());
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp:?}");
+    // More than 100 headers: 431.
+    let mut many =
+        String::from("GET http://reviews.shop:9080/ HTTP/1.1\r\nHost: reviews.shop:9080\r\n");
+    for i in 0..120 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let (resp, _) = raw(port, many.as_bytes());
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp:?}");
+    // Slowloris: headers that never end are cut off after the timeout.
+    let (resp, took) = raw(
+        port,
+        b"GET http://reviews.shop:9080/ HTTP/1.1\r\nHost: reviews.shop:9080\r\nx-slow: 1\r\n",
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}: {resp:?}"
+    );
+    assert!(!resp.starts_with("HTTP/1.1 2"), "{resp:?}");
+    // The proxy is fine: a well-formed request is answered (no config yet: 404 NR).
+    let (status, _) = get(REVIEWS, Some(port), &[]);
+    assert_eq!(status, 404);
+    let (status, _) = get(REVIEWS, Some(port), &["x-fine: 1"]);
+    assert_eq!(status, 404);
 }
