@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -99,31 +99,7 @@ spec:
 
 /// Starts an explicit-mode `weft proxy`; its outbound and admin ports.
 fn proxy(xds: u16) -> (Proc, u16, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["proxy", "--xds", &format!("127.0.0.1:{xds}")])
-        .args(["--workload", "shop/client", "--outbound", "127.0.0.1:0"])
-        .args(["--admin", "127.0.0.1:0"])
-        .env("WEFT_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start weft proxy");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let port = |key: &str| {
-                line.split(&format!("{key}=127.0.0.1:"))
-                    .nth(1)
-                    .and_then(|p| p.split_whitespace().next())
-                    .and_then(|p| p.parse::<u16>().ok())
-            };
-            if let (Some(o), Some(a)) = (port("outbound"), port("admin")) {
-                let _ = tx.send((o, a));
-            }
-            eprintln!("[proxy] {line}");
-        }
-    });
-    let (outbound, admin) = rx.recv_timeout(TIMEOUT).expect("proxy addresses");
+    let (child, outbound, admin) = common::spawn_proxy(xds, "shop/client", &[]);
     (Proc(child), outbound, admin)
 }
 

@@ -7,10 +7,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A running `weft proxy`; killed when dropped.
@@ -30,33 +29,7 @@ impl Drop for Proxy {
 impl Proxy {
     /// Starts the client proxy for `lb/client` and waits until it is ready.
     fn client(xds: u16) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["proxy", "--xds", &format!("127.0.0.1:{xds}")])
-            .args(["--workload", "lb/client", "--outbound", "127.0.0.1:0"])
-            .args(["--admin", "127.0.0.1:0"])
-            .env("WEFT_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start weft proxy");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let port = |key: &str| {
-                    line.split(&format!("{key}=127.0.0.1:"))
-                        .nth(1)
-                        .and_then(|p| p.split_whitespace().next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                };
-                if let (Some(o), Some(a)) = (port("outbound"), port("admin")) {
-                    let _ = tx.send((o, a));
-                }
-                eprintln!("[proxy client] {line}");
-            }
-        });
-        let (outbound, admin) = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("weft proxy reports its addresses");
+        let (child, outbound, admin) = common::spawn_proxy(xds, "lb/client", &[]);
         let p = Proxy {
             child,
             outbound,

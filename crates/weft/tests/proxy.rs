@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// A running `weft proxy`; killed when dropped.
@@ -34,49 +34,13 @@ impl Proxy {
 
     /// [`Proxy::start`] with more flags.
     fn start_with(xds: u16, workload: &str, app: Option<SocketAddr>, extra: &[&str]) -> Proxy {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-        cmd.args([
-            "proxy",
-            "--xds",
-            &format!("127.0.0.1:{xds}"),
-            "--workload",
-            workload,
-        ])
-        .args([
-            "--outbound",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--drain-timeout",
-            "2s",
-        ])
-        .args(extra)
-        .env("WEFT_LOG", "info")
-        .stderr(Stdio::piped());
-        if let Some(app) = app {
-            cmd.args(["--app", &app.to_string()]);
+        let mut args = vec!["--drain-timeout", "2s"];
+        let app = app.map(|a| a.to_string());
+        if let Some(app) = &app {
+            args.extend(["--app", app.as_str()]);
         }
-        let mut child = cmd.spawn().expect("start weft proxy");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let name = workload.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let port = |key: &str| {
-                    line.split(&format!("{key}=127.0.0.1:"))
-                        .nth(1)
-                        .and_then(|p| p.split_whitespace().next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                };
-                if let (Some(o), Some(a)) = (port("outbound"), port("admin")) {
-                    let _ = tx.send((o, a));
-                }
-                eprintln!("[proxy {name}] {line}");
-            }
-        });
-        let (outbound, admin) = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("weft proxy reports its addresses");
+        args.extend(extra);
+        let (child, outbound, admin) = common::spawn_proxy(xds, workload, &args);
         Proxy {
             child,
             outbound,

@@ -86,3 +86,40 @@ pub fn curl(port: u16, path: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Starts `weft proxy --xds 127.0.0.1:XDS --workload WORKLOAD` in
+/// explicit mode on free outbound and admin ports, with `extra` flags,
+/// its log echoed to the test's stderr under `[proxy WORKLOAD]`; returns
+/// the process and the outbound and admin ports it reports.
+pub fn spawn_proxy(xds: u16, workload: &str, extra: &[&str]) -> (Child, u16, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy", "--xds", &format!("127.0.0.1:{xds}")])
+        .args(["--workload", workload])
+        .args(["--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(extra)
+        .env("WEFT_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start weft proxy");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = workload.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let port = |key: &str| {
+                line.split(&format!("{key}=127.0.0.1:"))
+                    .nth(1)
+                    .and_then(|p| p.split_whitespace().next())
+                    .and_then(|p| p.parse::<u16>().ok())
+            };
+            if let (Some(o), Some(a)) = (port("outbound"), port("admin")) {
+                let _ = tx.send((o, a));
+            }
+            eprintln!("[proxy {name}] {line}");
+        }
+    });
+    let (outbound, admin) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("weft proxy reports its addresses");
+    (child, outbound, admin)
+}

@@ -2,10 +2,9 @@
 //! in-process weft-sample apps, a mirror backend that counts what it
 //! sees, curl and Python grpcio.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,33 +27,7 @@ impl Drop for Proxy {
 impl Proxy {
     /// Starts `weft proxy --workload NAMESPACE/NAME` and waits for its addresses.
     pub fn start(xds: u16, workload: &str) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["proxy", "--xds", &format!("127.0.0.1:{xds}")])
-            .args(["--workload", workload])
-            .args(["--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .env("WEFT_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start weft proxy");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let port = |key: &str| {
-                    line.split(&format!("{key}=127.0.0.1:"))
-                        .nth(1)
-                        .and_then(|p| p.split_whitespace().next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                };
-                if let (Some(o), Some(a)) = (port("outbound"), port("admin")) {
-                    let _ = tx.send((o, a));
-                }
-                eprintln!("[proxy] {line}");
-            }
-        });
-        let (outbound, admin) = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("weft proxy reports its addresses");
+        let (child, outbound, admin) = crate::common::spawn_proxy(xds, workload, &[]);
         Proxy {
             child,
             outbound,
