@@ -9,7 +9,8 @@
 //! resources. So a key holds, instead of the labels, which `sourceLabels`
 //! selectors of the generation match them ([`LabelUses`]) — the whole
 //! labels only where a `failoverPriority` or a gateway makes any label
-//! matter.
+//! matter. Likewise the locality: only when some traffic policy makes
+//! endpoints depend on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -65,7 +66,11 @@ impl Key {
             namespace: resolved.namespace.clone(),
             labels,
             interception: resolved.interception,
-            locality: resolved.locality.clone(),
+            locality: if uses.locality || gateway {
+                resolved.locality.clone()
+            } else {
+                Locality::default()
+            },
             egress: resolved.egress.as_ref().map(|e| e.sidecar.clone()),
             instance: if gateway {
                 resolved.instance.as_deref().cloned()
@@ -104,13 +109,18 @@ impl OwnKey {
 }
 
 /// How one generation's config reads proxies' labels (outside Sidecar
-/// selection, which [`Key`] has as the Sidecar chosen).
+/// selection, which [`Key`] has as the Sidecar chosen) and locality.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LabelUses {
     /// A `failoverPriority` is set somewhere: it may compare any label.
     all: bool,
     /// The distinct `sourceLabels` of every VirtualService match.
     selectors: Vec<BTreeMap<String, String>>,
+    /// The proxy's locality matters: some traffic policy has outlier
+    /// detection (locality failover) or a `distribute`, or labels do.
+    /// Otherwise every proxy gets the same endpoint priorities and
+    /// weights wherever it runs.
+    locality: bool,
 }
 
 impl LabelUses {
@@ -138,25 +148,49 @@ impl LabelUses {
             .locality_lb_setting
             .as_ref()
             .is_some_and(|s| !s.failover_priority.is_empty());
-        let rules = || {
+        let mesh_distribute = inputs
+            .config
+            .mesh
+            .locality_lb_setting
+            .as_ref()
+            .is_some_and(|s| !s.distribute.is_empty());
+        let rules = |reads: fn(&TrafficPolicy) -> bool| {
             inputs
                 .config
                 .of_kind(Kind::DestinationRule)
                 .filter_map(|r| r.spec_as::<DestinationRule>())
                 .any(|dr| {
-                    dr.traffic_policy.iter().any(failover_priority)
+                    dr.traffic_policy.iter().any(reads)
                         || dr
                             .subsets
                             .iter()
                             .filter_map(|s| s.traffic_policy.as_ref())
-                            .any(failover_priority)
+                            .any(reads)
                 })
         };
+        let all = mesh || rules(failover_priority);
         LabelUses {
-            all: mesh || rules(),
+            all,
             selectors: selectors.into_iter().collect(),
+            locality: all || mesh_distribute || rules(locality_aware),
         }
     }
+}
+
+/// Whether a traffic policy (or one of its port-level ones) makes
+/// endpoints depend on the client's locality: outlier detection (which
+/// turns on locality failover) or a locality `distribute`.
+fn locality_aware(policy: &TrafficPolicy) -> bool {
+    let distribute = |lb: Option<&weft_config::networking::LoadBalancerSettings>| {
+        lb.and_then(|lb| lb.locality_lb_setting.as_ref())
+            .is_some_and(|s| !s.distribute.is_empty())
+    };
+    policy.outlier_detection.is_some()
+        || distribute(policy.load_balancer.as_ref())
+        || policy
+            .port_level_settings
+            .iter()
+            .any(|p| p.outlier_detection.is_some() || distribute(p.load_balancer.as_ref()))
 }
 
 /// Whether a traffic policy (or one of its port-level ones) sets a

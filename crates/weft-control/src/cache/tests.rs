@@ -194,3 +194,55 @@ fn a_workload_entry_change_translates_only_that_workloads_own_part() {
     assert_eq!(names(lagging.own.of(TypeUrl::Listener)), ["10.0.0.2_80"]);
     assert_eq!(cache.shapes(), (1, 3));
 }
+
+#[test]
+fn locality_splits_shapes_only_where_a_policy_reads_it() {
+    let mesh = |rule: &str| {
+        TestMesh::new(&format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: web, namespace: shop}}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 8080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 10.0.1.1, locality: r/a}}, {{address: 10.0.1.2, locality: r/b}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: in-a, namespace: shop}}
+spec: {{address: 10.0.0.1, labels: {{app: c}}, locality: r/a}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: in-b, namespace: shop}}
+spec: {{address: 10.0.0.2, labels: {{app: c}}, locality: r/b}}
+{rule}"#
+        ))
+    };
+    let cache = Translations::default();
+    let g = generation(1, mesh(""));
+    let a = cache.get(&g, &workload("in-a"));
+    let b = cache.get(&g, &workload("in-b"));
+    assert!(
+        Arc::ptr_eq(&a.shared, &b.shared),
+        "no policy reads locality"
+    );
+
+    let outlier = r#"---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web.shop.svc.cluster.local
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3, interval: 10s, baseEjectionTime: 30s}}
+"#;
+    let g = generation(2, mesh(outlier));
+    let a = cache.get(&g, &workload("in-a"));
+    let b = cache.get(&g, &workload("in-b"));
+    assert!(!Arc::ptr_eq(&a.shared, &b.shared), "locality failover");
+    let eds = |t: &Translation| t.shared.of(TypeUrl::ClusterLoadAssignment).all.clone();
+    assert_ne!(eds(&a)[..], eds(&b)[..], "each prefers its own zone");
+}
