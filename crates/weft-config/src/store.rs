@@ -39,11 +39,35 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Resources of one kind, in key order.
+    /// Resources of one kind, in key order: a range of the map (keys
+    /// order by kind first), not a scan.
     pub fn of_kind(&self, kind: crate::resource::Kind) -> impl Iterator<Item = &Arc<Resource>> {
+        let start = ResourceKey {
+            kind,
+            namespace: String::new(),
+            name: String::new(),
+        };
         self.resources
-            .iter()
-            .filter(move |(k, _)| k.kind == kind)
+            .range(start..)
+            .take_while(move |(k, _)| k.kind == kind)
+            .map(|(_, r)| r)
+    }
+
+    /// Resources of one kind in one namespace, in key order (a range).
+    pub fn of_kind_in(
+        &self,
+        kind: crate::resource::Kind,
+        namespace: &str,
+    ) -> impl Iterator<Item = &Arc<Resource>> {
+        let namespace = namespace.to_string();
+        let start = ResourceKey {
+            kind,
+            namespace: namespace.clone(),
+            name: String::new(),
+        };
+        self.resources
+            .range(start..)
+            .take_while(move |(k, _)| k.kind == kind && k.namespace == namespace)
             .map(|(_, r)| r)
     }
 }

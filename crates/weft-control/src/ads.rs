@@ -32,11 +32,14 @@ use weft_xds::pb::envoy::service::discovery::v3::{
 
 mod current;
 mod delta;
+mod held;
 mod services;
 mod sotw;
 mod stats;
 mod stream;
 
+pub(crate) use delta::resource_version;
+pub use held::Held;
 pub use stats::{CONVERGENCE_BUCKETS, Histogram, ProxyStatus, Sent, Stats, TypeStatus, type_index};
 
 use stream::Service;

@@ -1,54 +1,38 @@
 //! Translations shared between proxies.
 //!
 //! Translation is a pure function of the generation and the *resolved*
-//! proxy, and after resolution only a few facts about a proxy matter: its
-//! kind, namespace, labels, interception mode, application addresses,
-//! locality and workload. Thousands of proxies usually share a handful of
-//! those, so each generation translates once per distinct [`Key`] and packs
-//! the result once; every stream of that shape holds the same `Arc`s. The
-//! cache keeps one generation: the first request for a newer one starts
-//! a fresh map, and the old one lives only as long as streams still use it.
-//! A type whose resources didn't change keeps the previous generation's
-//! buffers, so streams tell "unchanged" by pointer.
+//! proxy, and after resolution only a few facts about a proxy matter.
+//! A proxy's resources come in two parts ([`crate::translate`]): the
+//! shared part — outbound clusters, load assignments, outbound listeners,
+//! route configurations — depends on its kind, namespace, interception,
+//! locality, Sidecar scope and what its labels select ([`Key`]), so
+//! thousands of proxies share a handful; the own part — a sidecar's
+//! inbound clusters and listeners — depends on its workload instance
+//! ([`OwnKey`]) and is small. Each generation translates and packs once
+//! per distinct key of each part; every stream of that shape holds the
+//! same `Arc`s.
+//!
+//! The cache keeps two generations: the first request for a newer one
+//! starts a fresh map, and the old one lives only as long as streams
+//! still use it. A shared type whose resources didn't change keeps the
+//! previous generation's buffers, and an own part whose key didn't change
+//! is not translated again (its key holds everything it reads), so
+//! streams tell "unchanged" by pointer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use prost::Message;
-use weft_registry::Locality;
 use weft_xds::TypeUrl;
 use weft_xds::pb::google::protobuf::Any;
 
-use crate::ads::Generation;
-use crate::translate::instance::Instance;
-use crate::translate::{self, AppAddresses, Interception, Proxy, ProxyKind};
+use crate::ads::{Generation, resource_version};
+use crate::translate::policy::RuleIndex;
+use crate::translate::{self, Proxy, Resources};
 
-/// What translation output depends on, once a proxy is resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
-    kind: ProxyKind,
-    namespace: String,
-    labels: BTreeMap<String, String>,
-    interception: Interception,
-    app: AppAddresses,
-    locality: Locality,
-    instance: Option<Instance>,
-}
+mod key;
 
-impl Key {
-    /// The key of a proxy resolved by [`translate::resolve`].
-    pub fn of(resolved: &Proxy) -> Key {
-        Key {
-            kind: resolved.kind,
-            namespace: resolved.namespace.clone(),
-            labels: resolved.labels.clone(),
-            interception: resolved.interception,
-            app: resolved.app.clone(),
-            locality: resolved.locality.clone(),
-            instance: resolved.instance.as_deref().cloned(),
-        }
-    }
-}
+pub use key::{Key, LabelUses, OwnKey};
 
 /// The resources of one type, packed, sorted by name.
 #[derive(Clone, Debug, Default)]
@@ -57,37 +41,43 @@ pub struct Packed {
     pub all: Arc<[Any]>,
     /// Their names, index for index.
     pub names: Arc<[String]>,
+    /// Their delta versions (a hash of the encoding), index for index.
+    pub versions: Arc<[u64]>,
 }
 
 impl Packed {
     fn new(items: Vec<(String, Any)>) -> Packed {
+        let versions: Vec<u64> = items
+            .iter()
+            .map(|(_, a)| resource_version(&a.value))
+            .collect();
         let (names, all): (Vec<String>, Vec<Any>) = items.into_iter().unzip();
         Packed {
             all: all.into(),
             names: names.into(),
+            versions: versions.into(),
         }
+    }
+
+    /// Whether both are the same buffers, or hold the same resources.
+    pub fn same(&self, other: &Packed) -> bool {
+        Arc::ptr_eq(&self.all, &other.all)
+            || (self.all[..] == other.all[..] && self.names[..] == other.names[..])
     }
 }
 
-/// One proxy shape's resources for one generation.
-#[derive(Debug)]
-pub struct Translation {
-    /// The generation they were made from.
-    pub version: u64,
+/// One part of a proxy's resources, every type packed.
+#[derive(Debug, Default)]
+pub struct Part {
     clusters: Packed,
     endpoints: Packed,
     listeners: Packed,
     routes: Packed,
 }
 
-impl Translation {
-    /// Translates and packs; types equal to `previous`'s keep its buffers.
-    pub fn new(
-        generation: &Generation,
-        resolved: &Proxy,
-        previous: Option<&Translation>,
-    ) -> Translation {
-        let r = translate::translate_resolved(generation.inputs(), resolved);
+impl Part {
+    /// Packs `r`; types equal to `previous`'s keep its buffers.
+    fn new(r: &Resources, previous: Option<&Part>) -> Part {
         fn pack<R: weft_xds::Resource + Message>(items: &[R]) -> Packed {
             Packed::new(
                 items
@@ -97,13 +87,10 @@ impl Translation {
             )
         }
         let keep = |new: Packed, t: TypeUrl| match previous.map(|p| p.of(t)) {
-            Some(old) if old.all[..] == new.all[..] && old.names[..] == new.names[..] => {
-                old.clone()
-            }
+            Some(old) if old.same(&new) => old.clone(),
             _ => new,
         };
-        Translation {
-            version: generation.version,
+        Part {
             clusters: keep(pack(&r.clusters), TypeUrl::Cluster),
             endpoints: keep(pack(&r.endpoints), TypeUrl::ClusterLoadAssignment),
             listeners: keep(pack(&r.listeners), TypeUrl::Listener),
@@ -124,13 +111,64 @@ impl Translation {
     }
 }
 
-type Cell = Arc<OnceLock<Arc<Translation>>>;
+/// One proxy's resources for one generation: the part its shape shares
+/// and its own.
+#[derive(Clone, Debug)]
+pub struct Translation {
+    /// The generation they were made from.
+    pub version: u64,
+    /// What every proxy of its [`Key`] holds.
+    pub shared: Arc<Part>,
+    /// What only proxies of its workload ([`OwnKey`]) hold; empty if none.
+    pub own: Arc<Part>,
+}
 
-/// One generation's translations, by proxy shape.
+impl Translation {
+    /// Translates both parts for a resolved proxy, without the cache (a
+    /// stream lagging behind, tests).
+    pub fn new(generation: &Generation, resolved: &Proxy) -> Translation {
+        let inputs = generation.inputs();
+        Translation {
+            version: generation.version,
+            shared: Arc::new(Part::new(
+                &translate::translate_shared(inputs, resolved),
+                None,
+            )),
+            own: Arc::new(Part::new(&translate::translate_own(inputs, resolved), None)),
+        }
+    }
+
+    /// The shared and the own resources of `type_url`.
+    pub fn of(&self, type_url: TypeUrl) -> (&Packed, &Packed) {
+        (self.shared.of(type_url), self.own.of(type_url))
+    }
+}
+
+type Cell = Arc<OnceLock<Arc<Part>>>;
+
+/// One generation's translations, by key of each part, and what it made
+/// once for all of them.
 #[derive(Debug, Default)]
 struct Shapes {
     version: u64,
-    cells: HashMap<Key, Cell>,
+    /// Whether `rules` and `uses` are made (a default `Shapes` is empty).
+    ready: bool,
+    /// The generation's DestinationRule index (every proxy's `rules`).
+    rules: Arc<RuleIndex>,
+    /// How the generation's config reads labels (for [`Key`]).
+    uses: Arc<LabelUses>,
+    shared: HashMap<Key, Cell>,
+    own: HashMap<OwnKey, Cell>,
+}
+
+/// Translations of both parts made, for tests and the benchmark's
+/// counting.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Shared parts translated.
+    pub shared: std::sync::atomic::AtomicU64,
+    /// Own parts translated.
+    pub own: std::sync::atomic::AtomicU64,
 }
 
 /// The cache: shared by every stream of a server.
@@ -139,117 +177,112 @@ pub struct Translations {
     /// The newest generation's, and the one before (whose unchanged
     /// buffers the newer reuses).
     current: Mutex<(Shapes, Shapes)>,
+    /// How many parts were translated.
+    pub made: Counts,
+}
+
+/// What a stream needs from the cache for one generation.
+struct Lookup {
+    rules: Arc<RuleIndex>,
+    uses: Arc<LabelUses>,
 }
 
 impl Translations {
-    /// `proxy`'s resources for `generation`: translated by the first proxy
-    /// of its shape to ask (others of the shape wait for it), shared with
-    /// the rest.
-    pub fn get(&self, generation: &Arc<Generation>, proxy: &Proxy) -> Arc<Translation> {
-        let resolved = translate::resolve(generation.inputs(), proxy);
-        let key = Key::of(&resolved);
-        let (cell, previous) = {
+    /// `proxy`'s resources for `generation`: each part translated by the
+    /// first proxy of its key to ask (others of the key wait for it),
+    /// shared with the rest.
+    pub fn get(&self, generation: &Arc<Generation>, proxy: &Proxy) -> Translation {
+        let inputs = generation.inputs();
+        let Some(lookup) = self.prepare(generation) else {
+            // A stream lagging behind: don't evict the newer one for it.
+            return Translation::new(generation, &translate::resolve(inputs, proxy));
+        };
+        let resolved = translate::resolve_with(inputs, proxy, lookup.rules);
+        let key = Key::of(&resolved, &lookup.uses);
+        let own_key = OwnKey::of(inputs, &resolved);
+        let (shared, shared_before, own, own_before) = {
             let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
             let (newest, before) = &mut *guard;
-            if generation.version < newest.version {
-                // A stream lagging behind: don't evict the newer one for it.
+            if newest.version != generation.version {
+                // A newer generation came meanwhile.
                 drop(guard);
-                return Arc::new(Translation::new(generation, &resolved, None));
+                return Translation::new(generation, &resolved);
             }
-            if generation.version > newest.version {
-                *before = std::mem::replace(
-                    newest,
-                    Shapes {
-                        version: generation.version,
-                        cells: HashMap::new(),
-                    },
-                );
+            let shared_before = before.shared.get(&key).and_then(|c| c.get().cloned());
+            let shared = newest.shared.entry(key).or_default().clone();
+            match own_key {
+                Some(k) => {
+                    let own_before = before.own.get(&k).and_then(|c| c.get().cloned());
+                    let own = newest.own.entry(k).or_default().clone();
+                    (shared, shared_before, Some(own), own_before)
+                }
+                None => (shared, shared_before, None, None),
             }
-            let previous = before.cells.get(&key).and_then(|c| c.get().cloned());
-            (newest.cells.entry(key).or_default().clone(), previous)
         };
-        cell.get_or_init(|| Arc::new(Translation::new(generation, &resolved, previous.as_deref())))
-            .clone()
+        let shared = shared
+            .get_or_init(|| {
+                self.made
+                    .shared
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let r = translate::translate_shared(inputs, &resolved);
+                Arc::new(Part::new(&r, shared_before.as_deref()))
+            })
+            .clone();
+        let own = match own {
+            None => Arc::default(),
+            Some(cell) => cell
+                .get_or_init(|| {
+                    // The key holds everything the own part reads.
+                    own_before.unwrap_or_else(|| {
+                        self.made
+                            .own
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let r = translate::translate_own(inputs, &resolved);
+                        Arc::new(Part::new(&r, None))
+                    })
+                })
+                .clone(),
+        };
+        Translation {
+            version: generation.version,
+            shared,
+            own,
+        }
     }
 
-    /// Distinct proxy shapes translated for the newest generation.
-    pub fn shapes(&self) -> usize {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .cells
-            .len()
+    /// The newest generation's per-generation state, starting it if
+    /// `generation` is newer; `None` when `generation` is older.
+    fn prepare(&self, generation: &Generation) -> Option<Lookup> {
+        let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let (newest, before) = &mut *guard;
+        if generation.version < newest.version {
+            return None;
+        }
+        if generation.version > newest.version || !newest.ready {
+            if newest.ready {
+                *before = std::mem::take(newest);
+            }
+            let inputs = generation.inputs();
+            *newest = Shapes {
+                version: generation.version,
+                ready: true,
+                rules: Arc::new(RuleIndex::build(inputs)),
+                uses: Arc::new(LabelUses::of(inputs)),
+                ..Shapes::default()
+            };
+        }
+        Some(Lookup {
+            rules: newest.rules.clone(),
+            uses: newest.uses.clone(),
+        })
+    }
+
+    /// Distinct shared and own keys translated for the newest generation.
+    pub fn shapes(&self) -> (usize, usize) {
+        let guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        (guard.0.shared.len(), guard.0.own.len())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::translate::test_inputs::TestMesh;
-
-    fn generation(version: u64) -> Arc<Generation> {
-        let mesh = TestMesh::examples();
-        Arc::new(Generation::new(
-            version,
-            Arc::new(mesh.config),
-            Arc::new(mesh.registry),
-        ))
-    }
-
-    fn sidecar(id: &str, pod: &str) -> Proxy {
-        Proxy {
-            pod: pod.to_string(),
-            ..Proxy::sidecar(id, "bookinfo", &[])
-        }
-    }
-
-    #[test]
-    fn proxies_of_one_shape_share_one_translation() {
-        let cache = Translations::default();
-        let g = generation(1);
-        let a = cache.get(&g, &sidecar("a", "unknown-1"));
-        let b = cache.get(&g, &sidecar("b", "unknown-2"));
-        assert!(
-            Arc::ptr_eq(&a, &b),
-            "no workload, same namespace and labels"
-        );
-        assert!(Arc::ptr_eq(
-            &a.of(TypeUrl::Cluster).all,
-            &b.of(TypeUrl::Cluster).all
-        ));
-        // A proxy with a workload is its own shape, and gets what translate
-        // would give it.
-        let pp = sidecar("pp", "productpage-v1");
-        let c = cache.get(&g, &pp);
-        assert!(!Arc::ptr_eq(&a, &c));
-        assert_eq!(cache.shapes(), 2);
-        let direct = translate::translate(g.inputs(), &pp);
-        let names: Vec<&str> = direct.listeners.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(
-            c.of(TypeUrl::Listener)
-                .names
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            names
-        );
-        assert_eq!(c.of(TypeUrl::Listener).all.len(), names.len());
-        // A new generation starts afresh, keeping the buffers of the types
-        // that didn't change (here: none did).
-        let d = cache.get(&generation(2), &sidecar("a", "unknown-1"));
-        assert_eq!(d.version, 2);
-        assert_eq!(cache.shapes(), 1);
-        for t in [
-            TypeUrl::Cluster,
-            TypeUrl::ClusterLoadAssignment,
-            TypeUrl::Listener,
-            TypeUrl::RouteConfiguration,
-        ] {
-            assert!(Arc::ptr_eq(&a.of(t).all, &d.of(t).all), "{t}");
-        }
-        // A lagging stream still gets its own generation's resources.
-        assert_eq!(cache.get(&g, &pp).version, 1);
-        assert_eq!(cache.shapes(), 1);
-    }
-}
+mod tests;

@@ -223,3 +223,58 @@ fn concurrent_reloads_publish_versions_in_order() {
     assert_eq!(store.snapshot().version, last);
     assert!(last > 2);
 }
+
+#[test]
+fn of_kind_ranges_find_what_a_scan_finds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = [
+        ("a", "ServiceEntry", "x"),
+        ("b", "ServiceEntry", "y"),
+        ("", "WorkloadEntry", "x"),
+        ("w1", "WorkloadEntry", "x"),
+        ("w2", "WorkloadEntry", "y"),
+        ("w3", "WorkloadEntry", "z"),
+        ("s", "Sidecar", "y"),
+    ];
+    let text: Vec<String> = docs
+        .iter()
+        .filter(|(name, _, _)| !name.is_empty())
+        .map(|(name, kind, ns)| {
+            let spec = match *kind {
+                "ServiceEntry" => "{hosts: [a.example.com], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}",
+                "WorkloadEntry" => "{address: 10.0.0.1}",
+                _ => "{egress: [{hosts: [\"./*\"]}]}",
+            };
+            format!("apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {spec}\n")
+        })
+        .collect();
+    write(dir.path(), "all.yaml", &text.join("---\n"));
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    let s = store.snapshot();
+    assert!(
+        s.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        s.diagnostics
+    );
+    for kind in [
+        Kind::ServiceEntry,
+        Kind::WorkloadEntry,
+        Kind::Sidecar,
+        Kind::Gateway,
+    ] {
+        let scan: Vec<&ResourceKey> = s.resources.keys().filter(|k| k.kind == kind).collect();
+        let range: Vec<ResourceKey> = s.of_kind(kind).map(|r| r.key()).collect();
+        assert_eq!(range.iter().collect::<Vec<_>>(), scan, "{kind}");
+        for ns in ["", "x", "y", "z", "zz"] {
+            let scan: Vec<&&ResourceKey> = scan.iter().filter(|k| k.namespace == ns).collect();
+            let range: Vec<ResourceKey> = s.of_kind_in(kind, ns).map(|r| r.key()).collect();
+            assert_eq!(
+                range.iter().collect::<Vec<_>>(),
+                scan.into_iter().copied().collect::<Vec<_>>(),
+                "{kind} {ns}"
+            );
+        }
+    }
+    assert_eq!(s.of_kind(Kind::WorkloadEntry).count(), 3);
+    assert_eq!(s.of_kind_in(Kind::WorkloadEntry, "x").count(), 1);
+}

@@ -133,13 +133,13 @@ impl Protocol for Delta {
     ) -> Option<Out<DeltaDiscoveryResponse>> {
         let mut current = BTreeMap::new();
         let mut changed = Vec::new();
-        for (name, any) in selected.items {
-            let v = resource_version(&any.value);
+        for item in selected.items {
+            let (name, v) = (item.name, item.version);
             if state.held.get(name) != Some(&v) || want.names.contains(name) {
                 changed.push(Resource {
                     name: name.to_string(),
                     version: format_version(v),
-                    resource: Some(any.clone()),
+                    resource: Some(item.any.clone()),
                     ..Resource::default()
                 });
             }

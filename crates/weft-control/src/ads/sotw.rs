@@ -3,7 +3,6 @@
 //! response carries every resource of the type in scope.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
@@ -69,12 +68,7 @@ impl Protocol for Sotw {
         nonce: String,
     ) -> Option<Out<DiscoveryResponse>> {
         let holds = selected.holds;
-        if !want.answer
-            && state
-                .sent
-                .as_ref()
-                .is_some_and(|s| Arc::ptr_eq(s, &holds) || s[..] == holds[..])
-        {
+        if !want.answer && state.sent.as_ref().is_some_and(|s| s.same(&holds)) {
             return None;
         }
         state.sent = Some(holds.clone());

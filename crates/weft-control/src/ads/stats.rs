@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use weft_xds::TypeUrl;
-use weft_xds::pb::google::protobuf::Any;
+
+use super::held::Held;
 
 /// Counters for the debug API and metrics.
 #[derive(Debug, Default)]
@@ -47,8 +48,8 @@ pub struct Sent {
     /// The `version_info` (`system_version_info` for delta) of the last
     /// response of this type.
     pub version: String,
-    /// The resources, packed as they went on the wire.
-    pub resources: std::sync::Arc<[Any]>,
+    /// The resources, packed as they went on the wire, in name order.
+    pub resources: Held,
 }
 
 impl Stats {

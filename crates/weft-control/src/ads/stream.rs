@@ -27,10 +27,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::config::core::v3::Node;
-use weft_xds::pb::google::protobuf::Any;
 use weft_xds::pb::google::rpc;
 
 use super::current::{Current, Selected};
+use super::held::Held;
 use super::stats::{ProxyStatus, Sent};
 use super::{AdsServer, Generation};
 use crate::translate::Proxy;
@@ -148,7 +148,7 @@ pub(crate) struct TypeState {
     /// What the proxy holds (encoded): for state of the world its last
     /// response, for delta everything its responses added up to. Shared
     /// with [`super::Stats::sent`].
-    pub sent: Option<Arc<[Any]>>,
+    pub sent: Option<Held>,
     /// Delta: name → version of each resource the proxy holds.
     pub held: BTreeMap<String, u64>,
 }
@@ -173,7 +173,7 @@ pub(crate) struct Want {
 pub(crate) struct Out<R> {
     pub response: R,
     /// What the proxy holds of this type once it applies the response.
-    pub holds: Arc<[Any]>,
+    pub holds: Held,
 }
 
 /// The protocol-specific half of a stream: reading requests, updating

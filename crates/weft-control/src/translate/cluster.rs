@@ -48,8 +48,18 @@ pub const PASSTHROUGH: &str = "PassthroughCluster";
 /// destination (captured sidecars only).
 pub const INBOUND_PASSTHROUGH: &str = "InboundPassthroughCluster";
 
-/// The clusters `proxy` is sent, sorted by name.
+/// The clusters `proxy` is sent, sorted by name: [`outbound_clusters`]
+/// and [`inbound_clusters`].
 pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
+    let mut out = outbound_clusters(inputs, proxy);
+    out.extend(inbound_clusters(inputs, proxy));
+    super::names::sort_dedup_by_name(out, |c| &c.name)
+}
+
+/// The clusters to services (and the blackhole and passthrough ones),
+/// sorted by name: what every proxy of a shape shares (see
+/// [`super::translate_shared`]).
+pub fn outbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
     let mut out = vec![blackhole(), passthrough()];
     for service in inputs.registry.all_services() {
         if !proxy.sees(service) {
@@ -85,15 +95,15 @@ pub fn clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
             }
         }
     }
-    out.extend(inbound_clusters(inputs, proxy));
     super::names::sort_dedup_by_name(out, |c| &c.name)
 }
 
 /// The clusters to the proxy's own application, `inbound|<port>||`: one
 /// static endpoint, where the app serves that port (see
 /// [`super::instance`]); plus, for captured sidecars,
-/// [`INBOUND_PASSTHROUGH`].
-fn inbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
+/// [`INBOUND_PASSTHROUGH`]. Unsorted. They read only the proxy's kind,
+/// workload instance and interception, and the mesh's connect timeout.
+pub fn inbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
     let Some(instance) = proxy
         .instance
         .as_ref()

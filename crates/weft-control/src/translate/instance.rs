@@ -57,8 +57,7 @@ pub struct InboundPort {
 pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
     let entries: Vec<(&Resource, &WorkloadEntry)> = inputs
         .config
-        .of_kind(Kind::WorkloadEntry)
-        .filter(|r| r.namespace() == proxy.namespace)
+        .of_kind_in(Kind::WorkloadEntry, &proxy.namespace)
         .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)))
         .collect();
     let by_name = entries

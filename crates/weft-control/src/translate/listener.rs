@@ -69,18 +69,33 @@ pub fn listener_name(address: &str, port: u16) -> String {
     format!("{address}_{port}")
 }
 
-/// The listeners `proxy` is sent, sorted by name.
+/// The listeners `proxy` is sent, sorted by name: [`shared_listeners`]
+/// and [`own_listeners`].
 pub fn listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
+    let mut out = shared_listeners(inputs, proxy);
+    out.extend(own_listeners(inputs, proxy));
+    super::names::sort_dedup_by_name(out, |l| &l.name)
+}
+
+/// Every listener but a sidecar's inbound ones, sorted by name (see
+/// [`super::translate_shared`]).
+pub fn shared_listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
     let out = match proxy.kind {
         ProxyKind::Grpc => grpc_listeners(inputs, proxy),
-        ProxyKind::Sidecar => {
-            let mut out = outbound::listeners(inputs, proxy);
-            out.extend(inbound::listeners(inputs, proxy));
-            out
-        }
+        ProxyKind::Sidecar => outbound::listeners(inputs, proxy),
         ProxyKind::Gateway => gateway::listeners(inputs, proxy),
     };
     super::names::sort_dedup_by_name(out, |l| &l.name)
+}
+
+/// A sidecar's inbound listeners (none for other kinds), unsorted: they
+/// read only its workload instance and interception (see
+/// [`super::translate_own`]).
+pub fn own_listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
+    match proxy.kind {
+        ProxyKind::Sidecar => inbound::listeners(inputs, proxy),
+        ProxyKind::Grpc | ProxyKind::Gateway => Vec::new(),
+    }
 }
 
 fn grpc_listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {

@@ -55,11 +55,35 @@ pub fn translate(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
     translate_resolved(inputs, &resolve(inputs, proxy))
 }
 
-/// [`translate`] for a proxy [`resolve`]d already.
+/// [`translate`] for a proxy [`resolve`]d already: [`translate_shared`]
+/// and [`translate_own`], merged by name.
 pub fn translate_resolved(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
-    let clusters = cluster::clusters(inputs, proxy);
+    let shared = translate_shared(inputs, proxy);
+    let own = translate_own(inputs, proxy);
+    fn merge<T>(mut a: Vec<T>, b: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+        a.extend(b);
+        names::sort_dedup_by_name(a, name)
+    }
+    Resources {
+        clusters: merge(shared.clusters, own.clusters, |c| &c.name),
+        endpoints: shared.endpoints,
+        listeners: merge(shared.listeners, own.listeners, |l| &l.name),
+        routes: shared.routes,
+    }
+}
+
+/// The part of a resolved proxy's resources that every proxy of its
+/// shape shares (see [`crate::cache::Key`]): outbound clusters, every
+/// load assignment, every listener but a sidecar's inbound ones, every
+/// route configuration. Reads the proxy's kind, namespace, labels (for
+/// Sidecar, `sourceLabels` and `failoverPriority` selection),
+/// interception, locality and egress scope — and, for gateways only,
+/// its workload instance (the listeners bind its address and ports).
+/// Each list sorted by name.
+pub fn translate_shared(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
+    let clusters = cluster::outbound_clusters(inputs, proxy);
     let endpoints = endpoint::load_assignments(inputs, proxy, &clusters);
-    let listeners = listener::listeners(inputs, proxy);
+    let listeners = listener::shared_listeners(inputs, proxy);
     let routes = route::route_configurations(inputs, proxy);
     Resources {
         clusters,
@@ -69,10 +93,42 @@ pub fn translate_resolved(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
     }
 }
 
+/// The part of a resolved sidecar's resources that only its own workload
+/// has: the `inbound|<port>||` clusters (and `InboundPassthroughCluster`)
+/// and the inbound listeners. Reads only the proxy's kind, workload
+/// instance (address, inbound ports and where the app serves them) and
+/// interception, and the mesh's connect timeout (see
+/// [`crate::cache::OwnKey`]). Empty for gateways, gRPC clients and
+/// sidecars without a known workload. Each list sorted by name.
+pub fn translate_own(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
+    let clusters = cluster::inbound_clusters(inputs, proxy);
+    let listeners = listener::own_listeners(inputs, proxy);
+    Resources {
+        clusters: names::sort_dedup_by_name(clusters, |c| &c.name),
+        endpoints: Vec::new(),
+        listeners: names::sort_dedup_by_name(listeners, |l| &l.name),
+        routes: Vec::new(),
+    }
+}
+
 /// `proxy` with what the config says about it: its workload (and, if the
 /// node sent none, the workload's labels), its Sidecar egress scope, and
 /// the index of the DestinationRules it looks services' rules up in.
 pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
+    resolve_with(
+        inputs,
+        proxy,
+        std::sync::Arc::new(policy::RuleIndex::build(inputs)),
+    )
+}
+
+/// [`resolve`] with the DestinationRule index of `inputs` built already
+/// (once per generation, not per proxy).
+pub fn resolve_with(
+    inputs: Inputs<'_>,
+    proxy: &Proxy,
+    rules: std::sync::Arc<policy::RuleIndex>,
+) -> Proxy {
     let instance = match proxy.kind {
         ProxyKind::Sidecar | ProxyKind::Gateway => {
             instance::find(inputs, proxy).map(std::sync::Arc::new)
@@ -95,7 +151,7 @@ pub fn resolve(inputs: Inputs<'_>, proxy: &Proxy) -> Proxy {
     };
     Proxy {
         egress: scope::egress_scope(inputs, &labelled).map(std::sync::Arc::new),
-        rules: Some(std::sync::Arc::new(policy::RuleIndex::build(inputs))),
+        rules: Some(rules),
         ..labelled
     }
 }

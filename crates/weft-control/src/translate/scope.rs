@@ -42,9 +42,11 @@ impl EgressScope {
 /// selecting its labels, else its namespace's one without selector, else
 /// the root namespace's one without selector.
 pub fn sidecar_for<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Option<(&'a Resource, &'a Sidecar)> {
+    let root = root_namespace(inputs);
     let sidecars: Vec<(&Resource, &Sidecar)> = inputs
         .config
-        .of_kind(Kind::Sidecar)
+        .of_kind_in(Kind::Sidecar, &proxy.namespace)
+        .chain(inputs.config.of_kind_in(Kind::Sidecar, &root))
         .filter_map(|r| r.spec_as::<Sidecar>().map(|s| (r.as_ref(), s)))
         .collect();
     let selects = |s: &Sidecar| {
@@ -53,7 +55,6 @@ pub fn sidecar_for<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Option<(&'a Resourc
             .filter(|sel| !sel.labels.is_empty())
             .map(|sel| weft_config::select::selects(&sel.labels, &proxy.labels))
     };
-    let root = root_namespace(inputs);
     sidecars
         .iter()
         .find(|(r, s)| r.namespace() == proxy.namespace && selects(s) == Some(true))
