@@ -51,8 +51,13 @@ pub struct Row {
     pub grpc_rps: f64,
     /// Latency at 1 000 rps: p50, p99, p99.9 (ms).
     pub lat: [f64; 3],
-    /// Peak RSS of the proxy processes (sum of VmHWM, bytes).
+    /// Peak RSS of the proxy processes over every load (sum of VmHWM, bytes).
     pub rss: u64,
+    /// RSS of the proxy processes before any load, config applied (sum, bytes).
+    pub rss_idle: u64,
+    /// Peak RSS of the proxy processes during the HTTP/1.1 and the HTTP/2
+    /// runs, each measured alone (peak reset before each, bytes).
+    pub rss_load: [u64; 2],
     /// Failed requests over all runs, and notes.
     pub notes: Vec<String>,
     /// Whether there are proxy processes (not direct).
@@ -263,6 +268,30 @@ fn cpu(pids: &[u32]) -> f64 {
         .sum()
 }
 
+/// Sum of the processes' resident set now (bytes).
+fn rss_now(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|&p| ProcSample::read(p).ok())
+        .map(|s| s.rss)
+        .sum()
+}
+
+/// Sum of the processes' peak resident set (VmHWM, bytes).
+fn rss_peak(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|&p| ProcSample::read(p).ok())
+        .map(|s| s.hwm)
+        .sum()
+}
+
+/// Resets the processes' VmHWM to their RSS now (`/proc/PID/clear_refs`,
+/// 5), so the next [`rss_peak`] is the peak of what runs in between.
+/// Returns false where the kernel doesn't allow it.
+fn reset_peak(pids: &[u32]) -> bool {
+    pids.iter()
+        .all(|p| std::fs::write(format!("/proc/{p}/clear_refs"), "5").is_ok())
+}
+
 fn pids_of(guards: &[Guard]) -> Vec<u32> {
     guards
         .iter()
@@ -287,6 +316,9 @@ fn measure(
         proxied: !guards.is_empty(),
         ..Row::default()
     };
+    row.rss_idle = rss_now(&pids);
+    // Peaks per load when the kernel lets us reset them; else over all.
+    let per_load = reset_peak(&pids);
     // HTTP/1.1 max throughput: wrk, 1 thread, 64 connections.
     let path = if h1.proxy {
         format!("http://{}/bytes/1024", h1.host)
@@ -319,6 +351,11 @@ fn measure(
     let (reqs, rps, bad) = parse_wrk(&out).with_context(|| format!("wrk output:\n{out}"))?;
     row.h1_rps = rps;
     row.h1_cpu_per_k = spent / reqs.max(1.0) * 1000.0;
+    row.rss_load[0] = rss_peak(&pids);
+    row.rss = row.rss_load[0];
+    if per_load {
+        reset_peak(&pids);
+    }
     if bad > 0 {
         row.notes.push(format!("HTTP/1.1: {bad} failed"));
     }
@@ -330,6 +367,8 @@ fn measure(
     let (reqs, rps, bad) = parse_h2load(&out).with_context(|| format!("h2load output:\n{out}"))?;
     row.h2_rps = rps;
     row.h2_cpu_per_k = spent / reqs.max(1.0) * 1000.0;
+    row.rss_load[1] = rss_peak(&pids);
+    row.rss = row.rss.max(row.rss_load[1]);
     if bad > 0 {
         row.notes.push(format!("HTTP/2: {bad} failed"));
     }
@@ -374,11 +413,7 @@ fn measure(
     }
     let text = std::fs::read_to_string(&log).context("read the h2load log")?;
     row.lat = percentiles(&text, &[0.50, 0.99, 0.999]);
-    row.rss = pids
-        .iter()
-        .filter_map(|&p| ProcSample::read(p).ok())
-        .map(|s| s.hwm)
-        .sum();
+    row.rss = row.rss.max(rss_peak(&pids));
     for g in guards.iter_mut() {
         g.alive()?;
     }

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -300,14 +301,17 @@ async fn forward(
     let original_path = rewritten
         .as_ref()
         .and_then(|_| HeaderValue::from_str(path).ok());
+    // Unchanged, the path and query are shared with the request, not copied.
     let path_and_query = match (rewritten, req.uri().query()) {
-        (Some(p), Some(q)) => format!("{p}?{q}"),
-        (Some(p), None) => p,
-        (None, _) => req
+        (Some(p), Some(q)) => PathAndQuery::try_from(format!("{p}?{q}")),
+        (Some(p), None) => PathAndQuery::try_from(p),
+        (None, _) => Ok(req
             .uri()
             .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-    };
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))),
+    }
+    .map_err(|_| ProxyError::BadRequest("bad rewritten path".into()))?;
     let downstream_version = req.version();
     // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade headers and
     // becomes a tunnel once the upstream answers 101.
@@ -323,7 +327,11 @@ async fn forward(
         .and_then(|w| w.host_rewrite.as_deref())
         .or(f.host_rewrite.as_deref())
         .unwrap_or(authority);
-    if let Ok(h) = HeaderValue::from_str(host) {
+    if headers
+        .get(header::HOST)
+        .is_none_or(|h| h.as_bytes() != host.as_bytes())
+        && let Ok(h) = HeaderValue::from_str(host)
+    {
         headers.insert(header::HOST, h);
     }
     if !headers.get(&X_REQUEST_ID).is_some_and(valid_request_id) {
@@ -347,8 +355,7 @@ async fn forward(
         w.request_headers.apply(headers);
     }
     // Only the path and query of this URI are used: the pool dials the endpoint.
-    *req.uri_mut() = Uri::try_from(path_and_query.as_str())
-        .map_err(|_| ProxyError::BadRequest(format!("bad path {path_and_query:?}")))?;
+    *req.uri_mut() = Uri::from(path_and_query);
     let http2 = upgrade.is_none()
         && match entry.cluster.protocol {
             UpstreamProtocol::Http2 => true,
@@ -581,23 +588,26 @@ fn valid_request_id(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
 }
 
-/// A random UUID v4, as Envoy generates for `x-request-id`.
+/// A random UUID v4, as Envoy generates for `x-request-id` (formatted on
+/// the stack: one allocation, the header's own).
 pub fn request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let hi = fastrand::u64(..);
     let lo = fastrand::u64(..);
     let b = ((u128::from(hi) << 64 | u128::from(lo)) & !(0xf << 76) & !(0x3 << 62))
         | (0x4 << 76)
         | (0x2 << 62);
-    let hex = format!("{b:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut out = [0u8; 36];
+    let mut j = 0;
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out[j] = b'-';
+            j += 1;
+        }
+        out[j] = HEX[((b >> (124 - 4 * i)) & 0xf) as usize];
+        j += 1;
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// A response of `status` with a plain-text body.
@@ -622,6 +632,13 @@ mod tests {
         assert_eq!(&s[14..15], "4", "{s}");
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
         assert_ne!(request_id(), request_id());
+        for (i, c) in s.chars().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                assert_eq!(c, '-', "{s}");
+            } else {
+                assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{s}");
+            }
+        }
         assert!(valid_request_id(&id));
     }
 

@@ -147,6 +147,22 @@ pub enum Error {
     Thread(std::io::Error),
 }
 
+/// The worker runtime for `concurrency` threads (Istio's proxy
+/// `concurrency`). One worker is a current-thread runtime: the thread
+/// that runs [`run`] carries all traffic, with no work-stealing queues and
+/// no wake-ups across threads (what Envoy's single worker does). More
+/// workers are a multi-thread runtime of that many threads.
+pub fn worker_runtime(concurrency: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if concurrency <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(concurrency);
+        b
+    };
+    builder.thread_name("weft-worker").enable_all().build()
+}
+
 /// Runs the proxy on the current (worker) runtime until `shutdown`
 /// resolves or `/quitquitquit` is called, then drains: stops accepting,
 /// lets open connections finish for up to the drain timeout, returns.

@@ -1,83 +1,68 @@
 //! Upstream connection pools, shared by every request.
 //!
-//! - HTTP/1.1: hyper-util's pooled client, keyed by endpoint (the request
-//!   URI is `http://<endpoint>/path`; `Host` keeps the service's name).
-//! - HTTP/2: one multiplexed connection per endpoint, opened on first use
-//!   and reopened when it closes. Requests keep their own authority
-//!   (`:authority` is the service, not the endpoint's address). The map
-//!   is copy-on-write behind an [`ArcSwap`], so the request path reads it
-//!   without a lock; only opening a connection takes one (per pool).
+//! - HTTP/1.1 ([`http1`]): per endpoint a lock-free queue of idle
+//!   connections (hyper's `client::conn::http1` handles). A request takes
+//!   one (or dials), and its connection goes back to the queue when the
+//!   response body ends — a request whose body is dropped early closes
+//!   its connection, as HTTP/1.1 can't abandon a response. Idle
+//!   connections are closed after the idle timeout by a sweeper task.
+//! - HTTP/2 ([`http2`]): one multiplexed connection per endpoint, opened
+//!   on first use and reopened when it closes. Requests keep their own
+//!   authority (`:authority` is the service, not the endpoint's address).
+//!
+//! Both maps (endpoint → pool) are copy-on-write behind an
+//! [`arc_swap::ArcSwap`], so the request path reads them without a lock;
+//! only adding an endpoint copies the map. Upstream sockets are
+//! `TCP_NODELAY`.
 
-use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use http::{Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper::client::conn::http2;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Frame, Incoming, SizeHint};
 use tokio::net::TcpStream;
 
 use crate::errors::ProxyError;
 use crate::forward::Body;
 
+mod http1;
+mod http2;
+
 /// The pools.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    http1: Client<HttpConnector, Body>,
-    http2: Arc<H2Pool>,
-}
-
-/// Shared HTTP/2 connections by endpoint (`host:port`).
-#[derive(Debug, Default)]
-struct H2Pool {
-    conns: ArcSwap<HashMap<String, http2::SendRequest<Body>>>,
-    opening: tokio::sync::Mutex<()>,
+    http1: Arc<http1::Pool>,
+    http2: Arc<http2::Pool>,
+    connect_timeout: Duration,
 }
 
 impl Upstreams {
-    /// Pools whose HTTP/1.1 idle connections live `idle_timeout`.
+    /// Pools that dial within `connect_timeout` (HTTP/1.1) and keep idle
+    /// HTTP/1.1 connections for `idle_timeout`. Call within a tokio
+    /// runtime: the idle sweeper runs on it (and stops with the pools).
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle_timeout)
-            .build(connector);
+        let http1 = Arc::new(http1::Pool::new(idle_timeout));
+        http1::Pool::sweep_in_background(&http1);
         Upstreams {
             http1,
             http2: Arc::default(),
+            connect_timeout,
         }
     }
 
-    /// Sends `req` over HTTP/1.1 to `endpoint` (`host:port`).
+    /// Sends `req` over HTTP/1.1 to `endpoint` (`host:port`). The request
+    /// target is sent as it is (origin-form: forward sets the path and
+    /// `Host`).
     pub async fn http1(
         &self,
         endpoint: &str,
         mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        *req.uri_mut() = format!("http://{endpoint}{path}")
-            .parse()
-            .map_err(|_| bad_uri(endpoint))?;
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         *req.version_mut() = http::Version::HTTP_11;
-        self.http1.request(req).await.map_err(|e| {
-            let reason = error_chain(&e);
-            if e.is_connect() {
-                ProxyError::ConnectFailure {
-                    endpoint: endpoint.to_string(),
-                    reason,
-                }
-            } else {
-                ProxyError::Terminated {
-                    endpoint: endpoint.to_string(),
-                    reason,
-                }
-            }
-        })
+        self.http1.send(endpoint, self.connect_timeout, req).await
     }
 
     /// Sends `req` over the shared HTTP/2 connection to `endpoint`, with
@@ -88,63 +73,99 @@ impl Upstreams {
         authority: &str,
         connect_timeout: Duration,
         mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri: Uri = format!("http://{authority}{path}")
-            .parse()
-            .map_err(|_| bad_uri(authority))?;
-        *req.uri_mut() = uri;
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(
+            http::uri::Authority::from_maybe_shared(Bytes::copy_from_slice(authority.as_bytes()))
+                .map_err(|_| bad_uri(authority))?,
+        );
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| bad_uri(authority))?;
         *req.version_mut() = http::Version::HTTP_2;
         // `Host` would repeat (and may contradict) `:authority`.
         req.headers_mut().remove(http::header::HOST);
-        let mut sender = self.http2.get(endpoint, connect_timeout).await?;
-        sender.ready().await.map_err(|e| terminated(endpoint, &e))?;
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| terminated(endpoint, &e))
+        self.http2.send(endpoint, connect_timeout, req).await
+    }
+
+    /// Idle HTTP/1.1 connections pooled now (all endpoints).
+    pub fn idle_http1(&self) -> usize {
+        self.http1.idle()
     }
 }
 
-impl H2Pool {
-    async fn get(
-        &self,
-        endpoint: &str,
-        connect_timeout: Duration,
-    ) -> Result<http2::SendRequest<Body>, ProxyError> {
-        if let Some(s) = self.conns.load().get(endpoint).filter(|s| !s.is_closed()) {
-            return Ok(s.clone());
+/// A response body from an upstream. For HTTP/1.1 it hands its
+/// connection back to the pool once the body has ended.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Incoming,
+    /// Where the connection goes back when the body ends (HTTP/1.1).
+    back: Option<http1::Return>,
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, back: Option<http1::Return>) -> Self {
+        let mut b = UpstreamBody { inner, back };
+        b.give_back_if_done();
+        b
+    }
+
+    fn give_back_if_done(&mut self) {
+        if hyper::body::Body::is_end_stream(&self.inner)
+            && let Some(back) = self.back.take()
+        {
+            back.give_back();
         }
-        let _opening = self.opening.lock().await;
-        if let Some(s) = self.conns.load().get(endpoint).filter(|s| !s.is_closed()) {
-            return Ok(s.clone());
-        }
-        let fail = |reason: String| ProxyError::ConnectFailure {
-            endpoint: endpoint.to_string(),
-            reason,
-        };
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(endpoint))
-            .await
-            .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
-        let name = endpoint.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "HTTP/2 upstream connection ended");
+    }
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            None => {
+                if let Some(back) = self.back.take() {
+                    back.give_back();
+                }
             }
-        });
-        let mut conns: HashMap<_, _> = (**self.conns.load()).clone();
-        conns.retain(|_, s| !s.is_closed());
-        conns.insert(endpoint.to_string(), sender.clone());
-        self.conns.store(Arc::new(conns));
-        Ok(sender)
+            // An error ends the connection: it is not given back.
+            Some(Err(_)) => self.back = None,
+            Some(Ok(_)) => self.give_back_if_done(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Dials `endpoint` within `timeout`, with `TCP_NODELAY`.
+async fn dial(endpoint: &str, timeout: Duration) -> Result<TcpStream, ProxyError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
+        .await
+        .map_err(|_| connect_failure(endpoint, "timed out".into()))?
+        .map_err(|e| connect_failure(endpoint, e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+fn connect_failure(endpoint: &str, reason: String) -> ProxyError {
+    ProxyError::ConnectFailure {
+        endpoint: endpoint.to_string(),
+        reason,
     }
 }
 
@@ -170,3 +191,6 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,6 +45,12 @@ fn default_log_level(command: &Command) -> &'static str {
     }
 }
 
+/// mimalloc rather than glibc's malloc: the proxy allocates per request
+/// (headers, bodies, tasks) and glibc's malloc was a tenth of its CPU
+/// (`bench/README.md`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -124,12 +124,7 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
 }
 
 fn serve(config: weft_proxy::Config, concurrency: u16) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(usize::from(concurrency))
-        .thread_name("weft-worker")
-        .enable_all()
-        .build()
-    {
+    let runtime = match weft_proxy::worker_runtime(usize::from(concurrency)) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("weft proxy: cannot start the runtime: {e}");

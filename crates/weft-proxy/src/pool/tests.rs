@@ -1,0 +1,253 @@
+//! The pools against small hyper servers on loopback that count their
+//! connections.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::Upstreams;
+use crate::errors::ProxyError;
+use crate::forward::{Body, full};
+
+/// A server's counters.
+#[derive(Debug, Default)]
+struct Counts {
+    accepted: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Http1,
+    Http1NoKeepAlive,
+    Http2,
+}
+
+/// A server answering `/big` with 4 MiB in 64 KiB chunks, `/wait` once
+/// `barrier` is reached, and anything else with `ok`.
+async fn server(proto: Proto, barrier: Option<Arc<tokio::sync::Barrier>>) -> (String, Arc<Counts>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            c.accepted.fetch_add(1, Ordering::SeqCst);
+            let (c, barrier) = (c.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let barrier = barrier.clone();
+                        async move {
+                            let body: Body = match req.uri().path() {
+                                "/big" => {
+                                    let chunks = (0..64).map(|_| {
+                                        Ok::<_, hyper::Error>(Frame::data(Bytes::from(
+                                            vec![b'x'; 64 << 10],
+                                        )))
+                                    });
+                                    StreamBody::new(futures_util::stream::iter(chunks))
+                                        .boxed_unsync()
+                                }
+                                "/wait" => {
+                                    if let Some(b) = barrier {
+                                        b.wait().await;
+                                    }
+                                    full("waited")
+                                }
+                                _ => full("ok"),
+                            };
+                            Ok::<_, Infallible>(Response::new(body))
+                        }
+                    });
+                let io = TokioIo::new(stream);
+                let _ = match proto {
+                    Proto::Http1 | Proto::Http1NoKeepAlive => {
+                        hyper::server::conn::http1::Builder::new()
+                            .keep_alive(proto == Proto::Http1)
+                            .serve_connection(io, service)
+                            .await
+                    }
+                    Proto::Http2 => {
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await
+                    }
+                };
+                c.closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, counts)
+}
+
+fn get(path: &str, host: &str) -> Request<Body> {
+    let mut r = Request::new(
+        Full::new(Bytes::new())
+            .map_err(|n| match n {})
+            .boxed_unsync(),
+    );
+    *r.uri_mut() = path.parse().expect("path");
+    r.headers_mut()
+        .insert(http::header::HOST, host.parse().expect("host"));
+    r
+}
+
+async fn text(u: &Upstreams, addr: &str, path: &str) -> String {
+    let resp = u.http1(addr, get(path, "svc")).await.expect("response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Waits up to 5 s for `cond`.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn upstreams() -> Upstreams {
+    Upstreams::new(Duration::from_secs(2), Duration::from_secs(60))
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_connection() {
+    let (addr, counts) = server(Proto::Http1, None).await;
+    let u = upstreams();
+    for _ in 0..5 {
+        assert_eq!(text(&u, &addr, "/").await, "ok");
+    }
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(u.idle_http1(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_open_connections_that_are_then_reused() {
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let (addr, counts) = server(Proto::Http1, Some(barrier)).await;
+    let u = upstreams();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (u, addr) = (u.clone(), addr.clone());
+            tokio::spawn(async move { text(&u, &addr, "/wait").await })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.expect("task"), "waited");
+    }
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 4);
+    eventually("4 idle connections", || u.idle_http1() == 4).await;
+    for _ in 0..8 {
+        assert_eq!(text(&u, &addr, "/").await, "ok");
+    }
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_response_dropped_before_its_end_closes_its_connection() {
+    let (addr, counts) = server(Proto::Http1, None).await;
+    let u = upstreams();
+    let resp = u.http1(&addr, get("/big", "svc")).await.expect("response");
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a frame").expect("data");
+    assert!(first.is_data());
+    drop(body);
+    eventually("the server sees the close", || {
+        counts.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(u.idle_http1(), 0);
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+    // A body read to its end gives the connection back.
+    let resp = u.http1(&addr, get("/big", "svc")).await.expect("response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(body.len(), 4 << 20);
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn connections_the_upstream_closes_are_not_reused() {
+    let (addr, counts) = server(Proto::Http1NoKeepAlive, None).await;
+    let u = upstreams();
+    for i in 1..=3 {
+        assert_eq!(text(&u, &addr, "/").await, "ok");
+        eventually("the server closed it", || {
+            counts.closed.load(Ordering::SeqCst) == i
+        })
+        .await;
+    }
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_the_idle_timeout() {
+    let (addr, counts) = server(Proto::Http1, None).await;
+    let u = Upstreams::new(Duration::from_secs(2), Duration::from_millis(100));
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    eventually("the idle connection is closed", || {
+        counts.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(u.idle_http1(), 0);
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_is_a_connect_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let u = upstreams();
+    match u.http1(&addr, get("/", "svc")).await {
+        Err(ProxyError::ConnectFailure { endpoint, .. }) => assert_eq!(endpoint, addr),
+        other => panic!("expected a connect failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_share_one_connection() {
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let (addr, counts) = server(Proto::Http2, Some(barrier)).await;
+    let u = upstreams();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (u, addr) = (u.clone(), addr.clone());
+            tokio::spawn(async move {
+                let resp = u
+                    .http2(
+                        &addr,
+                        "svc.ns:80",
+                        Duration::from_secs(2),
+                        get("/wait", "svc"),
+                    )
+                    .await
+                    .expect("response");
+                resp.into_body().collect().await.expect("body").to_bytes()
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.expect("task"), "waited");
+    }
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
+}
