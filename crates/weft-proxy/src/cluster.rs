@@ -11,8 +11,8 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options:
 
 use crate::endpoint::LoadAssignment;
 
-/// Where a cluster's HTTP settings are (`typed_extension_protocol_options`).
-pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub use weft_xds::names::HTTP_PROTOCOL_OPTIONS;
+use weft_xds::names::TLS_SOCKET;
 
 /// Envoy's default connect timeout.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -320,7 +320,6 @@ impl TryFrom<&XdsCluster> for Cluster {
         if c.http2_protocol_options.is_some() {
             protocol = UpstreamProtocol::Http2;
         }
-        const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
         let tls_not_originated = if c
             .transport_socket
             .as_ref()
@@ -399,7 +398,7 @@ mod tests {
         tls.transport_socket_matches = vec![cluster::TransportSocketMatch {
             name: "tlsMode-istio".into(),
             transport_socket: Some(weft_xds::pb::envoy::config::core::v3::TransportSocket {
-                name: "envoy.transport_sockets.tls".into(),
+                name: TLS_SOCKET.into(),
                 config_type: None,
             }),
             ..Default::default()

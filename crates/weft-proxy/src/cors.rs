@@ -21,7 +21,7 @@ use crate::fault::Fraction;
 use crate::route::matcher::StringMatch;
 
 /// The CORS filter's name, the key of its per-route config.
-pub const FILTER: &str = "envoy.filters.http.cors";
+pub use weft_xds::names::CORS_FILTER as FILTER;
 
 /// A route's CORS policy.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use crate::errors::ProxyError;
 use crate::route::matcher::{HeaderMatch, RequestView};
 
 /// The fault filter's name, the key of its per-route config.
-pub const FILTER: &str = "envoy.filters.http.fault";
+pub use weft_xds::names::FAULT_FILTER as FILTER;
 
 const DELAY_HEADER: &str = "x-envoy-fault-delay-request";
 const DELAY_PERCENT_HEADER: &str = "x-envoy-fault-delay-request-percentage";

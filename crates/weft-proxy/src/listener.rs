@@ -28,10 +28,7 @@ pub mod serve;
 
 pub use select::ConnectionInfo;
 
-/// The HTTP connection manager network filter.
-pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
-/// The TCP proxy network filter.
-pub const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
+pub use weft_xds::names::{HCM_FILTER, TCP_PROXY_FILTER};
 
 /// "No idle timeout": long enough never to matter, short enough for
 /// `Instant` arithmetic.
