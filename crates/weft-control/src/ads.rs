@@ -32,6 +32,7 @@ use weft_xds::pb::envoy::service::discovery::v3::{
 
 mod current;
 mod delta;
+mod grpc;
 mod held;
 mod services;
 mod sotw;
@@ -39,6 +40,7 @@ mod stats;
 mod stream;
 
 pub(crate) use delta::resource_version;
+pub use grpc::{ResponseBody, Xds, frame, routes};
 pub use held::Held;
 pub use stats::{CONVERGENCE_BUCKETS, Histogram, ProxyStatus, Sent, Stats, TypeStatus, type_index};
 
