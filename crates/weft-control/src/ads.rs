@@ -13,7 +13,9 @@
 //! resources and pushes only what changed. `sotw` and `delta` say what
 //! goes in a response. A slow proxy only slows its own stream: each stream
 //! has its own task and bounded queue, and the generation is read from a
-//! `watch` channel that never blocks the publisher.
+//! `watch` channel that never blocks the publisher. `grpc` writes the
+//! streams' HTTP/2 bodies: each response one exactly sized frame, freed
+//! once sent (mount the services with [`routes`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
