@@ -13,7 +13,9 @@
 //! resources and pushes only what changed. `sotw` and `delta` say what
 //! goes in a response. A slow proxy only slows its own stream: each stream
 //! has its own task and bounded queue, and the generation is read from a
-//! `watch` channel that never blocks the publisher.
+//! `watch` channel that never blocks the publisher. `grpc` writes the
+//! streams' HTTP/2 bodies: each response one exactly sized frame, freed
+//! once sent (mount the services with [`routes`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use weft_xds::pb::envoy::service::discovery::v3::{
 
 mod current;
 mod delta;
+mod grpc;
 mod held;
 mod services;
 mod sotw;
@@ -39,6 +42,7 @@ mod stats;
 mod stream;
 
 pub(crate) use delta::resource_version;
+pub use grpc::{ResponseBody, Xds, frame, routes};
 pub use held::Held;
 pub use stats::{CONVERGENCE_BUCKETS, Histogram, ProxyStatus, Sent, Stats, TypeStatus, type_index};
 

@@ -17,11 +17,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 use weft_config::LoadOptions;
 use weft_config::store::Store;
 use weft_registry::{FileRegistry, Registry};
-use weft_xds::pb::envoy::service::cluster::v3::cluster_discovery_service_server::ClusterDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryServiceServer;
 
 use crate::ads::{AdsServer, Generation};
 use crate::debug;
@@ -130,11 +125,7 @@ pub async fn run(
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
-        .add_service(AggregatedDiscoveryServiceServer::new(ads.clone()))
-        .add_service(ClusterDiscoveryServiceServer::new(ads.clone()))
-        .add_service(EndpointDiscoveryServiceServer::new(ads.clone()))
-        .add_service(ListenerDiscoveryServiceServer::new(ads.clone()))
-        .add_service(RouteDiscoveryServiceServer::new(ads))
+        .add_routes(crate::ads::routes(&ads))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stopped.await;
         });

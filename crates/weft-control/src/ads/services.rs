@@ -4,6 +4,9 @@
 //! `api_config_source` per type instead of ADS. Their `Stream*` and
 //! `Delta*` streams run the same engine as ADS, limited to the service's
 //! type; `Fetch*` answers once with the proxy's current resources.
+//! Mounted through [`super::routes`], the `Stream*` and `Delta*` methods
+//! are served by `grpc::Xds` with its own response body; these trait
+//! methods serve them when the generated service is mounted directly.
 
 use tonic::{Request, Response, Status, Streaming};
 use weft_xds::TypeUrl;

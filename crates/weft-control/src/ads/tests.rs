@@ -16,21 +16,17 @@ use tonic::transport::{Channel, Server};
 use tonic::{Status, Streaming};
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::config::core::v3::Node;
-use weft_xds::pb::envoy::service::cluster::v3::cluster_discovery_service_server::ClusterDiscoveryServiceServer;
 use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use weft_xds::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use weft_xds::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryServiceServer;
 use weft_xds::pb::google::protobuf::{Struct, Value, value};
 use weft_xds::pb::google::rpc;
 
 use super::{AdsServer, Generation, Stats};
 use crate::translate::test_inputs::TestMesh;
 
+mod body;
 mod consistency;
 mod delta;
 mod services;
@@ -91,11 +87,7 @@ async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(
         Server::builder()
-            .add_service(AggregatedDiscoveryServiceServer::new(server.clone()))
-            .add_service(ClusterDiscoveryServiceServer::new(server.clone()))
-            .add_service(EndpointDiscoveryServiceServer::new(server.clone()))
-            .add_service(ListenerDiscoveryServiceServer::new(server.clone()))
-            .add_service(RouteDiscoveryServiceServer::new(server))
+            .add_routes(super::routes(&server))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     let channel = Channel::from_shared(format!("http://{addr}"))
