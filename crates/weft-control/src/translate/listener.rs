@@ -402,13 +402,32 @@ mod tests {
         weft_xds::unpack(any).expect("hcm")
     }
 
-    fn tcp(c: &FilterChain) -> TcpProxy {
+    /// The TCP proxy a chain ends in (its first filter).
+    pub(super) fn tcp(c: &FilterChain) -> TcpProxy {
         let f = c.filters.first().expect("a filter");
         assert_eq!(f.name, TCP_PROXY_FILTER);
         let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
             panic!("typed config")
         };
         weft_xds::unpack(any).expect("tcp proxy")
+    }
+
+    /// Each chain's server names and its TCP proxy's cluster specifier.
+    pub(super) fn by_server_name(
+        l: &Listener,
+    ) -> Vec<(Vec<String>, Option<tcp_proxy::ClusterSpecifier>)> {
+        l.filter_chains
+            .iter()
+            .map(|c| {
+                (
+                    c.filter_chain_match
+                        .as_ref()
+                        .map(|m| m.server_names.clone())
+                        .unwrap_or_default(),
+                    tcp(c).cluster_specifier,
+                )
+            })
+            .collect()
     }
 
     fn rds_name(h: &HttpConnectionManager) -> &str {
@@ -618,19 +637,7 @@ spec:
         // Two TCP services on one port: by server name, the first by name
         // also by default; the VirtualService splits db 90/10.
         let db = named(ls, "0.0.0.0_5432");
-        let chains: Vec<(Vec<String>, Option<tcp_proxy::ClusterSpecifier>)> = db
-            .filter_chains
-            .iter()
-            .map(|c| {
-                (
-                    c.filter_chain_match
-                        .as_ref()
-                        .map(|m| m.server_names.clone())
-                        .unwrap_or_default(),
-                    tcp(c).cluster_specifier,
-                )
-            })
-            .collect();
+        let chains = by_server_name(db);
         let cache = Some(tcp_proxy::ClusterSpecifier::Cluster(
             "outbound|5432||cache.shop.svc.cluster.local".into(),
         ));

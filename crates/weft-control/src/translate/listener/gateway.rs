@@ -101,14 +101,12 @@ fn stat_prefix(target: &TcpTarget) -> String {
 
 #[cfg(test)]
 mod tests {
-    use weft_xds::pb::envoy::config::listener::v3::filter;
-    use weft_xds::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
-        TcpProxy, tcp_proxy::ClusterSpecifier,
-    };
+    use weft_xds::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
 
     use super::*;
     use crate::translate::ProxyKind;
     use crate::translate::listener::TLS_INSPECTOR;
+    use crate::translate::listener::tests::{by_server_name, tcp};
     use crate::translate::test_inputs::TestMesh;
 
     const MESH: &str = r#"
@@ -182,13 +180,6 @@ spec:
         }
     }
 
-    fn tcp(c: &FilterChain) -> TcpProxy {
-        let Some(filter::ConfigType::TypedConfig(any)) = &c.filters[0].config_type else {
-            panic!("typed config")
-        };
-        weft_xds::unpack(any).expect("tcp proxy")
-    }
-
     #[test]
     fn tcp_and_passthrough_servers_get_tcp_proxies() {
         let mesh = TestMesh::new(MESH);
@@ -215,19 +206,7 @@ spec:
                 .collect::<Vec<_>>(),
             vec![TLS_INSPECTOR]
         );
-        let by_sni: Vec<(Vec<String>, Option<ClusterSpecifier>)> = tls
-            .filter_chains
-            .iter()
-            .map(|c| {
-                (
-                    c.filter_chain_match
-                        .as_ref()
-                        .map(|m| m.server_names.clone())
-                        .unwrap_or_default(),
-                    tcp(c).cluster_specifier,
-                )
-            })
-            .collect();
+        let by_sni = by_server_name(tls);
         // other.org isn't admitted by *.example.com; www keeps the first
         // rule; api falls to the second.
         assert_eq!(by_sni.len(), 2, "{by_sni:?}");
