@@ -29,6 +29,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+#[path = "root_test/mod.rs"]
+mod root_test;
+
+use root_test::RootTest;
+
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const PROXY_UID: u32 = 1337;
 const APP_UID: u32 = 1338;
@@ -38,79 +43,21 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const NAME: &str = "interception";
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("helper") {
-        helper(&args[1..]);
-        return std::process::ExitCode::SUCCESS;
+    RootTest {
+        name: NAME,
+        tools: &[
+            "ip",
+            "setpriv",
+            "iptables-save",
+            "iptables-restore",
+            "ip6tables-save",
+            "ip6tables-restore",
+        ],
+        packages: "iptables iproute2 util-linux",
+        helper,
+        test: interception,
     }
-    if args.iter().any(|a| a == "--list") {
-        println!("{NAME}: test");
-        return std::process::ExitCode::SUCCESS;
-    }
-    // Like libtest: positional arguments are name filters.
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if let Some(reason) = missing_prerequisite() {
-        if std::env::var_os("CI").is_some() {
-            println!(
-                "test {NAME} ... FAILED: cannot run in CI: {reason} (run scripts/setup.sh as root)"
-            );
-            println!(
-                "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out"
-            );
-            return std::process::ExitCode::FAILURE;
-        }
-        println!("test {NAME} ... skipped: {reason}");
-        println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
-        return std::process::ExitCode::SUCCESS;
-    }
-    // The summary line scripts/test.sh counts, whichever way it ends; the
-    // namespaces are deleted while the panic unwinds.
-    if std::panic::catch_unwind(interception).is_err() {
-        println!("test {NAME} ... FAILED");
-        println!("test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
-        return std::process::ExitCode::from(101);
-    }
-    println!("test {NAME} ... ok");
-    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
-    std::process::ExitCode::SUCCESS
-}
-
-/// Why this machine can't run the test, if it can't.
-fn missing_prerequisite() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not root (network namespaces and iptables need root)".into());
-    }
-    for tool in [
-        "ip",
-        "setpriv",
-        "iptables-save",
-        "iptables-restore",
-        "ip6tables-save",
-        "ip6tables-restore",
-    ] {
-        let found = Command::new(tool)
-            .arg(if tool == "ip" { "-V" } else { "--version" })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            return Some(format!(
-                "`{tool}` not found (Debian: apt-get install iptables iproute2 util-linux)"
-            ));
-        }
-    }
-    None
+    .main()
 }
 
 fn interception() {

@@ -28,7 +28,6 @@
 //! set, where it fails.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[path = "transparent/support.rs"]
@@ -39,6 +38,11 @@ use support::{
     wait_listening, weft,
 };
 
+#[path = "root_test/mod.rs"]
+mod root_test;
+
+use root_test::RootTest;
+
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const PROXY_UID: &str = "1337";
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -47,78 +51,21 @@ const VIP: &str = "10.77.100.10";
 const SERVER_IP: &str = "10.77.0.2";
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("helper") {
-        helper(&args[1..]);
-        return std::process::ExitCode::SUCCESS;
+    RootTest {
+        name: NAME,
+        tools: &[
+            "ip",
+            "setpriv",
+            "iptables-save",
+            "iptables-restore",
+            "curl",
+            "openssl",
+        ],
+        packages: "iptables iproute2 util-linux curl openssl",
+        helper,
+        test: transparent,
     }
-    if args.iter().any(|a| a == "--list") {
-        println!("{NAME}: test");
-        return std::process::ExitCode::SUCCESS;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if let Some(reason) = missing_prerequisite() {
-        if std::env::var_os("CI").is_some() {
-            println!("test {NAME} ... FAILED: cannot run in CI: {reason}");
-            println!(
-                "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out"
-            );
-            return std::process::ExitCode::FAILURE;
-        }
-        println!("test {NAME} ... skipped: {reason}");
-        println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::panic::catch_unwind(transparent).is_err() {
-        println!("test {NAME} ... FAILED");
-        println!("test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
-        return std::process::ExitCode::from(101);
-    }
-    println!("test {NAME} ... ok");
-    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
-    std::process::ExitCode::SUCCESS
-}
-
-/// Why this machine can't run the test, if it can't.
-fn missing_prerequisite() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not root (network namespaces and iptables need root)".into());
-    }
-    for tool in [
-        "ip",
-        "setpriv",
-        "iptables-save",
-        "iptables-restore",
-        "curl",
-        "openssl",
-    ] {
-        let found = Command::new(tool)
-            .arg(match tool {
-                "ip" => "-V",
-                "openssl" => "version",
-                _ => "--version",
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            return Some(format!(
-                "`{tool}` not found (Debian: apt-get install iptables iproute2 util-linux curl openssl)"
-            ));
-        }
-    }
-    None
+    .main()
 }
 
 fn mesh(dir: &Path) {
