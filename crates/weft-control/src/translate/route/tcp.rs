@@ -5,7 +5,7 @@
 //! gateway's TCP and TLS-passthrough servers send connections.
 
 use weft_config::host;
-use weft_config::networking::RouteDestination;
+use weft_config::networking::{RouteDestination, TcpRoute, TlsMatchAttributes, VirtualService};
 use weft_registry::Service;
 
 use super::actions::target;
@@ -47,38 +47,55 @@ fn routed(cx: &Cx<'_>, svc: &Service, (resource, vs): VsRef<'_>) -> Option<TcpTa
             .iter()
             .find(|r| {
                 r.matches.iter().any(|m| {
-                    source_applies(
-                        cx,
-                        m.port,
-                        &m.gateways,
-                        &m.source_labels,
-                        &m.source_namespace,
-                        resource.namespace(),
-                    ) && m.sni_hosts.iter().any(|h| {
-                        host::matches(&host::fqdn(h, resource.namespace()), svc.hostname.as_str())
-                    })
+                    tls_applies(cx, m, resource.namespace())
+                        && m.sni_hosts.iter().any(|h| {
+                            host::matches(
+                                &host::fqdn(h, resource.namespace()),
+                                svc.hostname.as_str(),
+                            )
+                        })
                 })
             })
             .map(|r| &r.route)?
     } else {
-        vs.tcp
-            .iter()
-            .find(|r| {
-                r.matches.is_empty()
-                    || r.matches.iter().any(|m| {
-                        source_applies(
-                            cx,
-                            m.port,
-                            &m.gateways,
-                            &m.source_labels,
-                            &m.source_namespace,
-                            resource.namespace(),
-                        )
-                    })
-            })
-            .map(|r| &r.route)?
+        &first_tcp_rule(cx, vs, resource.namespace())?.route
     };
     destinations(cx, resource.namespace(), routes)
+}
+
+/// The first `tcp` rule of `vs` (in `vs_namespace`) that applies here: no
+/// match, or a match for this port, gateway and source.
+fn first_tcp_rule<'a>(
+    cx: &Cx<'_>,
+    vs: &'a VirtualService,
+    vs_namespace: &str,
+) -> Option<&'a TcpRoute> {
+    vs.tcp.iter().find(|rule| {
+        rule.matches.is_empty()
+            || rule.matches.iter().any(|m| {
+                source_applies(
+                    cx,
+                    m.port,
+                    &m.gateways,
+                    &m.source_labels,
+                    &m.source_namespace,
+                    vs_namespace,
+                )
+            })
+    })
+}
+
+/// Whether a `tls` match's port, gateway and source conditions hold here
+/// (its SNI hosts are the caller's).
+fn tls_applies(cx: &Cx<'_>, m: &TlsMatchAttributes, vs_namespace: &str) -> bool {
+    source_applies(
+        cx,
+        m.port,
+        &m.gateways,
+        &m.source_labels,
+        &m.source_namespace,
+        vs_namespace,
+    )
 }
 
 /// The TCP proxy target for a rule's destinations (weights of 0 dropped
@@ -127,19 +144,7 @@ pub fn gateway_tcp_target(
             })
         })
         .find_map(|(r, vs)| {
-            let rule = vs.tcp.iter().find(|rule| {
-                rule.matches.is_empty()
-                    || rule.matches.iter().any(|m| {
-                        source_applies(
-                            &cx,
-                            m.port,
-                            &m.gateways,
-                            &m.source_labels,
-                            &m.source_namespace,
-                            r.namespace(),
-                        )
-                    })
-            })?;
+            let rule = first_tcp_rule(&cx, vs, r.namespace())?;
             destinations(&cx, r.namespace(), &rule.route)
         })
 }
@@ -171,16 +176,7 @@ pub fn gateway_tls_targets(
             let mut names: Vec<String> = rule
                 .matches
                 .iter()
-                .filter(|m| {
-                    source_applies(
-                        &cx,
-                        m.port,
-                        &m.gateways,
-                        &m.source_labels,
-                        &m.source_namespace,
-                        r.namespace(),
-                    )
-                })
+                .filter(|m| tls_applies(&cx, m, r.namespace()))
                 .flat_map(|m| &m.sni_hosts)
                 .flat_map(|sni| served.admitted(r.namespace(), &sni.to_ascii_lowercase()))
                 .filter(|sni| !claimed.contains(sni))
