@@ -29,6 +29,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod fault;
 pub mod forward;
+pub mod forwarded;
 pub mod hash;
 pub mod listener;
 pub mod mirror;
@@ -88,6 +89,9 @@ pub struct Config {
     pub admin: SocketAddr,
     /// The IP in the node id (default: the outbound listener's, or 127.0.0.1).
     pub node_ip: String,
+    /// The workload's IPs, reported as Istio's `INSTANCE_IPS` (empty:
+    /// `node_ip` alone).
+    pub instance_ips: Vec<String>,
     /// How long SIGTERM waits for open connections (default 5 s).
     pub drain_timeout: Duration,
     /// How long an update may wait for what it references (default 2 s).
@@ -120,6 +124,7 @@ impl Config {
             app: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
             node_ip: "127.0.0.1".into(),
+            instance_ips: Vec::new(),
             drain_timeout: Duration::from_secs(5),
             warm_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
@@ -238,6 +243,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         address: config.xds.clone(),
         node: xds::NodeInfo {
             ip: config.node_ip.clone(),
+            ips: config.instance_ips.clone(),
             workload: config.workload.clone(),
             namespace: config.namespace.clone(),
             interception: match (config.mode, config.tproxy) {
@@ -283,6 +289,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
     let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
+    // Appended to x-forwarded-for for peers on loopback, as Envoy appends
+    // its node's address.
+    let local_ip: Option<std::net::IpAddr> = config.node_ip.parse().ok();
     let bound = |stats: Arc<stats::HttpStats>, skip: Vec<String>| {
         Arc::new(listener::serve::Bound {
             config: snapshot.clone(),
@@ -290,6 +299,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             stats,
             detect_timeout: config.detect_timeout,
             skip,
+            local_ip,
         })
     };
     let mut tasks = Vec::new();
@@ -327,6 +337,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 upstreams: upstreams.clone(),
                 stats: outbound_stats,
                 detect_timeout: config.detect_timeout,
+                local_ip,
             });
             let inbound = bound(inbound_stats, Vec::new());
             tasks.push(tokio::spawn(outbound::serve(

@@ -142,10 +142,9 @@ fn hcm_json(h: &HttpConnectionManager) -> Value {
     // `headers`): the gateway uses the remote address (it is the edge) and
     // sanitizes then sets XFCC; sidecars trust neither XFF nor the peer's
     // address (use_remote_address false) and inbound appends XFCC.
-    let fcc = http_connection_manager::ForwardClientCertDetails::try_from(
-        h.forward_client_cert_details,
-    )
-    .map_or("?", |f| f.as_str_name());
+    let fcc =
+        http_connection_manager::ForwardClientCertDetails::try_from(h.forward_client_cert_details)
+            .map_or("?", |f| f.as_str_name());
     json!({
         "stat_prefix": h.stat_prefix,
         "routes": routes,
