@@ -31,6 +31,7 @@ pub mod fault;
 pub mod forward;
 pub mod forwarded;
 pub mod hash;
+pub mod instance_ips;
 pub mod listener;
 pub mod mirror;
 pub mod outbound;
@@ -58,6 +59,17 @@ pub enum Mode {
     Transparent,
 }
 
+/// What the proxy is to the control plane (the node id's first field, as
+/// istio-agent's `proxy sidecar` / `proxy router`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum NodeType {
+    /// A workload's sidecar (`sidecar~...`).
+    #[default]
+    Sidecar,
+    /// A gateway (`router~...`): it gets the Gateway resources' listeners.
+    Router,
+}
+
 /// A proxy's settings.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Config {
@@ -69,6 +81,8 @@ pub struct Config {
     pub workload: String,
     /// How traffic reaches the proxy.
     pub mode: Mode,
+    /// Sidecar or gateway (default sidecar).
+    pub node_type: NodeType,
     /// The outbound listener: explicit mode's HTTP proxy port (default
     /// 127.0.0.1:15001), transparent mode's capture port (the CLI's
     /// default there is 0.0.0.0:15001).
@@ -117,6 +131,7 @@ impl Config {
             namespace: namespace.into(),
             workload: workload.into(),
             mode: Mode::Explicit,
+            node_type: NodeType::Sidecar,
             outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
             inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
             tproxy: false,
@@ -242,6 +257,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let settings = xds::XdsConfig {
         address: config.xds.clone(),
         node: xds::NodeInfo {
+            kind: match config.node_type {
+                NodeType::Sidecar => "sidecar",
+                NodeType::Router => "router",
+            },
             ip: config.node_ip.clone(),
             ips: config.instance_ips.clone(),
             workload: config.workload.clone(),

@@ -30,6 +30,8 @@ pub use state::{Rejection, State};
 /// Who the proxy says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// `sidecar` or `router` (a gateway).
+    pub kind: &'static str,
     /// Its IP (the node id's second field).
     pub ip: String,
     /// All its IPs (`INSTANCE_IPS`; empty: `ip` alone).
@@ -48,8 +50,8 @@ impl NodeInfo {
     /// The xDS node id.
     pub fn id(&self) -> String {
         format!(
-            "sidecar~{}~{}.{}~{}.svc.cluster.local",
-            self.ip, self.workload, self.namespace, self.namespace
+            "{}~{}~{}.{}~{}.svc.cluster.local",
+            self.kind, self.ip, self.workload, self.namespace, self.namespace
         )
     }
 
