@@ -274,7 +274,7 @@ pub fn apply(c: &Config, d: &Downstream, h: &mut HeaderMap) -> Verdict {
         }
     }
     if edge && let Some(ip) = client {
-        h.insert(X_ENVOY_EXTERNAL_ADDRESS, HeaderValue::from(ip_value(ip)));
+        h.insert(X_ENVOY_EXTERNAL_ADDRESS, ip_value(ip));
     }
     if c.generate_request_id {
         let force = edge && !c.preserve_external_request_id;
