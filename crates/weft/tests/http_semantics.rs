@@ -12,6 +12,8 @@
 //!   trusts `gatewayTopology.numTrustedProxies` hops of XFF.
 //! - Ports without a protocol: h2c (grpcio) reaches a gRPC app as h2,
 //!   HTTP/1.1 stays HTTP/1.1, through both sidecars (USE_DOWNSTREAM_PROTOCOL).
+//! - An HTTP/2 `REFUSED_STREAM` is retried by Istio's default retry policy
+//!   (`refused-stream`) and not by `connect-failure` alone (503 `UR`).
 
 mod common;
 #[allow(dead_code)]
@@ -20,6 +22,8 @@ mod harness;
 
 use std::path::Path;
 use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use harness::{App, Reply, curl, eventually, free_port, grpc_calls};
@@ -260,4 +264,82 @@ fn forwarded_headers_and_sniffed_protocols_as_envoy() {
     assert!(r.body.contains("request: GET / HTTP/2.0"), "{}", r.body);
     let calls = grpc_calls(client.outbound, "web.shop.svc.cluster.local:7070", 5, &[]);
     assert_eq!(calls["codes"]["OK"], 5, "{calls}");
+}
+
+/// An HTTP/2 server (the h2 crate's server side) that resets every odd
+/// stream it sees (the 1st, 3rd, ...) with `REFUSED_STREAM` and answers
+/// the others 200; returns its port and how many streams it refused.
+fn refusing_server(rt: &tokio::runtime::Runtime) -> (u16, Arc<AtomicUsize>) {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (count, streams) = (refused.clone(), Arc::new(AtomicUsize::new(0)));
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (count, streams) = (count.clone(), streams.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    if streams.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    } else {
+                        let _ = respond.send_response(http::Response::new(()), true);
+                    }
+                }
+            });
+        }
+    });
+    (port, refused)
+}
+
+fn stat(admin: u16, name: &str) -> u64 {
+    let body = curl(&format!("http://127.0.0.1:{admin}/stats"), None, &[]).body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name} in\n{body}"))
+}
+
+#[test]
+fn refused_streams_are_retried_by_refused_stream_only() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (port, refused) = refusing_server(&rt);
+    let service = |name: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  hosts: [{name}.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9090, name: http2, protocol: HTTP2}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http2: {port}}}}}]\n---\n"
+        )
+    };
+    // `default` has no VirtualService: Istio's default retry policy
+    // (connect-failure,refused-stream,...); `noretry` retries connect failures only.
+    let yaml = format!(
+        "{}{}apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: noretry, namespace: shop}}\nspec:\n  hosts: [noretry]\n  http: [{{route: [{{destination: {{host: noretry}}}}], retries: {{attempts: 2, retryOn: connect-failure}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: client, namespace: shop}}\nspec: {{address: 127.0.0.1, labels: {{app: client}}}}\n",
+        service("default"),
+        service("noretry")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mesh.yaml"), yaml).expect("write mesh");
+    let (_control, xds, _) = common::start(dir.path());
+    let client = Proxy::start(xds, "shop/client", &[]);
+    let out = Some(client.outbound);
+
+    // Refused, retried on the same connection, answered.
+    let r = curl("http://default.shop.svc.cluster.local:9090/", out, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(refused.load(Ordering::SeqCst), 1);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UR"), 0);
+    // Not retried: 503 UR, Envoy's body.
+    let r = curl("http://noretry.shop.svc.cluster.local:9090/", out, &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("remote refused stream reset"), "{}", r.body);
+    assert_eq!(refused.load(Ordering::SeqCst), 2);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UR"), 1);
 }
