@@ -218,7 +218,10 @@ pub struct Verdict {
 /// to a request's headers.
 pub fn apply(c: &Config, d: &Downstream, h: &mut HeaderMap) -> Verdict {
     let peer = d.peer.map(|p| p.ip().to_canonical());
-    let xff = joined(h);
+    // One pass over the names (no hashing): most requests carry none of
+    // these, and then nothing below looks them up.
+    let mut seen = Seen::of(h);
+    let xff = if seen.xff { joined(h) } else { None };
     let (mut client, trustworthy) = if c.use_remote_address {
         let trustworthy = xff.is_none();
         let from_xff = match c.xff_num_trusted_hops {
@@ -241,29 +244,27 @@ pub fn apply(c: &Config, d: &Downstream, h: &mut HeaderMap) -> Verdict {
                 h.insert(X_FORWARDED_FOR, v);
             }
         }
-        if c.xff_num_trusted_hops == 0 || !h.contains_key(&X_FORWARDED_PROTO) {
+        if c.xff_num_trusted_hops == 0 || !seen.xfp {
             h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(d.scheme));
+            seen.xfp = true;
         }
         (from_xff.or(peer), trustworthy)
     } else {
         match xff.as_deref() {
-            Some(x) => {
-                let (ip, single) = from_right(x, c.xff_num_trusted_hops);
-                (ip, single)
-            }
+            Some(x) => from_right(x, c.xff_num_trusted_hops),
             None => (None, false),
         }
     };
-    if !h.contains_key(&X_FORWARDED_PROTO) {
+    if !seen.xfp {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(d.scheme));
     }
     let internal = trustworthy && client.is_some_and(|ip| c.is_internal(ip));
     client = client.or(peer);
     let edge = !internal && c.use_remote_address;
-    h.remove(&X_ENVOY_INTERNAL);
     if internal {
         h.insert(X_ENVOY_INTERNAL, HeaderValue::from_static("true"));
-    } else {
+    } else if seen.envoy {
+        h.remove(&X_ENVOY_INTERNAL);
         for name in INTERNAL_ONLY {
             h.remove(name);
         }
@@ -282,7 +283,7 @@ pub fn apply(c: &Config, d: &Downstream, h: &mut HeaderMap) -> Verdict {
             h.insert(X_REQUEST_ID, crate::forward::request_id());
         }
     }
-    if c.client_cert != ClientCert::AlwaysForwardOnly {
+    if seen.xfcc && c.client_cert != ClientCert::AlwaysForwardOnly {
         // No downstream connection presents a client certificate yet.
         h.remove(&X_FORWARDED_CLIENT_CERT);
     }
@@ -290,6 +291,32 @@ pub fn apply(c: &Config, d: &Downstream, h: &mut HeaderMap) -> Verdict {
         internal,
         edge,
         client,
+    }
+}
+
+/// Which of the headers [`apply`] reads or removes a request carries.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    xff: bool,
+    xfp: bool,
+    xfcc: bool,
+    envoy: bool,
+}
+
+impl Seen {
+    fn of(h: &HeaderMap) -> Seen {
+        let mut s = Seen::default();
+        for k in h.keys() {
+            let k = k.as_str();
+            if k.starts_with("x-envoy-") {
+                s.envoy = true;
+            } else if k.starts_with("x-forwarded-") {
+                s.xff |= k == X_FORWARDED_FOR.as_str();
+                s.xfp |= k == X_FORWARDED_PROTO.as_str();
+                s.xfcc |= k == X_FORWARDED_CLIENT_CERT.as_str();
+            }
+        }
+        s
     }
 }
 
