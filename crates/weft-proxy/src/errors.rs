@@ -19,6 +19,9 @@ pub enum ResponseFlag {
     UpstreamConnectionFailure,
     /// `UC`: the upstream closed or reset the connection before answering.
     UpstreamConnectionTermination,
+    /// `UR`: the upstream reset the request's stream (HTTP/2
+    /// `REFUSED_STREAM`) before answering.
+    UpstreamRemoteReset,
     /// `UT`: the upstream didn't answer within the route's timeout.
     UpstreamRequestTimeout,
     /// `DPE`: the downstream request was malformed.
@@ -33,12 +36,13 @@ pub enum ResponseFlag {
 
 impl ResponseFlag {
     /// Every flag, for stats.
-    pub const ALL: [ResponseFlag; 10] = [
+    pub const ALL: [ResponseFlag; 11] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoCluster,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
         ResponseFlag::UpstreamConnectionTermination,
+        ResponseFlag::UpstreamRemoteReset,
         ResponseFlag::UpstreamRequestTimeout,
         ResponseFlag::DownstreamProtocolError,
         ResponseFlag::DelayInjected,
@@ -54,6 +58,7 @@ impl ResponseFlag {
             ResponseFlag::NoHealthyUpstream => "UH",
             ResponseFlag::UpstreamConnectionFailure => "UF",
             ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::UpstreamRemoteReset => "UR",
             ResponseFlag::UpstreamRequestTimeout => "UT",
             ResponseFlag::DownstreamProtocolError => "DPE",
             ResponseFlag::DelayInjected => "DI",
@@ -108,6 +113,15 @@ pub enum ProxyError {
         /// Why.
         reason: String,
     },
+    /// The upstream refused the request's HTTP/2 stream (`REFUSED_STREAM`):
+    /// it did not process it, so sending it again is safe.
+    #[error("upstream {endpoint} refused the stream: {reason}")]
+    Refused {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// No response within the route's timeout.
     #[error("upstream {0} did not answer in time")]
     Timeout(String),
@@ -133,6 +147,7 @@ impl ProxyError {
             ProxyError::NoHealthyUpstream(_) => ResponseFlag::NoHealthyUpstream,
             ProxyError::ConnectFailure { .. } => ResponseFlag::UpstreamConnectionFailure,
             ProxyError::Terminated { .. } => ResponseFlag::UpstreamConnectionTermination,
+            ProxyError::Refused { .. } => ResponseFlag::UpstreamRemoteReset,
             ProxyError::Timeout(_) => ResponseFlag::UpstreamRequestTimeout,
             ProxyError::BadRequest(_) => ResponseFlag::DownstreamProtocolError,
             ProxyError::FaultAbort { .. } => ResponseFlag::FaultInjected,
@@ -146,7 +161,8 @@ impl ProxyError {
             ProxyError::NoCluster(_)
             | ProxyError::NoHealthyUpstream(_)
             | ProxyError::ConnectFailure { .. }
-            | ProxyError::Terminated { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ProxyError::Terminated { .. }
+            | ProxyError::Refused { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::FaultAbort { status, .. } => *status,
@@ -164,6 +180,9 @@ impl ProxyError {
             }
             ProxyError::Terminated { .. } => {
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+            }
+            ProxyError::Refused { .. } => {
+                "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
             }
             ProxyError::Timeout(_) => "upstream request timeout",
             ProxyError::BadRequest(_) => "Bad Request",
@@ -210,7 +229,9 @@ impl ProxyError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ProxyError::ConnectFailure { .. } | ProxyError::NoHealthyUpstream(_)
+            ProxyError::ConnectFailure { .. }
+                | ProxyError::NoHealthyUpstream(_)
+                | ProxyError::Refused { .. }
         )
     }
 }
@@ -233,6 +254,14 @@ mod tests {
                 "UF",
             ),
             (ProxyError::Timeout("e".into()), 504, "UT"),
+            (
+                ProxyError::Refused {
+                    endpoint: "e".into(),
+                    reason: "refused".into(),
+                },
+                503,
+                "UR",
+            ),
             (ProxyError::BadRequest("no host".into()), 400, "DPE"),
             (
                 ProxyError::FaultAbort {

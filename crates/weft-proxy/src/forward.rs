@@ -46,16 +46,12 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 const X_EXPECTED_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 const X_UPSTREAM_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 const X_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
-/// Longest request `x-request-id` kept as it is (longer ones are replaced).
-const MAX_REQUEST_ID: usize = 128;
 /// How long a retry waits for the failed attempt to hand back the body.
 const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -100,6 +96,10 @@ pub struct Context<'a> {
     pub original_dst: Option<std::net::SocketAddr>,
     /// The downstream connection's peer (source-IP hashing, sticky cookies).
     pub client: Option<std::net::SocketAddr>,
+    /// The connection manager's header settings ([`crate::forwarded`]).
+    pub forwarded: &'a crate::forwarded::Config,
+    /// The proxy's own IP (`x-forwarded-for` for peers on loopback).
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 /// The authority a request is for: the absolute URI's, else `Host`.
@@ -117,8 +117,19 @@ pub fn authority(req: &Request<Incoming>) -> Option<String> {
 }
 
 /// Routes and forwards one request with `table`.
-pub async fn handle(cx: Context<'_>, table: &RouteTable, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    cx: Context<'_>,
+    table: &RouteTable,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
     let grpc = is_grpc(req.headers());
+    // The connection manager's headers, before routing (routes may match them).
+    let downstream = crate::forwarded::Downstream {
+        peer: cx.client,
+        local_ip: cx.local_ip,
+        scheme: cx.scheme,
+    };
+    crate::forwarded::apply(cx.forwarded, &downstream, req.headers_mut());
     match route_and_forward(cx, table, req).await {
         Ok(r) => r,
         Err(e) if grpc => grpc_error_response(&e, cx.stats),
@@ -334,14 +345,8 @@ async fn forward(
     {
         headers.insert(header::HOST, h);
     }
-    if !headers.get(&X_REQUEST_ID).is_some_and(valid_request_id) {
-        headers.insert(X_REQUEST_ID, request_id());
-    }
     if let Some(original) = &original_path {
         headers.insert(X_ORIGINAL_PATH, original.clone());
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(cx.scheme));
     }
     if vh.attempt_count {
         headers.insert(X_ATTEMPT_COUNT, HeaderValue::from_static("1"));
@@ -581,13 +586,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether a request's `x-request-id` is kept: not empty, visible ASCII,
-/// at most [`MAX_REQUEST_ID`] bytes (others are replaced by a new UUID).
-fn valid_request_id(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
-}
-
 /// A random UUID v4, as Envoy generates for `x-request-id` (formatted on
 /// the stack: one allocation, the header's own).
 pub fn request_id() -> HeaderValue {
@@ -639,7 +637,7 @@ mod tests {
                 assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{s}");
             }
         }
-        assert!(valid_request_id(&id));
+        assert!(crate::forwarded::valid_request_id(&id));
     }
 
     #[test]
@@ -660,16 +658,5 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["grpc-status"], "14");
         assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
-    }
-
-    #[test]
-    fn only_sane_request_ids_are_kept() {
-        assert!(valid_request_id(&HeaderValue::from_static("abc-123")));
-        assert!(!valid_request_id(&HeaderValue::from_static("")));
-        assert!(!valid_request_id(&HeaderValue::from_static("has space")));
-        let long = "x".repeat(MAX_REQUEST_ID + 1);
-        assert!(!valid_request_id(
-            &HeaderValue::from_str(&long).expect("value")
-        ));
     }
 }

@@ -29,7 +29,9 @@ pub mod endpoint;
 pub mod errors;
 pub mod fault;
 pub mod forward;
+pub mod forwarded;
 pub mod hash;
+pub mod instance_ips;
 pub mod listener;
 pub mod mirror;
 pub mod outbound;
@@ -57,6 +59,17 @@ pub enum Mode {
     Transparent,
 }
 
+/// What the proxy is to the control plane (the node id's first field, as
+/// istio-agent's `proxy sidecar` / `proxy router`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum NodeType {
+    /// A workload's sidecar (`sidecar~...`).
+    #[default]
+    Sidecar,
+    /// A gateway (`router~...`): it gets the Gateway resources' listeners.
+    Router,
+}
+
 /// A proxy's settings.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Config {
@@ -68,6 +81,8 @@ pub struct Config {
     pub workload: String,
     /// How traffic reaches the proxy.
     pub mode: Mode,
+    /// Sidecar or gateway (default sidecar).
+    pub node_type: NodeType,
     /// The outbound listener: explicit mode's HTTP proxy port (default
     /// 127.0.0.1:15001), transparent mode's capture port (the CLI's
     /// default there is 0.0.0.0:15001).
@@ -88,6 +103,9 @@ pub struct Config {
     pub admin: SocketAddr,
     /// The IP in the node id (default: the outbound listener's, or 127.0.0.1).
     pub node_ip: String,
+    /// The workload's IPs, reported as Istio's `INSTANCE_IPS` (empty:
+    /// `node_ip` alone).
+    pub instance_ips: Vec<String>,
     /// How long SIGTERM waits for open connections (default 5 s).
     pub drain_timeout: Duration,
     /// How long an update may wait for what it references (default 2 s).
@@ -113,6 +131,7 @@ impl Config {
             namespace: namespace.into(),
             workload: workload.into(),
             mode: Mode::Explicit,
+            node_type: NodeType::Sidecar,
             outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
             inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
             tproxy: false,
@@ -120,6 +139,7 @@ impl Config {
             app: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
             node_ip: "127.0.0.1".into(),
+            instance_ips: Vec::new(),
             drain_timeout: Duration::from_secs(5),
             warm_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
@@ -237,7 +257,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let settings = xds::XdsConfig {
         address: config.xds.clone(),
         node: xds::NodeInfo {
+            kind: match config.node_type {
+                NodeType::Sidecar => "sidecar",
+                NodeType::Router => "router",
+            },
             ip: config.node_ip.clone(),
+            ips: config.instance_ips.clone(),
             workload: config.workload.clone(),
             namespace: config.namespace.clone(),
             interception: match (config.mode, config.tproxy) {
@@ -283,6 +308,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
     let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
+    // Appended to x-forwarded-for for peers on loopback, as Envoy appends
+    // its node's address.
+    let local_ip: Option<std::net::IpAddr> = config.node_ip.parse().ok();
     let bound = |stats: Arc<stats::HttpStats>, skip: Vec<String>| {
         Arc::new(listener::serve::Bound {
             config: snapshot.clone(),
@@ -290,6 +318,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             stats,
             detect_timeout: config.detect_timeout,
             skip,
+            local_ip,
         })
     };
     let mut tasks = Vec::new();
@@ -327,6 +356,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 upstreams: upstreams.clone(),
                 stats: outbound_stats,
                 detect_timeout: config.detect_timeout,
+                local_ip,
             });
             let inbound = bound(inbound_stats, Vec::new());
             tasks.push(tokio::spawn(outbound::serve(

@@ -90,6 +90,9 @@ pub struct FilterChain {
     /// A TCP proxy's idle timeout (the TcpProxy's `idle_timeout`; Envoy's
     /// default 1 h; `0s` in the config turns it off, here a century).
     pub tcp_idle_timeout: Duration,
+    /// An HTTP connection manager's header settings (`x-forwarded-for`,
+    /// `x-request-id`, ...; defaults for TCP chains).
+    pub forwarded: Arc<crate::forwarded::Config>,
 }
 
 /// The terminal network filter of a chain.
@@ -223,9 +226,12 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
         ));
     };
     let mut tcp_idle_timeout = crate::tcp::DEFAULT_IDLE_TIMEOUT;
+    let mut forwarded = crate::forwarded::Config::default();
     let filter = if terminal.name == HCM_FILTER {
         let hcm: HttpConnectionManager =
             weft_xds::unpack(any).map_err(|e| format!("filter chain {name}: {e}"))?;
+        forwarded = crate::forwarded::Config::try_from(&hcm)
+            .map_err(|e| format!("filter chain {name}: {e}"))?;
         NetworkFilter::Http(match hcm.route_specifier {
             Some(RouteSpecifier::Rds(r)) => Routes::Rds(r.route_config_name),
             Some(RouteSpecifier::RouteConfig(rc)) => Routes::Inline(Arc::new(
@@ -285,5 +291,6 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
         application_protocols: m.application_protocols,
         filter,
         tcp_idle_timeout,
+        forwarded: Arc::new(forwarded),
     })
 }

@@ -38,6 +38,8 @@ pub struct Outbound {
     /// How long a `CONNECT` tunnel to TLS services told apart by SNI may
     /// take to send its ClientHello (`None`: as long as it takes).
     pub detect_timeout: Option<std::time::Duration>,
+    /// The proxy's own IP (`x-forwarded-for` for peers on loopback).
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 /// Accepts on `listener` until draining starts.
@@ -82,7 +84,7 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, peer: SocketAddr) -> 
             );
         }
     };
-    let Some(table) = snapshot.outbound_routes(port).cloned() else {
+    let Some((table, forwarded)) = snapshot.outbound_http(port) else {
         return forward::error_response(
             &ProxyError::NoRoute(format!("no outbound listener for port {port}")),
             &ob.stats,
@@ -95,8 +97,10 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, peer: SocketAddr) -> 
         scheme: "http",
         original_dst: None,
         client: Some(peer),
+        forwarded,
+        local_ip: ob.local_ip,
     };
-    forward::handle(cx, &table, req).await
+    forward::handle(cx, table, req).await
 }
 
 /// The port of `host[:port]`: given, else the scheme's default.

@@ -173,11 +173,31 @@ fn bad_uri(authority: &str) -> ProxyError {
     ProxyError::BadRequest(format!("cannot form an upstream URI for {authority}"))
 }
 
+/// The upstream ended the request before its response: an HTTP/2 stream
+/// reset with `REFUSED_STREAM` is [`ProxyError::Refused`] (the peer did
+/// not process it), anything else [`ProxyError::Terminated`].
 fn terminated(endpoint: &str, e: &hyper::Error) -> ProxyError {
-    ProxyError::Terminated {
-        endpoint: endpoint.to_string(),
-        reason: error_chain(e),
+    let (endpoint, reason) = (endpoint.to_string(), error_chain(e));
+    if refused_stream(e) {
+        ProxyError::Refused { endpoint, reason }
+    } else {
+        ProxyError::Terminated { endpoint, reason }
     }
+}
+
+/// Whether an error (or one of its sources) is an HTTP/2 `REFUSED_STREAM`.
+fn refused_stream(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(h2) = c.downcast_ref::<h2::Error>()
+            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+            && h2.is_remote()
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// An error with its sources, `a: b: c`.

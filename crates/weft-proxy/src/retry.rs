@@ -11,7 +11,7 @@
 //! | `gateway-error` | 502, 503, 504, a per-try timeout |
 //! | `reset` | the upstream closed or reset before its headers, a per-try timeout |
 //! | `connect-failure` | connecting failed |
-//! | `refused-stream` | an HTTP/2 `REFUSED_STREAM` — the pool doesn't report it apart from other resets yet, so nothing is retried for it (a reset request may have been processed: retrying it would not be safe) |
+//! | `refused-stream` | the upstream reset the HTTP/2 stream with `REFUSED_STREAM` (it did not process the request; also retried by `5xx` and `reset`, as any reset) |
 //! | `retriable-4xx` | 409 |
 //! | `retriable-status-codes` | one of `retriable_status_codes` |
 //! | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable` | a gRPC response whose headers carry that `grpc-status` (trailers-only) |
@@ -157,6 +157,8 @@ pub enum Outcome<'a> {
     ConnectFailure,
     /// The upstream closed or reset before its response headers.
     Reset,
+    /// The upstream refused the HTTP/2 stream (`REFUSED_STREAM`).
+    RefusedStream,
     /// The attempt's own time limit passed.
     PerTryTimeout,
     /// Anything else (never retried).
@@ -170,6 +172,7 @@ impl<'a> Outcome<'a> {
             Ok(r) => Outcome::Response(r.status(), r.headers()),
             Err(ProxyError::ConnectFailure { .. }) => Outcome::ConnectFailure,
             Err(ProxyError::Terminated { .. }) => Outcome::Reset,
+            Err(ProxyError::Refused { .. }) => Outcome::RefusedStream,
             Err(ProxyError::Timeout(_)) if per_try => Outcome::PerTryTimeout,
             Err(_) => Outcome::Other,
         }
@@ -202,6 +205,7 @@ impl Retry {
             }
             Outcome::ConnectFailure => self.connect_failure || self.any_5xx,
             Outcome::Reset => self.reset || self.any_5xx,
+            Outcome::RefusedStream => self.refused_stream || self.reset || self.any_5xx,
             Outcome::PerTryTimeout => self.any_5xx || self.gateway_error || self.reset,
             Outcome::Other => false,
         }
@@ -289,6 +293,14 @@ mod tests {
             !refused.retries(Outcome::Reset),
             "a reset is no refused stream"
         );
+        assert!(refused.retries(Outcome::RefusedStream));
+        assert!(!cf.retries(Outcome::RefusedStream));
+        assert!(any.retries(Outcome::RefusedStream));
+        let refused = Err::<http::Response<()>, _>(ProxyError::Refused {
+            endpoint: "e".into(),
+            reason: "REFUSED_STREAM".into(),
+        });
+        assert_eq!(Outcome::of(&refused, false), Outcome::RefusedStream);
     }
 
     #[test]

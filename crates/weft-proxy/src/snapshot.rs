@@ -106,8 +106,9 @@ pub struct Snapshot {
     pub parts: Parts,
     /// Clusters by name.
     pub clusters: HashMap<String, ClusterEntry>,
-    /// Outbound HTTP routes by port, from the `0.0.0.0_<port>` listeners.
-    outbound_http: HashMap<u16, Arc<RouteTable>>,
+    /// Outbound HTTP routes by port, from the `0.0.0.0_<port>` listeners,
+    /// with their connection manager's header settings.
+    outbound_http: HashMap<u16, (Arc<RouteTable>, Arc<crate::forwarded::Config>)>,
 }
 
 impl Snapshot {
@@ -227,13 +228,16 @@ impl Snapshot {
             else {
                 continue;
             };
-            let table = match l.http_chain().map(|c| &c.filter) {
-                Some(NetworkFilter::Http(Routes::Rds(name))) => parts.routes.get(name).cloned(),
-                Some(NetworkFilter::Http(Routes::Inline(t))) => Some(t.clone()),
-                _ => None,
+            let Some(chain) = l.http_chain() else {
+                continue;
+            };
+            let table = match &chain.filter {
+                NetworkFilter::Http(Routes::Rds(name)) => parts.routes.get(name).cloned(),
+                NetworkFilter::Http(Routes::Inline(t)) => Some(t.clone()),
+                NetworkFilter::Tcp(_) => None,
             };
             if let Some(t) = table {
-                outbound_http.insert(port, t);
+                outbound_http.insert(port, (t, chain.forwarded.clone()));
             }
         }
         Ok(Snapshot {
@@ -245,7 +249,13 @@ impl Snapshot {
 
     /// The routes for outbound HTTP to `port`.
     pub fn outbound_routes(&self, port: u16) -> Option<&Arc<RouteTable>> {
-        self.outbound_http.get(&port)
+        self.outbound_http.get(&port).map(|(t, _)| t)
+    }
+
+    /// [`Snapshot::outbound_routes`] with the header settings of the
+    /// listener's connection manager.
+    pub fn outbound_http(&self, port: u16) -> Option<(&RouteTable, &crate::forwarded::Config)> {
+        self.outbound_http.get(&port).map(|(t, f)| (&**t, &**f))
     }
 
     /// The outbound listener for connections to `port` (`0.0.0.0_<port>`)
@@ -314,6 +324,7 @@ mod tests {
                 application_protocols: Vec::new(),
                 filter: NetworkFilter::Tcp(Target::Cluster(cluster.into())),
                 tcp_idle_timeout: crate::tcp::DEFAULT_IDLE_TIMEOUT,
+                forwarded: Default::default(),
             }],
             default_chain: None,
         }

@@ -30,8 +30,12 @@ pub use state::{Rejection, State};
 /// Who the proxy says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// `sidecar` or `router` (a gateway).
+    pub kind: &'static str,
     /// Its IP (the node id's second field).
     pub ip: String,
+    /// All its IPs (`INSTANCE_IPS`; empty: `ip` alone).
+    pub ips: Vec<String>,
     /// The WorkloadEntry it serves.
     pub workload: String,
     /// Its namespace.
@@ -46,8 +50,8 @@ impl NodeInfo {
     /// The xDS node id.
     pub fn id(&self) -> String {
         format!(
-            "sidecar~{}~{}.{}~{}.svc.cluster.local",
-            self.ip, self.workload, self.namespace, self.namespace
+            "{}~{}~{}.{}~{}.svc.cluster.local",
+            self.kind, self.ip, self.workload, self.namespace, self.namespace
         )
     }
 
@@ -60,6 +64,12 @@ impl NodeInfo {
         fields.insert("NAMESPACE".to_string(), s(&self.namespace));
         fields.insert("WORKLOAD_NAME".to_string(), s(&self.workload));
         fields.insert("INTERCEPTION_MODE".to_string(), s(&self.interception));
+        let ips = if self.ips.is_empty() {
+            self.ip.clone()
+        } else {
+            self.ips.join(",")
+        };
+        fields.insert("INSTANCE_IPS".to_string(), s(&ips));
         if let Some(app) = &self.app_address {
             fields.insert("APP_ADDRESS".to_string(), s(app));
         }

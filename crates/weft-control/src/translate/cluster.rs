@@ -140,8 +140,7 @@ pub fn inbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
                 }),
                 ..Cluster::default()
             };
-            if p.protocol.is_http() {
-                let options = http_protocol_options(p.protocol, &TrafficPolicy::default());
+            if let Some(options) = sidecar_protocol_options(p.protocol, &TrafficPolicy::default()) {
                 c.typed_extension_protocol_options
                     .insert(HTTP_PROTOCOL_OPTIONS.to_string(), weft_xds::pack(&options));
             }
@@ -203,12 +202,13 @@ fn service_cluster(
         );
     }
     let mut http2 = false;
-    if let Some(protocol) = service
-        .port(port)
-        .map(|p| p.protocol)
-        .filter(|p| p.is_http())
-    {
-        let options = http_protocol_options(protocol, policy);
+    let protocol = service.port(port).map(|p| p.protocol);
+    let options = match protocol {
+        Some(p) if proxy.kind == ProxyKind::Sidecar => sidecar_protocol_options(p, policy),
+        Some(p) if p.is_http() => Some(http_protocol_options(p, policy)),
+        _ => None,
+    };
+    if let Some(options) = options {
         http2 = matches!(
             options.upstream_protocol_options,
             Some(upstream_http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
@@ -312,6 +312,46 @@ fn dns_endpoint(
         load_balancing_weight: Some(u32_value(weight.max(1))),
         ..LbEndpoint::default()
     }
+}
+
+/// A sidecar's upstream HTTP settings for a port: [`http_protocol_options`]
+/// for HTTP-family ports; for a port without a protocol (sniffed) the
+/// downstream's own protocol (`use_downstream_protocol_config`), as
+/// Istio's `setUpstreamProtocol` does for sidecars — h2c sniffed from a
+/// client goes on as h2c, HTTP/1.1 as HTTP/1.1 (a gRPC app on an
+/// unnamed port works). Gateways don't get it: they don't sniff.
+fn sidecar_protocol_options(
+    protocol: Protocol,
+    policy: &TrafficPolicy,
+) -> Option<UpstreamHttpProtocolOptions> {
+    if protocol.is_http() {
+        return Some(http_protocol_options(protocol, policy));
+    }
+    if protocol != Protocol::Unsupported {
+        return None;
+    }
+    let mut options = http_protocol_options(protocol, policy);
+    if !matches!(
+        options.upstream_protocol_options,
+        Some(upstream_http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+            upstream_http_protocol_options::ExplicitHttpConfig {
+                protocol_config: Some(
+                    upstream_http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(_)
+                ),
+            }
+        ))
+    ) {
+        options.upstream_protocol_options = Some(
+            upstream_http_protocol_options::UpstreamProtocolOptions::UseDownstreamProtocolConfig(
+                upstream_http_protocol_options::UseDownstreamHttpConfig {
+                    http_protocol_options: Some(Http1ProtocolOptions::default()),
+                    http2_protocol_options: Some(Http2ProtocolOptions::default()),
+                    ..Default::default()
+                },
+            ),
+        );
+    }
+    Some(options)
 }
 
 /// The upstream HTTP settings of an HTTP-family port: HTTP/2 for HTTP2 and

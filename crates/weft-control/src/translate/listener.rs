@@ -50,6 +50,7 @@ use super::{Inputs, Proxy, ProxyKind};
 pub mod gateway;
 #[cfg(test)]
 mod golden;
+pub mod headers;
 pub mod inbound;
 pub mod outbound;
 
@@ -149,13 +150,16 @@ fn http_filter(name: &str, config: weft_xds::pb::google::protobuf::Any) -> HttpF
     }
 }
 
-/// A sidecar's HTTP connection manager: fault injection and CORS (both
-/// configured per route), then the router.
+/// An HTTP connection manager: fault injection and CORS (both
+/// configured per route), then the router; the header settings of its
+/// listener class (see [`headers`]).
 fn http_connection_manager(
+    inputs: Inputs<'_>,
+    class: headers::Class,
     stat_prefix: String,
     routes: http_connection_manager::RouteSpecifier,
 ) -> Filter {
-    let hcm = HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         stat_prefix,
         route_specifier: Some(routes),
         http_filters: vec![
@@ -169,6 +173,7 @@ fn http_connection_manager(
         normalize_path: Some(BoolValue { value: true }),
         ..HttpConnectionManager::default()
     };
+    headers::apply(inputs, class, &mut hcm);
     Filter {
         name: HCM_FILTER.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(weft_xds::pack(&hcm))),

@@ -49,6 +49,8 @@ pub struct Bound {
     /// Listeners served elsewhere, never bound here (transparent mode's
     /// `virtualOutbound` and `virtualInbound`).
     pub skip: Vec<String>,
+    /// The proxy's own IP (`x-forwarded-for` for peers on loopback).
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 /// Keeps the bound listeners in step with the config until draining starts.
@@ -183,7 +185,12 @@ pub async fn serve_connection(
                 Routes::Rds(n) => RouteSource::Rds(n.clone()),
                 Routes::Inline(t) => RouteSource::Inline(t.clone()),
             };
-            let source = Arc::new((routes, conn.listener.name.clone(), conn.original_dst));
+            let source = Arc::new(HttpSource {
+                routes,
+                listener: conn.listener.name.clone(),
+                original_dst: conn.original_dst,
+                forwarded: chain.forwarded.clone(),
+            });
             let peer = stream.peer_addr().ok();
             let service = hyper::service::service_fn(move |req| {
                 let (bound, source) = (bound.clone(), source.clone());
@@ -215,6 +222,16 @@ pub async fn serve_connection(
     }
 }
 
+/// What an HTTP connection's requests share.
+#[derive(Debug)]
+struct HttpSource {
+    routes: RouteSource,
+    listener: String,
+    original_dst: Option<SocketAddr>,
+    /// The chain's connection manager header settings.
+    forwarded: Arc<crate::forwarded::Config>,
+}
+
 /// Where an HTTP connection's routes come from.
 #[derive(Debug)]
 enum RouteSource {
@@ -226,18 +243,18 @@ enum RouteSource {
 
 async fn http(
     bound: &Bound,
-    (routes, listener, original_dst): &(RouteSource, String, Option<SocketAddr>),
+    source: &HttpSource,
     req: Request<Incoming>,
     peer: Option<SocketAddr>,
 ) -> Response<Body> {
     let snapshot = bound.config.load_full();
-    let table = match routes {
+    let table = match &source.routes {
         RouteSource::Inline(t) => Some(t.clone()),
         RouteSource::Rds(n) => snapshot.parts.routes.get(n).cloned(),
     };
     let Some(table) = table else {
         return forward::error_response(
-            &ProxyError::NoRoute(format!("listener {listener} has no routes")),
+            &ProxyError::NoRoute(format!("listener {} has no routes", source.listener)),
             &bound.stats,
         );
     };
@@ -246,8 +263,10 @@ async fn http(
         upstreams: &bound.upstreams,
         stats: &bound.stats,
         scheme: "http",
-        original_dst: *original_dst,
+        original_dst: source.original_dst,
         client: peer,
+        forwarded: &source.forwarded,
+        local_ip: bound.local_ip,
     };
     forward::handle(cx, &table, req).await
 }

@@ -251,3 +251,60 @@ async fn http2_requests_share_one_connection() {
     }
     assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
 }
+
+/// An h2 server (the h2 crate's server side) that resets every stream
+/// with `reason`, counting them.
+async fn resetting_server(reason: h2::Reason) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let streams = Arc::new(AtomicUsize::new(0));
+    let seen = streams.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    respond.send_reset(reason);
+                }
+            });
+        }
+    });
+    (addr, streams)
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_reported_apart_from_other_resets() {
+    let u = upstreams();
+    let (refusing, refused) = resetting_server(h2::Reason::REFUSED_STREAM).await;
+    let timeout = Duration::from_secs(2);
+    match u.http2(&refusing, "svc", timeout, get("/", "svc")).await {
+        Err(e @ ProxyError::Refused { .. }) => {
+            assert_eq!(e.flag().as_str(), "UR");
+            assert!(e.retryable(), "a refused stream was not processed");
+            let result = Err::<http::Response<()>, _>(e);
+            let outcome = crate::retry::Outcome::of(&result, false);
+            assert_eq!(outcome, crate::retry::Outcome::RefusedStream);
+        }
+        other => panic!("expected a refused stream, got {other:?}"),
+    }
+    assert_eq!(refused.load(Ordering::SeqCst), 1);
+    // Any other reset stays a termination (not safe to send again).
+    let (resetting, _) = resetting_server(h2::Reason::INTERNAL_ERROR).await;
+    match u.http2(&resetting, "svc", timeout, get("/", "svc")).await {
+        Err(e @ ProxyError::Terminated { .. }) => {
+            assert_eq!(e.flag().as_str(), "UC");
+            assert!(!e.retryable());
+        }
+        other => panic!("expected a termination, got {other:?}"),
+    }
+    // The connection survives a refused stream: the next request uses it.
+    match u.http2(&refusing, "svc", timeout, get("/", "svc")).await {
+        Err(ProxyError::Refused { .. }) => {}
+        other => panic!("expected a refused stream, got {other:?}"),
+    }
+    assert_eq!(refused.load(Ordering::SeqCst), 2);
+}

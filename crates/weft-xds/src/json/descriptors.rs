@@ -31,6 +31,7 @@ pub const ROOTS: &[&str] = &[
     "envoy/extensions/transport_sockets/raw_buffer/",
     "envoy/extensions/upstreams/http/",
     "envoy/extensions/load_balancing_policies/",
+    "envoy/extensions/request_id/uuid/",
     "envoy/extensions/retry/",
     "envoy/service/discovery/v3/",
 ];

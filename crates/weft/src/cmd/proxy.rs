@@ -14,6 +14,15 @@ pub enum Mode {
     Transparent,
 }
 
+/// What the proxy is (as istio-agent's `proxy sidecar` / `proxy router`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeType {
+    /// A workload's sidecar.
+    Sidecar,
+    /// A gateway: serves the listeners of the Gateways selecting its WorkloadEntry.
+    Router,
+}
+
 /// How inbound connections reach a transparent proxy (as `weft iptables --inbound-interception-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 #[value(rename_all = "UPPER")]
@@ -36,6 +45,9 @@ pub struct Args {
     /// How traffic reaches the proxy.
     #[arg(long, value_enum, default_value_t = Mode::Explicit)]
     mode: Mode,
+    /// Sidecar, or gateway (router): the node id's type.
+    #[arg(long = "type", value_enum, value_name = "TYPE", default_value_t = NodeType::Sidecar)]
+    node_type: NodeType,
     /// The outbound listener: explicit mode's HTTP proxy port the app points at (`curl -x`, HTTP_PROXY; default 127.0.0.1:15001), transparent mode's capture port (default 0.0.0.0:15001).
     #[arg(long, value_name = "ADDR")]
     outbound: Option<SocketAddr>,
@@ -66,6 +78,9 @@ pub struct Args {
     /// Largest request header block in KiB: HTTP/1 answers 431 past it, HTTP/2 refuses the stream (Envoy's max_request_headers_kb).
     #[arg(long, value_name = "KIB", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=8192))]
     max_request_headers_kb: u32,
+    /// The workload's IP, reported to the control plane as Istio's INSTANCE_IPS (repeat or comma-separate for several; the first is the node id's). Default: $INSTANCE_IP if set, else in transparent mode the host's non-loopback addresses, in explicit mode the --outbound address's IP (127.0.0.1 if unspecified).
+    #[arg(long = "ip", value_name = "IP", value_delimiter = ',')]
+    ips: Vec<std::net::IpAddr>,
 }
 
 /// Runs `weft proxy` until SIGTERM, Ctrl-C or `/quitquitquit`.
@@ -97,6 +112,10 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
     }
     let mut c = weft_proxy::Config::new(args.xds.clone(), namespace, name);
     c.mode = mode;
+    c.node_type = match args.node_type {
+        NodeType::Sidecar => weft_proxy::NodeType::Sidecar,
+        NodeType::Router => weft_proxy::NodeType::Router,
+    };
     let transparent = mode == weft_proxy::Mode::Transparent;
     c.outbound = args.outbound.unwrap_or(if transparent {
         SocketAddr::from(([0, 0, 0, 0], weft_iptables::OUTBOUND_PORT))
@@ -117,10 +136,44 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
     }
     c.http_limits.request_headers_timeout = args.request_headers_timeout.get();
     c.http_limits.max_request_headers_bytes = args.max_request_headers_kb * 1024;
-    if !c.outbound.ip().is_unspecified() {
-        c.node_ip = c.outbound.ip().to_string();
+    let ips = instance_ips(args, transparent, c.outbound)?;
+    if let Some(first) = ips.first() {
+        c.node_ip = first.to_string();
     }
+    c.instance_ips = ips.iter().map(ToString::to_string).collect();
     Ok(c)
+}
+
+/// `--ip`, else `$INSTANCE_IP` (istio-agent's), else the host's addresses
+/// (transparent mode) or the outbound listener's IP (explicit mode); empty
+/// leaves 127.0.0.1.
+fn instance_ips(
+    args: &Args,
+    transparent: bool,
+    outbound: SocketAddr,
+) -> Result<Vec<std::net::IpAddr>, String> {
+    if !args.ips.is_empty() {
+        return Ok(args.ips.clone());
+    }
+    if let Ok(v) = std::env::var("INSTANCE_IP")
+        && !v.trim().is_empty()
+    {
+        return v
+            .split(',')
+            .map(|ip| {
+                ip.trim()
+                    .parse()
+                    .map_err(|_| format!("INSTANCE_IP {v:?}: {ip:?} is not an IP address"))
+            })
+            .collect();
+    }
+    if transparent {
+        return Ok(weft_proxy::instance_ips::host_ips());
+    }
+    Ok(Some(outbound.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .into_iter()
+        .collect())
 }
 
 fn serve(config: weft_proxy::Config, concurrency: u16) -> ExitCode {

@@ -233,3 +233,73 @@ fn grpc_ports_speak_http2_upstream_and_tcp_ports_set_no_http_options() {
     let redis = find(&cs, "outbound|6379||greeter.shop.svc.cluster.local");
     assert!(redis.typed_extension_protocol_options.is_empty());
 }
+
+/// Whether a cluster's upstream protocol is the downstream's own.
+fn uses_downstream_protocol(c: &Cluster) -> bool {
+    let Some(any) = c
+        .typed_extension_protocol_options
+        .get(HTTP_PROTOCOL_OPTIONS)
+    else {
+        return false;
+    };
+    let options: UpstreamHttpProtocolOptions = weft_xds::unpack(any).expect("http options");
+    matches!(
+        options.upstream_protocol_options,
+        Some(
+            upstream_http_protocol_options::UpstreamProtocolOptions::UseDownstreamProtocolConfig(_)
+        )
+    )
+}
+
+#[test]
+fn sniffed_ports_use_the_downstream_protocol_on_sidecars_only() {
+    // Istio's setUpstreamProtocol: a sidecar's clusters (outbound and
+    // inbound) for a port without a protocol use USE_DOWNSTREAM_PROTOCOL,
+    // so sniffed h2c goes on as h2c; gateways don't sniff and don't.
+    let mesh = TestMesh::new(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-1, namespace: shop}
+spec: {address: 10.0.0.7, labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 7000, name: api}, {number: 80, name: http, protocol: HTTP}, {number: 5432, name: tcp-db, protocol: TCP}]
+  workloadSelector: {labels: {app: api}}
+"#,
+    );
+    let proxy = crate::translate::resolve(
+        mesh.inputs(),
+        &Proxy {
+            pod: "api-1".into(),
+            ..Proxy::sidecar("sidecar~10.0.0.7~api-1.shop~shop", "shop", &[])
+        },
+    );
+    let cs = clusters(mesh.inputs(), &proxy);
+    let host = "api.shop.svc.cluster.local";
+    assert!(uses_downstream_protocol(find(
+        &cs,
+        &format!("outbound|7000||{host}")
+    )));
+    assert!(uses_downstream_protocol(find(&cs, "inbound|7000||")));
+    assert!(!uses_downstream_protocol(find(
+        &cs,
+        &format!("outbound|80||{host}")
+    )));
+    assert!(!uses_downstream_protocol(find(&cs, "inbound|80||")));
+    let tcp = find(&cs, &format!("outbound|5432||{host}"));
+    assert!(tcp.typed_extension_protocol_options.is_empty());
+    let gateway = Proxy {
+        kind: ProxyKind::Gateway,
+        ..Proxy::sidecar("router~10.0.0.9~gw-1.shop~shop", "shop", &[])
+    };
+    let cs = clusters(mesh.inputs(), &gateway);
+    let sniffed = find(&cs, &format!("outbound|7000||{host}"));
+    assert!(sniffed.typed_extension_protocol_options.is_empty());
+}

@@ -59,6 +59,8 @@ fn chains(
     match served.serving {
         Serving::Http => {
             let hcm = http_connection_manager(
+                inputs,
+                super::headers::Class::Gateway,
                 format!("outbound_{address}_{bind_port}"),
                 rds(&route_name(port)),
             );

@@ -138,10 +138,25 @@ fn hcm_json(h: &HttpConnectionManager) -> Value {
         }),
         _ => json!(null),
     };
+    // The header settings, as Istio sends them per listener class (see
+    // `headers`): the gateway uses the remote address (it is the edge) and
+    // sanitizes then sets XFCC; sidecars trust neither XFF nor the peer's
+    // address (use_remote_address false) and inbound appends XFCC.
+    let fcc =
+        http_connection_manager::ForwardClientCertDetails::try_from(h.forward_client_cert_details)
+            .map_or("?", |f| f.as_str_name());
     json!({
         "stat_prefix": h.stat_prefix,
         "routes": routes,
         "http_filters": h.http_filters.iter().map(|f| json!(f.name)).collect::<Vec<_>>(),
+        "use_remote_address": h.use_remote_address.map(|b| b.value),
+        "xff_num_trusted_hops": h.xff_num_trusted_hops,
+        "forward_client_cert_details": fcc,
+        "request_id_extension": h
+            .request_id_extension
+            .as_ref()
+            .and_then(|r| r.typed_config.as_ref())
+            .map(|a| a.type_url.as_str()),
     })
 }
 

@@ -38,7 +38,7 @@ pub const VIRTUAL_INBOUND: &str = "virtualInbound";
 pub const VIRTUAL_INBOUND_PORT: u16 = 15006;
 
 /// A sidecar's inbound listeners; none if its workload is unknown.
-pub fn listeners(_inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
+pub fn listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
     let Some(instance) = &proxy.instance else {
         return Vec::new();
     };
@@ -48,7 +48,7 @@ pub fn listeners(_inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
                 .ports
                 .iter()
                 .flat_map(|p| {
-                    port_chains(p).into_iter().map(|mut c| {
+                    port_chains(inputs, p).into_iter().map(|mut c| {
                         let m = c.filter_chain_match.get_or_insert_with(Default::default);
                         m.destination_port = Some(UInt32Value {
                             value: u32::from(p.port),
@@ -94,7 +94,7 @@ pub fn listeners(_inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
                     p.port,
                     TrafficDirection::Inbound,
                     true,
-                    port_chains(p),
+                    port_chains(inputs, p),
                 )
             })
             .collect(),
@@ -102,10 +102,12 @@ pub fn listeners(_inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
 }
 
 /// The chains for one inbound port.
-fn port_chains(p: &InboundPort) -> Vec<FilterChain> {
+fn port_chains(inputs: Inputs<'_>, p: &InboundPort) -> Vec<FilterChain> {
     let cluster = inbound_cluster(p.port);
     let http = || {
         http_connection_manager(
+            inputs,
+            super::headers::Class::SidecarInbound,
             format!("inbound_0.0.0.0_{}", p.port),
             RouteSpecifier::RouteConfig(inbound_routes(&cluster, p.port)),
         )

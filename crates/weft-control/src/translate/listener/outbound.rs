@@ -108,8 +108,12 @@ impl PortServices<'_> {
         }
         let http = self.http || !self.sniffed.is_empty();
         if http {
-            let hcm =
-                http_connection_manager(format!("outbound_0.0.0.0_{port}"), rds(&port.to_string()));
+            let hcm = http_connection_manager(
+                inputs,
+                super::headers::Class::SidecarOutbound,
+                format!("outbound_0.0.0.0_{port}"),
+                rds(&port.to_string()),
+            );
             let matches = (!self.sniffed.is_empty()).then(|| FilterChainMatch {
                 application_protocols: super::SNIFFED_HTTP.map(str::to_string).to_vec(),
                 ..FilterChainMatch::default()

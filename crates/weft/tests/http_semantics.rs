@@ -1,0 +1,345 @@
+//! HTTP connection manager semantics with real processes on loopback: a
+//! `weft control`, a client sidecar, a gateway (`--type router`) and the
+//! web workload's sidecar in front of weft-sample apps, called with curl
+//! and grpcio.
+//!
+//! - `x-forwarded-*` as Envoy sets them from the HCM fields Istio sends:
+//!   sidecars (`use_remote_address: false`) pass `x-forwarded-for` on and
+//!   mark a request internal only from a single internal XFF entry; the
+//!   gateway (`use_remote_address: true`) appends its node IP (`--ip`) for
+//!   a loopback peer, tells external clients by their XFF, sets
+//!   `x-envoy-external-address` and a new `x-request-id` for them, and
+//!   trusts `gatewayTopology.numTrustedProxies` hops of XFF.
+//! - Ports without a protocol: h2c (grpcio) reaches a gRPC app as h2,
+//!   HTTP/1.1 stays HTTP/1.1, through both sidecars (USE_DOWNSTREAM_PROTOCOL).
+//! - An HTTP/2 `REFUSED_STREAM` is retried by Istio's default retry policy
+//!   (`refused-stream`) and not by `connect-failure` alone (503 `UR`).
+
+mod common;
+#[allow(dead_code)]
+#[path = "routing/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use harness::{App, Reply, curl, eventually, free_port, grpc_calls};
+use weft_sample::Flaky;
+
+/// A running `weft proxy`; killed when dropped.
+struct Proxy {
+    child: Child,
+    outbound: u16,
+    admin: u16,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    fn start(xds: u16, workload: &str, extra: &[&str]) -> Proxy {
+        let (child, outbound, admin) = common::spawn_proxy(xds, workload, extra);
+        let p = Proxy {
+            child,
+            outbound,
+            admin,
+        };
+        eventually(Duration::from_secs(20), "proxy ready", || {
+            curl(
+                &format!("http://127.0.0.1:{}/healthz/ready", p.admin),
+                None,
+                &[],
+            )
+            .status
+                == 200
+        });
+        p
+    }
+}
+
+const GATEWAY_IP: &str = "10.0.0.9";
+
+fn mesh(dir: &Path, web: [u16; 3], gateway: u16) {
+    let [http, api, raw] = web;
+    let yaml = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: web, namespace: shop}}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {{number: 9080, name: http, protocol: HTTP}}
+  - {{number: 7070, name: api}}
+  - {{number: 7071, name: raw}}
+  workloadSelector: {{labels: {{app: web}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: web, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{http: {http}, api: {api}, raw: {raw}}}, labels: {{app: web}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: client, namespace: shop}}
+spec: {{address: 127.0.0.1, labels: {{app: client}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: gateway, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{http: {gateway}}}, labels: {{istio: ingressgateway}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: shop}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers: [{{port: {{number: 8080, name: http, protocol: HTTP}}, hosts: ["*"]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: edge, namespace: shop}}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{{route: [{{destination: {{host: web, port: {{number: 9080}}}}}}]}}]
+"#
+    );
+    std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
+}
+
+/// The value of request header `name` the app echoed, if it saw it.
+fn seen<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    let prefix = format!("header: {name}: ");
+    r.body.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+const WEB: &str = "http://web.shop.svc.cluster.local:9080/";
+
+#[test]
+fn forwarded_headers_and_sniffed_protocols_as_envoy() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let echo = App::start(&rt, "web", false, Flaky::default());
+    let greeter = App::start(&rt, "greeter", true, Flaky::default());
+    let ports = [free_port(), free_port(), free_port()];
+    let gateway_port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    mesh(dir.path(), ports, gateway_port);
+    let (_control, xds, _) = common::start(dir.path());
+    let app = format!(
+        "{}=127.0.0.1:{},{}",
+        ports[1],
+        greeter.addr.port(),
+        echo.addr
+    );
+    let _web = Proxy::start(xds, "shop/web", &["--app", &app]);
+    let client = Proxy::start(xds, "shop/client", &[]);
+    let gateway = Proxy::start(
+        xds,
+        "shop/gateway",
+        &["--type", "router", "--ip", GATEWAY_IP],
+    );
+    let out = Some(client.outbound);
+
+    // Sidecar to sidecar: nothing forwarded-for, not internal (no XFF).
+    let r = curl(
+        WEB,
+        out,
+        &[
+            "-H",
+            "x-envoy-internal: true",
+            "-H",
+            "x-envoy-retry-on: 5xx",
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(seen(&r, "x-forwarded-for"), None, "{}", r.body);
+    assert_eq!(seen(&r, "x-forwarded-proto"), Some("http"), "{}", r.body);
+    assert_eq!(seen(&r, "x-envoy-internal"), None, "forged: {}", r.body);
+    assert_eq!(seen(&r, "x-envoy-retry-on"), None, "external: {}", r.body);
+    assert_eq!(seen(&r, "x-envoy-external-address"), None, "{}", r.body);
+    assert!(seen(&r, "x-request-id").is_some(), "{}", r.body);
+    // A client's XFF passes both sidecars unchanged; one internal entry
+    // makes the request internal, an external one doesn't.
+    let r = curl(
+        WEB,
+        out,
+        &[
+            "-H",
+            "x-forwarded-for: 10.1.2.3",
+            "-H",
+            "x-request-id: mine",
+        ],
+    );
+    assert_eq!(seen(&r, "x-forwarded-for"), Some("10.1.2.3"), "{}", r.body);
+    assert_eq!(seen(&r, "x-envoy-internal"), Some("true"), "{}", r.body);
+    assert_eq!(seen(&r, "x-request-id"), Some("mine"), "{}", r.body);
+    let r = curl(WEB, out, &["-H", "x-forwarded-for: 203.0.113.7"]);
+    assert_eq!(
+        seen(&r, "x-forwarded-for"),
+        Some("203.0.113.7"),
+        "{}",
+        r.body
+    );
+    assert_eq!(seen(&r, "x-envoy-internal"), None, "{}", r.body);
+
+    // Through the gateway (the edge) and the web sidecar.
+    let edge = format!("http://127.0.0.1:{gateway_port}/");
+    let r = curl(&edge, None, &["-H", "x-request-id: mine"]);
+    assert_eq!(r.status, 200, "{r:?}");
+    // A loopback peer: the gateway appends its own IP; internal.
+    assert_eq!(seen(&r, "x-forwarded-for"), Some(GATEWAY_IP), "{}", r.body);
+    assert_eq!(seen(&r, "x-envoy-internal"), Some("true"), "{}", r.body);
+    assert_eq!(seen(&r, "x-envoy-external-address"), None, "{}", r.body);
+    assert_eq!(seen(&r, "x-request-id"), Some("mine"), "{}", r.body);
+    // A client-sent XFF, no trusted hops: external; the peer is the client.
+    let r = curl(
+        &edge,
+        None,
+        &[
+            "-H",
+            "x-forwarded-for: 203.0.113.7",
+            "-H",
+            "x-request-id: mine",
+        ],
+    );
+    assert_eq!(
+        seen(&r, "x-forwarded-for"),
+        Some(format!("203.0.113.7,{GATEWAY_IP}").as_str()),
+        "{}",
+        r.body
+    );
+    assert_eq!(seen(&r, "x-envoy-internal"), None, "{}", r.body);
+    assert_eq!(
+        seen(&r, "x-envoy-external-address"),
+        Some("127.0.0.1"),
+        "{}",
+        r.body
+    );
+    let id = seen(&r, "x-request-id").expect("request id");
+    assert_ne!(id, "mine", "an edge request gets a new x-request-id");
+
+    // One trusted hop in front of the gateway (mesh config
+    // gatewayTopology): the client is XFF's rightmost entry.
+    std::fs::write(
+        dir.path().join("istio.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    defaultConfig:\n      gatewayTopology: {numTrustedProxies: 1}\n",
+    )
+    .expect("write mesh config");
+    eventually(Duration::from_secs(20), "trusted hop applied", || {
+        let r = curl(&edge, None, &["-H", "x-forwarded-for: 203.0.113.7"]);
+        seen(&r, "x-envoy-external-address") == Some("203.0.113.7")
+    });
+    // The sidecars are not affected.
+    let r = curl(WEB, out, &["-H", "x-forwarded-for: 203.0.113.7"]);
+    assert_eq!(seen(&r, "x-envoy-external-address"), None, "{}", r.body);
+    drop(gateway);
+
+    // A port without a protocol: sniffed, and the app gets the client's
+    // protocol through both sidecars.
+    let raw = "http://web.shop.svc.cluster.local:7071/";
+    let r = curl(raw, out, &[]);
+    assert!(r.body.contains("request: GET / HTTP/1.1"), "{}", r.body);
+    let connect_to = format!(
+        "web.shop.svc.cluster.local:7071:127.0.0.1:{}",
+        client.outbound
+    );
+    let r = curl(
+        raw,
+        None,
+        &["--http2-prior-knowledge", "--connect-to", &connect_to],
+    );
+    assert!(r.body.contains("request: GET / HTTP/2.0"), "{}", r.body);
+    let calls = grpc_calls(client.outbound, "web.shop.svc.cluster.local:7070", 5, &[]);
+    assert_eq!(calls["codes"]["OK"], 5, "{calls}");
+}
+
+/// An HTTP/2 server (the h2 crate's server side) that resets every odd
+/// stream it sees (the 1st, 3rd, ...) with `REFUSED_STREAM` and answers
+/// the others 200; returns its port and how many streams it refused.
+fn refusing_server(rt: &tokio::runtime::Runtime) -> (u16, Arc<AtomicUsize>) {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (count, streams) = (refused.clone(), Arc::new(AtomicUsize::new(0)));
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (count, streams) = (count.clone(), streams.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    if streams.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    } else {
+                        let _ = respond.send_response(http::Response::new(()), true);
+                    }
+                }
+            });
+        }
+    });
+    (port, refused)
+}
+
+fn stat(admin: u16, name: &str) -> u64 {
+    let body = curl(&format!("http://127.0.0.1:{admin}/stats"), None, &[]).body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name} in\n{body}"))
+}
+
+#[test]
+fn refused_streams_are_retried_by_refused_stream_only() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (port, refused) = refusing_server(&rt);
+    let service = |name: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  hosts: [{name}.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9090, name: http2, protocol: HTTP2}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http2: {port}}}}}]\n---\n"
+        )
+    };
+    // `default` has no VirtualService: Istio's default retry policy
+    // (connect-failure,refused-stream,...); `noretry` retries connect failures only.
+    let yaml = format!(
+        "{}{}apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: noretry, namespace: shop}}\nspec:\n  hosts: [noretry]\n  http: [{{route: [{{destination: {{host: noretry}}}}], retries: {{attempts: 2, retryOn: connect-failure}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: client, namespace: shop}}\nspec: {{address: 127.0.0.1, labels: {{app: client}}}}\n",
+        service("default"),
+        service("noretry")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mesh.yaml"), yaml).expect("write mesh");
+    let (_control, xds, _) = common::start(dir.path());
+    let client = Proxy::start(xds, "shop/client", &[]);
+    let out = Some(client.outbound);
+
+    // Refused, retried on the same connection, answered.
+    let r = curl("http://default.shop.svc.cluster.local:9090/", out, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(refused.load(Ordering::SeqCst), 1);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UR"), 0);
+    // Not retried: 503 UR, Envoy's body.
+    let r = curl("http://noretry.shop.svc.cluster.local:9090/", out, &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("remote refused stream reset"), "{}", r.body);
+    assert_eq!(refused.load(Ordering::SeqCst), 2);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UR"), 1);
+}
