@@ -259,27 +259,3 @@ fn only_sane_request_ids_are_kept() {
         &HeaderValue::from_str(&long).expect("value")
     ));
 }
-
-#[test]
-#[ignore = "timing, run by hand: cargo test -p weft-proxy --release forwarded::tests::cost -- --ignored --nocapture"]
-fn cost() {
-    let sidecar = Config::default();
-    let d = down([127, 0, 0, 1]);
-    let base = headers(&[
-        ("host", "web.shop.svc.cluster.local:9080"),
-        ("user-agent", "curl/8.5.0"),
-        ("accept", "*/*"),
-        ("x-request-id", "0b0e5f0e-5d8e-4b8f-9a57-3f2f7c4f1a2b"),
-        ("x-forwarded-proto", "http"),
-    ]);
-    let mut maps: Vec<HeaderMap> = (0..200_000).map(|_| base.clone()).collect();
-    let started = std::time::Instant::now();
-    for h in &mut maps {
-        std::hint::black_box(apply(&sidecar, &d, h));
-    }
-    let took = started.elapsed();
-    eprintln!(
-        "apply: {:.0} ns per request",
-        took.as_nanos() as f64 / maps.len() as f64
-    );
-}
