@@ -40,10 +40,13 @@ impl Default for HttpLimits {
         HttpLimits {
             request_headers_timeout: Duration::from_secs(10),
             max_request_headers_bytes: 60 * 1024,
-            max_request_headers: 100,
+            max_request_headers: HYPER_MAX_HEADERS,
         }
     }
 }
+
+/// The request header count hyper's HTTP/1 parser allows when none is set.
+const HYPER_MAX_HEADERS: usize = 100;
 
 /// A handle on the drain signal and the open connections.
 #[derive(Clone, Debug)]
@@ -150,8 +153,14 @@ impl Drain {
                 .header_read_timeout(limits.request_headers_timeout)
                 // hyper's floor for its read buffer is 8 KiB; a header block
                 // past the buffer is answered 431.
-                .max_buf_size((limits.max_request_headers_bytes as usize).max(8192))
-                .max_headers(limits.max_request_headers);
+                .max_buf_size((limits.max_request_headers_bytes as usize).max(8192));
+            // hyper's own limit is 100 headers, parsed into stack arrays;
+            // setting a count, even the same one, makes it fill a
+            // `SmallVec` of that many entries per request (~4 % of the
+            // proxy's instructions per request), so only other counts are set.
+            if limits.max_request_headers != HYPER_MAX_HEADERS {
+                builder.http1().max_headers(limits.max_request_headers);
+            }
             builder
                 .http2()
                 .timer(TokioTimer::new())

@@ -36,7 +36,7 @@ pub use crate::pool::Upstreams;
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -294,7 +294,10 @@ async fn forward(
         let e = entry
             .pick_hashed(hashed.hash)
             .ok_or_else(|| ProxyError::NoHealthyUpstream(cluster_name.to_string()))?;
-        (e.address.to_string(), Some(e.start_request()))
+        (
+            crate::pool::endpoint_key(&e.address),
+            Some(e.start_request()),
+        )
     };
     // Path rewrites.
     let path = req.uri().path();
@@ -566,6 +569,12 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names is cheaper than a
+    // hashed lookup of each hop-by-hop name (and those named in
+    // `Connection`, which is itself one of them).
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     // Headers named in `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -595,15 +604,16 @@ pub fn request_id() -> HeaderValue {
     let b = ((u128::from(hi) << 64 | u128::from(lo)) & !(0xf << 76) & !(0x3 << 62))
         | (0x4 << 76)
         | (0x2 << 62);
-    let mut out = [0u8; 36];
+    // Two hex digits a byte, a dash before bytes 4, 6, 8 and 10.
+    let mut out = [b'-'; 36];
     let mut j = 0;
-    for i in 0..32 {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            out[j] = b'-';
+    for (i, byte) in b.to_be_bytes().into_iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
             j += 1;
         }
-        out[j] = HEX[((b >> (124 - 4 * i)) & 0xf) as usize];
-        j += 1;
+        out[j] = HEX[usize::from(byte >> 4)];
+        out[j + 1] = HEX[usize::from(byte & 0xf)];
+        j += 2;
     }
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }

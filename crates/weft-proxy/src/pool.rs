@@ -15,6 +15,7 @@
 //! only adding an endpoint copies the map. Upstream sockets are
 //! `TCP_NODELAY`.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -25,6 +26,7 @@ use http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use tokio::net::TcpStream;
 
+use crate::endpoint::Address;
 use crate::errors::ProxyError;
 use crate::forward::Body;
 
@@ -149,6 +151,43 @@ impl hyper::body::Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// An endpoint's `host:port`, as its `Display` writes it: the key of its
+/// pool and what is dialled. IPv4 addresses (nearly every endpoint) are
+/// written digit by digit, without `fmt` (whose `Ipv4Addr` formatting was
+/// ~4 % of the proxy's instructions per request).
+pub fn endpoint_key(address: &Address) -> String {
+    let Address::Socket(SocketAddr::V4(a)) = address else {
+        return address.to_string();
+    };
+    let mut s = String::with_capacity(21);
+    for (i, octet) in a.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        push_decimal(&mut s, u32::from(octet));
+    }
+    s.push(':');
+    push_decimal(&mut s, u32::from(a.port()));
+    s
+}
+
+fn push_decimal(s: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
     }
 }
 

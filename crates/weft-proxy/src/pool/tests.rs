@@ -17,6 +17,24 @@ use super::Upstreams;
 use crate::errors::ProxyError;
 use crate::forward::{Body, full};
 
+#[test]
+fn endpoint_keys_are_what_display_writes() {
+    use crate::endpoint::Address;
+    for a in [
+        "127.0.0.1:8080",
+        "0.0.0.0:0",
+        "10.200.3.255:65535",
+        "255.255.255.255:9",
+        "[::1]:9080",
+        "[fe80::1:2]:1",
+    ] {
+        let a = Address::Socket(a.parse().expect("socket address"));
+        assert_eq!(super::endpoint_key(&a), a.to_string());
+    }
+    let h = Address::Host("reviews.shop.svc".into(), 9080);
+    assert_eq!(super::endpoint_key(&h), "reviews.shop.svc:9080");
+}
+
 /// A server's counters.
 #[derive(Debug, Default)]
 struct Counts {
