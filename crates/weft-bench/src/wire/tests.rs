@@ -179,7 +179,7 @@ fn requests_encode_as_prost_does() {
         id: "sidecar~10.0.0.1~pod-0.ns-0~ns-0.svc.cluster.local".to_string(),
         ..Node::default()
     };
-    let names = vec!["a".to_string(), "b".to_string()];
+    let names = ["a".to_string(), "b".to_string()];
     let cases = [
         (Some(&node), "", &names[..0], ""),
         (None, "7", &names[..], "n7"),
