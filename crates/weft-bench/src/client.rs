@@ -4,30 +4,28 @@
 //! (wildcard), then RDS for the route configurations its listeners name —
 //! ACKing every response.
 //!
-//! Clients are cheap so thousands fit in one process: responses are read
-//! into a lean message that keeps each resource as a slice of the receive
-//! buffer, names are taken out, and the resources are dropped. What the
-//! harness measures lives in a few atomics per client ([`ClientState`]).
+//! Clients are cheap so ten thousand fit in one process: each is one task
+//! driving its own HTTP/2 connection (the `h2` crate, no channel or
+//! buffer layers) with Envoy's default flow-control windows; responses are
+//! read as a byte stream by [`crate::wire::Reader`] and never held whole;
+//! subscription name lists are shared between the clients that have equal
+//! ones ([`intern`]). What the harness measures lives in a few atomics per
+//! client ([`ClientState`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use prost::Message;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::config::core::v3::Node;
-use weft_xds::pb::envoy::config::listener::v3::{Filter, Listener, filter};
-use weft_xds::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, http_connection_manager::RouteSpecifier,
-};
-use weft_xds::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use weft_xds::pb::google::protobuf::{Struct, Value, value};
+
+use crate::wire::{self, Reader};
 
 /// The four types a sidecar subscribes to, in the order of [`ClientState`]'s arrays.
 pub const TYPES: [TypeUrl; 4] = [
@@ -41,38 +39,6 @@ pub const TYPES: [TypeUrl; 4] = [
 pub fn index(t: TypeUrl) -> Option<usize> {
     TYPES.iter().position(|x| *x == t)
 }
-
-/// A `DiscoveryResponse` as the client reads it: resources stay encoded.
-#[derive(Clone, PartialEq, Message)]
-struct LeanResponse {
-    #[prost(string, tag = "1")]
-    version_info: String,
-    #[prost(message, repeated, tag = "2")]
-    resources: Vec<LeanAny>,
-    #[prost(string, tag = "4")]
-    type_url: String,
-    #[prost(string, tag = "5")]
-    nonce: String,
-}
-
-/// A `google.protobuf.Any`'s value only.
-#[derive(Clone, PartialEq, Message)]
-struct LeanAny {
-    #[prost(bytes = "bytes", tag = "2")]
-    value: Bytes,
-}
-
-/// A `Cluster`'s name and discovery type only.
-#[derive(Clone, PartialEq, Message)]
-struct LeanCluster {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(int32, optional, tag = "2")]
-    discovery_type: Option<i32>,
-}
-
-/// `Cluster.DiscoveryType.EDS`.
-const EDS: i32 = 3;
 
 /// What one client has done, for the harness to read.
 #[derive(Debug, Default)]
@@ -171,32 +137,26 @@ impl Identity {
     }
 }
 
-/// Opens a connection of its own to `127.0.0.1:port` (as each real proxy has).
-pub async fn connect(port: u16) -> Result<Channel> {
-    Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .initial_stream_window_size(Some(4 << 20))
-        .initial_connection_window_size(Some(8 << 20))
-        .connect()
-        .await
-        .context("connect")
-}
+/// Envoy's default HTTP/2 windows (`Http2ProtocolOptions`
+/// `initial_stream_window_size` and `initial_connection_window_size`, both
+/// 256 MiB): Istio's bootstrap leaves them unset for its `xds-grpc` cluster.
+pub const ENVOY_WINDOW: u32 = 256 << 20;
 
 const ADS_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 
-/// Runs client `i` of `fleet` on `channel` until the stream ends or the
-/// task is aborted; `permit` is released once the client is synced (every
-/// type ACKed). Errors are recorded in the client's state.
+/// Runs client `i` of `fleet` against `127.0.0.1:port` on a connection of
+/// its own (as each real proxy has) until the stream ends or the task is
+/// aborted; `permit` is released once the client is synced (every type
+/// ACKed). Errors are recorded in the client's state.
 pub async fn run(
-    channel: Channel,
+    port: u16,
     identity: Identity,
     fleet: Arc<Fleet>,
     i: usize,
     permit: OwnedSemaphorePermit,
 ) {
-    let result = stream(channel, identity, &fleet, i, permit).await;
+    let result = session(port, identity, &fleet, i, permit).await;
     let message = match result {
         Ok(()) => "the control plane closed the stream".to_string(),
         Err(e) => format!("{e:#}"),
@@ -206,16 +166,76 @@ pub async fn run(
     }
 }
 
+/// Connects, then drives the connection and the ADS stream in this one task.
+async fn session(
+    port: u16,
+    identity: Identity,
+    fleet: &Fleet,
+    i: usize,
+    permit: OwnedSemaphorePermit,
+) -> Result<()> {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .context("connect: timed out")?
+    .context("connect")?;
+    tcp.set_nodelay(true).context("TCP_NODELAY")?;
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(ENVOY_WINDOW)
+        .initial_connection_window_size(ENVOY_WINDOW)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .context("HTTP/2 handshake")?;
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = &mut conn => {
+            r.context("HTTP/2 connection")?;
+            bail!("the control plane closed the connection")
+        }
+        r = ads(send, port, identity, fleet, i, permit) => r,
+    }
+}
+
+/// Interns a sorted name list: clients with equal subscriptions (all the
+/// proxies of one namespace, say) share one copy. Lists are kept for the
+/// life of the process (a benchmark has a handful of distinct ones).
+pub fn intern(names: Vec<String>) -> Arc<[String]> {
+    static SETS: OnceLock<Mutex<HashSet<Arc<[String]>>>> = OnceLock::new();
+    let mut sets = SETS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = sets.get(names.as_slice()) {
+        return found.clone();
+    }
+    let set: Arc<[String]> = names.into();
+    sets.insert(set.clone());
+    set
+}
+
 /// What the client holds per type: its subscription and the last response.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Subscription {
-    names: Vec<String>,
+    names: Arc<[String]>,
     version: String,
     nonce: String,
 }
 
-async fn stream(
-    channel: Channel,
+impl Default for Subscription {
+    fn default() -> Self {
+        Subscription {
+            names: intern(Vec::new()),
+            version: String::new(),
+            nonce: String::new(),
+        }
+    }
+}
+
+async fn ads(
+    send: h2::client::SendRequest<Bytes>,
+    port: u16,
     identity: Identity,
     fleet: &Fleet,
     i: usize,
@@ -223,37 +243,37 @@ async fn stream(
 ) -> Result<()> {
     let state = fleet.clients.get(i).context("no such client")?;
     let mut permit = Some(permit);
-    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(8);
     let mut subs: [Subscription; 4] = Default::default();
-    let request = |t: TypeUrl, sub: &Subscription| DiscoveryRequest {
-        version_info: sub.version.clone(),
-        resource_names: sub.names.clone(),
-        type_url: t.as_str().to_string(),
-        response_nonce: sub.nonce.clone(),
-        ..DiscoveryRequest::default()
+    let request = |t: TypeUrl, sub: &Subscription, node: Option<&Node>| {
+        wire::request(node, &sub.version, &sub.names, t.as_str(), &sub.nonce)
     };
+    let mut send = send.ready().await.context("HTTP/2 connection not ready")?;
+    let head = http::Request::post(format!("http://127.0.0.1:{port}{ADS_PATH}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .context("ADS request")?;
+    let (response, mut tx) = send
+        .send_request(head, false)
+        .context("open the ADS stream")?;
     // Envoy: CDS first, carrying the node; LDS right after.
-    tx.send(DiscoveryRequest {
-        node: Some(identity.node()),
-        ..request(TypeUrl::Cluster, &subs[0])
-    })
-    .await?;
-    tx.send(request(TypeUrl::Listener, &subs[2])).await?;
+    let node = identity.node();
+    tx.send_data(request(TypeUrl::Cluster, &subs[0], Some(&node)), false)?;
+    tx.send_data(request(TypeUrl::Listener, &subs[2], None), false)?;
+    drop(node);
 
-    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(512 << 20);
-    grpc.ready().await.context("channel not ready")?;
-    let codec = tonic_prost::ProstCodec::<DiscoveryRequest, LeanResponse>::default();
-    let mut responses = grpc
-        .streaming(
-            tonic::Request::new(ReceiverStream::new(rx)),
-            http::uri::PathAndQuery::from_static(ADS_PATH),
-            codec,
-        )
-        .await
-        .context("open the ADS stream")?
-        .into_inner();
-
-    while let Some(response) = responses.message().await.context("ADS stream")? {
+    let response = response.await.context("ADS response headers")?;
+    let status = response.status();
+    if status != http::StatusCode::OK {
+        bail!("ADS stream: HTTP status {status}");
+    }
+    if let Some(code) = response.headers().get("grpc-status")
+        && code != "0"
+    {
+        bail!("ADS stream: {}", grpc_error(response.headers()));
+    }
+    let mut body = Reader::new(response.into_body());
+    while let Some(response) = body.next().await.context("ADS stream")? {
         let type_url: TypeUrl = response
             .type_url
             .parse()
@@ -262,76 +282,51 @@ async fn stream(
             bail!("response of an unsubscribed type {type_url}")
         };
         let version: u64 = response
-            .version_info
+            .version
             .parse()
-            .with_context(|| format!("non-numeric version {:?}", response.version_info))?;
-        let bytes: usize = response.resources.iter().map(|r| r.value.len()).sum();
-        state.resources[t].store(response.resources.len() as u64, Ordering::Relaxed);
-        state.bytes[t].store(bytes as u64, Ordering::Relaxed);
+            .with_context(|| format!("non-numeric version {:?}", response.version))?;
+        state.resources[t].store(response.resources, Ordering::Relaxed);
+        state.bytes[t].store(response.bytes, Ordering::Relaxed);
         // A new set of clusters or listeners: (re)subscribe to their
         // endpoints or routes before ACKing, as Envoy does.
-        let follow = match type_url {
-            TypeUrl::Cluster => Some((1, eds_clusters(&response.resources)?)),
-            TypeUrl::Listener => Some((3, route_names(&response.resources)?)),
+        let dep = match type_url {
+            TypeUrl::Cluster => Some(1),
+            TypeUrl::Listener => Some(3),
             _ => None,
         };
-        if let Some((dep, names)) = follow
-            && (names != subs[dep].names || subs[dep].nonce.is_empty())
+        if let Some(dep) = dep
+            && (response.follow.as_slice() != &*subs[dep].names || subs[dep].nonce.is_empty())
         {
             let sub = &mut subs[dep];
-            sub.names = names;
-            tx.send(request(TYPES[dep], sub)).await?;
+            sub.names = intern(response.follow);
+            tx.send_data(request(TYPES[dep], sub, None), false)?;
         }
         let sub = &mut subs[t];
-        sub.version = response.version_info;
+        sub.version = response.version;
         sub.nonce = response.nonce;
-        tx.send(request(type_url, sub)).await?;
+        tx.send_data(request(type_url, sub, None), false)?;
         state.acked_at[t].store(fleet.now(), Ordering::Release);
         state.acked[t].store(version, Ordering::Release);
         if permit.is_some() && state.synced() {
             permit = None;
         }
     }
+    if let Some(trailers) = body.source_mut().trailers().await.context("ADS trailers")?
+        && trailers.get("grpc-status").is_some_and(|c| c != "0")
+    {
+        bail!("ADS stream: {}", grpc_error(&trailers));
+    }
     Ok(())
 }
 
-/// Names of the EDS clusters among packed `Cluster`s.
-fn eds_clusters(resources: &[LeanAny]) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for r in resources {
-        let c = LeanCluster::decode(r.value.clone()).context("decode a Cluster")?;
-        if c.discovery_type == Some(EDS) {
-            names.push(c.name);
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// The RDS route configuration names that packed `Listener`s refer to.
-fn route_names(resources: &[LeanAny]) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut visit = |f: &Filter| -> Result<()> {
-        if let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type
-            && any.type_url.ends_with("HttpConnectionManager")
-        {
-            let hcm = HttpConnectionManager::decode(any.value.as_slice())
-                .context("decode an HttpConnectionManager")?;
-            if let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier {
-                names.push(rds.route_config_name);
-            }
-        }
-        Ok(())
+/// `grpc-status` and `grpc-message` of a trailers-only response, for errors.
+fn grpc_error(headers: &http::HeaderMap) -> String {
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
     };
-    for r in resources {
-        let l = Listener::decode(r.value.clone()).context("decode a Listener")?;
-        for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
-            for f in &chain.filters {
-                visit(f)?;
-            }
-        }
-    }
-    names.sort();
-    names.dedup();
-    Ok(names)
+    format!("grpc-status {} {}", get("grpc-status"), get("grpc-message"))
 }

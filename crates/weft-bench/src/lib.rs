@@ -17,4 +17,5 @@ pub mod dpreport;
 pub mod mesh;
 pub mod procs;
 pub mod report;
+pub mod wire;
 pub mod xds;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use weft_bench::mesh::Scope;
 use weft_bench::report::{self, Facts};
 use weft_bench::xds::{self, Options};
 use weft_bench::{dataplane, dpreport};
@@ -57,6 +58,10 @@ struct MeshArgs {
     /// Services in the mesh.
     #[arg(long, default_value_t = 1000)]
     services: usize,
+    /// What each proxy sees: `namespace` adds a Sidecar per namespace
+    /// (egress `./*` and `istio-system/*`).
+    #[arg(long, value_enum, default_value = "full")]
+    sidecar_scope: Scope,
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +72,11 @@ struct XdsArgs {
     /// Services in the generated mesh (comma-separated: each with every --proxies).
     #[arg(long, value_delimiter = ',', default_values_t = [1000])]
     services: Vec<usize>,
+    /// What each proxy sees, one run per value (comma-separated): `full`
+    /// (no Sidecar) or `namespace` (a Sidecar per namespace with egress
+    /// `./*` and `istio-system/*`, as large meshes scope their proxies).
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["full"])]
+    sidecar_scope: Vec<Scope>,
     /// The `weft` binary (build it with `cargo build --release -p weft`).
     #[arg(long, value_name = "PATH", default_value = "target/release/weft")]
     weft: PathBuf,
@@ -111,6 +121,7 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&args.dir)
                 .with_context(|| format!("create {}", args.dir.display()))?;
             weft_bench::mesh::Mesh::new(args.services)
+                .with_scope(args.sidecar_scope)
                 .write(&args.dir)
                 .with_context(|| format!("write the mesh into {}", args.dir.display()))?;
             eprintln!(
@@ -143,12 +154,14 @@ fn run(cli: Cli) -> Result<()> {
     let runs = args
         .services
         .iter()
-        .flat_map(|&s| args.proxies.iter().map(move |&p| (s, p)));
-    for (services, proxies) in runs {
+        .flat_map(|&s| args.sidecar_scope.iter().map(move |&v| (s, v)))
+        .flat_map(|(s, v)| args.proxies.iter().map(move |&p| (s, v, p)));
+    for (services, scope, proxies) in runs {
         let opts = Options {
             weft: args.weft.clone(),
             proxies,
             services,
+            scope,
             route_runs: args.route_runs,
             endpoint_run: true,
             concurrency: args.concurrency,
@@ -157,7 +170,10 @@ fn run(cli: Cli) -> Result<()> {
             max_rss: (args.max_rss_gib * f64::from(1u32 << 30)) as u64,
             debounce_after: args.debounce_after.clone(),
         };
-        eprintln!("weft-bench: {proxies} proxies × {services} services ...");
+        eprintln!(
+            "weft-bench: {proxies} proxies × {services} services, {} visibility ...",
+            scope.as_str()
+        );
         let outcome = runtime.block_on(xds::run(&opts))?;
         eprintln!(
             "weft-bench: {proxies} proxies: {} synced in {:.1} s{}",

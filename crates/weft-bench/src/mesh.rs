@@ -3,11 +3,35 @@
 //! exactly as a user would (ServiceEntry + WorkloadEntry), half of them with
 //! a DestinationRule (subsets `v1`, `v2`) and an 80/20 VirtualService.
 //!
+//! With [`Scope::Namespace`] each namespace also gets a `Sidecar` whose
+//! egress hosts are `./*` and `istio-system/*`, as large meshes scope their
+//! proxies: each proxy then sees its own namespace's services only.
+//!
 //! Addresses here are config only: the control plane never connects to an
 //! endpoint, and neither does the benchmark.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// What each proxy is given to see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    /// No Sidecar resource: every proxy sees every service.
+    #[default]
+    Full,
+    /// One Sidecar per namespace (egress `./*`, `istio-system/*`).
+    Namespace,
+}
+
+impl Scope {
+    /// `full` or `namespace`, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Full => "full",
+            Scope::Namespace => "namespace",
+        }
+    }
+}
 
 /// The shape of the generated mesh.
 #[derive(Clone, Debug)]
@@ -16,6 +40,8 @@ pub struct Mesh {
     pub services: usize,
     /// Number of namespaces (`ns-<k>`); service `i` is in `ns-<i % namespaces>`.
     pub namespaces: usize,
+    /// Whether proxies are scoped by a Sidecar per namespace.
+    pub scope: Scope,
 }
 
 /// One WorkloadEntry of the mesh.
@@ -42,7 +68,13 @@ impl Mesh {
         Mesh {
             services: services.max(1),
             namespaces: services.clamp(1, 5),
+            scope: Scope::Full,
         }
+    }
+
+    /// The same mesh with its proxies scoped by `scope`.
+    pub fn with_scope(self, scope: Scope) -> Self {
+        Mesh { scope, ..self }
     }
 
     /// The namespace of service `i`.
@@ -105,7 +137,12 @@ impl Mesh {
             for w in workloads.iter().filter(|w| w.namespace == ns) {
                 we += &workload_entry(w);
             }
+            let sidecar = match self.scope {
+                Scope::Full => String::new(),
+                Scope::Namespace => sidecar(&ns),
+            };
             for (kind, text) in [
+                ("sidecars", sidecar),
                 ("services", se),
                 ("workloads", we),
                 ("rules", dr),
@@ -173,6 +210,13 @@ impl Mesh {
     }
 }
 
+/// The namespace's default Sidecar: egress to its own namespace and `istio-system`.
+fn sidecar(ns: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: default\n  namespace: {ns}\nspec:\n  egress:\n  - hosts:\n    - ./*\n    - istio-system/*\n---\n"
+    )
+}
+
 fn workload_entry(w: &Workload) -> String {
     let mut s = String::new();
     let _ = write!(
@@ -218,6 +262,33 @@ mod tests {
         assert!(
             vs.contains("weight: 70") && vs.contains("weight: 30"),
             "{vs}"
+        );
+    }
+
+    #[test]
+    fn namespace_scope_writes_one_sidecar_per_namespace() {
+        let files = |scope| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            Mesh::new(10)
+                .with_scope(scope)
+                .write(dir.path())
+                .expect("write");
+            let loaded = weft_config::load_paths(
+                &[dir.path().to_path_buf()],
+                &weft_config::LoadOptions::default(),
+            );
+            assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+            loaded
+                .resources
+                .iter()
+                .filter(|r| r.kind() == weft_config::Kind::Sidecar)
+                .map(|r| r.meta.namespace.clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(files(Scope::Full).is_empty());
+        assert_eq!(
+            files(Scope::Namespace),
+            ["ns-0", "ns-1", "ns-2", "ns-3", "ns-4"]
         );
     }
 }

@@ -19,7 +19,7 @@ use weft_xds::TypeUrl;
 
 use crate::client::{self, Fleet, Identity, TYPES};
 use crate::control::{Control, ProcSample};
-use crate::mesh::{self, Mesh};
+use crate::mesh::{self, Mesh, Scope};
 
 /// How to run one benchmark.
 #[derive(Clone, Debug)]
@@ -30,6 +30,8 @@ pub struct Options {
     pub proxies: usize,
     /// Services in the mesh.
     pub services: usize,
+    /// What each proxy sees (a Sidecar per namespace or not).
+    pub scope: Scope,
     /// Route changes to time (the median one is reported).
     pub route_runs: usize,
     /// Whether to time an endpoint-only change too.
@@ -75,6 +77,8 @@ pub struct Outcome {
     pub proxies: usize,
     /// Services in the mesh.
     pub services: usize,
+    /// What each proxy sees.
+    pub scope: Scope,
     /// Clients that synced every type.
     pub synced: usize,
     /// Clients that failed (first error kept in `error`).
@@ -99,6 +103,10 @@ pub struct Outcome {
     pub end: ProcSample,
     /// This harness at the end.
     pub harness: ProcSample,
+    /// This harness before the first client.
+    pub harness_idle: ProcSample,
+    /// This harness with every client synced (or at the abort).
+    pub harness_synced: ProcSample,
 }
 
 impl Outcome {
@@ -114,6 +122,17 @@ impl Outcome {
     pub fn rss_per_proxy(&self) -> Option<u64> {
         (self.synced > 0)
             .then(|| self.synced_sample.rss.saturating_sub(self.idle.rss) / self.synced as u64)
+    }
+
+    /// Harness memory per synced client (bytes): its RSS growth from
+    /// before the first client to all synced, divided by the clients synced.
+    pub fn harness_per_client(&self) -> Option<u64> {
+        (self.synced > 0).then(|| {
+            self.harness_synced
+                .rss
+                .saturating_sub(self.harness_idle.rss)
+                / self.synced as u64
+        })
     }
 }
 
@@ -138,13 +157,15 @@ pub fn identity(mesh: &Mesh, workloads: &[mesh::Workload], i: usize) -> Identity
 /// Runs the benchmark once (a fresh control plane and config).
 pub async fn run(opts: &Options) -> Result<Outcome> {
     let dir = tempfile::tempdir().context("temp dir")?;
-    let mesh = Mesh::new(opts.services);
+    let mesh = Mesh::new(opts.services).with_scope(opts.scope);
     mesh.write(dir.path()).context("write the mesh config")?;
     let control = Control::start(&opts.weft, dir.path(), &opts.debounce_after)?;
     let mut out = Outcome {
         proxies: opts.proxies,
         services: mesh.services,
+        scope: opts.scope,
         idle: control.sample()?,
+        harness_idle: ProcSample::own()?,
         ..Outcome::default()
     };
 
@@ -164,14 +185,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
                 };
                 let identity = identity(&mesh, &workloads, i);
                 let fleet = fleet.clone();
-                clients.spawn(async move {
-                    match client::connect(port).await {
-                        Ok(channel) => client::run(channel, identity, fleet, i, permit).await,
-                        Err(e) => {
-                            let _ = fleet.clients[i].error.set(format!("{e:#}"));
-                        }
-                    }
-                });
+                clients.spawn(client::run(port, identity, fleet, i, permit));
             }
             std::future::pending::<()>().await;
             drop(clients);
@@ -190,6 +204,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         out.synced = synced;
         out.failed = failed;
         out.synced_sample = sample;
+        out.harness_synced = ProcSample::own()?;
         if synced + failed >= opts.proxies {
             break;
         }
@@ -223,12 +238,29 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     }
 
     if out.aborted.is_none() {
+        // Both changes are to service 0: with namespace visibility only the
+        // proxies of its namespace see it (and are pushed); others are not
+        // expected to move.
+        let workloads = mesh.workloads();
+        let ns0 = mesh.namespace_of(0);
+        let expected: Vec<bool> = (0..opts.proxies)
+            .map(|i| match opts.scope {
+                Scope::Full => true,
+                Scope::Namespace => identity(&mesh, &workloads, i).namespace == ns0,
+            })
+            .collect();
+        let expects = |i: usize| expected.get(i).copied().unwrap_or(false);
         for r in 0..opts.route_runs {
             // 80 -> 70 -> 60 ...: every run is a real weight change.
             let weight = 70u32.saturating_sub(10 * r as u32 % 70);
-            let push = measure(&control, &fleet, TypeUrl::RouteConfiguration, opts, || {
-                mesh.write_route_weight(dir.path(), weight)
-            })
+            let push = measure(
+                &control,
+                &fleet,
+                TypeUrl::RouteConfiguration,
+                opts,
+                expects,
+                || mesh.write_route_weight(dir.path(), weight),
+            )
             .await?;
             out.routes.push(push);
         }
@@ -238,6 +270,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
                 &fleet,
                 TypeUrl::ClusterLoadAssignment,
                 opts,
+                expects,
                 || mesh.add_endpoint(dir.path(), 0),
             )
             .await?;
@@ -252,20 +285,22 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     Ok(out)
 }
 
-/// Makes a change with `change`, then waits until every live client has
-/// ACKed a newer version of `t` than it had; times each from the write.
+/// Makes a change with `change`, then waits until every live client that
+/// `expects` the change has ACKed a newer version of `t` than it had;
+/// times each from the write.
 async fn measure(
     control: &Control,
     fleet: &Fleet,
     t: TypeUrl,
     opts: &Options,
+    expects: impl Fn(usize) -> bool,
     change: impl FnOnce() -> std::io::Result<()>,
 ) -> Result<Push> {
     let live: Vec<(usize, u64)> = fleet
         .clients
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.synced() && c.error.get().is_none())
+        .filter(|(i, c)| expects(*i) && c.synced() && c.error.get().is_none())
         .map(|(i, c)| (i, c.ack(t).0))
         .collect();
     let before = control.sample()?;

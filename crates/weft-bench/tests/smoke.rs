@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use weft_bench::mesh::Scope;
 use weft_bench::xds::{self, Options};
 
 /// The `weft` binary of this build's profile, built if needed.
@@ -39,12 +40,13 @@ fn weft_binary() -> PathBuf {
     weft
 }
 
-#[test]
-fn a_tiny_fleet_syncs_and_converges() {
+/// One run of 5 proxies × 3 services with `scope`; its checks.
+fn tiny_fleet(weft: &Path, scope: Scope) -> weft_bench::xds::Outcome {
     let opts = Options {
-        weft: weft_binary(),
+        weft: weft.to_path_buf(),
         proxies: 5,
         services: 3,
+        scope,
         route_runs: 2,
         endpoint_run: true,
         concurrency: 5,
@@ -57,10 +59,10 @@ fn a_tiny_fleet_syncs_and_converges() {
     let out = runtime.block_on(xds::run(&opts)).expect("benchmark run");
     assert_eq!(out.aborted, None);
     assert_eq!((out.synced, out.failed), (5, 0), "{:?}", out.error);
-    // 3 services: svc-0 (v1, v2 subsets), svc-1 (+ gRPC port), svc-2 (subsets).
+    // svc-0 alone (v1, v2 subsets) in client 0's namespace.
     let [cds, eds, lds, rds] = out.per_proxy;
     assert!(
-        cds.0 >= 6 && eds.0 >= 6,
+        cds.0 >= 3 && eds.0 >= 3,
         "clusters {cds:?}, endpoints {eds:?}"
     );
     assert!(
@@ -68,11 +70,46 @@ fn a_tiny_fleet_syncs_and_converges() {
         "listeners {lds:?}, routes {rds:?}"
     );
     assert_eq!(out.routes.len(), 2);
+    // Namespace visibility: the changes (to svc-0) reach the 3 proxies of
+    // its namespace (svc-0's workloads) and no one else.
+    let expected = match scope {
+        Scope::Full => 5,
+        Scope::Namespace => 3,
+    };
     for push in out.routes.iter().chain(out.endpoint.iter()) {
-        assert_eq!(push.converged, 5, "{push:?}");
-        assert_eq!(push.expected, 5, "{push:?}");
+        assert_eq!(push.converged, expected, "{push:?}");
+        assert_eq!(push.expected, expected, "{push:?}");
         assert!(push.min <= push.p50 && push.p50 <= push.p99 && push.p99 <= push.max);
     }
     assert!(out.endpoint.is_some());
     assert!(out.rss_per_proxy().is_some());
+    assert!(out.harness_per_client().is_some());
+    out
+}
+
+#[test]
+fn a_tiny_fleet_syncs_and_converges_with_either_visibility() {
+    let weft = weft_binary();
+    let full = tiny_fleet(&weft, Scope::Full);
+    // 3 services: svc-0 (v1, v2 subsets), svc-1 (+ gRPC port), svc-2 (subsets).
+    let (cds, eds) = (full.per_proxy[0], full.per_proxy[1]);
+    assert!(
+        cds.0 >= 6 && eds.0 >= 6,
+        "clusters {cds:?}, endpoints {eds:?}"
+    );
+    let scoped = tiny_fleet(&weft, Scope::Namespace);
+    // A Sidecar per namespace: each proxy gets its namespace's services
+    // only (one of the three here), so fewer clusters and route bytes.
+    assert!(
+        scoped.per_proxy[0].0 < full.per_proxy[0].0,
+        "clusters {:?} vs {:?}",
+        scoped.per_proxy[0],
+        full.per_proxy[0]
+    );
+    assert!(
+        scoped.per_proxy[3].1 < full.per_proxy[3].1,
+        "route bytes {:?} vs {:?}",
+        scoped.per_proxy[3],
+        full.per_proxy[3]
+    );
 }

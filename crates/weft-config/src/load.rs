@@ -19,6 +19,9 @@ use crate::resource::{Kind, ObjectMeta, Resource, ResourceKey, Source, Spec};
 use crate::validate::{Validate, Validator, is_dns1123_label, is_dns1123_subdomain};
 use crate::yaml::{Node, Value, parse_stream};
 
+mod cache;
+pub use cache::{FileCache, load_paths_cached};
+
 /// How to load.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use crate::diag::{Code, Diagnostic};
-use crate::load::{LoadOptions, load_paths};
+use crate::load::{FileCache, LoadOptions, load_paths_cached};
 use crate::mesh::MeshConfig;
 use crate::resource::{Resource, ResourceKey};
 
@@ -92,6 +92,17 @@ impl ChangeEvent {
     }
 }
 
+/// What one reload leaves for the next.
+#[derive(Debug, Default)]
+struct State {
+    /// Which keys each file supplied last time (to keep them when the file
+    /// breaks).
+    by_file: HashMap<PathBuf, Vec<ResourceKey>>,
+    /// Each file's parsed documents: only files whose bytes changed are
+    /// parsed again.
+    files: FileCache,
+}
+
 /// A watched config directory (or files).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -102,9 +113,8 @@ pub struct Store {
 struct Inner {
     paths: Vec<PathBuf>,
     opts: LoadOptions,
-    /// Which keys each file supplied last time (to keep them when the file
-    /// breaks). Its lock also serializes reloads.
-    by_file: Mutex<HashMap<PathBuf, Vec<ResourceKey>>>,
+    /// What reloads carry over. Its lock also serializes reloads.
+    state: Mutex<State>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     events: broadcast::Sender<ChangeEvent>,
 }
@@ -119,7 +129,7 @@ impl Store {
             inner: Arc::new(Inner {
                 paths,
                 opts,
-                by_file: Mutex::new(HashMap::new()),
+                state: Mutex::new(State::default()),
                 snapshot,
                 events,
             }),
@@ -144,14 +154,17 @@ impl Store {
         self.inner.snapshot.subscribe()
     }
 
-    /// Re-reads every file and applies what changed. Returns the change
+    /// Re-reads the files, re-parses those whose bytes changed (the others
+    /// give what they gave last time, errors included) and applies what
+    /// changed. Returns the change
     /// (empty when nothing in force changed; the diagnostics may still have).
     pub fn reload(&self) -> ChangeEvent {
         let inner = &self.inner;
         // Held for the whole reload: two reloads (the watcher's and a
         // caller's) run one after the other, so versions stay in order.
-        let mut by_file = inner.by_file.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = load_paths(&inner.paths, &inner.opts);
+        let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        let State { by_file, files } = &mut *state;
+        let loaded = load_paths_cached(&inner.paths, &inner.opts, files);
         let prev = self.snapshot();
 
         let mut resources: BTreeMap<ResourceKey, Arc<Resource>> = BTreeMap::new();

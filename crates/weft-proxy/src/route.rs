@@ -73,6 +73,10 @@ pub struct RouteTable {
     /// `prefix*` domains as `("prefix", vhost)`, longest first.
     prefixes: Vec<(String, usize)>,
     any: Option<usize>,
+    /// `ignore_port_in_host_matching`: a `:port` is stripped from the
+    /// authority before matching (Istio sets it on sidecar routes and sends
+    /// their domains without ports).
+    ignore_port: bool,
 }
 
 /// A virtual host.
@@ -428,6 +432,7 @@ impl TryFrom<&RouteConfiguration> for RouteTable {
             suffixes,
             prefixes,
             any,
+            ignore_port: rc.ignore_port_in_host_matching,
         })
     }
 }
@@ -619,10 +624,33 @@ fn redirect(r: &RedirectAction) -> Result<Redirect, String> {
     })
 }
 
+/// `host` without a trailing `:port` (digits), as Envoy strips it for
+/// `ignore_port_in_host_matching`: `a:80` → `a`, `[::1]:80` → `[::1]`; a
+/// bare IPv6 address or a non-numeric suffix stays as it is.
+fn strip_port(host: &str) -> &str {
+    let Some(colon) = host.rfind(':') else {
+        return host;
+    };
+    let (name, port) = (&host[..colon], &host[colon + 1..]);
+    let numeric = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    let bracketed = name.starts_with('[') && name.ends_with(']');
+    if numeric && (bracketed || !name.contains(':')) {
+        name
+    } else {
+        host
+    }
+}
+
 impl RouteTable {
     /// The virtual host for `authority`: exact domain, then the longest
-    /// `*.suffix`, then the longest `prefix*`, then `*` (Envoy's order).
+    /// `*.suffix`, then the longest `prefix*`, then `*` (Envoy's order);
+    /// without its port when the configuration ignores ports.
     pub fn virtual_host(&self, authority: &str) -> Option<&VirtualHost> {
+        let authority = if self.ignore_port {
+            strip_port(authority)
+        } else {
+            authority
+        };
         let lower;
         let host = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
             lower = authority.to_ascii_lowercase();

@@ -278,3 +278,63 @@ fn of_kind_ranges_find_what_a_scan_finds() {
     assert_eq!(s.of_kind(Kind::WorkloadEntry).count(), 3);
     assert_eq!(s.of_kind_in(Kind::WorkloadEntry, "x").count(), 1);
 }
+
+/// Files the store has parsed so far.
+fn parsed(store: &Store) -> u64 {
+    store.inner.state.lock().expect("store lock").files.parsed()
+}
+
+#[test]
+fn a_reload_parses_only_the_files_that_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a.yaml", A);
+    write(dir.path(), "b.yaml", B);
+    write(
+        dir.path(),
+        "c.yaml",
+        &B.replace("name: b}", "name: c}")
+            .replace("spec: {", "spec: {bogusField: 1, "),
+    );
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    assert_eq!(parsed(&store), 3);
+    let unknown = |s: &Snapshot| {
+        s.diagnostics
+            .iter()
+            .filter(|d| d.code == Code::UnknownField)
+            .count()
+    };
+    assert_eq!(unknown(&store.snapshot()), 1);
+
+    // Nothing changed: nothing parsed, nothing published.
+    assert!(store.reload().is_empty());
+    assert_eq!(parsed(&store), 3);
+    assert_eq!(store.snapshot().version, 1);
+
+    // One file edited: only it is parsed; the untouched file's error stays.
+    let before = store.snapshot();
+    write(dir.path(), "a.yaml", &A.replace("\"1\"", "\"2\""));
+    let ev = store.reload();
+    assert_eq!(ev.updated, vec![key("a")]);
+    assert_eq!(parsed(&store), 4);
+    let s = store.snapshot();
+    assert_eq!(rev(&s, "a").as_deref(), Some("2"));
+    assert_eq!(unknown(&s), 1);
+    // The untouched resource keeps its Arc (readers compare pointers).
+    assert!(Arc::ptr_eq(
+        &s.resources[&key("b")],
+        &before.resources[&key("b")]
+    ));
+
+    // A deleted file removes its documents.
+    std::fs::remove_file(dir.path().join("b.yaml")).expect("rm");
+    let ev = store.reload();
+    assert_eq!(ev.removed, vec![key("b")]);
+    assert_eq!(parsed(&store), 4);
+
+    // The broken file fixed: parsed again, its resource applies.
+    write(dir.path(), "c.yaml", &B.replace("name: b}", "name: c}"));
+    let ev = store.reload();
+    assert_eq!(ev.updated, vec![key("c")]);
+    assert_eq!(parsed(&store), 5);
+    assert_eq!(unknown(&store.snapshot()), 0);
+}

@@ -118,7 +118,7 @@ fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConf
             };
             RouteConfiguration {
                 name: super::listener::grpc_listener_name(svc.hostname.as_str(), port),
-                virtual_hosts: vec![virtual_host(&cx, svc, &virtual_services)],
+                virtual_hosts: vec![virtual_host(&cx, svc, &virtual_services, PortForms::With)],
                 validate_clusters: Some(BoolValue { value: false }),
                 ..Default::default()
             }
@@ -158,7 +158,7 @@ fn route_configuration(
     let mut seen = BTreeSet::new();
     let virtual_hosts: Vec<VirtualHost> = services
         .iter()
-        .map(|svc| virtual_host(cx, svc, virtual_services))
+        .map(|svc| virtual_host(cx, svc, virtual_services, PortForms::Without))
         .map(|mut vh| {
             // Envoy rejects a domain claimed by two virtual hosts; the first
             // (by host name) keeps it, as Istio's dedupeDomains does.
@@ -176,14 +176,28 @@ fn route_configuration(
         max_direct_response_body_size_bytes: Some(UInt32Value {
             value: MAX_DIRECT_RESPONSE_BODY_BYTES,
         }),
+        // As Istio's sidecar outbound routes: the listener already fixed
+        // the port, so `Host: name:9080` matches the domain `name`.
+        ignore_port_in_host_matching: true,
         ..Default::default()
     }
+}
+
+/// Whether a virtual host's domains also come with `:port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortForms {
+    /// Sidecar routes (`ignore_port_in_host_matching`): names only.
+    Without,
+    /// Proxyless gRPC, which matches its target `host:port`: each name
+    /// with and without the port.
+    With,
 }
 
 fn virtual_host(
     cx: &Cx<'_>,
     svc: &Service,
     virtual_services: &MeshVirtualServices<'_>,
+    forms: PortForms,
 ) -> VirtualHost {
     let routes = virtual_service_for(cx, svc, virtual_services)
         .map(|vs| http_routes(cx, vs))
@@ -191,7 +205,7 @@ fn virtual_host(
         .unwrap_or_else(|| vec![default_route(cx, svc)]);
     VirtualHost {
         name: format!("{}:{}", svc.hostname, cx.port),
-        domains: domains(svc, cx.port, &cx.proxy.namespace),
+        domains: domains(svc, cx.port, &cx.proxy.namespace, forms),
         routes,
         include_request_attempt_count: true,
         ..Default::default()
@@ -202,8 +216,10 @@ fn virtual_host(
 /// on `port` (Istio's `generateVirtualHostDomains`), sorted: the FQDN;
 /// for Kubernetes-style hosts (`name.ns.svc.cluster.local`) `name.ns` and
 /// `name.ns.svc`, and the bare `name` from the service's own namespace
-/// only; the service's single-IP addresses; each also with `:port`.
-pub fn domains(svc: &Service, port: u16, proxy_namespace: &str) -> Vec<String> {
+/// only; the service's single-IP addresses (IPv6 in brackets); with
+/// [`PortForms::With`] each also with `:port`. Sidecars get the names
+/// only, as Istio sends them since it sets `ignore_port_in_host_matching`.
+pub fn domains(svc: &Service, port: u16, proxy_namespace: &str, forms: PortForms) -> Vec<String> {
     let fqdn = svc.hostname.as_str();
     let mut names = vec![fqdn.to_string()];
     let kube_suffix = format!(".svc.{}", host::DEFAULT_DOMAIN);
@@ -219,17 +235,18 @@ pub fn domains(svc: &Service, port: u16, proxy_namespace: &str) -> Vec<String> {
             names.push(name.to_string());
         }
     }
+    for addr in svc.addresses.iter().filter_map(|a| single_ip(a)) {
+        names.push(match addr {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
     let mut out: BTreeSet<String> = BTreeSet::new();
     for name in names {
-        out.insert(format!("{name}:{port}"));
+        if forms == PortForms::With {
+            out.insert(format!("{name}:{port}"));
+        }
         out.insert(name);
-    }
-    for addr in svc.addresses.iter().filter_map(|a| single_ip(a)) {
-        out.insert(addr.to_string());
-        out.insert(match addr {
-            IpAddr::V4(v4) => format!("{v4}:{port}"),
-            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-        });
     }
     out.into_iter().collect()
 }

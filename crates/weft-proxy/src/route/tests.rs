@@ -67,6 +67,51 @@ fn req<'a>(
 }
 
 #[test]
+fn a_configuration_that_ignores_ports_matches_names_without_them() {
+    let vhosts = || {
+        vec![
+            vhost(
+                "reviews",
+                &["reviews", "10.0.0.1", "[fd00::1]"],
+                vec![to("a", prefix("/"))],
+            ),
+            vhost("any", &["*"], vec![to("e", prefix("/"))]),
+        ]
+    };
+    let t = RouteTable::try_from(&RouteConfiguration {
+        name: "9080".into(),
+        virtual_hosts: vhosts(),
+        ignore_port_in_host_matching: true,
+        ..Default::default()
+    })
+    .expect("converts");
+    let name = |host: &str| t.virtual_host(host).map(|v| v.name.as_str());
+    for host in [
+        "reviews",
+        "reviews:9080",
+        "REVIEWS:80",
+        "10.0.0.1:9080",
+        "[fd00::1]:9080",
+        "[fd00::1]",
+    ] {
+        assert_eq!(name(host), Some("reviews"), "{host}");
+    }
+    // Only a numeric port goes; a bare IPv6 address is not cut.
+    assert_eq!(name("reviews:http"), Some("any"));
+    assert_eq!(name("fd00::1"), Some("any"));
+    // Without the flag the port is part of the name, as Envoy matches.
+    let strict = table(vhosts());
+    assert_eq!(
+        strict.virtual_host("reviews:9080").map(|v| v.name.as_str()),
+        Some("any")
+    );
+    assert_eq!(strip_port("a:80"), "a");
+    assert_eq!(strip_port("[::1]:80"), "[::1]");
+    assert_eq!(strip_port("::1"), "::1");
+    assert_eq!(strip_port("a:"), "a:");
+}
+
+#[test]
 fn domains_match_exact_then_suffix_then_prefix_then_any() {
     let t = table(vec![
         vhost(

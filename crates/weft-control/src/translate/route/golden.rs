@@ -68,6 +68,9 @@ pub(crate) fn route_config_json(rc: &RouteConfiguration) -> Value {
     if let Some(v) = &rc.max_direct_response_body_size_bytes {
         o.insert("max_direct_response_body_size_bytes".into(), json!(v.value));
     }
+    if rc.ignore_port_in_host_matching {
+        o.insert("ignore_port_in_host_matching".into(), json!(true));
+    }
     Value::Object(o)
 }
 
