@@ -76,6 +76,10 @@ pub fn error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), status = e.status().as_u16(), error = %e, "request failed");
     let mut r = Response::new(full(e.body()));
     *r.status_mut() = e.status();
+    for (name, value) in e.headers() {
+        r.headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
     if !e.body().is_empty() {
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -152,6 +156,9 @@ pub fn grpc_error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> 
     );
     h.insert(GRPC_STATUS, HeaderValue::from(code));
     h.insert(GRPC_MESSAGE, HeaderValue::from_static(message));
+    for (name, value) in e.headers() {
+        h.insert(*name, HeaderValue::from_static(value));
+    }
     r
 }
 
@@ -404,6 +411,14 @@ async fn forward(
     };
     let mut first = Some(Request::from_parts(parts, body));
     let deadline = f.timeout.map(|t| started + t);
+    // Circuit breakers: a request (and an HTTP/1.1 connection) of the
+    // cluster's, held until the response ends.
+    let admitted = entry
+        .breakers
+        .admit(!http2, deadline)
+        .await
+        .map_err(|why| ProxyError::overflow(cluster_name, why))?;
+    let mut _retry_slot = None;
     // The last attempt's start: `x-envoy-upstream-service-time` is its time.
     let mut attempt_started = started;
     let (mut endpoint, mut _active) = (endpoint, _active);
@@ -438,6 +453,7 @@ async fn forward(
                 .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.clone()))),
             None => call.await,
         };
+        entry.record(_active.as_ref(), crate::outlier::Outcome::of(&result));
         let Some(policy) = retry else { break result };
         if !policy.retries(Outcome::of(&result, is_per_try)) {
             break result;
@@ -449,6 +465,11 @@ async fn forward(
             }
             break result;
         }
+        let Some(slot) = entry.breakers.retry() else {
+            tracing::debug!(target: "weft::proxy", cluster = cluster_name, "max_retries reached; not retried");
+            break result;
+        };
+        _retry_slot = Some(slot);
         let pause = policy.backoff(attempt);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l <= pause) {
@@ -511,6 +532,7 @@ async fn forward(
         let name = endpoint.clone();
         tokio::spawn(async move {
             let _active = _active;
+            let _admitted = admitted;
             match tokio::try_join!(downstream, upstream) {
                 Ok((d, u)) => {
                     let (d, u) = (TokioIo::new(d), TokioIo::new(u));
@@ -542,6 +564,7 @@ async fn forward(
     // The endpoint counts the request as active until its body is done.
     let body = body.map_frame(move |frame| {
         let _active = &_active;
+        let _admitted = &admitted;
         frame
     });
     Ok(Response::from_parts(parts, body.boxed_unsync()))

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 pub mod admin;
 pub mod balance;
+pub mod breaker;
 pub mod cluster;
 pub mod cors;
 pub mod drain;
@@ -33,6 +34,7 @@ pub mod hash;
 pub mod listener;
 pub mod mirror;
 pub mod outbound;
+pub mod outlier;
 pub mod pool;
 pub mod replay;
 pub mod retry;

@@ -63,10 +63,17 @@ pub async fn connect_from(
         socket.bind(SocketAddr::new(source, 0))?;
         socket.connect(target).await
     };
-    let stream = tokio::time::timeout(entry.cluster.connect_timeout, dial)
+    let connected = tokio::time::timeout(entry.cluster.connect_timeout, dial)
         .await
-        .map_err(|_| fail("timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|_| fail("timed out".into()))
+        .and_then(|r| r.map_err(|e| fail(e.to_string())));
+    // Outlier detection: a TCP connection that opens is a success.
+    let outcome = match &connected {
+        Ok(_) => Some(crate::outlier::Outcome::Status(200)),
+        Err(e) => crate::outlier::Outcome::of_error(e),
+    };
+    entry.record(active.as_ref(), outcome);
+    let stream = connected?;
     let _ = stream.set_nodelay(true);
     Ok((stream, active))
 }
