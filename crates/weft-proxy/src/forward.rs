@@ -444,6 +444,11 @@ async fn forward(
                     .http2(&endpoint, host, entry.cluster.connect_timeout, this)
                     .await
             } else {
+                let mut this = this;
+                if let Some(n) = entry.cluster.max_requests_per_connection {
+                    this.extensions_mut()
+                        .insert(crate::pool::RequestsPerConnection(n));
+                }
                 cx.upstreams.http1(&endpoint, this).await
             }
         };
