@@ -370,6 +370,14 @@ async fn forward(
             UpstreamProtocol::Http1 => false,
         };
     let started = Instant::now();
+    let deadline = f.timeout.map(|t| started + t);
+    // Circuit breakers: a request (and an HTTP/1.1 connection) of the
+    // cluster's, held until the response ends.
+    let admitted = entry
+        .breakers
+        .admit(!http2, deadline)
+        .await
+        .map_err(|why| ProxyError::overflow(cluster_name, why))?;
     let retry = f.retry.as_ref().filter(|_| upgrade.is_none());
     let has_body = !http_body::Body::is_end_stream(req.body());
     let (parts, body) = req.into_parts();
@@ -410,14 +418,6 @@ async fn forward(
         body.boxed_unsync()
     };
     let mut first = Some(Request::from_parts(parts, body));
-    let deadline = f.timeout.map(|t| started + t);
-    // Circuit breakers: a request (and an HTTP/1.1 connection) of the
-    // cluster's, held until the response ends.
-    let admitted = entry
-        .breakers
-        .admit(!http2, deadline)
-        .await
-        .map_err(|why| ProxyError::overflow(cluster_name, why))?;
     let mut _retry_slot = None;
     // The last attempt's start: `x-envoy-upstream-service-time` is its time.
     let mut attempt_started = started;

@@ -509,6 +509,98 @@ mod tests {
     }
 
     #[test]
+    fn outlier_state_and_breaker_counts_survive_a_new_snapshot() {
+        use crate::outlier::{Outcome, OutlierConfig};
+        let mut c = static_cluster("outbound|1||a", "127.0.0.1:7");
+        if let Some(la) = c.load_assignment.as_mut() {
+            la.endpoints.push(Arc::new(Endpoint::new(Address::Socket(
+                "127.0.0.1:8".parse().expect("addr"),
+            ))));
+        }
+        c.outlier = Some(OutlierConfig {
+            consecutive_5xx: 1,
+            max_ejection_percent: 50,
+            ..OutlierConfig::default()
+        });
+        let p = parts(vec![c], vec![]);
+        let first = Snapshot::build(p.clone()).expect("builds");
+        let entry = first.cluster("outbound|1||a").expect("cluster");
+        let seven = entry
+            .assignment
+            .endpoints
+            .iter()
+            .find(|e| e.address.to_string() == "127.0.0.1:7")
+            .expect("endpoint")
+            .start_request();
+        entry.record(Some(&seven), Some(Outcome::ConnectFailed));
+        let d = entry.detector().expect("outlier detection");
+        assert!(d.eject_pending(std::time::Instant::now()));
+        entry.rebalance();
+        let picks = |e: &ClusterEntry| -> BTreeSet<String> {
+            (0..20)
+                .filter_map(|_| e.pick())
+                .map(|e| e.address.to_string())
+                .collect()
+        };
+        assert_eq!(picks(entry), BTreeSet::from(["127.0.0.1:8".to_string()]));
+        let _admitted = futures_util::FutureExt::now_or_never(entry.breakers.admit(true, None))
+            .expect("ready")
+            .expect("admitted");
+        // A new snapshot (static endpoints are copied afresh): the endpoint
+        // is still ejected, the balancer still skips it, counts go on.
+        let second = Snapshot::build_reusing(p, &Reuse::of(&first)).expect("builds");
+        let next = second.cluster("outbound|1||a").expect("cluster");
+        assert!(entry.retired.load(Ordering::Relaxed));
+        assert!(!Arc::ptr_eq(&entry.assignment, &next.assignment));
+        assert_eq!(picks(next), BTreeSet::from(["127.0.0.1:8".to_string()]));
+        assert_eq!(next.detector().map(|d| d.ejected()), Some(1));
+        assert!(Arc::ptr_eq(&entry.breakers, &next.breakers));
+        assert_eq!(next.breakers.active_requests(), 1);
+        assert!(Arc::ptr_eq(&entry.outlier_stats, &next.outlier_stats));
+        // An EDS cluster keeps its endpoints across snapshots; with outlier
+        // detection turned off nothing of them stays ejected.
+        let eds = |outlier: Option<OutlierConfig>| {
+            let mut c = static_cluster("outbound|2||b", "127.0.0.1:9");
+            c.discovery = Discovery::Eds("outbound|2||b".into());
+            c.outlier = outlier;
+            c
+        };
+        let mut c = eds(None);
+        let assignment = c.load_assignment.take().map(Arc::new).expect("assignment");
+        assignment.endpoints[0].outlier.record(
+            &OutlierConfig {
+                consecutive_5xx: 1,
+                ..OutlierConfig::default()
+            },
+            Outcome::Status(500),
+        );
+        let mut on = parts(
+            vec![eds(Some(OutlierConfig {
+                consecutive_5xx: 1,
+                ..OutlierConfig::default()
+            }))],
+            vec![],
+        );
+        on.assignments
+            .insert("outbound|2||b".into(), assignment.clone());
+        let with = Snapshot::build(on).expect("builds");
+        let b = with.cluster("outbound|2||b").expect("cluster");
+        assert!(
+            b.detector()
+                .is_some_and(|d| d.eject_pending(std::time::Instant::now()))
+        );
+        assert!(assignment.endpoints[0].outlier.is_ejected());
+        let mut off = parts(vec![eds(None)], vec![]);
+        off.assignments
+            .insert("outbound|2||b".into(), assignment.clone());
+        let without = Snapshot::build_reusing(off, &Reuse::of(&with)).expect("builds");
+        let b = without.cluster("outbound|2||b").expect("cluster");
+        assert!(Arc::ptr_eq(&b.assignment, &assignment));
+        assert!(b.pick().is_some(), "not ejected any more");
+        assert!(b.detector().is_none());
+    }
+
+    #[test]
     fn dangling_cluster_references_are_all_named() {
         let e = Snapshot::build(parts(
             vec![],
