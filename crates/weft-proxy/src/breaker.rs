@@ -99,6 +99,9 @@ pub enum Overflow {
     /// Waited for a connection until the route's timeout.
     #[error("no connection became free in time")]
     Timeout,
+    /// `max_connections` reached (TCP proxying: no waiting).
+    #[error("max_connections reached")]
+    Connections,
 }
 
 /// What an admitted request holds until its response ends.
@@ -112,6 +115,12 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         self.breakers.requests.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// A proxied TCP connection's slot of `max_connections`.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A retry in flight.
@@ -204,6 +213,21 @@ impl Breakers {
         }
     }
 
+    /// A connection slot for TCP proxying, which doesn't wait: past
+    /// `max_connections` it overflows (counted).
+    pub fn connection(&self) -> Result<ConnectionSlot, Overflow> {
+        let Some(slots) = &self.connections else {
+            return Ok(ConnectionSlot { _permit: None });
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(p) => Ok(ConnectionSlot { _permit: Some(p) }),
+            Err(_) => {
+                self.cx_overflow.fetch_add(1, Ordering::Relaxed);
+                Err(Overflow::Connections)
+            }
+        }
+    }
+
     /// A retry slot, or `None` (counted) past `max_retries`.
     pub fn retry(self: &Arc<Self>) -> Option<RetrySlot> {
         if take(&self.retries, self.limits.max_retries) {
@@ -286,6 +310,12 @@ mod tests {
         assert_eq!(b.admit(false, None).await.err(), Some(Overflow::Requests));
         drop(a);
         assert!(b.admit(false, None).await.is_ok());
+        let tcp = Breakers::new(limits(1, 0, 1, 0));
+        let slot = tcp.connection().expect("one");
+        assert_eq!(tcp.connection().err(), Some(Overflow::Connections));
+        drop(slot);
+        assert!(tcp.connection().is_ok());
+        assert_eq!(tcp.cx_overflow.load(Ordering::Relaxed), 1);
         let r = b.retry().expect("one retry");
         assert!(b.retry().is_none());
         assert_eq!(b.rq_retry_overflow.load(Ordering::Relaxed), 1);

@@ -12,18 +12,28 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use crate::breaker::ConnectionSlot;
 use crate::cluster::Discovery;
 use crate::endpoint::ActiveRequest;
 use crate::errors::ProxyError;
 use crate::snapshot::Snapshot;
 
+/// What a proxied connection holds until it ends: its endpoint's count of
+/// active connections and its slot of the cluster's `max_connections`.
+#[derive(Debug)]
+pub struct Lease {
+    _active: Option<ActiveRequest>,
+    _slot: ConnectionSlot,
+}
+
 /// Connects to an endpoint of `cluster` (for an original-destination
-/// cluster, to `original`), within the cluster's connect timeout.
+/// cluster, to `original`), within the cluster's connect timeout; past
+/// the cluster's `max_connections` it fails (`UO`).
 pub async fn connect(
     snapshot: &Snapshot,
     cluster: &str,
     original: &str,
-) -> Result<(TcpStream, Option<ActiveRequest>), ProxyError> {
+) -> Result<(TcpStream, Lease), ProxyError> {
     connect_from(snapshot, cluster, original, None).await
 }
 
@@ -33,10 +43,14 @@ pub async fn connect_from(
     cluster: &str,
     original: &str,
     source: Option<IpAddr>,
-) -> Result<(TcpStream, Option<ActiveRequest>), ProxyError> {
+) -> Result<(TcpStream, Lease), ProxyError> {
     let entry = snapshot
         .cluster(cluster)
         .ok_or_else(|| ProxyError::NoCluster(cluster.to_string()))?;
+    let slot = entry
+        .breakers
+        .connection()
+        .map_err(|why| ProxyError::overflow(cluster, why))?;
     let (address, active) = if entry.cluster.discovery == Discovery::OriginalDst {
         (original.to_string(), None)
     } else {
@@ -75,7 +89,13 @@ pub async fn connect_from(
     entry.record(active.as_ref(), outcome);
     let stream = connected?;
     let _ = stream.set_nodelay(true);
-    Ok((stream, active))
+    Ok((
+        stream,
+        Lease {
+            _active: active,
+            _slot: slot,
+        },
+    ))
 }
 
 /// How long a proxied TCP connection (or CONNECT tunnel, or upgraded

@@ -125,6 +125,42 @@ fn backend(rt: &tokio::runtime::Runtime, version: &str, addr: SocketAddr) -> Soc
     addr
 }
 
+/// A weft-sample TCP echo, served until `rt` is shut down.
+fn tcp_echo(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    let mut config = weft_sample::Config::new("res");
+    config.tcp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let sample = rt
+        .block_on(weft_sample::Sample::bind(config))
+        .expect("bind sample");
+    let addr = sample.tcp_addr().expect("address");
+    rt.spawn(async move {
+        let _ = sample.serve(std::future::pending::<()>()).await;
+    });
+    addr
+}
+
+/// Opens a `CONNECT` tunnel through the proxy's outbound port; its
+/// answer's head, and the connection.
+fn connect_tunnel(outbound: u16, authority: &str) -> (String, std::net::TcpStream) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", outbound)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+    )
+    .expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match std::io::Read::read(&mut s, &mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    (String::from_utf8_lossy(&head).to_ascii_lowercase(), s)
+}
+
 /// A backend that answers every HTTP/1.1 request with 502 (keep-alive);
 /// its threads end with the test binary.
 fn bad_gateway() -> SocketAddr {
@@ -230,6 +266,7 @@ fn write_mesh(
     good: SocketAddr,
     bad: SocketAddr,
     solo: SocketAddr,
+    echo: SocketAddr,
 ) {
     let mut yaml = String::new();
     yaml.push_str(&service("failover"));
@@ -272,6 +309,27 @@ fn write_mesh(
     yaml.push_str(&workload("perconn-1", "perconn", solo.port(), ""));
     yaml.push_str(&service("keep"));
     yaml.push_str(&workload("keep-1", "keep", good.port(), ""));
+    yaml.push_str(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tcpcb, namespace: res}
+spec:
+  hosts: [tcpcb.res.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  workloadSelector: {labels: {app: tcpcb}}
+---
+"#,
+    );
+    yaml.push_str(&rule(
+        "tcpcb",
+        "{connectionPool: {tcp: {maxConnections: 1}}}",
+    ));
+    yaml.push_str(&format!(
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: tcpcb-1, namespace: res}}\nspec: {{address: 127.0.0.1, ports: {{tcp: {}}}, labels: {{app: tcpcb}}}}\n---\n",
+        echo.port()
+    ));
     yaml.push_str(CLIENT);
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
 }
@@ -285,8 +343,9 @@ fn outlier_detection_and_circuit_breakers() {
     let good = backend(&rt, "good", SocketAddr::from(([127, 0, 0, 1], 0)));
     let solo = backend(&rt, "solo", SocketAddr::from(([127, 0, 0, 1], 0)));
     let bad = bad_gateway();
+    let echo = tcp_echo(&rt);
     let dir = tempfile::tempdir().expect("tempdir");
-    write_mesh(dir.path(), near, far, good, bad, solo);
+    write_mesh(dir.path(), near, far, good, bad, solo, echo);
     let (_control, xds, _debug) = common::start(dir.path());
     let client = Proxy::client(xds);
     let failover = cluster("failover");
@@ -300,6 +359,9 @@ fn outlier_detection_and_circuit_breakers() {
                 && c.contains(&line(far, "priority::1"))
                 && c.contains(&format!("{}::{bad}::", cluster("gw")))
                 && c.contains(&format!("{}::{solo}::", cluster("perconn")))
+                && c.contains(&format!(
+                    "outbound|9000||tcpcb.res.svc.cluster.local::{echo}::"
+                ))
         },
     );
 
@@ -452,4 +514,26 @@ fn outlier_detection_and_circuit_breakers() {
     };
     assert_eq!(peers("perconn").len(), 3);
     assert_eq!(peers("keep").len(), 1);
+
+    // 5. TCP maxConnections 1: a second tunnel while the first is open
+    // overflows; once the first closes, a new one gets through.
+    let tcp = "tcpcb.res.svc.cluster.local:9000";
+    let (head, mut first) = connect_tunnel(client.outbound, tcp);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    first.write_all(b"ping").expect("send");
+    let mut echoed = [0u8; 4];
+    std::io::Read::read_exact(&mut first, &mut echoed).expect("echo");
+    assert_eq!(&echoed, b"ping");
+    let (head, _) = connect_tunnel(client.outbound, tcp);
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("x-envoy-overloaded: true"), "{head}");
+    drop(first);
+    eventually(Duration::from_secs(10), "the slot freed", || {
+        connect_tunnel(client.outbound, tcp)
+            .0
+            .starts_with("http/1.1 200")
+    });
+    let tcp_stat =
+        client.stat("cluster.outbound|9000||tcpcb.res.svc.cluster.local.upstream_cx_overflow");
+    assert!(tcp_stat >= Some(1), "{tcp_stat:?}");
 }
