@@ -5,6 +5,7 @@ use super::*;
 use crate::balance::Balancer;
 use crate::cluster::{LbPolicy, LbSettings};
 use crate::endpoint::Address;
+use weft_xds::pb::envoy::config::cluster::v3::OutlierDetection;
 
 fn hosts(n: usize) -> Vec<Arc<Endpoint>> {
     (0..n)
