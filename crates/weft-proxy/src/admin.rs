@@ -1,7 +1,9 @@
 //! The admin API on `--admin`: readiness (`/ready`, `/healthz/ready`:
 //! 200 once the first whole config is applied, 503 before), `/config_dump`
 //! (the proxy's own model as JSON), `/clusters` and `/listeners` (Envoy's
-//! text formats), `/stats`, and `/quitquitquit` (drain and exit).
+//! text formats: endpoints' health flags, `/failed_outlier_check` for an
+//! ejected one, circuit breaker limits), `/stats` (with each cluster's
+//! breaker and outlier counters), and `/quitquitquit` (drain and exit).
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -111,7 +113,67 @@ async fn stats(State(a): State<Arc<Admin>>) -> String {
         "xds.update_rejected: {}",
         x.rejected.load(Ordering::Relaxed)
     );
+    let s = a.config.load_full();
+    let mut names: Vec<&String> = s.clusters.keys().collect();
+    names.sort();
+    for name in names {
+        if let Some(c) = s.cluster(name) {
+            cluster_stats(name, c, &mut out);
+        }
+    }
     out
+}
+
+/// A cluster's circuit breaker and outlier detection counters, Envoy's
+/// names under `cluster.<name>.`.
+fn cluster_stats(name: &str, c: &crate::snapshot::ClusterEntry, out: &mut String) {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let b = &c.breakers;
+    let lines = [
+        ("upstream_rq_active", u64::from(b.active_requests())),
+        (
+            "upstream_rq_pending_active",
+            u64::from(b.pending_requests()),
+        ),
+        ("upstream_cx_overflow", get(&b.cx_overflow)),
+        ("upstream_rq_pending_overflow", get(&b.rq_pending_overflow)),
+        ("upstream_rq_retry_overflow", get(&b.rq_retry_overflow)),
+    ];
+    for (stat, value) in lines {
+        let _ = writeln!(out, "cluster.{name}.{stat}: {value}");
+    }
+    let Some(d) = c.detector() else { return };
+    let o = &c.outlier_stats;
+    let _ = writeln!(
+        out,
+        "cluster.{name}.outlier_detection.ejections_active: {}",
+        d.ejected()
+    );
+    let _ = writeln!(
+        out,
+        "cluster.{name}.outlier_detection.ejections_enforced_total: {}",
+        get(&o.enforced_total)
+    );
+    let _ = writeln!(
+        out,
+        "cluster.{name}.outlier_detection.ejections_overflow: {}",
+        get(&o.overflow)
+    );
+    for r in crate::outlier::Reason::ALL {
+        let i = r as usize;
+        let _ = writeln!(
+            out,
+            "cluster.{name}.outlier_detection.ejections_enforced_{}: {}",
+            r.as_str(),
+            get(&o.enforced[i])
+        );
+        let _ = writeln!(
+            out,
+            "cluster.{name}.outlier_detection.ejections_detected_{}: {}",
+            r.as_str(),
+            get(&o.detected[i])
+        );
+    }
 }
 
 async fn clusters(State(a): State<Arc<Admin>>) -> String {
@@ -122,13 +184,30 @@ async fn clusters(State(a): State<Arc<Admin>>) -> String {
     for name in names {
         let Some(c) = s.cluster(name) else { continue };
         let _ = writeln!(out, "{name}::observability_name::{name}");
+        let l = &c.breakers.limits;
+        for (limit, value) in [
+            ("max_connections", l.max_connections),
+            ("max_pending_requests", l.max_pending_requests),
+            ("max_requests", l.max_requests),
+            ("max_retries", l.max_retries),
+        ] {
+            let _ = writeln!(out, "{name}::default_priority::{limit}::{value}");
+        }
+        if let Some(o) = &c.cluster.outlier {
+            let _ = writeln!(
+                out,
+                "{name}::outlier::ejections_active::{}",
+                c.detector().map_or(0, |d| d.ejected())
+            );
+            let _ = writeln!(
+                out,
+                "{name}::outlier::base_ejection_time_ms::{}",
+                o.base_ejection_time.as_millis()
+            );
+        }
         for e in &c.assignment.endpoints {
             let addr = &e.address;
-            let health = if e.healthy {
-                "healthy"
-            } else {
-                "/failed_eds_health"
-            };
+            let health = health_flags(e);
             let _ = writeln!(out, "{name}::{addr}::rq_active::{}", e.active_requests());
             let _ = writeln!(out, "{name}::{addr}::health_flags::{health}");
             let _ = writeln!(out, "{name}::{addr}::weight::{}", e.weight);
@@ -139,6 +218,21 @@ async fn clusters(State(a): State<Arc<Admin>>) -> String {
         }
     }
     out
+}
+
+/// An endpoint's health flags as Envoy's `/clusters` prints them.
+fn health_flags(e: &crate::endpoint::Endpoint) -> String {
+    let mut flags = String::new();
+    if e.outlier.is_ejected() {
+        flags.push_str("/failed_outlier_check");
+    }
+    if !e.healthy {
+        flags.push_str("/failed_eds_health");
+    }
+    if flags.is_empty() {
+        flags.push_str("healthy");
+    }
+    flags
 }
 
 async fn listeners(State(a): State<Arc<Admin>>) -> String {
@@ -162,7 +256,7 @@ async fn config_dump(State(a): State<Arc<Admin>>) -> Json<Value> {
             let endpoints = entry
                 .map(|e| e.assignment.endpoints.clone())
                 .unwrap_or_default();
-            let levels = entry.map(|e| e.balancer.levels()).unwrap_or_default();
+            let levels = entry.map(|e| e.balancer().levels()).unwrap_or_default();
             json!({
                 "name": c.name,
                 "discovery": c.discovery,
@@ -171,10 +265,13 @@ async fn config_dump(State(a): State<Arc<Admin>>) -> Json<Value> {
                 "priority_levels": levels,
                 "protocol": c.protocol,
                 "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
+                "circuit_breakers": c.limits,
+                "outlier_detection": c.outlier,
                 "endpoints": endpoints.iter().map(|e| json!({
                     "address": e.address.to_string(),
                     "weight": e.weight,
                     "healthy": e.healthy,
+                    "ejected": e.outlier.is_ejected(),
                     "priority": e.priority,
                     "locality": e.locality,
                 })).collect::<Vec<_>>(),

@@ -113,7 +113,7 @@ impl Balancer {
         }
         let counts: Vec<(usize, usize)> = by_priority
             .values()
-            .map(|es| (es.iter().filter(|e| e.healthy).count(), es.len()))
+            .map(|es| (es.iter().filter(|e| e.is_healthy()).count(), es.len()))
             .collect();
         let plan = priority::priority_load(&counts, overprovisioning, settings.panic_threshold);
         let mut levels = Vec::with_capacity(by_priority.len());
@@ -204,7 +204,7 @@ impl Level {
             let hosts = if plan.panic {
                 all
             } else {
-                all.into_iter().filter(|e| e.healthy).collect()
+                all.into_iter().filter(|e| e.is_healthy()).collect()
             };
             level.groups.push(whole(hosts));
             level.bounds.push(1);
@@ -220,7 +220,7 @@ impl Level {
             .map(|m| {
                 (
                     m[0].locality_weight,
-                    m.iter().filter(|e| e.healthy).count(),
+                    m.iter().filter(|e| e.is_healthy()).count(),
                     m.len(),
                 )
             })
@@ -230,7 +230,7 @@ impl Level {
             .values()
             .map(|m| {
                 m.iter()
-                    .filter(|e| e.healthy)
+                    .filter(|e| e.is_healthy())
                     .map(|e| (*e).clone())
                     .collect()
             })

@@ -9,7 +9,9 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options:
     UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
 };
 
+use crate::breaker::Limits;
 use crate::endpoint::LoadAssignment;
+use crate::outlier::OutlierConfig;
 
 pub use weft_xds::names::HTTP_PROTOCOL_OPTIONS;
 use weft_xds::names::TLS_SOCKET;
@@ -203,6 +205,13 @@ pub struct Cluster {
     pub protocol: UpstreamProtocol,
     /// How long an idle pooled connection is kept (`None`: the pool's default).
     pub idle_timeout: Option<Duration>,
+    /// Requests per upstream connection at most (`None`: no limit; Istio's
+    /// `maxRequestsPerConnection`).
+    pub max_requests_per_connection: Option<u32>,
+    /// Circuit breaker limits (`circuit_breakers`, DEFAULT priority).
+    pub limits: Limits,
+    /// Outlier detection, when the cluster has it.
+    pub outlier: Option<OutlierConfig>,
     /// The endpoints listed in the cluster itself (non-EDS clusters).
     #[serde(skip)]
     pub load_assignment: Option<LoadAssignment>,
@@ -290,6 +299,7 @@ impl TryFrom<&XdsCluster> for Cluster {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mut protocol = UpstreamProtocol::Http1;
         let mut idle_timeout = None;
+        let mut max_requests_per_connection = None;
         if let Some(any) = c
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
@@ -310,8 +320,13 @@ impl TryFrom<&XdsCluster> for Cluster {
                 Some(UpstreamProtocolOptions::AutoConfig(_)) => UpstreamProtocol::Downstream,
                 None => UpstreamProtocol::Http1,
             };
-            idle_timeout = options
-                .common_http_protocol_options
+            let common = options.common_http_protocol_options;
+            max_requests_per_connection = common
+                .as_ref()
+                .and_then(|o| o.max_requests_per_connection)
+                .map(|n| n.value)
+                .filter(|n| *n > 0);
+            idle_timeout = common
                 .and_then(|o| o.idle_timeout)
                 .map(|d| proto_duration(&d).map_err(|e| err(format!("idle_timeout {e}"))))
                 .transpose()?;
@@ -336,6 +351,17 @@ impl TryFrom<&XdsCluster> for Cluster {
         } else {
             UpstreamTls::None
         };
+        let limits = c
+            .circuit_breakers
+            .as_ref()
+            .map(Limits::from)
+            .unwrap_or_default();
+        let outlier = c
+            .outlier_detection
+            .as_ref()
+            .map(OutlierConfig::try_from)
+            .transpose()
+            .map_err(err)?;
         Ok(Cluster {
             name: c.name.clone(),
             discovery,
@@ -344,6 +370,9 @@ impl TryFrom<&XdsCluster> for Cluster {
             connect_timeout,
             protocol,
             idle_timeout,
+            max_requests_per_connection,
+            limits,
+            outlier,
             load_assignment,
             tls_not_originated,
         })

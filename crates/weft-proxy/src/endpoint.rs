@@ -1,7 +1,8 @@
 //! Endpoints (EDS `ClusterLoadAssignment`s, and the static endpoints of
 //! a cluster) in Weft's own form: an address, a weight, health, priority
 //! and locality (with the locality's weight), plus the live count of
-//! requests each one has in flight (what least-request balancing reads).
+//! requests each one has in flight (what least-request balancing reads)
+//! and its outlier-detection state.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use weft_xds::pb::envoy::config::core::v3::{self as core, HealthStatus, address, socket_address};
 use weft_xds::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
+
+use crate::outlier::HostOutlier;
 
 /// Why an xDS endpoint can't be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +91,9 @@ pub struct Endpoint {
     /// Requests in flight to it now.
     #[serde(skip)]
     pub active: AtomicU32,
+    /// Its outlier detection state (ejected or not, consecutive failures).
+    #[serde(skip)]
+    pub outlier: HostOutlier,
 }
 
 impl Endpoint {
@@ -101,6 +107,7 @@ impl Endpoint {
             locality: String::new(),
             locality_weight: 0,
             active: AtomicU32::new(0),
+            outlier: HostOutlier::default(),
         }
     }
 
@@ -114,6 +121,7 @@ impl Endpoint {
             locality: self.locality.clone(),
             locality_weight: self.locality_weight,
             active: AtomicU32::new(0),
+            outlier: HostOutlier::default(),
         }
     }
 
@@ -127,11 +135,24 @@ impl Endpoint {
     pub fn active_requests(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
     }
+
+    /// Whether it may take traffic outside panic mode: healthy by EDS and
+    /// not ejected by outlier detection.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy && !self.outlier.is_ejected()
+    }
 }
 
 /// A request in flight to an endpoint (see [`Endpoint::start_request`]).
 #[derive(Debug)]
 pub struct ActiveRequest(Arc<Endpoint>);
+
+impl ActiveRequest {
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+}
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
@@ -222,6 +243,7 @@ impl TryFrom<&ClusterLoadAssignment> for LoadAssignment {
                     locality: name.clone(),
                     locality_weight: locality.load_balancing_weight.map_or(0, |w| w.value),
                     active: AtomicU32::new(0),
+                    outlier: HostOutlier::default(),
                 }));
                 index += 1;
             }

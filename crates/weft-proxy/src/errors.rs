@@ -32,11 +32,13 @@ pub enum ResponseFlag {
     FaultInjected,
     /// `URX`: the retries ran out (the last attempt's answer is passed on).
     UpstreamRetryLimitExceeded,
+    /// `UO`: a circuit breaker's limit was reached (overflow).
+    UpstreamOverflow,
 }
 
 impl ResponseFlag {
     /// Every flag, for stats.
-    pub const ALL: [ResponseFlag; 11] = [
+    pub const ALL: [ResponseFlag; 12] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoCluster,
         ResponseFlag::NoHealthyUpstream,
@@ -48,6 +50,7 @@ impl ResponseFlag {
         ResponseFlag::DelayInjected,
         ResponseFlag::FaultInjected,
         ResponseFlag::UpstreamRetryLimitExceeded,
+        ResponseFlag::UpstreamOverflow,
     ];
 
     /// Envoy's short name (`%RESPONSE_FLAGS%` in access logs).
@@ -64,6 +67,7 @@ impl ResponseFlag {
             ResponseFlag::DelayInjected => "DI",
             ResponseFlag::FaultInjected => "FI",
             ResponseFlag::UpstreamRetryLimitExceeded => "URX",
+            ResponseFlag::UpstreamOverflow => "UO",
         }
     }
 
@@ -128,6 +132,14 @@ pub enum ProxyError {
     /// The request can't be proxied as it is.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A circuit breaker of the cluster refused the request.
+    #[error("cluster {cluster} overflowed: {why}")]
+    Overflow {
+        /// The cluster.
+        cluster: String,
+        /// Which limit.
+        why: crate::breaker::Overflow,
+    },
     /// The route's fault injection aborted the request.
     #[error("fault injection aborted the request")]
     FaultAbort {
@@ -139,6 +151,18 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// A circuit breaker's refusal of a request to `cluster`: `UO`, or
+    /// `UT` when it waited for a connection until the route's timeout.
+    pub fn overflow(cluster: &str, why: crate::breaker::Overflow) -> ProxyError {
+        match why {
+            crate::breaker::Overflow::Timeout => ProxyError::Timeout(cluster.to_string()),
+            why => ProxyError::Overflow {
+                cluster: cluster.to_string(),
+                why,
+            },
+        }
+    }
+
     /// Envoy's response flag for this error.
     pub fn flag(&self) -> ResponseFlag {
         match self {
@@ -151,6 +175,7 @@ impl ProxyError {
             ProxyError::Timeout(_) => ResponseFlag::UpstreamRequestTimeout,
             ProxyError::BadRequest(_) => ResponseFlag::DownstreamProtocolError,
             ProxyError::FaultAbort { .. } => ResponseFlag::FaultInjected,
+            ProxyError::Overflow { .. } => ResponseFlag::UpstreamOverflow,
         }
     }
 
@@ -162,7 +187,8 @@ impl ProxyError {
             | ProxyError::NoHealthyUpstream(_)
             | ProxyError::ConnectFailure { .. }
             | ProxyError::Terminated { .. }
-            | ProxyError::Refused { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ProxyError::Refused { .. }
+            | ProxyError::Overflow { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::FaultAbort { status, .. } => *status,
@@ -185,6 +211,9 @@ impl ProxyError {
                 "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
             }
             ProxyError::Timeout(_) => "upstream request timeout",
+            ProxyError::Overflow { .. } => {
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+            }
             ProxyError::BadRequest(_) => "Bad Request",
             ProxyError::FaultAbort { grpc: Some(_), .. } => "",
             ProxyError::FaultAbort { grpc: None, .. } => FAULT_ABORT_MESSAGE,
@@ -222,6 +251,15 @@ impl ProxyError {
             b => b,
         };
         (code, message)
+    }
+
+    /// Headers Envoy adds to this error's response: `x-envoy-overloaded:
+    /// true` when a circuit breaker refused the request.
+    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ProxyError::Overflow { .. } => &[("x-envoy-overloaded", "true")],
+            _ => &[],
+        }
     }
 
     /// Whether the request never reached an upstream, so sending it again
@@ -264,6 +302,14 @@ mod tests {
             ),
             (ProxyError::BadRequest("no host".into()), 400, "DPE"),
             (
+                ProxyError::Overflow {
+                    cluster: "c".into(),
+                    why: crate::breaker::Overflow::Pending,
+                },
+                503,
+                "UO",
+            ),
+            (
                 ProxyError::FaultAbort {
                     status: StatusCode::IM_A_TEAPOT,
                     grpc: None,
@@ -284,6 +330,13 @@ mod tests {
         assert_eq!(grpc.grpc_status(), Some((14, "fault filter abort")));
         assert_eq!(grpc.status(), StatusCode::OK);
         assert_eq!(ResponseFlag::DelayInjected.as_str(), "DI");
+        let uo = ProxyError::Overflow {
+            cluster: "c".into(),
+            why: crate::breaker::Overflow::Requests,
+        };
+        assert_eq!(uo.headers(), &[("x-envoy-overloaded", "true")]);
+        assert_eq!(uo.grpc_reply().0, 14);
+        assert!(ProxyError::NoRoute("x".into()).headers().is_empty());
         assert_eq!(grpc.grpc_reply(), (14, "fault filter abort"));
         let uh = ProxyError::NoHealthyUpstream("c".into());
         assert_eq!(uh.grpc_reply(), (14, "no healthy upstream"));

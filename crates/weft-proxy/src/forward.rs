@@ -72,6 +72,10 @@ pub fn error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> {
     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), status = e.status().as_u16(), error = %e, "request failed");
     let mut r = Response::new(full(e.body()));
     *r.status_mut() = e.status();
+    for (name, value) in e.headers() {
+        r.headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
     if !e.body().is_empty() {
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -163,6 +167,9 @@ pub fn grpc_error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> 
     );
     h.insert(GRPC_STATUS, HeaderValue::from(code));
     h.insert(GRPC_MESSAGE, HeaderValue::from_static(message));
+    for (name, value) in e.headers() {
+        h.insert(*name, HeaderValue::from_static(value));
+    }
     r
 }
 
@@ -371,6 +378,14 @@ async fn forward(
             UpstreamProtocol::Http1 => false,
         };
     let started = Instant::now();
+    let deadline = f.timeout.map(|t| started + t);
+    // Circuit breakers: a request (and an HTTP/1.1 connection) of the
+    // cluster's, held until the response ends.
+    let admitted = entry
+        .breakers
+        .admit(!http2, deadline)
+        .await
+        .map_err(|why| ProxyError::overflow(cluster_name, why))?;
     let retry = f.retry.as_ref().filter(|_| upgrade.is_none());
     let has_body = !http_body::Body::is_end_stream(req.body());
     let (parts, body) = req.into_parts();
@@ -411,7 +426,7 @@ async fn forward(
         body.boxed_unsync()
     };
     let mut first = Some(Request::from_parts(parts, body));
-    let deadline = f.timeout.map(|t| started + t);
+    let mut _retry_slot = None;
     // The last attempt's start: `x-envoy-upstream-service-time` is its time.
     let mut attempt_started = started;
     let (mut endpoint, mut _active) = (endpoint, _active);
@@ -437,6 +452,11 @@ async fn forward(
                     .http2(&endpoint, host, entry.cluster.connect_timeout, this)
                     .await
             } else {
+                let mut this = this;
+                if let Some(n) = entry.cluster.max_requests_per_connection {
+                    this.extensions_mut()
+                        .insert(crate::pool::RequestsPerConnection(n));
+                }
                 cx.upstreams.http1(&endpoint, this).await
             }
         };
@@ -446,6 +466,7 @@ async fn forward(
                 .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.clone()))),
             None => call.await,
         };
+        entry.record(_active.as_ref(), crate::outlier::Outcome::of(&result));
         let Some(policy) = retry else { break result };
         if !policy.retries(Outcome::of(&result, is_per_try)) {
             break result;
@@ -457,6 +478,11 @@ async fn forward(
             }
             break result;
         }
+        let Some(slot) = entry.breakers.retry() else {
+            tracing::debug!(target: "weft::proxy", cluster = cluster_name, "max_retries reached; not retried");
+            break result;
+        };
+        _retry_slot = Some(slot);
         let pause = policy.backoff(attempt);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l <= pause) {
@@ -519,6 +545,7 @@ async fn forward(
         let name = endpoint.clone();
         tokio::spawn(async move {
             let _active = _active;
+            let _admitted = admitted;
             match tokio::try_join!(downstream, upstream) {
                 Ok((d, u)) => {
                     let (d, u) = (TokioIo::new(d), TokioIo::new(u));
@@ -550,6 +577,7 @@ async fn forward(
     // The endpoint counts the request as active until its body is done.
     let body = body.map_frame(move |frame| {
         let _active = &_active;
+        let _admitted = &admitted;
         frame
     });
     Ok(Response::from_parts(parts, body.boxed_unsync()))

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 pub mod admin;
 pub mod balance;
+pub mod breaker;
 pub mod cluster;
 pub mod cors;
 pub mod drain;
@@ -35,6 +36,7 @@ pub mod instance_ips;
 pub mod listener;
 pub mod mirror;
 pub mod outbound;
+pub mod outlier;
 pub mod pool;
 pub mod replay;
 pub mod retry;

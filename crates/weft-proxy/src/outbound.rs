@@ -247,7 +247,7 @@ async fn read_hello(
 
 async fn tunnel(
     downstream: TokioIo<hyper::upgrade::Upgraded>,
-    (upstream, _active): (TcpStream, Option<crate::endpoint::ActiveRequest>),
+    (upstream, _lease): (TcpStream, crate::tcp::Lease),
 ) {
     crate::tcp::splice(downstream, upstream, crate::tcp::DEFAULT_IDLE_TIMEOUT).await;
 }

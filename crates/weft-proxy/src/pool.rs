@@ -33,6 +33,12 @@ use crate::forward::Body;
 mod http1;
 mod http2;
 
+/// A request extension: the most requests its HTTP/1.1 connection may
+/// carry (the cluster's `max_requests_per_connection`); a connection that
+/// carried that many closes instead of going back to the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestsPerConnection(pub u32);
+
 /// The pools.
 #[derive(Clone, Debug)]
 pub struct Upstreams {

@@ -5,12 +5,18 @@
 //! never disturbs what is in flight.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 
 use crate::balance::Balancer;
-use crate::cluster::{Cluster, Discovery, LbPolicy, LbSettings};
-use crate::endpoint::{Address, Endpoint, LoadAssignment};
+use crate::breaker::Breakers;
+use crate::cluster::{Cluster, Discovery};
+use crate::endpoint::{ActiveRequest, Address, Endpoint, LoadAssignment};
 use crate::listener::{Listener, NetworkFilter, Routes};
+use crate::outlier::{Detector, Outcome, OutlierStats};
 use crate::route::RouteTable;
 
 /// The converted resources of each type, by name.
@@ -38,64 +44,132 @@ pub struct MissingCluster {
     pub cluster: String,
 }
 
-/// A cluster with its endpoints, ready for requests.
+/// A cluster with its endpoints, ready for requests, and its live state:
+/// circuit breaker counts and outlier detection (whose task rebuilds the
+/// balancer when ejections change).
 #[derive(Debug)]
 pub struct ClusterEntry {
     /// The cluster.
     pub cluster: Arc<Cluster>,
     /// All its endpoints.
     pub assignment: Arc<LoadAssignment>,
+    /// The endpoints it balances over (all but loops to its own listeners).
+    usable: Vec<Arc<Endpoint>>,
     /// Its balancer, built over them (or kept from the last snapshot,
-    /// when neither they nor the cluster's balancing changed).
-    pub balancer: Arc<Balancer>,
+    /// when neither they nor the cluster's balancing changed), rebuilt
+    /// when outlier detection ejects or returns an endpoint.
+    balancer: ArcSwap<Balancer>,
+    /// Circuit breaker counts (kept while the cluster's limits stay).
+    pub breakers: Arc<Breakers>,
+    /// Outlier detection counters (kept while the cluster stays).
+    pub outlier_stats: Arc<OutlierStats>,
+    /// Wakes the outlier detection task.
+    wake: Arc<Notify>,
+    /// Set when a newer snapshot replaced it: its task stops.
+    retired: AtomicBool,
 }
 
-/// The balancers of the last snapshot, which the next one keeps for EDS
-/// clusters whose endpoints (the same [`LoadAssignment`]) and balancing
-/// settings are unchanged: a push of other resources doesn't rebuild
-/// Maglev tables and rings, or restart round robin.
+/// The clusters of the last snapshot, whose live state (breaker counts,
+/// outlier state and stats) the next one takes over; EDS clusters whose
+/// endpoints (the same [`LoadAssignment`]) and balancing settings are
+/// unchanged keep their balancer too: a push of other resources doesn't
+/// rebuild Maglev tables and rings, or restart round robin.
 #[derive(Debug, Default)]
-pub struct Reuse(HashMap<String, (Arc<LoadAssignment>, LbPolicy, LbSettings, Arc<Balancer>)>);
+pub struct Reuse(HashMap<String, Arc<ClusterEntry>>);
 
 impl Reuse {
     /// What `snapshot` can pass on.
     pub fn of(snapshot: &Snapshot) -> Reuse {
-        Reuse(
-            snapshot
-                .clusters
-                .iter()
-                .filter(|(_, e)| matches!(e.cluster.discovery, Discovery::Eds(_)))
-                .map(|(name, e)| {
-                    let kept = (
-                        e.assignment.clone(),
-                        e.cluster.lb_policy,
-                        e.cluster.lb.clone(),
-                        e.balancer.clone(),
-                    );
-                    (name.clone(), kept)
-                })
-                .collect(),
-        )
+        Reuse(snapshot.clusters.clone())
     }
 
-    fn get(&self, c: &Cluster, assignment: &Arc<LoadAssignment>) -> Option<Arc<Balancer>> {
-        let (a, policy, settings, balancer) = self.0.get(&c.name)?;
-        (Arc::ptr_eq(a, assignment) && *policy == c.lb_policy && *settings == c.lb)
-            .then(|| balancer.clone())
+    fn balancer(&self, c: &Cluster, assignment: &Arc<LoadAssignment>) -> Option<Arc<Balancer>> {
+        let old = self.0.get(&c.name)?;
+        (matches!(c.discovery, Discovery::Eds(_))
+            && Arc::ptr_eq(&old.assignment, assignment)
+            && old.cluster.lb_policy == c.lb_policy
+            && old.cluster.lb == c.lb)
+            .then(|| old.balancer.load_full())
     }
 }
 
 impl ClusterEntry {
     /// Picks an endpoint for a request without a hash (consistent-hash
     /// clusters pick at random then).
-    pub fn pick(&self) -> Option<&Arc<Endpoint>> {
-        self.balancer.pick(None)
+    pub fn pick(&self) -> Option<Arc<Endpoint>> {
+        self.balancer.load().pick(None).cloned()
     }
 
     /// Picks an endpoint for a request with `hash` (its route's hash
     /// policy's result).
-    pub fn pick_hashed(&self, hash: Option<u64>) -> Option<&Arc<Endpoint>> {
-        self.balancer.pick(hash)
+    pub fn pick_hashed(&self, hash: Option<u64>) -> Option<Arc<Endpoint>> {
+        self.balancer.load().pick(hash).cloned()
+    }
+
+    /// The balancer in force.
+    pub fn balancer(&self) -> Arc<Balancer> {
+        self.balancer.load_full()
+    }
+
+    /// Records what an attempt to `endpoint` came to, for outlier
+    /// detection (nothing when the cluster has none).
+    pub fn record(&self, endpoint: Option<&ActiveRequest>, outcome: Option<Outcome>) {
+        let (Some(config), Some(e), Some(outcome)) = (&self.cluster.outlier, endpoint, outcome)
+        else {
+            return;
+        };
+        if e.endpoint().outlier.record(config, outcome) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Its outlier detection, when it has one.
+    pub fn detector(&self) -> Option<Detector<'_>> {
+        Some(Detector {
+            config: self.cluster.outlier.as_ref()?,
+            hosts: &self.usable,
+            stats: &self.outlier_stats,
+        })
+    }
+
+    /// Rebuilds the balancer from the endpoints' health now.
+    pub fn rebalance(&self) {
+        let c = &self.cluster;
+        self.balancer.store(Arc::new(Balancer::new(
+            c.lb_policy,
+            &c.lb,
+            &self.usable,
+            self.assignment.overprovisioning,
+        )));
+    }
+}
+
+/// One cluster's outlier detection task: ejects as soon as the request
+/// path finds an outlier, sweeps every interval; ends when its entry is
+/// replaced or gone.
+async fn detect(entry: Weak<ClusterEntry>, wake: Arc<Notify>, interval: std::time::Duration) {
+    let start = tokio::time::Instant::now() + interval;
+    let mut tick = tokio::time::interval_at(start, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let sweep = tokio::select! {
+            _ = tick.tick() => true,
+            () = wake.notified() => false,
+        };
+        let Some(e) = entry.upgrade() else { return };
+        if e.retired.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(d) = e.detector() else { return };
+        let now = std::time::Instant::now();
+        let changed = if sweep {
+            d.sweep(now)
+        } else {
+            d.eject_pending(now)
+        };
+        if changed {
+            e.rebalance();
+        }
     }
 }
 
@@ -105,7 +179,7 @@ pub struct Snapshot {
     /// What it was built from.
     pub parts: Parts,
     /// Clusters by name.
-    pub clusters: HashMap<String, ClusterEntry>,
+    pub clusters: HashMap<String, Arc<ClusterEntry>>,
     /// Outbound HTTP routes by port, from the `0.0.0.0_<port>` listeners,
     /// with their connection manager's header settings.
     outbound_http: HashMap<u16, (Arc<RouteTable>, Arc<crate::forwarded::Config>)>,
@@ -202,23 +276,14 @@ impl Snapshot {
                         _ => true,
                     });
                 }
-                let balancer = match reuse.get(c, &assignment) {
-                    Some(kept) => kept,
-                    None => Arc::new(Balancer::new(
-                        c.lb_policy,
-                        &c.lb,
-                        &usable,
-                        assignment.overprovisioning,
-                    )),
-                };
-                let entry = ClusterEntry {
-                    balancer,
-                    cluster: c.clone(),
-                    assignment,
-                };
-                (name.clone(), entry)
+                (name.clone(), entry(c, assignment, usable, reuse))
             })
             .collect();
+        // The entries replaced stop their outlier tasks.
+        for old in reuse.0.values() {
+            old.retired.store(true, Ordering::Relaxed);
+            old.wake.notify_one();
+        }
         let mut outbound_http = HashMap::new();
         for l in parts.listeners.values() {
             let Some(port) = l
@@ -279,8 +344,76 @@ impl Snapshot {
 
     /// A cluster by name.
     pub fn cluster(&self, name: &str) -> Option<&ClusterEntry> {
-        self.clusters.get(name)
+        self.clusters.get(name).map(|e| &**e)
     }
+}
+
+/// A cluster's entry: its balancer (kept when unchanged), and the live
+/// state of the cluster's last entry taken over — breaker counts while
+/// the limits stay, outlier stats, and each endpoint's outlier state by
+/// address; its outlier task started (within a tokio runtime).
+fn entry(
+    c: &Arc<Cluster>,
+    assignment: Arc<LoadAssignment>,
+    usable: Vec<Arc<Endpoint>>,
+    reuse: &Reuse,
+) -> Arc<ClusterEntry> {
+    let old = reuse.0.get(&c.name);
+    if c.outlier.is_none() {
+        // Outlier detection turned off: nothing stays ejected.
+        for e in usable.iter().filter(|e| e.outlier.is_ejected()) {
+            e.outlier.clear();
+        }
+    } else if let Some(old) = old
+        && !Arc::ptr_eq(&old.assignment, &assignment)
+    {
+        let before: HashMap<&Address, &Arc<Endpoint>> =
+            old.usable.iter().map(|e| (&e.address, e)).collect();
+        for e in &usable {
+            if let Some(o) = before.get(&e.address) {
+                e.outlier.inherit(&o.outlier);
+            }
+        }
+    }
+    let balancer = reuse.balancer(c, &assignment).unwrap_or_else(|| {
+        Arc::new(Balancer::new(
+            c.lb_policy,
+            &c.lb,
+            &usable,
+            assignment.overprovisioning,
+        ))
+    });
+    let breakers = match old {
+        Some(o) if o.breakers.limits == c.limits => o.breakers.clone(),
+        _ => {
+            let b = Breakers::new(c.limits);
+            if let Some(o) = old {
+                b.inherit_stats(&o.breakers);
+            }
+            Arc::new(b)
+        }
+    };
+    let entry = Arc::new(ClusterEntry {
+        cluster: c.clone(),
+        assignment,
+        usable,
+        balancer: ArcSwap::new(balancer),
+        breakers,
+        outlier_stats: old.map(|o| o.outlier_stats.clone()).unwrap_or_default(),
+        wake: Arc::new(Notify::new()),
+        retired: AtomicBool::new(false),
+    });
+    if let Some(o) = &c.outlier
+        && !entry.usable.is_empty()
+        && let Ok(rt) = tokio::runtime::Handle::try_current()
+    {
+        rt.spawn(detect(
+            Arc::downgrade(&entry),
+            entry.wake.clone(),
+            o.interval,
+        ));
+    }
+    entry
 }
 
 #[cfg(test)]
@@ -299,6 +432,9 @@ mod tests {
             connect_timeout: std::time::Duration::from_secs(1),
             protocol: UpstreamProtocol::Http1,
             idle_timeout: None,
+            max_requests_per_connection: None,
+            limits: crate::breaker::Limits::default(),
+            outlier: None,
             load_assignment: Some(LoadAssignment {
                 cluster: name.into(),
                 endpoints: vec![Arc::new(Endpoint::new(Address::Socket(
@@ -354,7 +490,7 @@ mod tests {
             .insert("outbound|1||a".into(), assignment.clone());
         let first = Snapshot::build(p.clone()).expect("builds");
         let kept = Snapshot::build_reusing(p.clone(), &Reuse::of(&first)).expect("builds");
-        let balancer = |s: &Snapshot| s.cluster("outbound|1||a").map(|e| e.balancer.clone());
+        let balancer = |s: &Snapshot| s.cluster("outbound|1||a").map(|e| e.balancer());
         let (a, b) = (
             balancer(&first).expect("one"),
             balancer(&kept).expect("one"),
@@ -381,6 +517,98 @@ mod tests {
         policy.clusters.insert(c.name.clone(), Arc::new(c));
         let rebuilt = Snapshot::build_reusing(policy, &Reuse::of(&first)).expect("builds");
         assert!(!Arc::ptr_eq(&a, &balancer(&rebuilt).expect("one")));
+    }
+
+    #[test]
+    fn outlier_state_and_breaker_counts_survive_a_new_snapshot() {
+        use crate::outlier::{Outcome, OutlierConfig};
+        let mut c = static_cluster("outbound|1||a", "127.0.0.1:7");
+        if let Some(la) = c.load_assignment.as_mut() {
+            la.endpoints.push(Arc::new(Endpoint::new(Address::Socket(
+                "127.0.0.1:8".parse().expect("addr"),
+            ))));
+        }
+        c.outlier = Some(OutlierConfig {
+            consecutive_5xx: 1,
+            max_ejection_percent: 50,
+            ..OutlierConfig::default()
+        });
+        let p = parts(vec![c], vec![]);
+        let first = Snapshot::build(p.clone()).expect("builds");
+        let entry = first.cluster("outbound|1||a").expect("cluster");
+        let seven = entry
+            .assignment
+            .endpoints
+            .iter()
+            .find(|e| e.address.to_string() == "127.0.0.1:7")
+            .expect("endpoint")
+            .start_request();
+        entry.record(Some(&seven), Some(Outcome::ConnectFailed));
+        let d = entry.detector().expect("outlier detection");
+        assert!(d.eject_pending(std::time::Instant::now()));
+        entry.rebalance();
+        let picks = |e: &ClusterEntry| -> BTreeSet<String> {
+            (0..20)
+                .filter_map(|_| e.pick())
+                .map(|e| e.address.to_string())
+                .collect()
+        };
+        assert_eq!(picks(entry), BTreeSet::from(["127.0.0.1:8".to_string()]));
+        let _admitted = futures_util::FutureExt::now_or_never(entry.breakers.admit(true, None))
+            .expect("ready")
+            .expect("admitted");
+        // A new snapshot (static endpoints are copied afresh): the endpoint
+        // is still ejected, the balancer still skips it, counts go on.
+        let second = Snapshot::build_reusing(p, &Reuse::of(&first)).expect("builds");
+        let next = second.cluster("outbound|1||a").expect("cluster");
+        assert!(entry.retired.load(Ordering::Relaxed));
+        assert!(!Arc::ptr_eq(&entry.assignment, &next.assignment));
+        assert_eq!(picks(next), BTreeSet::from(["127.0.0.1:8".to_string()]));
+        assert_eq!(next.detector().map(|d| d.ejected()), Some(1));
+        assert!(Arc::ptr_eq(&entry.breakers, &next.breakers));
+        assert_eq!(next.breakers.active_requests(), 1);
+        assert!(Arc::ptr_eq(&entry.outlier_stats, &next.outlier_stats));
+        // An EDS cluster keeps its endpoints across snapshots; with outlier
+        // detection turned off nothing of them stays ejected.
+        let eds = |outlier: Option<OutlierConfig>| {
+            let mut c = static_cluster("outbound|2||b", "127.0.0.1:9");
+            c.discovery = Discovery::Eds("outbound|2||b".into());
+            c.outlier = outlier;
+            c
+        };
+        let mut c = eds(None);
+        let assignment = c.load_assignment.take().map(Arc::new).expect("assignment");
+        assignment.endpoints[0].outlier.record(
+            &OutlierConfig {
+                consecutive_5xx: 1,
+                ..OutlierConfig::default()
+            },
+            Outcome::Status(500),
+        );
+        let mut on = parts(
+            vec![eds(Some(OutlierConfig {
+                consecutive_5xx: 1,
+                ..OutlierConfig::default()
+            }))],
+            vec![],
+        );
+        on.assignments
+            .insert("outbound|2||b".into(), assignment.clone());
+        let with = Snapshot::build(on).expect("builds");
+        let b = with.cluster("outbound|2||b").expect("cluster");
+        assert!(
+            b.detector()
+                .is_some_and(|d| d.eject_pending(std::time::Instant::now()))
+        );
+        assert!(assignment.endpoints[0].outlier.is_ejected());
+        let mut off = parts(vec![eds(None)], vec![]);
+        off.assignments
+            .insert("outbound|2||b".into(), assignment.clone());
+        let without = Snapshot::build_reusing(off, &Reuse::of(&with)).expect("builds");
+        let b = without.cluster("outbound|2||b").expect("cluster");
+        assert!(Arc::ptr_eq(&b.assignment, &assignment));
+        assert!(b.pick().is_some(), "not ejected any more");
+        assert!(b.detector().is_none());
     }
 
     #[test]

@@ -12,18 +12,28 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use crate::breaker::ConnectionSlot;
 use crate::cluster::Discovery;
 use crate::endpoint::ActiveRequest;
 use crate::errors::ProxyError;
 use crate::snapshot::Snapshot;
 
+/// What a proxied connection holds until it ends: its endpoint's count of
+/// active connections and its slot of the cluster's `max_connections`.
+#[derive(Debug)]
+pub struct Lease {
+    _active: Option<ActiveRequest>,
+    _slot: ConnectionSlot,
+}
+
 /// Connects to an endpoint of `cluster` (for an original-destination
-/// cluster, to `original`), within the cluster's connect timeout.
+/// cluster, to `original`), within the cluster's connect timeout; past
+/// the cluster's `max_connections` it fails (`UO`).
 pub async fn connect(
     snapshot: &Snapshot,
     cluster: &str,
     original: &str,
-) -> Result<(TcpStream, Option<ActiveRequest>), ProxyError> {
+) -> Result<(TcpStream, Lease), ProxyError> {
     connect_from(snapshot, cluster, original, None).await
 }
 
@@ -33,10 +43,14 @@ pub async fn connect_from(
     cluster: &str,
     original: &str,
     source: Option<IpAddr>,
-) -> Result<(TcpStream, Option<ActiveRequest>), ProxyError> {
+) -> Result<(TcpStream, Lease), ProxyError> {
     let entry = snapshot
         .cluster(cluster)
         .ok_or_else(|| ProxyError::NoCluster(cluster.to_string()))?;
+    let slot = entry
+        .breakers
+        .connection()
+        .map_err(|why| ProxyError::overflow(cluster, why))?;
     let (address, active) = if entry.cluster.discovery == Discovery::OriginalDst {
         (original.to_string(), None)
     } else {
@@ -63,12 +77,25 @@ pub async fn connect_from(
         socket.bind(SocketAddr::new(source, 0))?;
         socket.connect(target).await
     };
-    let stream = tokio::time::timeout(entry.cluster.connect_timeout, dial)
+    let connected = tokio::time::timeout(entry.cluster.connect_timeout, dial)
         .await
-        .map_err(|_| fail("timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|_| fail("timed out".into()))
+        .and_then(|r| r.map_err(|e| fail(e.to_string())));
+    // Outlier detection: a TCP connection that opens is a success.
+    let outcome = match &connected {
+        Ok(_) => Some(crate::outlier::Outcome::Status(200)),
+        Err(e) => crate::outlier::Outcome::of_error(e),
+    };
+    entry.record(active.as_ref(), outcome);
+    let stream = connected?;
     let _ = stream.set_nodelay(true);
-    Ok((stream, active))
+    Ok((
+        stream,
+        Lease {
+            _active: active,
+            _slot: slot,
+        },
+    ))
 }
 
 /// How long a proxied TCP connection (or CONNECT tunnel, or upgraded

@@ -427,11 +427,13 @@ fn circuit_breakers(policy: &TrafficPolicy) -> CircuitBreakers {
 }
 
 /// Outlier detection as Istio maps it: each consecutive-error setting is
-/// enforced (100%) when above zero; `minHealthPercent` is the panic
+/// enforced (100%) when above zero (local-origin failures only with
+/// `splitExternalLocalOriginErrors`); `minHealthPercent` is the panic
 /// threshold; success-rate ejection stays off.
 fn outlier_detection(policy: &TrafficPolicy) -> Option<OutlierDetection> {
     let o = policy.outlier_detection.as_ref()?;
     let enforce = |n: Option<u32>| n.map(|n| u32_value(if n > 0 { 100 } else { 0 }));
+    let split = o.split_external_local_origin_errors;
     Some(OutlierDetection {
         consecutive_5xx: o.consecutive_5xx_errors.map(u32_value),
         enforcing_consecutive_5xx: enforce(o.consecutive_5xx_errors).or(Some(u32_value(0))),
@@ -441,6 +443,20 @@ fn outlier_detection(policy: &TrafficPolicy) -> Option<OutlierDetection> {
         base_ejection_time: o.base_ejection_time.map(|d| duration(d.get())),
         max_ejection_percent: positive(o.max_ejection_percent).map(u32_value),
         enforcing_success_rate: Some(u32_value(0)),
+        // Local-origin failures counted apart, as Istio: enforced when
+        // given, and no local-origin success-rate ejection.
+        split_external_local_origin_errors: o.split_external_local_origin_errors,
+        consecutive_local_origin_failure: split
+            .then_some(o.consecutive_local_origin_failures)
+            .flatten()
+            .filter(|n| *n > 0)
+            .map(u32_value),
+        enforcing_consecutive_local_origin_failure: split
+            .then_some(o.consecutive_local_origin_failures)
+            .flatten()
+            .filter(|n| *n > 0)
+            .map(|_| u32_value(100)),
+        enforcing_local_origin_success_rate: split.then(|| u32_value(0)),
         ..OutlierDetection::default()
     })
 }

@@ -44,6 +44,8 @@ pub(super) struct Idle {
 struct Conn {
     sender: SendRequest<Body>,
     since: Instant,
+    /// Requests it carried.
+    served: u32,
 }
 
 /// A connection on loan to one response, and where it goes back.
@@ -51,6 +53,10 @@ struct Conn {
 pub(super) struct Return {
     idle: Arc<Idle>,
     sender: SendRequest<Body>,
+    /// Requests it carried, this one included.
+    served: u32,
+    /// Whether that is all it may carry (`max_requests_per_connection`).
+    spent: bool,
 }
 
 impl Return {
@@ -58,16 +64,22 @@ impl Return {
     /// the next request (the usual case: hyper reads the end of a
     /// response before the body's reader sees it), else once it is.
     pub(super) fn give_back(self) {
-        let Return { idle, mut sender } = self;
-        if sender.is_closed() || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
+        let Return {
+            idle,
+            mut sender,
+            served,
+            spent,
+        } = self;
+        // A spent connection closes: its last handle goes here.
+        if spent || sender.is_closed() || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
             return;
         }
         if sender.is_ready() {
-            idle.put(sender);
+            idle.put(sender, served);
         } else {
             tokio::spawn(async move {
                 if sender.ready().await.is_ok() {
-                    idle.put(sender);
+                    idle.put(sender, served);
                 }
             });
         }
@@ -75,18 +87,19 @@ impl Return {
 }
 
 impl Idle {
-    fn put(&self, sender: SendRequest<Body>) {
+    fn put(&self, sender: SendRequest<Body>, served: u32) {
         self.conns.push(Conn {
             sender,
             since: Instant::now(),
+            served,
         });
     }
 
-    /// The next usable idle connection.
-    fn take(&self, idle_timeout: Duration) -> Option<SendRequest<Body>> {
+    /// The next usable idle connection, and the requests it carried.
+    fn take(&self, idle_timeout: Duration) -> Option<(SendRequest<Body>, u32)> {
         while let Some(c) = self.conns.pop() {
             if !c.sender.is_closed() && c.since.elapsed() < idle_timeout {
-                return Some(c.sender);
+                return Some((c.sender, c.served));
             }
         }
         None
@@ -110,12 +123,16 @@ impl Pool {
         mut req: Request<Body>,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let idle = self.idle_for(endpoint);
-        while let Some(mut sender) = idle.take(self.idle_timeout) {
+        let limit = req
+            .extensions()
+            .get::<super::RequestsPerConnection>()
+            .map_or(u32::MAX, |l| l.0);
+        while let Some((mut sender, served)) = idle.take(self.idle_timeout) {
             if sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(loan(resp, sender, idle)),
+                Ok(resp) => return Ok(loan(resp, sender, idle, served + 1, limit)),
                 Err(mut e) => match e.take_message() {
                     // Not sent (closed meanwhile): the next connection.
                     Some(r) => req = r,
@@ -128,7 +145,7 @@ impl Pool {
             .send_request(req)
             .await
             .map_err(|e| terminated(endpoint, &e))?;
-        Ok(loan(resp, sender, idle))
+        Ok(loan(resp, sender, idle, 1, limit))
     }
 
     /// Idle connections pooled now.
@@ -206,15 +223,22 @@ impl Pool {
     }
 }
 
-/// The response, its body holding the connection until it ends. A 101
-/// answer takes the connection over: it never goes back.
+/// The response, its body holding the connection (which carried
+/// `served` requests of at most `limit`) until it ends. A 101 answer
+/// takes the connection over: it never goes back.
 fn loan(
     resp: Response<Incoming>,
     sender: SendRequest<Body>,
     idle: Arc<Idle>,
+    served: u32,
+    limit: u32,
 ) -> Response<UpstreamBody> {
-    let back =
-        (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then_some(Return { idle, sender });
+    let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then_some(Return {
+        idle,
+        sender,
+        served,
+        spent: served >= limit,
+    });
     resp.map(|b| UpstreamBody::new(b, back))
 }
 

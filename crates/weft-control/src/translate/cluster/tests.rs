@@ -303,3 +303,41 @@ spec:
     let sniffed = find(&cs, &format!("outbound|7000||{host}"));
     assert!(sniffed.typed_extension_protocol_options.is_empty());
 }
+
+#[test]
+fn local_origin_failures_are_split_and_enforced_as_istio() {
+    use weft_config::networking::OutlierDetection as Istio;
+    let policy = |o: Istio| TrafficPolicy {
+        outlier_detection: Some(o),
+        ..TrafficPolicy::default()
+    };
+    let split = outlier_detection(&policy(Istio {
+        split_external_local_origin_errors: true,
+        consecutive_local_origin_failures: Some(2),
+        ..Istio::default()
+    }))
+    .expect("outlier");
+    assert!(split.split_external_local_origin_errors);
+    assert_eq!(
+        split.consecutive_local_origin_failure.map(|v| v.value),
+        Some(2)
+    );
+    assert_eq!(
+        split
+            .enforcing_consecutive_local_origin_failure
+            .map(|v| v.value),
+        Some(100)
+    );
+    assert_eq!(
+        split.enforcing_local_origin_success_rate.map(|v| v.value),
+        Some(0)
+    );
+    // Without the split the local-origin count means nothing (Istio's).
+    let unsplit = outlier_detection(&policy(Istio {
+        consecutive_local_origin_failures: Some(2),
+        ..Istio::default()
+    }))
+    .expect("outlier");
+    assert!(!unsplit.split_external_local_origin_errors);
+    assert_eq!(unsplit.consecutive_local_origin_failure, None);
+}

@@ -378,7 +378,7 @@ fn an_eds_push_that_changes_nothing_keeps_counts_and_balancers() {
     let same = push(&mut s, "3", 7);
     let kept = same.cluster("c1").expect("c1");
     assert!(Arc::ptr_eq(&entry.assignment, &kept.assignment));
-    assert!(Arc::ptr_eq(&entry.balancer, &kept.balancer));
+    assert!(Arc::ptr_eq(&entry.balancer(), &kept.balancer()));
     assert_eq!(
         kept.assignment.endpoints[0].active_requests(),
         1,
@@ -386,7 +386,7 @@ fn an_eds_push_that_changes_nothing_keeps_counts_and_balancers() {
     );
     let moved = push(&mut s, "4", 8);
     let rebuilt = moved.cluster("c1").expect("c1");
-    assert!(!Arc::ptr_eq(&entry.balancer, &rebuilt.balancer));
+    assert!(!Arc::ptr_eq(&entry.balancer(), &rebuilt.balancer()));
     assert_eq!(
         rebuilt.assignment.endpoints[0].address.to_string(),
         "127.0.0.1:8"

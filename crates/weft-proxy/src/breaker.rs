@@ -1,0 +1,351 @@
+//! Circuit breakers, as Envoy's (CDS `circuit_breakers.thresholds` of
+//! the DEFAULT priority): limits per cluster on upstream connections,
+//! requests waiting for one, requests in flight and retries in flight.
+//! Past a limit a request fails at once with 503 and the `UO` flag
+//! (`x-envoy-overloaded: true`), a retry is not made.
+//!
+//! The counts are atomics (and, for connections, a semaphore only when
+//! a limit is set), shared by every snapshot of the cluster while its
+//! limits stay the same. HTTP/1.1 carries one request per connection at
+//! a time, so a request holds one of the cluster's `max_connections`
+//! slots from admission to the end of its response body; when none is
+//! free it waits, as one of `max_pending_requests`, for the route's
+//! timeout at most. HTTP/2 multiplexes one connection per endpoint: only
+//! `max_requests` applies.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use weft_xds::pb::envoy::config::cluster::v3::CircuitBreakers;
+use weft_xds::pb::envoy::config::core::v3::RoutingPriority;
+
+/// A cluster's limits, with Envoy's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// Upstream connections (default 1024).
+    pub max_connections: u32,
+    /// Requests waiting for a connection (default 1024).
+    pub max_pending_requests: u32,
+    /// Requests in flight (default 1024).
+    pub max_requests: u32,
+    /// Retries in flight (default 3).
+    pub max_retries: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+        }
+    }
+}
+
+impl From<&CircuitBreakers> for Limits {
+    fn from(c: &CircuitBreakers) -> Self {
+        let mut out = Limits::default();
+        let Some(t) = c
+            .thresholds
+            .iter()
+            .find(|t| t.priority == RoutingPriority::Default as i32)
+        else {
+            return out;
+        };
+        let get = |v: Option<u32>, d: u32| v.unwrap_or(d);
+        out.max_connections = get(t.max_connections.map(|v| v.value), out.max_connections);
+        out.max_pending_requests = get(
+            t.max_pending_requests.map(|v| v.value),
+            out.max_pending_requests,
+        );
+        out.max_requests = get(t.max_requests.map(|v| v.value), out.max_requests);
+        out.max_retries = get(t.max_retries.map(|v| v.value), out.max_retries);
+        out
+    }
+}
+
+/// A cluster's live counts against its limits (and the overflow stats,
+/// Envoy's names).
+#[derive(Debug)]
+pub struct Breakers {
+    /// The limits.
+    pub limits: Limits,
+    /// Connection slots (HTTP/1.1 requests in flight), when limited.
+    connections: Option<Arc<Semaphore>>,
+    pending: AtomicU32,
+    requests: AtomicU32,
+    retries: AtomicU32,
+    /// `upstream_cx_overflow`: a connection was wanted past `max_connections`.
+    pub cx_overflow: AtomicU64,
+    /// `upstream_rq_pending_overflow`: requests failed by `max_pending_requests`
+    /// or `max_requests`.
+    pub rq_pending_overflow: AtomicU64,
+    /// `upstream_rq_retry_overflow`: retries not made for `max_retries`.
+    pub rq_retry_overflow: AtomicU64,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Overflow {
+    /// `max_requests` reached.
+    #[error("max_requests reached")]
+    Requests,
+    /// No connection free and `max_pending_requests` reached.
+    #[error("max_pending_requests reached")]
+    Pending,
+    /// Waited for a connection until the route's timeout.
+    #[error("no connection became free in time")]
+    Timeout,
+    /// `max_connections` reached (TCP proxying: no waiting).
+    #[error("max_connections reached")]
+    Connections,
+}
+
+/// What an admitted request holds until its response ends.
+#[derive(Debug)]
+pub struct Admitted {
+    breakers: Arc<Breakers>,
+    _connection: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.breakers.requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A proxied TCP connection's slot of `max_connections`.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A retry in flight.
+#[derive(Debug)]
+pub struct RetrySlot(Arc<Breakers>);
+
+impl Drop for RetrySlot {
+    fn drop(&mut self) {
+        self.0.retries.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes one of `limit` from `count`, or nothing.
+fn take(count: &AtomicU32, limit: u32) -> bool {
+    count
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+impl Breakers {
+    /// Counts at zero against `limits`.
+    pub fn new(limits: Limits) -> Self {
+        // A semaphore only when the limit can be reached.
+        let connections = (limits.max_connections < u32::MAX)
+            .then(|| Arc::new(Semaphore::new(limits.max_connections as usize)));
+        Breakers {
+            limits,
+            connections,
+            pending: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
+            retries: AtomicU32::new(0),
+            cx_overflow: AtomicU64::new(0),
+            rq_pending_overflow: AtomicU64::new(0),
+            rq_retry_overflow: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn active_requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests waiting for a connection now.
+    pub fn pending_requests(&self) -> u32 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Admits a request (`http1`: it needs a connection of its own),
+    /// waiting for a connection until `deadline` at most.
+    pub async fn admit(
+        self: &Arc<Self>,
+        http1: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Admitted, Overflow> {
+        if !take(&self.requests, self.limits.max_requests) {
+            self.rq_pending_overflow.fetch_add(1, Ordering::Relaxed);
+            return Err(Overflow::Requests);
+        }
+        // From here the request counts; dropping `admitted` uncounts it.
+        let mut admitted = Admitted {
+            breakers: self.clone(),
+            _connection: None,
+        };
+        let Some(slots) = self.connections.as_ref().filter(|_| http1) else {
+            return Ok(admitted);
+        };
+        if let Ok(p) = slots.clone().try_acquire_owned() {
+            admitted._connection = Some(p);
+            return Ok(admitted);
+        }
+        self.cx_overflow.fetch_add(1, Ordering::Relaxed);
+        if !take(&self.pending, self.limits.max_pending_requests) {
+            self.rq_pending_overflow.fetch_add(1, Ordering::Relaxed);
+            return Err(Overflow::Pending);
+        }
+        let wait = slots.clone().acquire_owned();
+        let permit = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), wait).await.ok(),
+            None => Some(wait.await),
+        };
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        match permit {
+            Some(Ok(p)) => {
+                admitted._connection = Some(p);
+                Ok(admitted)
+            }
+            _ => Err(Overflow::Timeout),
+        }
+    }
+
+    /// A connection slot for TCP proxying, which doesn't wait: past
+    /// `max_connections` it overflows (counted).
+    pub fn connection(&self) -> Result<ConnectionSlot, Overflow> {
+        let Some(slots) = &self.connections else {
+            return Ok(ConnectionSlot { _permit: None });
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(p) => Ok(ConnectionSlot { _permit: Some(p) }),
+            Err(_) => {
+                self.cx_overflow.fetch_add(1, Ordering::Relaxed);
+                Err(Overflow::Connections)
+            }
+        }
+    }
+
+    /// A retry slot, or `None` (counted) past `max_retries`.
+    pub fn retry(self: &Arc<Self>) -> Option<RetrySlot> {
+        if take(&self.retries, self.limits.max_retries) {
+            Some(RetrySlot(self.clone()))
+        } else {
+            self.rq_retry_overflow.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    /// Keeps `old`'s overflow counts (the same cluster in a new config
+    /// with other limits).
+    pub fn inherit_stats(&self, old: &Breakers) {
+        for (a, b) in [
+            (&self.cx_overflow, &old.cx_overflow),
+            (&self.rq_pending_overflow, &old.rq_pending_overflow),
+            (&self.rq_retry_overflow, &old.rq_retry_overflow),
+        ] {
+            a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(connections: u32, pending: u32, requests: u32, retries: u32) -> Limits {
+        Limits {
+            max_connections: connections,
+            max_pending_requests: pending,
+            max_requests: requests,
+            max_retries: retries,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_connection_one_pending_the_rest_overflow() {
+        let b = Arc::new(Breakers::new(limits(1, 1, 100, 3)));
+        let first = b.admit(true, None).await.expect("a connection");
+        // The second waits for the first's connection.
+        let b2 = b.clone();
+        let second = tokio::spawn(async move { b2.admit(true, None).await.map(|_| ()) });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.pending_requests() == 0 {
+            assert!(Instant::now() < deadline, "the second request never waited");
+            tokio::task::yield_now().await;
+        }
+        // A third has neither a connection nor a place in the queue.
+        assert_eq!(b.admit(true, None).await.err(), Some(Overflow::Pending));
+        assert_eq!(b.rq_pending_overflow.load(Ordering::Relaxed), 1);
+        assert_eq!(b.cx_overflow.load(Ordering::Relaxed), 2);
+        drop(first);
+        assert_eq!(second.await.expect("joins"), Ok(()));
+        assert_eq!((b.active_requests(), b.pending_requests()), (0, 0));
+        // HTTP/2 needs no connection slot.
+        let _a = b.admit(true, None).await.expect("free again");
+        assert!(b.admit(false, None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn waiting_ends_at_the_deadline() {
+        let b = Arc::new(Breakers::new(limits(1, 5, 100, 3)));
+        let _first = b.admit(true, None).await.expect("a connection");
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            b.admit(true, Some(soon)).await.err(),
+            Some(Overflow::Timeout)
+        );
+        assert_eq!(b.pending_requests(), 0);
+        assert_eq!(b.active_requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn requests_and_retries_are_capped() {
+        let b = Arc::new(Breakers::new(limits(u32::MAX, 0, 2, 1)));
+        let a = b.admit(true, None).await.expect("one");
+        let _c = b.admit(true, None).await.expect("two");
+        assert_eq!(b.admit(false, None).await.err(), Some(Overflow::Requests));
+        drop(a);
+        assert!(b.admit(false, None).await.is_ok());
+        let tcp = Breakers::new(limits(1, 0, 1, 0));
+        let slot = tcp.connection().expect("one");
+        assert_eq!(tcp.connection().err(), Some(Overflow::Connections));
+        drop(slot);
+        assert!(tcp.connection().is_ok());
+        assert_eq!(tcp.cx_overflow.load(Ordering::Relaxed), 1);
+        let r = b.retry().expect("one retry");
+        assert!(b.retry().is_none());
+        assert_eq!(b.rq_retry_overflow.load(Ordering::Relaxed), 1);
+        drop(r);
+        assert!(b.retry().is_some());
+    }
+
+    #[test]
+    fn limits_come_from_the_default_priority() {
+        use weft_xds::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+        use weft_xds::pb::google::protobuf::UInt32Value;
+        let v = |value| Some(UInt32Value { value });
+        let c = CircuitBreakers {
+            thresholds: vec![
+                Thresholds {
+                    priority: RoutingPriority::High as i32,
+                    max_connections: v(9),
+                    ..Default::default()
+                },
+                Thresholds {
+                    priority: RoutingPriority::Default as i32,
+                    max_connections: v(1),
+                    max_pending_requests: v(2),
+                    max_retries: v(u32::MAX),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(Limits::from(&c), limits(1, 2, 1024, u32::MAX));
+        assert_eq!(Limits::from(&CircuitBreakers::default()), Limits::default());
+    }
+}
