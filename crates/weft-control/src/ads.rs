@@ -50,9 +50,9 @@ mod wire;
 pub(crate) use delta::resource_version;
 pub use grpc::{ResponseBody, Xds, frame, routes};
 pub use held::{Held, Segment};
+pub use stats::{CONVERGENCE_BUCKETS, Histogram, ProxyStatus, Sent, Stats, TypeStatus, type_index};
 pub use throttle::{DEFAULT_PUSH_THROTTLE, Throttle};
 pub use wire::Wire;
-pub use stats::{CONVERGENCE_BUCKETS, Histogram, ProxyStatus, Sent, Stats, TypeStatus, type_index};
 
 use stream::Service;
 
@@ -200,18 +200,20 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(
-            self.open_decoded::<sotw::Sotw>(Service::Ads, request.into_inner()),
-        ))
+        Ok(Response::new(self.open_decoded::<sotw::Sotw>(
+            Service::Ads,
+            request.into_inner(),
+        )))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(
-            self.open_decoded::<delta::Delta>(Service::Ads, request.into_inner()),
-        ))
+        Ok(Response::new(self.open_decoded::<delta::Delta>(
+            Service::Ads,
+            request.into_inner(),
+        )))
     }
 }
 

@@ -265,7 +265,11 @@ mod tests {
             let (a, b) = (first.get(t), again.get(t));
             assert!(a.shared.all.same_buffer(&b.shared.all), "{t}");
             assert!(a.own.all.same_buffer(&b.own.all), "{t}");
-            assert!(a.select(true, &none).holds.same(&b.select(true, &none).holds));
+            assert!(
+                a.select(true, &none)
+                    .holds
+                    .same(&b.select(true, &none).holds)
+            );
         }
         let clusters = again.get(TypeUrl::Cluster);
         let all = clusters.select(true, &none);
@@ -289,7 +293,10 @@ mod tests {
             .map(|i| i.name)
             .filter(|n| every_other.contains(*n))
             .collect();
-        assert_eq!(named.items.iter().map(|i| i.name).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            named.items.iter().map(|i| i.name).collect::<Vec<_>>(),
+            expected
+        );
         assert_eq!(named.holds.len(), expected.len());
         assert!(clusters.select(false, &none).items.is_empty());
         assert_eq!(one.items[0].name, name);
@@ -311,7 +318,11 @@ mod tests {
         let changed = Current::new(&Translation::new(&fewer, &resolved), Some(&again));
         let (c, a) = (changed.get(TypeUrl::Cluster), again.get(TypeUrl::Cluster));
         assert!(!c.shared.all.same_buffer(&a.shared.all));
-        assert!(!c.select(true, &none).holds.same(&a.select(true, &none).holds));
+        assert!(
+            !c.select(true, &none)
+                .holds
+                .same(&a.select(true, &none).holds)
+        );
         let (c, a) = (changed.get(TypeUrl::Listener), again.get(TypeUrl::Listener));
         assert!(c.shared.all.same_buffer(&a.shared.all));
         assert!(Arc::ptr_eq(&c.at, &a.at));

@@ -44,12 +44,11 @@ use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::Rou
 
 use super::AdsServer;
 use super::delta::Delta;
+use super::requests::RequestBody;
 use super::sotw::Sotw;
 use super::stream::Service;
-use super::requests::RequestBody;
 use super::throttle::Permit;
 use super::wire::{HEADER, Wire};
-
 
 /// The largest request message decoded (tonic's default for servers).
 const MAX_DECODING_MESSAGE_SIZE: usize = 4 * 1024 * 1024;

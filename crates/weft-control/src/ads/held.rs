@@ -315,7 +315,11 @@ mod tests {
         let held = Held::merged(shared.clone(), own.clone(), &[0, 1, 2, 3]);
         assert_eq!(names(&held), ["a", "b", "c", "d", "e", "f", "g"]);
         assert_eq!(held.len(), 7);
-        assert_eq!(held.slices().count(), 7, "no two neighbours share a segment");
+        assert_eq!(
+            held.slices().count(),
+            7,
+            "no two neighbours share a segment"
+        );
         let two_at_end = Held::merged(shared.clone(), own.clone(), &[3, 3, 3, 3]);
         assert_eq!(names(&two_at_end), ["b", "d", "f", "a", "c", "e", "g"]);
         assert_eq!(two_at_end.slices().count(), 2, "one run per segment");
@@ -331,8 +335,12 @@ mod tests {
         let copied = Held::from(held.to_vec().expect("decode"));
         assert!(held.same(&copied) && copied.same(&held));
         assert!(!held.same(&two_at_end));
-        assert!(!held.same(&Held::from(
-            (0..3).map(|i| shared.decode(i).expect("decode")).collect::<Vec<_>>()
-        )));
+        assert!(
+            !held.same(&Held::from(
+                (0..3)
+                    .map(|i| shared.decode(i).expect("decode"))
+                    .collect::<Vec<_>>()
+            ))
+        );
     }
 }

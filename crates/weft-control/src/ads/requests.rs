@@ -180,7 +180,9 @@ mod tests {
     fn request(names: usize) -> DiscoveryRequest {
         DiscoveryRequest {
             type_url: "t".into(),
-            resource_names: (0..names).map(|i| format!("outbound|9080||svc-{i}")).collect(),
+            resource_names: (0..names)
+                .map(|i| format!("outbound|9080||svc-{i}"))
+                .collect(),
             ..DiscoveryRequest::default()
         }
     }
@@ -206,7 +208,11 @@ mod tests {
             match requests.message().await {
                 Ok(Some(m)) => {
                     out.push(m);
-                    assert_eq!(requests.buf.capacity(), 0, "no buffer kept between messages");
+                    assert_eq!(
+                        requests.buf.capacity(),
+                        0,
+                        "no buffer kept between messages"
+                    );
                 }
                 Ok(None) => return (out, None),
                 Err(e) => return (out, Some(e)),

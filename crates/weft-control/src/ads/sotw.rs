@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use weft_xds::TypeUrl;
 use tonic::Status;
+use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::current::Selected;

@@ -32,9 +32,9 @@ use super::current::{Current, Selected};
 use super::held::Held;
 use super::intern::{Interner, Names};
 use super::requests::Requests;
+use super::stats::{ProxyStatus, Sent};
 use super::throttle::Permit;
 use super::wire::Wire;
-use super::stats::{ProxyStatus, Sent};
 use super::{AdsServer, Generation};
 use crate::translate::Proxy;
 

@@ -123,7 +123,11 @@ fn big_resources_go_through_and_small_ones_are_coalesced() {
     let bytes = wire.to_bytes();
     let chunks = wire.into_chunks();
     assert!(chunks.len() < 10, "{} chunks", chunks.len());
-    assert!(chunks.iter().all(|c| c.len() <= CHUNK || c.len() > PASS_THROUGH));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.len() <= CHUNK || c.len() > PASS_THROUGH)
+    );
     let message = DiscoveryResponse {
         version_info: "3".into(),
         resources: mixed.to_vec().expect("decode"),
@@ -142,7 +146,12 @@ fn delta_frames_are_prosts_encoding() {
         let removed = vec!["gone".to_string(), String::new(), "also gone".into()];
         for (items, removed, version, nonce) in [
             (selected.items.clone(), &removed[..], "4", "5"),
-            (selected.items.iter().step_by(3).copied().collect(), &[][..], "", ""),
+            (
+                selected.items.iter().step_by(3).copied().collect(),
+                &[][..],
+                "",
+                "",
+            ),
         ] {
             let resources: Vec<DeltaResource<'_>> = items
                 .iter()
