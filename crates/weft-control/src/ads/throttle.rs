@@ -57,11 +57,8 @@ impl Throttle {
 
     /// Waits for a permit (in order of asking).
     pub(crate) async fn acquire(self: &Arc<Self>) -> Arc<Permit> {
-        let permit = match self.semaphore.clone().acquire_owned().await {
-            Ok(p) => Some(p),
-            // Never closed; if it were, push unthrottled rather than stall.
-            Err(_) => None,
-        };
+        // Never closed; if it were, push unthrottled rather than stall.
+        let permit = self.semaphore.clone().acquire_owned().await.ok();
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.most.fetch_max(now, Ordering::Relaxed);
         Arc::new(Permit {

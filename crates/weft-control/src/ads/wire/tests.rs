@@ -143,7 +143,7 @@ fn delta_frames_are_prosts_encoding() {
     let current = current();
     for t in TypeUrl::ALL {
         let selected = current.get(t).select(true, &BTreeSet::new());
-        let removed = vec!["gone".to_string(), String::new(), "also gone".into()];
+        let removed = ["gone".to_string(), String::new(), "also gone".into()];
         for (items, removed, version, nonce) in [
             (selected.items.clone(), &removed[..], "4", "5"),
             (
