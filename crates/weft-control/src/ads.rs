@@ -14,8 +14,10 @@
 //! goes in a response. A slow proxy only slows its own stream: each stream
 //! has its own task and bounded queue, and the generation is read from a
 //! `watch` channel that never blocks the publisher. `grpc` writes the
-//! streams' HTTP/2 bodies: each response one exactly sized frame, freed
-//! once sent (mount the services with [`routes`]).
+//! streams' HTTP/2 bodies (mount the services with [`routes`]); `wire`
+//! encodes each response as its head fields around slices of the shared,
+//! once-encoded resources (`held`), so a push copies no resource; `intern`
+//! shares equal subscriptions between streams.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,15 +38,21 @@ mod current;
 mod delta;
 mod grpc;
 mod held;
+mod intern;
+mod requests;
 mod services;
 mod sotw;
 mod stats;
 mod stream;
+mod throttle;
+mod wire;
 
 pub(crate) use delta::resource_version;
 pub use grpc::{ResponseBody, Xds, frame, routes};
-pub use held::Held;
+pub use held::{Held, Segment};
 pub use stats::{CONVERGENCE_BUCKETS, Histogram, ProxyStatus, Sent, Stats, TypeStatus, type_index};
+pub use throttle::{DEFAULT_PUSH_THROTTLE, Throttle};
+pub use wire::Wire;
 
 use stream::Service;
 
@@ -100,6 +108,10 @@ pub struct AdsServer {
     translations: Arc<crate::cache::Translations>,
     /// How long a stream holds its generation for an unanswered response.
     answer_wait: std::time::Duration,
+    /// The streams' state-of-the-world subscriptions, shared when equal.
+    names: Arc<intern::Interner>,
+    /// The bound on concurrent pushes.
+    throttle: Arc<Throttle>,
 }
 
 fn now() -> u64 {
@@ -117,7 +129,21 @@ impl AdsServer {
             stats: Arc::new(Stats::default()),
             translations: Arc::default(),
             answer_wait: stream::ANSWER_WAIT,
+            names: Arc::default(),
+            throttle: Arc::default(),
         }
+    }
+
+    /// The same server, with at most `limit` pushes at a time (Istio's
+    /// `PILOT_PUSH_THROTTLE`; [`DEFAULT_PUSH_THROTTLE`] by default).
+    pub fn with_push_throttle(mut self, limit: usize) -> Self {
+        self.throttle = Arc::new(Throttle::new(limit));
+        self
+    }
+
+    /// The bound on concurrent pushes.
+    pub fn throttle(&self) -> &Arc<Throttle> {
+        &self.throttle
     }
 
     /// The same server, holding a generation for an unanswered response
@@ -141,6 +167,26 @@ impl AdsServer {
     }
 }
 
+impl AdsServer {
+    /// A stream of protocol `P` whose responses are decoded back into
+    /// messages, for the generated services mounted without [`routes`]
+    /// (which sends the encoded frames as they are).
+    fn open_decoded<P: stream::Protocol>(
+        &self,
+        service: Service,
+        requests: Streaming<P::Request>,
+    ) -> Pin<Box<dyn Stream<Item = Result<P::Response, Status>> + Send>> {
+        use tokio_stream::StreamExt;
+        let responses = self.open::<P>(service, requests).map(|r| {
+            r.and_then(|wire| {
+                wire.decode::<P::Response>()
+                    .map_err(|e| Status::internal(format!("decoding a response: {e}")))
+            })
+        });
+        Box::pin(responses)
+    }
+}
+
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
 type DeltaResponseStream =
     Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
@@ -154,16 +200,20 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let responses = self.open::<sotw::Sotw>(Service::Ads, request.into_inner());
-        Ok(Response::new(Box::pin(responses)))
+        Ok(Response::new(self.open_decoded::<sotw::Sotw>(
+            Service::Ads,
+            request.into_inner(),
+        )))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let responses = self.open::<delta::Delta>(Service::Ads, request.into_inner());
-        Ok(Response::new(Box::pin(responses)))
+        Ok(Response::new(self.open_decoded::<delta::Delta>(
+            Service::Ads,
+            request.into_inner(),
+        )))
     }
 }
 

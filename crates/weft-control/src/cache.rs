@@ -26,7 +26,7 @@ use prost::Message;
 use weft_xds::TypeUrl;
 use weft_xds::pb::google::protobuf::Any;
 
-use crate::ads::{Generation, resource_version};
+use crate::ads::{Generation, Segment, resource_version};
 use crate::translate::policy::RuleIndex;
 use crate::translate::{self, Proxy, Resources};
 
@@ -37,8 +37,8 @@ pub use key::{Key, LabelUses, OwnKey};
 /// The resources of one type, packed, sorted by name.
 #[derive(Clone, Debug, Default)]
 pub struct Packed {
-    /// Every resource, as it goes on the wire.
-    pub all: Arc<[Any]>,
+    /// Every resource, encoded once as it goes on the wire.
+    pub all: Segment,
     /// Their names, index for index.
     pub names: Arc<[String]>,
     /// Their delta versions (a hash of the encoding), index for index.
@@ -51,9 +51,10 @@ impl Packed {
             .iter()
             .map(|(_, a)| resource_version(&a.value))
             .collect();
-        let (names, all): (Vec<String>, Vec<Any>) = items.into_iter().unzip();
+        let all = Segment::encode(items.iter().map(|(_, a)| a));
+        let names: Vec<String> = items.into_iter().map(|(n, _)| n).collect();
         Packed {
-            all: all.into(),
+            all,
             names: names.into(),
             versions: versions.into(),
         }
@@ -61,8 +62,8 @@ impl Packed {
 
     /// Whether both are the same buffers, or hold the same resources.
     pub fn same(&self, other: &Packed) -> bool {
-        Arc::ptr_eq(&self.all, &other.all)
-            || (self.all[..] == other.all[..] && self.names[..] == other.names[..])
+        self.all.same_buffer(&other.all)
+            || (self.all == other.all && self.names[..] == other.names[..])
     }
 }
 

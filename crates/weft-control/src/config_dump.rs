@@ -87,14 +87,17 @@ pub fn config_dump(sent: &BTreeMap<TypeUrl, Sent>) -> ConfigDump {
     let of = |t: TypeUrl| sent.get(&t);
     let version = |t: TypeUrl| of(t).map(|s| s.version.clone()).unwrap_or_default();
     let each = |t: TypeUrl| -> Vec<(String, Any)> {
-        of(t)
-            .map(|s| {
-                s.resources
-                    .iter()
-                    .map(|r| (s.version.clone(), r.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(s) = of(t) else {
+            return Vec::new();
+        };
+        // Decoded on demand: streams keep only the encoding.
+        match s.resources.to_vec() {
+            Ok(all) => all.into_iter().map(|r| (s.version.clone(), r)).collect(),
+            Err(e) => {
+                tracing::error!(target: "weft::xds", r#type = t.short_name(), "cannot decode what was sent: {e}");
+                Vec::new()
+            }
+        }
     };
     let clusters = ClustersConfigDump {
         version_info: version(TypeUrl::Cluster),

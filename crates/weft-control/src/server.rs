@@ -36,6 +36,9 @@ pub struct Config {
     pub debounce_after: Duration,
     /// Longest a change waits while edits keep coming (default 1 s).
     pub debounce_max: Duration,
+    /// Most pushes sent at once (Istio's `PILOT_PUSH_THROTTLE`; default
+    /// [`crate::ads::DEFAULT_PUSH_THROTTLE`], 100).
+    pub push_throttle: usize,
 }
 
 /// How long shutdown waits for connections to close.
@@ -106,7 +109,7 @@ pub async fn run(
             addr: config.debug_addr,
             source,
         })?;
-    let ads = AdsServer::new(generations.clone());
+    let ads = AdsServer::new(generations.clone()).with_push_throttle(config.push_throttle);
     let debug = debug::router(debug::DebugState {
         stats: ads.stats().clone(),
         generations,

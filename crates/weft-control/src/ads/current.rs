@@ -4,12 +4,14 @@
 //! typed resources are several times larger, and are dropped once
 //! encoded) — reused across generations while a type doesn't change.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use weft_xds::TypeUrl;
-use weft_xds::pb::google::protobuf::Any;
+use bytes::Bytes;
 
-use super::held::Held;
+use weft_xds::TypeUrl;
+
+use super::held::{Held, Run, Segment, push_entry};
 use super::stats::type_index;
 use crate::cache::{self, Translation};
 
@@ -26,11 +28,14 @@ pub(crate) struct Packed {
     own: cache::Packed,
     /// For each of `own`, how many of `shared` sort before it.
     at: Arc<[usize]>,
+    /// Everything, as a proxy holding all of it holds it (shared by every
+    /// such proxy).
+    all: Held,
 }
 
 impl Packed {
     fn new(shared: &cache::Packed, own: &cache::Packed, previous: Option<&Packed>) -> Packed {
-        // Unchanged: keep the old Arcs, which what the proxy holds (and
+        // Unchanged: keep the old buffers, which what the proxy holds (and
         // the debug API) may share. The cache keeps unchanged buffers
         // between generations, so this is mostly a pointer test.
         let shared = match previous {
@@ -38,7 +43,7 @@ impl Packed {
             _ => shared.clone(),
         };
         if let Some(p) = previous
-            && Arc::ptr_eq(&p.shared.all, &shared.all)
+            && p.shared.all.same_buffer(&shared.all)
             && p.own_source.same(own)
         {
             return Packed {
@@ -46,6 +51,7 @@ impl Packed {
                 own_source: p.own_source.clone(),
                 own: p.own.clone(),
                 at: p.at.clone(),
+                all: p.all.clone(),
             };
         }
         let position = |name: &String| shared.names.binary_search(name);
@@ -54,33 +60,37 @@ impl Packed {
                 .filter(|i| position(&own.names[*i]).is_err())
                 .collect();
             cache::Packed {
-                all: kept.iter().map(|i| own.all[*i].clone()).collect(),
+                all: own.all.pick(&kept),
                 names: kept.iter().map(|i| own.names[*i].clone()).collect(),
                 versions: kept.iter().map(|i| own.versions[*i]).collect(),
             }
         } else {
             own.clone()
         };
-        let at = own_filtered
+        let at: Arc<[usize]> = own_filtered
             .names
             .iter()
             .map(|n| position(n).unwrap_or_else(|i| i))
             .collect();
+        let all = Held::merged(shared.all.clone(), own_filtered.all.clone(), &at);
         Packed {
             shared,
             own_source: own.clone(),
             own: own_filtered,
             at,
+            all,
         }
     }
 
     /// Name, encoding and delta version of each resource, in name order.
     fn items(&self) -> impl Iterator<Item = Item<'_>> + '_ {
-        fn item(p: &cache::Packed, i: usize) -> Item<'_> {
+        fn item(p: &cache::Packed, own: bool, i: usize) -> Item<'_> {
             Item {
                 name: p.names[i].as_str(),
-                any: &p.all[i],
                 version: p.versions[i],
+                segment: &p.all,
+                own,
+                index: i,
             }
         }
         let shared = &self.shared;
@@ -90,11 +100,11 @@ impl Packed {
         std::iter::from_fn(move || {
             if j < own.names.len() && (self.at[j] <= i || i >= shared.names.len()) {
                 j += 1;
-                return Some(item(own, j - 1));
+                return Some(item(own, true, j - 1));
             }
             (i < shared.names.len()).then(|| {
                 i += 1;
-                item(shared, i - 1)
+                item(shared, false, i - 1)
             })
         })
     }
@@ -103,17 +113,29 @@ impl Packed {
         self.shared.names.len() + self.own.names.len()
     }
 
-    /// The resources `in_scope` admits.
-    pub(crate) fn select(&self, in_scope: impl Fn(&str) -> bool) -> Selected<'_> {
-        let items: Vec<Item<'_>> = self.items().filter(|it| in_scope(it.name)).collect();
-        let holds = if items.len() == self.len() {
-            Held::new(
-                self.shared.all.clone(),
-                self.own.all.clone(),
-                self.at.clone(),
-            )
+    /// The resources in a subscription: all of them for a wildcard,
+    /// else those named in `names` (a merge of the two sorted lists, not
+    /// a lookup per resource).
+    pub(crate) fn select(&self, wildcard: bool, names: &BTreeSet<String>) -> Selected<'_> {
+        let items: Vec<Item<'_>> = if wildcard {
+            self.items().collect()
         } else {
-            Held::from(items.iter().map(|it| it.any.clone()).collect::<Vec<Any>>())
+            let mut wanted = names.iter().map(String::as_str).peekable();
+            self.items()
+                .filter(|it| {
+                    while wanted.next_if(|n| *n < it.name).is_some() {}
+                    wanted.peek() == Some(&it.name)
+                })
+                .collect()
+        };
+        let holds = if items.len() == self.len() {
+            self.all.clone()
+        } else {
+            let mut runs: Vec<Run> = Vec::new();
+            for it in &items {
+                push_entry(&mut runs, it.own, it.index);
+            }
+            Held::new(self.shared.all.clone(), self.own.all.clone(), runs.into())
         };
         Selected { items, holds }
     }
@@ -146,9 +168,24 @@ impl Current {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Item<'a> {
     pub name: &'a str,
-    pub any: &'a Any,
     /// Its delta version (see [`super::delta::resource_version`]).
     pub version: u64,
+    segment: &'a Segment,
+    /// In the own segment, else the shared one.
+    own: bool,
+    index: usize,
+}
+
+impl Item<'_> {
+    /// Its encoded `Any`, sharing the segment's buffer.
+    pub fn any(&self) -> Bytes {
+        self.segment.any(self.index)
+    }
+
+    /// The length of its encoded `Any`.
+    pub fn any_len(&self) -> usize {
+        self.any().len()
+    }
 }
 
 /// The resources of one type in a proxy's scope.
@@ -178,7 +215,7 @@ mod tests {
         }
     }
 
-    fn packed<R: weft_xds::Resource>(items: &[R]) -> Vec<Any> {
+    fn packed<R: weft_xds::Resource>(items: &[R]) -> Vec<weft_xds::pb::google::protobuf::Any> {
         items.iter().map(weft_xds::pack).collect()
     }
 
@@ -199,9 +236,9 @@ mod tests {
             (TypeUrl::Listener, packed(&direct.listeners)),
             (TypeUrl::RouteConfiguration, packed(&direct.routes)),
         ] {
-            let all = current.get(t).select(|_| true);
+            let all = current.get(t).select(true, &BTreeSet::new());
             assert_eq!(
-                all.holds.to_vec(),
+                all.holds.to_vec().expect("decode"),
                 expected,
                 "{t}: same resources, same order"
             );
@@ -221,21 +258,47 @@ mod tests {
         let resources = translate(mesh.inputs(), &proxy);
         let generation = Generation::new(1, Arc::new(mesh.config), Arc::new(mesh.registry));
         let resolved = resolve(generation.inputs(), &proxy);
+        let none = BTreeSet::new();
         let first = Current::new(&Translation::new(&generation, &resolved), None);
         let again = Current::new(&Translation::new(&generation, &resolved), Some(&first));
         for t in TypeUrl::ALL {
             let (a, b) = (first.get(t), again.get(t));
-            assert!(Arc::ptr_eq(&a.shared.all, &b.shared.all), "{t}");
-            assert!(Arc::ptr_eq(&a.own.all, &b.own.all), "{t}");
-            assert!(a.select(|_| true).holds.same(&b.select(|_| true).holds));
+            assert!(a.shared.all.same_buffer(&b.shared.all), "{t}");
+            assert!(a.own.all.same_buffer(&b.own.all), "{t}");
+            assert!(
+                a.select(true, &none)
+                    .holds
+                    .same(&b.select(true, &none).holds)
+            );
         }
         let clusters = again.get(TypeUrl::Cluster);
-        let all = clusters.select(|_| true);
+        let all = clusters.select(true, &none);
         assert_eq!(all.items.len(), resources.clusters.len());
         assert_eq!(all.holds.len(), resources.clusters.len());
         let name = resources.clusters[0].name.clone();
-        let one = clusters.select(|n| n == name);
+        let one = clusters.select(false, &[name.clone()].into());
         assert_eq!(one.items.len(), 1);
+        // Named: those of the names that exist, in the resources' order.
+        let every_other: BTreeSet<String> = resources
+            .clusters
+            .iter()
+            .step_by(2)
+            .map(|c| c.name.clone())
+            .chain(["", "zzz", "outbound|1||none", "\u{10ffff}"].map(String::from))
+            .collect();
+        let named = clusters.select(false, &every_other);
+        let expected: Vec<&str> = all
+            .items
+            .iter()
+            .map(|i| i.name)
+            .filter(|n| every_other.contains(*n))
+            .collect();
+        assert_eq!(
+            named.items.iter().map(|i| i.name).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(named.holds.len(), expected.len());
+        assert!(clusters.select(false, &none).items.is_empty());
         assert_eq!(one.items[0].name, name);
         assert_eq!(one.holds.len(), 1);
 
@@ -254,10 +317,14 @@ mod tests {
         let resolved = resolve(fewer.inputs(), &proxy);
         let changed = Current::new(&Translation::new(&fewer, &resolved), Some(&again));
         let (c, a) = (changed.get(TypeUrl::Cluster), again.get(TypeUrl::Cluster));
-        assert!(!Arc::ptr_eq(&c.shared.all, &a.shared.all));
-        assert!(!c.select(|_| true).holds.same(&a.select(|_| true).holds));
+        assert!(!c.shared.all.same_buffer(&a.shared.all));
+        assert!(
+            !c.select(true, &none)
+                .holds
+                .same(&a.select(true, &none).holds)
+        );
         let (c, a) = (changed.get(TypeUrl::Listener), again.get(TypeUrl::Listener));
-        assert!(Arc::ptr_eq(&c.shared.all, &a.shared.all));
+        assert!(c.shared.all.same_buffer(&a.shared.all));
         assert!(Arc::ptr_eq(&c.at, &a.at));
     }
 }

@@ -15,14 +15,16 @@
 //! unsubscribed under a wildcard is still covered, so it is sent again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use tonic::Status;
 use weft_xds::TypeUrl;
-use weft_xds::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
-};
+use weft_xds::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 
 use super::current::Selected;
+use super::intern::Interner;
 use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
+use super::wire::{self, DeltaHead, DeltaResource};
 
 /// Incremental xDS (`DeltaAggregatedResources`, `Delta*`).
 pub(crate) struct Delta;
@@ -68,7 +70,12 @@ impl Protocol for Delta {
         }
     }
 
-    fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want {
+    fn interest(
+        state: &mut TypeState,
+        type_url: TypeUrl,
+        interest: Interest,
+        _interner: &Interner,
+    ) -> Want {
         let Interest::Delta {
             subscribe,
             unsubscribe,
@@ -99,13 +106,15 @@ impl Protocol for Delta {
             if !initial.contains_key(&name) {
                 want.names.insert(name.clone());
             }
-            state.names.insert(name);
+            Arc::make_mut(&mut state.names).insert(name);
         }
         for name in &unsubscribe {
             if name == WILDCARD {
                 state.wildcard = false;
             } else {
-                state.names.remove(name);
+                if state.names.contains(name) {
+                    Arc::make_mut(&mut state.names).remove(name);
+                }
                 // Forgotten by the proxy; if the wildcard still covers it,
                 // it is sent again now (as Envoy expects).
                 state.held.remove(name);
@@ -129,18 +138,16 @@ impl Protocol for Delta {
         selected: Selected<'_>,
         want: &Want,
         version: u64,
-        nonce: String,
-    ) -> Option<Out<DeltaDiscoveryResponse>> {
+        nonce: &str,
+    ) -> Result<Option<Out>, Status> {
         let mut current = BTreeMap::new();
         let mut changed = Vec::new();
         for item in selected.items {
             let (name, v) = (item.name, item.version);
             if state.held.get(name) != Some(&v) || want.names.contains(name) {
-                changed.push(Resource {
-                    name: name.to_string(),
+                changed.push(DeltaResource {
                     version: format_version(v),
-                    resource: Some(item.any.clone()),
-                    ..Resource::default()
+                    item,
                 });
             }
             current.insert(name.to_string(), v);
@@ -158,22 +165,20 @@ impl Protocol for Delta {
                 .cloned(),
         );
         if !want.answer && changed.is_empty() && removed.is_empty() {
-            return None;
+            return Ok(None);
         }
+        let removed: Vec<String> = removed.into_iter().collect();
+        let head = DeltaHead {
+            system_version_info: &version.to_string(),
+            type_url: type_url.as_str(),
+            nonce,
+            removed_resources: &removed,
+        };
+        let response = wire::delta(&head, &changed)?;
         let holds = selected.holds;
         state.held = current;
         state.sent = Some(holds.clone());
-        Some(Out {
-            response: DeltaDiscoveryResponse {
-                system_version_info: version.to_string(),
-                resources: changed,
-                type_url: type_url.as_str().to_string(),
-                removed_resources: removed.into_iter().collect(),
-                nonce,
-                ..DeltaDiscoveryResponse::default()
-            },
-            holds,
-        })
+        Ok(Some(Out { response, holds }))
     }
 }
 

@@ -1,24 +1,27 @@
-//! The xDS streams' own gRPC response body, mounted in front of the
-//! generated services.
+//! The xDS streams' own gRPC bodies, mounted in front of the generated
+//! services.
 //!
 //! tonic's generated servers encode a stream's responses into one
 //! `BytesMut` per stream and hand out `split_to(..).freeze()` slices of
 //! it; once h2 has written and dropped a slice, that buffer owns the whole
 //! allocation again and keeps it for the stream's life, so every stream
 //! held on to its largest response (a CDS of ≈ 2 MiB at 1 000 services).
-//! Here each response becomes its own exactly sized gRPC frame (the 5-byte
-//! header and the message), freed as soon as it is written; the stream
-//! ends with the same trailers tonic writes (`grpc-status`,
-//! `grpc-message`).
+//! Its request decoder does the same with the largest request. Here each
+//! response is a frame written from the shared encodings
+//! ([`super::wire`]): its chunks are handed to h2 as they are and freed
+//! once written, and the stream ends with the same trailers tonic writes
+//! (`grpc-status`, `grpc-message`); requests are decoded by
+//! [`super::requests`], which keeps no buffer between messages.
 //!
 //! [`Xds`] wraps a generated service: the streaming methods (ADS's, and
-//! the per-type `Stream*` and `Delta*`) run here, decoding requests with
-//! tonic's [`Streaming`]; everything else (the unary `Fetch*`, unknown
-//! methods) goes to the generated service unchanged.
+//! the per-type `Stream*` and `Delta*`) run here; everything else (the
+//! unary `Fetch*`, unknown methods) goes to the generated service
+//! unchanged.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -27,29 +30,25 @@ use prost::Message;
 use tokio_stream::Stream;
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codec::{Codec, Streaming};
 use tonic::codegen::Service as TowerService;
 use tonic::metadata::MetadataValue;
 use tonic::server::NamedService;
 use tonic::service::Routes;
-use tonic_prost::ProstCodec;
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::cluster::v3::cluster_discovery_service_server::ClusterDiscoveryServiceServer;
 use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
-use weft_xds::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use weft_xds::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use weft_xds::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryServiceServer;
 use weft_xds::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryServiceServer;
 use weft_xds::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryServiceServer;
 
 use super::AdsServer;
 use super::delta::Delta;
+use super::requests::RequestBody;
 use super::sotw::Sotw;
 use super::stream::Service;
-
-/// The gRPC frame header: a compressed flag and a big-endian length.
-const HEADER: usize = 5;
+use super::throttle::Permit;
+use super::wire::{HEADER, Wire};
 
 /// The largest request message decoded (tonic's default for servers).
 const MAX_DECODING_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -200,24 +199,13 @@ fn open(server: &AdsServer, method: Method, request: http::Request<Body>) -> htt
     }
     let requests = request.into_body();
     let body = if method.delta {
-        let mut codec = ProstCodec::<DeltaDiscoveryResponse, DeltaDiscoveryRequest>::default();
-        let requests = Streaming::new_request(
-            codec.decoder(),
-            requests,
-            None,
-            Some(MAX_DECODING_MESSAGE_SIZE),
-        );
+        let requests =
+            RequestBody::<DeltaDiscoveryRequest>::new(requests, MAX_DECODING_MESSAGE_SIZE);
         Body::new(ResponseBody::new(
             server.open::<Delta>(method.service, requests),
         ))
     } else {
-        let mut codec = ProstCodec::<DiscoveryResponse, DiscoveryRequest>::default();
-        let requests = Streaming::new_request(
-            codec.decoder(),
-            requests,
-            None,
-            Some(MAX_DECODING_MESSAGE_SIZE),
-        );
+        let requests = RequestBody::<DiscoveryRequest>::new(requests, MAX_DECODING_MESSAGE_SIZE);
         Body::new(ResponseBody::new(
             server.open::<Sotw>(method.service, requests),
         ))
@@ -253,12 +241,16 @@ fn identity_only(headers: &http::HeaderMap) -> Result<(), Status> {
     Err(status)
 }
 
-/// A stream of responses as a gRPC response body: each message one data
-/// frame of exactly its size, then the trailers (`grpc-status` 0, or the
-/// stream's error status).
+/// A stream of responses as a gRPC response body: each message's frame
+/// in its chunks, then the trailers (`grpc-status` 0, or the stream's
+/// error status).
 #[derive(Debug)]
 pub struct ResponseBody<S> {
     responses: S,
+    /// What is left of the message being sent.
+    chunks: std::vec::IntoIter<Bytes>,
+    /// Its push permit, released with its last chunk.
+    permit: Option<Arc<Permit>>,
     done: bool,
 }
 
@@ -267,15 +259,16 @@ impl<S> ResponseBody<S> {
     pub fn new(responses: S) -> ResponseBody<S> {
         ResponseBody {
             responses,
+            chunks: Vec::new().into_iter(),
+            permit: None,
             done: false,
         }
     }
 }
 
-impl<S, M> http_body::Body for ResponseBody<S>
+impl<S> http_body::Body for ResponseBody<S>
 where
-    S: Stream<Item = Result<M, Status>> + Unpin,
-    M: Message,
+    S: Stream<Item = Result<Wire, Status>> + Unpin,
 {
     type Data = Bytes;
     type Error = Status;
@@ -284,23 +277,34 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        if self.done {
-            return Poll::Ready(None);
+        loop {
+            if let Some(chunk) = self.chunks.next() {
+                if self.chunks.len() == 0 {
+                    // Handed over whole: h2 has room for it.
+                    self.permit = None;
+                }
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let status = match ready!(Pin::new(&mut self.responses).poll_next(cx)) {
+                Some(Ok(wire)) => {
+                    let (chunks, permit) = wire.into_parts();
+                    self.chunks = chunks.into_iter();
+                    self.permit = permit;
+                    continue;
+                }
+                Some(Err(status)) => status,
+                None => Status::ok(""),
+            };
+            self.done = true;
+            return Poll::Ready(Some(trailers(&status).map(Frame::trailers)));
         }
-        let status = match ready!(Pin::new(&mut self.responses).poll_next(cx)) {
-            Some(Ok(message)) => match frame(&message) {
-                Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Err(status) => status,
-            },
-            Some(Err(status)) => status,
-            None => Status::ok(""),
-        };
-        self.done = true;
-        Poll::Ready(Some(trailers(&status).map(Frame::trailers)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.done && self.chunks.len() == 0
     }
 }
 
@@ -313,7 +317,7 @@ fn trailers(status: &Status) -> Result<http::HeaderMap, Status> {
 
 /// `message` as one uncompressed gRPC frame, in a buffer of exactly its
 /// size.
-pub fn frame(message: &impl Message) -> Result<Bytes, Status> {
+pub fn frame(message: &impl Message) -> Result<Wire, Status> {
     let len = message.encoded_len();
     let header = u32::try_from(len).map_err(|_| {
         Status::resource_exhausted(format!(
@@ -326,13 +330,14 @@ pub fn frame(message: &impl Message) -> Result<Bytes, Status> {
     message
         .encode(&mut buf)
         .map_err(|e| Status::internal(format!("encoding a response: {e}")))?;
-    Ok(Bytes::from(buf))
+    Ok(Wire::from(Bytes::from(buf)))
 }
 
 #[cfg(test)]
 mod tests {
     use http_body::Body as _;
     use http_body_util::BodyExt;
+    use weft_xds::pb::envoy::service::discovery::v3::DiscoveryResponse;
     use weft_xds::pb::google::protobuf::Any;
 
     use super::*;
@@ -353,7 +358,7 @@ mod tests {
     #[test]
     fn a_frame_is_the_header_and_the_message() {
         let message = response(3 << 20);
-        let data = frame(&message).expect("frame");
+        let data = frame(&message).expect("frame").to_bytes();
         assert_eq!(data.len(), HEADER + message.encoded_len());
         assert_eq!(data[0], 0, "not compressed");
         let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
@@ -363,6 +368,7 @@ mod tests {
     }
 
     async fn frames(items: Vec<Result<DiscoveryResponse, Status>>) -> Vec<Frame<Bytes>> {
+        let items = items.into_iter().map(|r| r.and_then(|m| frame(&m)));
         let mut body = ResponseBody::new(tokio_stream::iter(items));
         let mut out = Vec::new();
         while let Some(f) = body.frame().await {

@@ -39,9 +39,7 @@ impl AdsServer {
         let generation = self.generations.borrow().clone();
         let current = Current::new(&self.translations.get(&generation, &proxy), None);
         let (names, wildcard) = subscription(type_url, request.resource_names);
-        let selected = current
-            .get(type_url)
-            .select(|n| wildcard || names.contains(n));
+        let selected = current.get(type_url).select(wildcard, &names);
         tracing::debug!(
             target: "weft::xds",
             proxy = %proxy.id,
@@ -52,7 +50,10 @@ impl AdsServer {
         );
         Ok(DiscoveryResponse {
             version_info: generation.version.to_string(),
-            resources: selected.holds.to_vec(),
+            resources: selected
+                .holds
+                .to_vec()
+                .map_err(|e| Status::internal(format!("decoding a resource: {e}")))?,
             type_url: type_url.as_str().to_string(),
             ..DiscoveryResponse::default()
         })
@@ -72,16 +73,20 @@ macro_rules! per_type_service {
                 &self,
                 request: Request<Streaming<DiscoveryRequest>>,
             ) -> Result<Response<Self::$stream_ty>, Status> {
-                let responses = self.open::<Sotw>(Service::Only($type_url), request.into_inner());
-                Ok(Response::new(Box::pin(responses)))
+                Ok(Response::new(self.open_decoded::<Sotw>(
+                    Service::Only($type_url),
+                    request.into_inner(),
+                )))
             }
 
             async fn $delta(
                 &self,
                 request: Request<Streaming<DeltaDiscoveryRequest>>,
             ) -> Result<Response<Self::$delta_ty>, Status> {
-                let responses = self.open::<Delta>(Service::Only($type_url), request.into_inner());
-                Ok(Response::new(Box::pin(responses)))
+                Ok(Response::new(self.open_decoded::<Delta>(
+                    Service::Only($type_url),
+                    request.into_inner(),
+                )))
             }
 
             async fn $fetch(

@@ -4,11 +4,14 @@
 
 use std::collections::BTreeSet;
 
+use tonic::Status;
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::current::Selected;
+use super::intern::Interner;
 use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
+use super::wire::{self, SotwHead};
 
 /// State of the world (`StreamAggregatedResources`, `Stream*`).
 pub(crate) struct Sotw;
@@ -43,15 +46,32 @@ impl Protocol for Sotw {
         }
     }
 
-    fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want {
+    fn interest(
+        state: &mut TypeState,
+        type_url: TypeUrl,
+        interest: Interest,
+        interner: &Interner,
+    ) -> Want {
         let Interest::Names(names) = interest else {
             return Want::default();
         };
-        let (names, wildcard) = subscription(type_url, names);
         let first = !state.subscribed;
-        let changed = names != state.names || wildcard != state.wildcard;
+        // The usual request, an ACK naming what it named before (in
+        // order): nothing to build or compare as a set.
+        if !first
+            && !state.wildcard
+            && !names.is_empty()
+            && names.len() == state.names.len()
+            && names.iter().eq(state.names.iter())
+        {
+            return Want::default();
+        }
+        let (names, wildcard) = subscription(type_url, names);
+        let changed = names != *state.names || wildcard != state.wildcard;
         state.subscribed = true;
-        state.names = names;
+        if changed || first {
+            state.names = interner.intern(names);
+        }
         state.wildcard = wildcard;
         Want {
             answer: first || changed,
@@ -65,22 +85,19 @@ impl Protocol for Sotw {
         selected: Selected<'_>,
         want: &Want,
         version: u64,
-        nonce: String,
-    ) -> Option<Out<DiscoveryResponse>> {
+        nonce: &str,
+    ) -> Result<Option<Out>, Status> {
         let holds = selected.holds;
         if !want.answer && state.sent.as_ref().is_some_and(|s| s.same(&holds)) {
-            return None;
+            return Ok(None);
         }
+        let head = SotwHead {
+            version_info: &version.to_string(),
+            type_url: type_url.as_str(),
+            nonce,
+        };
+        let response = wire::sotw(&head, &holds)?;
         state.sent = Some(holds.clone());
-        Some(Out {
-            response: DiscoveryResponse {
-                version_info: version.to_string(),
-                resources: holds.to_vec(),
-                type_url: type_url.as_str().to_string(),
-                nonce,
-                ..DiscoveryResponse::default()
-            },
-            holds,
-        })
+        Ok(Some(Out { response, holds }))
     }
 }

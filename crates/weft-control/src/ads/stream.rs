@@ -20,18 +20,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming};
+use tonic::Status;
 use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::config::core::v3::Node;
 use weft_xds::pb::google::rpc;
 
 use super::current::{Current, Selected};
 use super::held::Held;
+use super::intern::{Interner, Names};
+use super::requests::Requests;
 use super::stats::{ProxyStatus, Sent};
+use super::throttle::Permit;
+use super::wire::Wire;
 use super::{AdsServer, Generation};
 use crate::translate::Proxy;
 
@@ -137,8 +140,9 @@ pub(crate) struct TypeState {
     pub subscribed: bool,
     /// All resources of the type, not just `names`.
     pub wildcard: bool,
-    /// Names subscribed to explicitly.
-    pub names: BTreeSet<String>,
+    /// Names subscribed to explicitly (interned for state of the world:
+    /// streams with equal subscriptions share them).
+    pub names: Names,
     /// The nonce of the last response.
     nonce: String,
     /// The generation version of the last response.
@@ -153,12 +157,6 @@ pub(crate) struct TypeState {
     pub held: BTreeMap<String, u64>,
 }
 
-impl TypeState {
-    fn in_scope(&self, name: &str) -> bool {
-        self.wildcard || self.names.contains(name)
-    }
-}
-
 /// Why a response is being built.
 #[derive(Debug, Default)]
 pub(crate) struct Want {
@@ -170,8 +168,9 @@ pub(crate) struct Want {
 }
 
 /// A response ready to send.
-pub(crate) struct Out<R> {
-    pub response: R,
+pub(crate) struct Out {
+    /// The response, as a gRPC frame.
+    pub response: Wire,
     /// What the proxy holds of this type once it applies the response.
     pub holds: Held,
 }
@@ -179,15 +178,22 @@ pub(crate) struct Out<R> {
 /// The protocol-specific half of a stream: reading requests, updating
 /// subscriptions, building responses.
 pub(crate) trait Protocol: Send + 'static {
-    type Request: Message + Default + Send + 'static;
-    type Response: Message + Send + 'static;
+    type Request: prost::Message + Default + Send + 'static;
+    /// The response message (what [`Out::response`] encodes).
+    type Response: prost::Message + Default + Send + 'static;
     /// Whether this is incremental (delta) xDS.
     const DELTA: bool;
 
     fn incoming(r: Self::Request) -> Incoming;
 
-    /// Applies `interest` to `state`; says whether to answer now.
-    fn interest(state: &mut TypeState, type_url: TypeUrl, interest: Interest) -> Want;
+    /// Applies `interest` to `state` (sharing name sets through
+    /// `interner`); says whether to answer now.
+    fn interest(
+        state: &mut TypeState,
+        type_url: TypeUrl,
+        interest: Interest,
+        interner: &Interner,
+    ) -> Want;
 
     /// The response for `selected` (the type's resources now in scope),
     /// or `None` when there is nothing to say. Updates what `state` holds.
@@ -197,11 +203,11 @@ pub(crate) trait Protocol: Send + 'static {
         selected: Selected<'_>,
         want: &Want,
         version: u64,
-        nonce: String,
-    ) -> Option<Out<Self::Response>>;
+        nonce: &str,
+    ) -> Result<Option<Out>, Status>;
 }
 
-type Tx<R> = mpsc::Sender<Result<R, Status>>;
+type Tx = mpsc::Sender<Result<Wire, Status>>;
 
 impl AdsServer {
     /// Serves one stream of protocol `P` on `service` in its own task; the
@@ -210,8 +216,8 @@ impl AdsServer {
     pub(crate) fn open<P: Protocol>(
         &self,
         service: Service,
-        requests: Streaming<P::Request>,
-    ) -> ReceiverStream<Result<P::Response, Status>> {
+        requests: impl Requests<P::Request>,
+    ) -> ReceiverStream<Result<Wire, Status>> {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let server = self.clone();
         tokio::spawn(async move {
@@ -238,14 +244,17 @@ struct Stream<'a, P: Protocol> {
     types: BTreeMap<TypeUrl, TypeState>,
     /// Until when the stream holds its generation for unanswered responses.
     hold_until: Instant,
-    tx: &'a Tx<P::Response>,
+    /// The throttle's permit while a push is being sent.
+    permit: Option<Arc<Permit>>,
+    tx: &'a Tx,
+    protocol: std::marker::PhantomData<P>,
 }
 
 async fn run<P: Protocol>(
     server: &AdsServer,
     service: Service,
-    mut requests: Streaming<P::Request>,
-    tx: &Tx<P::Response>,
+    mut requests: impl Requests<P::Request>,
+    tx: &Tx,
 ) -> Result<(), Status> {
     let Some(first) = requests.message().await? else {
         return Ok(());
@@ -282,7 +291,9 @@ async fn run<P: Protocol>(
         conn: registered.conn,
         types: BTreeMap::new(),
         hold_until: Instant::now(),
+        permit: None,
         tx,
+        protocol: std::marker::PhantomData,
     };
     stream.handle(first).await?;
     // The newest generation, while the stream holds an older one.
@@ -330,9 +341,19 @@ impl<P: Protocol> Stream<'_, P> {
         self.types.values().any(|s| s.subscribed && !s.answered)
     }
 
+    /// Moves to a newer generation under one of the server's push permits
+    /// (see [`super::throttle`]).
+    async fn take(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
+        // The permit goes with the responses until they are written.
+        self.permit = Some(self.server.throttle.acquire().await);
+        let pushed = self.push(generation).await;
+        self.permit = None;
+        pushed
+    }
+
     /// Moves to a newer generation and pushes every subscribed type whose
     /// resources changed.
-    async fn take(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
+    async fn push(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
         let translation = self.server.translations.get(&generation, &self.proxy);
         self.current = Current::new(&translation, Some(&self.current));
         self.generation = generation;
@@ -391,7 +412,7 @@ impl<P: Protocol> Stream<'_, P> {
                 });
             }
         }
-        let want = P::interest(state, type_url, request.interest);
+        let want = P::interest(state, type_url, request.interest, &self.server.names);
         if want.answer || !want.names.is_empty() {
             self.respond(type_url, &want).await?;
         }
@@ -407,10 +428,10 @@ impl<P: Protocol> Stream<'_, P> {
         let selected = self
             .current
             .get(type_url)
-            .select(|name| state.in_scope(name));
+            .select(state.wildcard, &state.names);
         let version = self.generation.version;
         let nonce = self.server.next_nonce();
-        let Some(out) = P::respond(state, type_url, selected, want, version, nonce.clone()) else {
+        let Some(out) = P::respond(state, type_url, selected, want, version, &nonce)? else {
             return Ok(false);
         };
         state.nonce = nonce;
@@ -444,11 +465,15 @@ impl<P: Protocol> Stream<'_, P> {
             version,
             delta = P::DELTA,
             resources = held,
-            bytes = out.response.encoded_len(),
+            bytes = out.response.message_len(),
             "push"
         );
+        let mut response = out.response;
+        if let Some(permit) = &self.permit {
+            response.hold(permit.clone());
+        }
         self.tx
-            .send(Ok(out.response))
+            .send(Ok(response))
             .await
             .map_err(|_| Status::cancelled("proxy went away"))?;
         Ok(true)

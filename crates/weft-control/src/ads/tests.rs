@@ -1,7 +1,7 @@
 //! The xDS server over loopback, driven by tonic's generated clients:
 //! state of the world here, delta ([`delta`]), the per-type services
-//! ([`services`]) and generation consistency under a racing publisher
-//! ([`consistency`]).
+//! ([`services`]), generation consistency under a racing publisher
+//! ([`consistency`]) and the push throttle ([`throttle`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ mod body;
 mod consistency;
 mod delta;
 mod services;
+mod throttle;
 
 const GREETER: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: greeter, namespace: shop}\nspec:\n  hosts: [greeter.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 50051, name: grpc, protocol: GRPC}]\n  endpoints: [{address: 127.0.0.1, ports: {grpc: 50052}}]\n";
 const LISTENER: &str = "greeter.shop.svc.cluster.local:50051";

@@ -27,6 +27,14 @@ pub struct Args {
     /// Push a change at the latest this long after it, even while edits keep coming.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     debounce_max: Duration,
+    /// Most proxies being pushed a change at once (Istio's PILOT_PUSH_THROTTLE); the others wait their turn.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = weft_control::ads::DEFAULT_PUSH_THROTTLE as u32,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    push_throttle: u32,
 }
 
 /// Runs `weft control` until Ctrl-C or SIGTERM.
@@ -48,6 +56,7 @@ pub fn run(args: Args) -> ExitCode {
         debug_addr: args.debug_addr,
         debounce_after: args.debounce_after.get(),
         debounce_max: args.debounce_max.get(),
+        push_throttle: args.push_throttle as usize,
     };
     let result = runtime.block_on(weft_control::server::run(config, shutdown_signal()));
     match result {
