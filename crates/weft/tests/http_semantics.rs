@@ -21,48 +21,13 @@ mod common;
 mod harness;
 
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::Proxy;
 use harness::{App, Reply, curl, eventually, free_port, grpc_calls};
 use weft_sample::Flaky;
-
-/// A running `weft proxy`; killed when dropped.
-struct Proxy {
-    child: Child,
-    outbound: u16,
-    admin: u16,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proxy {
-    fn start(xds: u16, workload: &str, extra: &[&str]) -> Proxy {
-        let (child, outbound, admin) = common::spawn_proxy(xds, workload, extra);
-        let p = Proxy {
-            child,
-            outbound,
-            admin,
-        };
-        eventually(Duration::from_secs(20), "proxy ready", || {
-            curl(
-                &format!("http://127.0.0.1:{}/healthz/ready", p.admin),
-                None,
-                &[],
-            )
-            .status
-                == 200
-        });
-        p
-    }
-}
 
 const GATEWAY_IP: &str = "10.0.0.9";
 
@@ -144,9 +109,9 @@ fn forwarded_headers_and_sniffed_protocols_as_envoy() {
         greeter.addr.port(),
         echo.addr
     );
-    let _web = Proxy::start(xds, "shop/web", &["--app", &app]);
-    let client = Proxy::start(xds, "shop/client", &[]);
-    let gateway = Proxy::start(
+    let _web = Proxy::ready(xds, "shop/web", &["--app", &app]);
+    let client = Proxy::ready(xds, "shop/client", &[]);
+    let gateway = Proxy::ready(
         xds,
         "shop/gateway",
         &["--type", "router", "--ip", GATEWAY_IP],
@@ -328,7 +293,7 @@ fn refused_streams_are_retried_by_refused_stream_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("mesh.yaml"), yaml).expect("write mesh");
     let (_control, xds, _) = common::start(dir.path());
-    let client = Proxy::start(xds, "shop/client", &[]);
+    let client = Proxy::ready(xds, "shop/client", &[]);
     let out = Some(client.outbound);
 
     // Refused, retried on the same connection, answered.

@@ -6,50 +6,17 @@
 
 mod common;
 
+use common::{Proxy, eventually};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
-
-/// A running `weft proxy`; killed when dropped.
-struct Proxy {
-    child: Child,
-    outbound: u16,
-    admin: u16,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Command;
+use std::time::Duration;
 
 impl Proxy {
     /// Starts the client proxy for `lb/client` and waits until it is ready.
     fn client(xds: u16) -> Proxy {
-        let (child, outbound, admin) = common::spawn_proxy(xds, "lb/client", &[]);
-        let p = Proxy {
-            child,
-            outbound,
-            admin,
-        };
-        eventually(Duration::from_secs(20), "proxy ready", || {
-            p.admin_get("/healthz/ready").0 == 200
-        });
-        p
-    }
-
-    fn admin_get(&self, path: &str) -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
-            .arg(format!("http://127.0.0.1:{}{path}", self.admin))
-            .output()
-            .expect("run curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        Proxy::ready(xds, "lb/client", &[])
     }
 
     /// `n` GETs of `path` on `service` in one curl (one connection), with
@@ -114,14 +81,6 @@ fn sticky(replies: &[Reply], n: usize) -> String {
     t.into_keys().next().unwrap_or_default()
 }
 
-fn eventually(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// weft-sample HTTP apps served in-process until the runtime drops.
 fn backend(rt: &tokio::runtime::Runtime, version: &str) -> SocketAddr {
     let mut config = weft_sample::Config::new("pool");
@@ -143,33 +102,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-fn service(name: &str, app: &str) -> String {
-    format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: {name}, namespace: lb}}
-spec:
-  hosts: [{name}.lb.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  workloadSelector: {{labels: {{app: {app}}}}}
----
-"#
-    )
-}
-
-fn workload(name: &str, app: &str, port: u16, extra: &str) -> String {
-    format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: {name}, namespace: lb}}
-spec: {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{app: {app}}}{extra}}}
----
-"#
-    )
 }
 
 fn rule(name: &str, load_balancer: &str) -> String {
@@ -220,19 +152,32 @@ fn write_policies(dir: &Path, pool: &[(&str, SocketAddr)], w1: SocketAddr, w3: S
         } else {
             "pool"
         };
-        yaml.push_str(&service(name, app));
+        yaml.push_str(&common::service_entry("lb", name, app));
         yaml.push_str(&rule(name, lb));
     }
     for (version, addr) in pool {
-        yaml.push_str(&workload(
+        yaml.push_str(&common::workload_entry(
+            "lb",
             &format!("pool-{version}"),
             "pool",
             addr.port(),
             "",
         ));
     }
-    yaml.push_str(&workload("w1", "weighted", w1.port(), ", weight: 1"));
-    yaml.push_str(&workload("w3", "weighted", w3.port(), ", weight: 3"));
+    yaml.push_str(&common::workload_entry(
+        "lb",
+        "w1",
+        "weighted",
+        w1.port(),
+        ", weight: 1",
+    ));
+    yaml.push_str(&common::workload_entry(
+        "lb",
+        "w3",
+        "weighted",
+        w3.port(),
+        ", weight: 3",
+    ));
     yaml.push_str(CLIENT);
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
 }
@@ -381,28 +326,32 @@ spec:
 const UNHEALTHY: &str = "\nstatus:\n  conditions:\n  - {type: Healthy, status: \"False\"}\n---\n";
 
 fn write_failover(dir: &Path, near: SocketAddr, far: SocketAddr, near_healthy: bool) {
-    let mut yaml = service("failover", "failover");
+    let mut yaml = common::service_entry("lb", "failover", "failover");
     yaml.push_str(FAILOVER_RULE);
-    let mut near_entry = workload("near", "failover", near.port(), ", locality: r1/z1");
+    let mut near_entry =
+        common::workload_entry("lb", "near", "failover", near.port(), ", locality: r1/z1");
     if !near_healthy {
         near_entry = near_entry.trim_end_matches("---\n").trim_end().to_string() + UNHEALTHY;
     }
     yaml.push_str(&near_entry);
-    yaml.push_str(&workload(
+    yaml.push_str(&common::workload_entry(
+        "lb",
         "far",
         "failover",
         far.port(),
         ", locality: r2/z2",
     ));
-    yaml.push_str(&service("spread", "spread"));
+    yaml.push_str(&common::service_entry("lb", "spread", "spread"));
     yaml.push_str(DISTRIBUTE_RULE);
-    yaml.push_str(&workload(
+    yaml.push_str(&common::workload_entry(
+        "lb",
         "spread-near",
         "spread",
         near.port(),
         ", locality: r1/z1",
     ));
-    yaml.push_str(&workload(
+    yaml.push_str(&common::workload_entry(
+        "lb",
         "spread-far",
         "spread",
         far.port(),

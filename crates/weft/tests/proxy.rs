@@ -5,25 +5,12 @@
 
 mod common;
 
+use common::{Proxy, eventually};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
-
-/// A running `weft proxy`; killed when dropped.
-struct Proxy {
-    child: Child,
-    outbound: u16,
-    admin: u16,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 impl Proxy {
     /// Starts `weft proxy --workload shop/NAME` and waits for its
@@ -40,22 +27,11 @@ impl Proxy {
             args.extend(["--app", app.as_str()]);
         }
         args.extend(extra);
-        let (child, outbound, admin) = common::spawn_proxy(xds, workload, &args);
-        Proxy {
-            child,
-            outbound,
-            admin,
-        }
+        Proxy::spawn(xds, workload, &args)
     }
 
     fn admin(&self, path: &str) -> (u16, String) {
         get(&format!("http://127.0.0.1:{}{path}", self.admin), None, &[])
-    }
-
-    fn wait_ready(&self) {
-        eventually(Duration::from_secs(20), "proxy ready", || {
-            self.admin("/healthz/ready").0 == 200
-        });
     }
 
     fn stat(&self, name: &str) -> u64 {
@@ -129,14 +105,6 @@ fn many(url: &str, proxy: u16, n: usize, headers: &[&str]) -> Vec<(u16, String)>
             (code.parse().unwrap_or(0), version.trim().to_string())
         })
         .collect()
-}
-
-fn eventually(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn free_port() -> u16 {

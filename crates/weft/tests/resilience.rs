@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::{Proxy, eventually};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -16,41 +17,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `weft proxy`; killed when dropped.
-struct Proxy {
-    child: Child,
-    outbound: u16,
-    admin: u16,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Proxy {
     fn client(xds: u16) -> Proxy {
-        let (child, outbound, admin) = common::spawn_proxy(xds, "res/client", &[]);
-        let p = Proxy {
-            child,
-            outbound,
-            admin,
-        };
-        eventually(Duration::from_secs(20), "proxy ready", || {
-            p.admin("/healthz/ready").contains("LIVE")
-        });
-        p
+        Proxy::ready(xds, "res/client", &[])
     }
 
     fn admin(&self, path: &str) -> String {
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{}{path}", self.admin))
-            .output()
-            .expect("run curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.admin_get(path).1
     }
 
     /// The value of one `/stats` line.
@@ -90,14 +63,6 @@ impl Proxy {
             .collect();
         assert_eq!(replies.len(), n, "{replies:?}");
         replies
-    }
-}
-
-fn eventually(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -192,33 +157,6 @@ fn bad_gateway() -> SocketAddr {
     addr
 }
 
-fn service(name: &str) -> String {
-    format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: {name}, namespace: res}}
-spec:
-  hosts: [{name}.res.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  workloadSelector: {{labels: {{app: {name}}}}}
----
-"#
-    )
-}
-
-fn workload(name: &str, app: &str, port: u16, extra: &str) -> String {
-    format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: {name}, namespace: res}}
-spec: {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{app: {app}}}{extra}}}
----
-"#
-    )
-}
-
 fn rule(name: &str, traffic_policy: &str) -> String {
     format!(
         r#"apiVersion: networking.istio.io/v1
@@ -269,46 +207,78 @@ fn write_mesh(
     echo: SocketAddr,
 ) {
     let mut yaml = String::new();
-    yaml.push_str(&service("failover"));
+    yaml.push_str(&common::service_entry("res", "failover", "failover"));
     yaml.push_str(&rule(
         "failover",
         "{loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 3s}}",
     ));
     yaml.push_str(FAILOVER_VS);
-    yaml.push_str(&workload(
+    yaml.push_str(&common::workload_entry(
+        "res",
         "near",
         "failover",
         near.port(),
         ", locality: r1/z1",
     ));
-    yaml.push_str(&workload(
+    yaml.push_str(&common::workload_entry(
+        "res",
         "far",
         "failover",
         far.port(),
         ", locality: r2/z2",
     ));
-    yaml.push_str(&service("gw"));
+    yaml.push_str(&common::service_entry("res", "gw", "gw"));
     yaml.push_str(&rule(
         "gw",
         "{loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: {consecutiveGatewayErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}}",
     ));
-    yaml.push_str(&workload("gw-good", "gw", good.port(), ""));
-    yaml.push_str(&workload("gw-bad", "gw", bad.port(), ""));
-    yaml.push_str(&service("cb"));
+    yaml.push_str(&common::workload_entry(
+        "res",
+        "gw-good",
+        "gw",
+        good.port(),
+        "",
+    ));
+    yaml.push_str(&common::workload_entry(
+        "res",
+        "gw-bad",
+        "gw",
+        bad.port(),
+        "",
+    ));
+    yaml.push_str(&common::service_entry("res", "cb", "cb"));
     yaml.push_str(&rule(
         "cb",
         "{connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}}",
     ));
-    yaml.push_str(&workload("cb-1", "cb", good.port(), ""));
-    yaml.push_str(&service("perconn"));
+    yaml.push_str(&common::workload_entry(
+        "res",
+        "cb-1",
+        "cb",
+        good.port(),
+        "",
+    ));
+    yaml.push_str(&common::service_entry("res", "perconn", "perconn"));
     yaml.push_str(&rule(
         "perconn",
         "{connectionPool: {http: {maxRequestsPerConnection: 2}}}",
     ));
     // A backend of its own: upstream connections are pooled by address.
-    yaml.push_str(&workload("perconn-1", "perconn", solo.port(), ""));
-    yaml.push_str(&service("keep"));
-    yaml.push_str(&workload("keep-1", "keep", good.port(), ""));
+    yaml.push_str(&common::workload_entry(
+        "res",
+        "perconn-1",
+        "perconn",
+        solo.port(),
+        "",
+    ));
+    yaml.push_str(&common::service_entry("res", "keep", "keep"));
+    yaml.push_str(&common::workload_entry(
+        "res",
+        "keep-1",
+        "keep",
+        good.port(),
+        "",
+    ));
     yaml.push_str(
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry

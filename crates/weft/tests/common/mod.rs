@@ -123,3 +123,100 @@ pub fn spawn_proxy(xds: u16, workload: &str, extra: &[&str]) -> (Child, u16, u16
         .expect("weft proxy reports its addresses");
     (child, outbound, admin)
 }
+
+/// Polls `ok` every 50 ms until it holds; fails the test with `what`
+/// after `limit`.
+pub fn eventually(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `weft proxy` in explicit mode; killed when dropped. Each test
+/// file adds the methods its checks need.
+pub struct Proxy {
+    pub child: Child,
+    pub outbound: u16,
+    pub admin: u16,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    /// Starts it ([`spawn_proxy`]) without waiting for its config.
+    pub fn spawn(xds: u16, workload: &str, extra: &[&str]) -> Proxy {
+        let (child, outbound, admin) = spawn_proxy(xds, workload, extra);
+        Proxy {
+            child,
+            outbound,
+            admin,
+        }
+    }
+
+    /// Starts it and waits until `/healthz/ready` answers 200.
+    pub fn ready(xds: u16, workload: &str, extra: &[&str]) -> Proxy {
+        let p = Proxy::spawn(xds, workload, extra);
+        p.wait_ready();
+        p
+    }
+
+    /// Waits (20 s at most) until `/healthz/ready` answers 200.
+    pub fn wait_ready(&self) {
+        eventually(Duration::from_secs(20), "proxy ready", || {
+            self.admin_get("/healthz/ready").0 == 200
+        });
+    }
+
+    /// A GET of `path` on the admin port: status (0 if curl failed) and body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
+            .arg(format!("http://127.0.0.1:{}{path}", self.admin))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+/// A ServiceEntry `NAME.NS.svc.cluster.local` with one HTTP port 9080,
+/// selecting the workloads labelled `app: APP`.
+pub fn service_entry(ns: &str, name: &str, app: &str) -> String {
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  hosts: [{name}.{ns}.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  workloadSelector: {{labels: {{app: {app}}}}}
+---
+"#
+    )
+}
+
+/// A WorkloadEntry on 127.0.0.1 whose `http` port is `port`, labelled
+/// `app: APP`; `extra` goes at the end of its spec (e.g. `, locality: r1/z1`).
+pub fn workload_entry(ns: &str, name: &str, app: &str, port: u16, extra: &str) -> String {
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: {name}, namespace: {ns}}}
+spec: {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{app: {app}}}{extra}}}
+---
+"#
+    )
+}
