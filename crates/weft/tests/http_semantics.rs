@@ -76,6 +76,14 @@ spec:
   hosts: ["*"]
   gateways: [gw]
   http: [{{route: [{{destination: {{host: web, port: {{number: 9080}}}}}}]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: shop-host, namespace: shop}}
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http: [{{headers: {{response: {{set: {{x-vhost: shop}}}}}}, route: [{{destination: {{host: web, port: {{number: 9080}}}}}}]}}]
 "#
     );
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
@@ -195,6 +203,15 @@ fn forwarded_headers_and_sniffed_protocols_as_envoy() {
     );
     let id = seen(&r, "x-request-id").expect("request id");
     assert_ne!(id, "mine", "an edge request gets a new x-request-id");
+    // A named gateway host matches with any port in `Host` (Istio's
+    // `host:*` domain: a gateway behind a load balancer or node port).
+    for host in ["shop.example.com", "shop.example.com:31380"] {
+        let r = curl(&edge, None, &["-H", &format!("host: {host}")]);
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+        assert_eq!(r.header("x-vhost"), Some("shop"), "{host}: {r:?}");
+    }
+    let r = curl(&edge, None, &["-H", "host: other.example.com:31380"]);
+    assert_eq!(r.header("x-vhost"), None, "the catch-all vhost: {r:?}");
 
     // One trusted hop in front of the gateway (mesh config
     // gatewayTopology): the client is XFF's rightmost entry.

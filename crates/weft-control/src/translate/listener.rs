@@ -855,7 +855,7 @@ spec:
                 "www.example.com:80",
                 vec![
                     "www.example.com".to_string(),
-                    "www.example.com:80".to_string()
+                    "www.example.com:*".to_string()
                 ],
                 1
             )]

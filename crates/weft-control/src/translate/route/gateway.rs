@@ -64,11 +64,7 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
                         if !seen.insert(name.clone()) {
                             continue; // the first VirtualService keeps a host
                         }
-                        let domains = if name == "*" {
-                            vec![name.clone()]
-                        } else {
-                            vec![name.clone(), format!("{name}:{port}")]
-                        };
+                        let domains = gateway_domains(&name, port);
                         virtual_hosts.push(VirtualHost {
                             name: format!("{name}:{port}"),
                             domains,
@@ -88,4 +84,37 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
             }
         })
         .collect()
+}
+
+/// A gateway virtual host's domains, as Istio's
+/// `buildGatewayVirtualHostDomains`: the host, and the host with any port
+/// (`host:*`: a gateway behind a load balancer or node port sees the
+/// client's port in `Host`). Envoy allows one wildcard per domain, so a
+/// wildcard host keeps the server's port instead; `*` alone needs neither.
+fn gateway_domains(name: &str, port: u16) -> Vec<String> {
+    if name == "*" {
+        vec![name.to_string()]
+    } else if name.starts_with('*') {
+        vec![name.to_string(), format!("{name}:{port}")]
+    } else {
+        vec![name.to_string(), format!("{name}:*")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_domains;
+
+    #[test]
+    fn domains_are_istios_gateway_domains() {
+        assert_eq!(gateway_domains("*", 80), ["*"]);
+        assert_eq!(
+            gateway_domains("bookinfo.com", 8080),
+            ["bookinfo.com", "bookinfo.com:*"]
+        );
+        assert_eq!(
+            gateway_domains("*.example.com", 8080),
+            ["*.example.com", "*.example.com:8080"]
+        );
+    }
 }
