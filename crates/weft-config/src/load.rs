@@ -125,6 +125,16 @@ pub fn config_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// A path of `-` reads standard input (shown as `<stdin>`), so
 /// `kubectl get vs -o yaml | weft analyze -` works.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
+    load_paths_with(paths, opts, |file| load_file(file, opts))
+}
+
+/// [`load_paths`] with `load` for each config file found (standard input
+/// is always read afresh).
+pub(crate) fn load_paths_with(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    mut load: impl FnMut(&Path) -> Loaded,
+) -> Loaded {
     let mut all = Loaded::default();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -138,7 +148,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
         match config_files(path) {
             Ok(files) => {
                 for file in files {
-                    all.extend(load_file(&file, opts));
+                    all.extend(load(&file));
                 }
             }
             Err(e) => all.extend(unreadable(path, format!("cannot read: {e}"))),

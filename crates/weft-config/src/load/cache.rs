@@ -15,9 +15,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use super::{
-    LoadOptions, Loaded, config_files, load_bytes, load_reader, reject_duplicates, unreadable,
-};
+use super::{LoadOptions, Loaded, load_bytes, load_paths_with, unreadable};
 
 /// What one file gave, and the bytes it gave it for.
 #[derive(Clone, Debug)]
@@ -87,30 +85,12 @@ impl FileCache {
 /// last load with `cache` (which it updates: files no longer found leave it).
 /// The result is the same as `load_paths` gives.
 pub fn load_paths_cached(paths: &[PathBuf], opts: &LoadOptions, cache: &mut FileCache) -> Loaded {
-    let mut all = Loaded::default();
-    let mut seen: Vec<PathBuf> = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            all.extend(load_reader(
-                std::io::stdin().lock(),
-                Path::new("<stdin>"),
-                opts,
-            ));
-            continue;
-        }
-        match config_files(path) {
-            Ok(files) => {
-                for file in files {
-                    all.extend(cache.load_file(&file, opts));
-                    seen.push(file);
-                }
-            }
-            Err(e) => all.extend(unreadable(path, format!("cannot read: {e}"))),
-        }
-    }
-    let seen: std::collections::HashSet<PathBuf> = seen.into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    let all = load_paths_with(paths, opts, |file| {
+        seen.insert(file.to_path_buf());
+        cache.load_file(file, opts)
+    });
     cache.files.retain(|f, _| seen.contains(f));
-    reject_duplicates(&mut all);
     all
 }
 
