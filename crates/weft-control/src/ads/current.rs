@@ -201,19 +201,8 @@ pub(crate) struct Selected<'a> {
 mod tests {
     use super::*;
     use crate::ads::{Generation, resource_version};
-    use crate::translate::test_inputs::TestMesh;
-    use crate::translate::{Proxy, resolve, translate};
-
-    fn productpage() -> Proxy {
-        Proxy {
-            pod: "productpage-v1".into(),
-            ..Proxy::sidecar(
-                "sidecar~127.0.0.1~productpage-v1.bookinfo~bookinfo.svc.cluster.local",
-                "bookinfo",
-                &[],
-            )
-        }
-    }
+    use crate::translate::test_inputs::{TestMesh, productpage};
+    use crate::translate::{resolve, translate};
 
     fn packed<R: weft_xds::Resource>(items: &[R]) -> Vec<weft_xds::pb::google::protobuf::Any> {
         items.iter().map(weft_xds::pack).collect()

@@ -172,18 +172,7 @@ fn app_address(proxy: &Proxy, port: u16) -> String {
 mod tests {
     use super::*;
     use crate::translate::proxy::AppAddresses;
-    use crate::translate::test_inputs::TestMesh;
-
-    fn productpage() -> Proxy {
-        Proxy {
-            pod: "productpage-v1".into(),
-            ..Proxy::sidecar(
-                "sidecar~127.0.0.1~productpage-v1.bookinfo~bookinfo.svc.cluster.local",
-                "bookinfo",
-                &[],
-            )
-        }
-    }
+    use crate::translate::test_inputs::{TestMesh, productpage};
 
     #[test]
     fn the_workload_entry_named_by_the_node_gives_labels_and_ports() {

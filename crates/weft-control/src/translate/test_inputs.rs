@@ -8,7 +8,7 @@ use weft_config::load::{Loaded, load_paths, load_str};
 use weft_config::store::Snapshot;
 use weft_registry::{Hostname, RegistrySnapshot, Service};
 
-use super::Inputs;
+use super::{Inputs, Proxy};
 
 /// Config and registry snapshots from the same resources.
 #[derive(Debug)]
@@ -91,4 +91,17 @@ pub(crate) fn check_golden(name: &str, value: &serde_json::Value) {
 pub(crate) fn duration_json(d: &weft_xds::pb::google::protobuf::Duration) -> serde_json::Value {
     let secs = d.seconds as f64 + f64::from(d.nanos) / 1e9;
     serde_json::json!(format!("{secs}s"))
+}
+
+/// The Bookinfo productpage-v1 sidecar (no labels of its own: resolution
+/// finds its WorkloadEntry by pod name).
+pub(crate) fn productpage() -> Proxy {
+    Proxy {
+        pod: "productpage-v1".into(),
+        ..Proxy::sidecar(
+            "sidecar~127.0.0.1~productpage-v1.bookinfo~bookinfo.svc.cluster.local",
+            "bookinfo",
+            &[],
+        )
+    }
 }
