@@ -287,7 +287,9 @@ impl Up<'_> {
                 }
             }
             let rejected = outcome.requests.iter().filter(|r| r.is_nack()).count();
-            status.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+            status
+                .rejected
+                .fetch_add(rejected as u64, Ordering::Relaxed);
             send_all(&tx, outcome.requests, wire).await?;
             status
                 .last_rejection

@@ -264,7 +264,10 @@ impl State {
     /// [`vhds::CLIENT_FEATURE`] in the node's `client_features`.
     pub fn with_protocol(mut node: Node, warm_timeout: Duration, protocol: Protocol) -> Self {
         if protocol == Protocol::Delta
-            && !node.client_features.iter().any(|f| f == vhds::CLIENT_FEATURE)
+            && !node
+                .client_features
+                .iter()
+                .any(|f| f == vhds::CLIENT_FEATURE)
         {
             node.client_features.push(vhds::CLIENT_FEATURE.to_string());
         }
@@ -432,17 +435,7 @@ impl State {
                     .collect();
                 self.resubscribe(Kind::Routes, names, out);
             }
-            Converted::Routes(routes) => {
-                if delta {
-                    let names = routes
-                        .values()
-                        .filter(|t| t.vhds())
-                        .map(|t| t.name.clone())
-                        .collect();
-                    self.resubscribe(Kind::VirtualHosts, names, out);
-                }
-            }
-            Converted::Assignments(_) | Converted::VirtualHosts(_) => {}
+            Converted::Assignments(_) | Converted::Routes(_) | Converted::VirtualHosts(_) => {}
         }
         self.state(k).pending = Some(Pending {
             converted: r.converted,
@@ -450,6 +443,9 @@ impl State {
             nonce: r.nonce,
             versions: r.versions,
         });
+        if delta && k == Kind::Routes {
+            self.resubscribe(Kind::VirtualHosts, self.vhds_names(), out);
+        }
         if !delta {
             self.state(k).answered = true;
         } else if k.by_name() {
@@ -474,12 +470,30 @@ impl State {
             s.answered = s.names.is_empty();
         }
         out.requests.push(self.request(k, None));
+        if delta && k == Kind::Routes {
+            // Route configurations unsubscribed from take their virtual hosts along.
+            self.resubscribe(Kind::VirtualHosts, self.vhds_names(), out);
+        }
+    }
+
+    /// The route configurations to ask VHDS for: those subscribed to and
+    /// held (pending, else applied) that have `vhds`.
+    fn vhds_names(&self) -> BTreeSet<String> {
+        let subscribed = &self.types[&Kind::Routes].names;
+        self.newest_rds()
+            .iter()
+            .filter(|(name, t)| t.vhds() && subscribed.contains(*name))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Delta: whether every name of `k` is held or said absent.
     fn reanswer(&mut self, k: Kind) {
         let s = &self.types[&k];
-        let answered = s.names.iter().all(|n| s.absent.contains(n) || self.holds(k, n));
+        let answered = s
+            .names
+            .iter()
+            .all(|n| s.absent.contains(n) || self.holds(k, n));
         self.state(k).answered = answered;
     }
 
@@ -583,9 +597,10 @@ impl State {
                 .flat_map(|l| l.rds_names())
                 .any(|n| !parts.routes.contains_key(n));
         let groups = self.newest_vhosts();
-        let vhds_waiting = self.newest_rds().iter().any(|(name, t)| {
-            t.vhds() && (self.refresh.contains(name) || !groups.contains_key(name))
-        });
+        let vhds_waiting = self
+            .vhds_names()
+            .iter()
+            .any(|name| self.refresh.contains(name) || !groups.contains_key(name));
         eds_waiting || rds_waiting || vhds_waiting
     }
 
@@ -639,7 +654,8 @@ impl State {
                     }
                 }
                 let rds = &self.rds;
-                self.vhosts.retain(|n, _| rds.get(n).is_some_and(|t| t.vhds()));
+                self.vhosts
+                    .retain(|n, _| rds.get(n).is_some_and(|t| t.vhds()));
                 self.assembled.retain(|n| rds.contains_key(n));
                 self.deadline = None;
                 let listeners_in = self.types[&Kind::Listener].requested

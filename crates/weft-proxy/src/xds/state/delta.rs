@@ -86,7 +86,11 @@ impl State {
         let mut vhds_updated = Vec::new();
         for res in &r.resources {
             if !seen.insert(res.name.as_str()) {
-                return Err(format!("{} {:?} is sent twice", k.resource_name(), res.name));
+                return Err(format!(
+                    "{} {:?} is sent twice",
+                    k.resource_name(),
+                    res.name
+                ));
             }
             let any = res.resource.as_ref().ok_or_else(|| {
                 format!("{} {:?} carries no resource", k.resource_name(), res.name)

@@ -1,11 +1,15 @@
 use super::*;
+
+mod delta;
+mod vhds;
+
 use weft_xds::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
-use weft_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use weft_xds::pb::envoy::config::listener::v3::Listener as XdsListener;
-use weft_xds::pb::envoy::config::route::v3::RouteConfiguration;
 use weft_xds::pb::envoy::config::cluster::v3::cluster;
 use weft_xds::pb::envoy::config::core::v3::{AggregatedConfigSource, ConfigSource, config_source};
+use weft_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use weft_xds::pb::envoy::config::listener::v3::Listener as XdsListener;
 use weft_xds::pb::envoy::config::listener::v3::{Filter, FilterChain, filter};
+use weft_xds::pb::envoy::config::route::v3::RouteConfiguration;
 use weft_xds::pb::envoy::config::route::v3::route::Action;
 use weft_xds::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
 use weft_xds::pb::envoy::config::route::v3::route_match::PathSpecifier;
@@ -14,7 +18,7 @@ use weft_xds::pb::envoy::extensions::filters::network::http_connection_manager::
     HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
 };
 
-fn eds_cluster(name: &str) -> XdsCluster {
+pub(super) fn eds_cluster(name: &str) -> XdsCluster {
     XdsCluster {
         name: name.into(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -28,7 +32,7 @@ fn eds_cluster(name: &str) -> XdsCluster {
     }
 }
 
-fn listener(name: &str, rds: &str) -> XdsListener {
+pub(super) fn listener(name: &str, rds: &str) -> XdsListener {
     let hcm = HttpConnectionManager {
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ConfigSource {
@@ -54,7 +58,7 @@ fn listener(name: &str, rds: &str) -> XdsListener {
     }
 }
 
-fn routes(name: &str, cluster: &str) -> RouteConfiguration {
+pub(super) fn routes(name: &str, cluster: &str) -> RouteConfiguration {
     RouteConfiguration {
         name: name.into(),
         virtual_hosts: vec![VirtualHost {
@@ -77,7 +81,7 @@ fn routes(name: &str, cluster: &str) -> RouteConfiguration {
     }
 }
 
-fn response<M: prost::Message + prost::Name>(
+pub(super) fn response<M: prost::Message + prost::Name>(
     t: TypeUrl,
     version: &str,
     nonce: &str,

@@ -135,9 +135,7 @@ pub(super) fn apply(
                 res.name, x.name
             ));
         }
-        let converted = table
-            .convert_virtual_host(&x)
-            .map_err(|e| e.to_string())?;
+        let converted = table.convert_virtual_host(&x).map_err(|e| e.to_string())?;
         if let Some(hosts) = edits.get_mut(r) {
             hosts.insert(vh.to_string(), Arc::new(converted));
         }
