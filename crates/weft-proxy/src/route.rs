@@ -68,12 +68,9 @@ pub struct RouteTable {
     pub name: String,
     /// Its virtual hosts (shared with the next table of a VHDS update).
     pub virtual_hosts: Vec<Arc<VirtualHost>>,
-    exact: HashMap<String, usize>,
-    /// `*.suffix` domains as `(".suffix", vhost)`, longest first.
-    suffixes: Vec<(String, usize)>,
-    /// `prefix*` domains as `("prefix", vhost)`, longest first.
-    prefixes: Vec<(String, usize)>,
-    any: Option<usize>,
+    /// Virtual hosts by domain (shared with the next table of a VHDS
+    /// update when no domain changed).
+    index: Arc<DomainIndex>,
     /// `ignore_port_in_host_matching`: a `:port` is stripped from the
     /// authority before matching (Istio sets it on sidecar routes and sends
     /// their domains without ports).
@@ -84,6 +81,17 @@ pub struct RouteTable {
     /// (kept to convert VHDS's virtual hosts).
     request_headers: HeaderOps,
     response_headers: HeaderOps,
+}
+
+/// A route table's virtual hosts by domain (positions in its list).
+#[derive(Debug, Default)]
+struct DomainIndex {
+    exact: HashMap<String, usize>,
+    /// `*.suffix` domains as `(".suffix", vhost)`, longest first.
+    suffixes: Vec<(String, usize)>,
+    /// `prefix*` domains as `("prefix", vhost)`, longest first.
+    prefixes: Vec<(String, usize)>,
+    any: Option<usize>,
 }
 
 /// A virtual host.
@@ -388,10 +396,7 @@ impl TryFrom<&RouteConfiguration> for RouteTable {
         let mut base = RouteTable {
             name: rc.name.clone(),
             virtual_hosts: Vec::new(),
-            exact: HashMap::new(),
-            suffixes: Vec::new(),
-            prefixes: Vec::new(),
-            any: None,
+            index: Arc::default(),
             ignore_port: rc.ignore_port_in_host_matching,
             vhds: rc.vhds.is_some(),
             request_headers,
@@ -428,25 +433,39 @@ impl RouteTable {
 
     /// This configuration with `hosts` (VHDS's, converted by
     /// [`RouteTable::convert_virtual_host`]) after its inline virtual
-    /// hosts; fails when two claim one domain. Only the domain index is
-    /// built: the virtual hosts are shared, not converted again.
+    /// hosts; fails when two claim one domain. The virtual hosts are
+    /// shared, not converted again, and the domain index is `previous`'s
+    /// (the table it replaces) when every virtual host in the same place
+    /// claims the same domains — a route change — else built.
     pub fn with_virtual_hosts(
         &self,
         hosts: impl IntoIterator<Item = Arc<VirtualHost>>,
+        previous: Option<&RouteTable>,
     ) -> Result<RouteTable, RouteError> {
         let mut table = RouteTable {
             name: self.name.clone(),
             virtual_hosts: Vec::new(),
-            exact: HashMap::new(),
-            suffixes: Vec::new(),
-            prefixes: Vec::new(),
-            any: None,
+            index: Arc::default(),
             ignore_port: self.ignore_port,
             vhds: self.vhds,
             request_headers: self.request_headers.clone(),
             response_headers: self.response_headers.clone(),
         };
-        table.index(self.virtual_hosts.iter().cloned().chain(hosts).collect())?;
+        let hosts: Vec<Arc<VirtualHost>> =
+            self.virtual_hosts.iter().cloned().chain(hosts).collect();
+        if let Some(previous) = previous
+            && previous.virtual_hosts.len() == hosts.len()
+            && previous
+                .virtual_hosts
+                .iter()
+                .zip(&hosts)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a.domains == b.domains)
+        {
+            table.index = previous.index.clone();
+            table.virtual_hosts = hosts;
+            return Ok(table);
+        }
+        table.index(hosts)?;
         Ok(table)
     }
 
@@ -457,21 +476,22 @@ impl RouteTable {
 
     /// Indexes `hosts` by domain and takes them as its virtual hosts.
     fn index(&mut self, hosts: Vec<Arc<VirtualHost>>) -> Result<(), RouteError> {
+        let mut index = DomainIndex::default();
         let mut seen_suffixes = HashSet::new();
         let mut seen_prefixes = HashSet::new();
         for (i, vh) in hosts.iter().enumerate() {
             for d in &vh.domains {
                 let d = d.to_ascii_lowercase();
                 let duplicate = if d == "*" {
-                    self.any.replace(i).is_some()
+                    index.any.replace(i).is_some()
                 } else if let Some(suffix) = d.strip_prefix('*') {
-                    self.suffixes.push((suffix.to_string(), i));
+                    index.suffixes.push((suffix.to_string(), i));
                     !seen_suffixes.insert(suffix.to_string())
                 } else if let Some(prefix) = d.strip_suffix('*') {
-                    self.prefixes.push((prefix.to_string(), i));
+                    index.prefixes.push((prefix.to_string(), i));
                     !seen_prefixes.insert(prefix.to_string())
                 } else {
-                    self.exact.insert(d.clone(), i).is_some()
+                    index.exact.insert(d.clone(), i).is_some()
                 };
                 if duplicate {
                     return Err(RouteError {
@@ -482,8 +502,9 @@ impl RouteTable {
                 }
             }
         }
-        self.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
-        self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        index.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        index.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        self.index = Arc::new(index);
         self.virtual_hosts = hosts;
         Ok(())
     }
@@ -710,23 +731,26 @@ impl RouteTable {
         } else {
             authority
         };
-        let index = self
+        let domains = &*self.index;
+        let index = domains
             .exact
             .get(host)
             .copied()
             .or_else(|| {
-                self.suffixes
+                domains
+                    .suffixes
                     .iter()
                     .find(|(s, _)| host.len() > s.len() && host.ends_with(s.as_str()))
                     .map(|(_, i)| *i)
             })
             .or_else(|| {
-                self.prefixes
+                domains
+                    .prefixes
                     .iter()
                     .find(|(p, _)| host.len() > p.len() && host.starts_with(p.as_str()))
                     .map(|(_, i)| *i)
             })
-            .or(self.any)?;
+            .or(domains.any)?;
         self.virtual_hosts.get(index).map(Arc::as_ref)
     }
 

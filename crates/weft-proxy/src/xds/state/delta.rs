@@ -110,7 +110,7 @@ impl State {
                 if !t.virtual_hosts.is_empty()
                     && let Some(group) = self.newest_vhosts().get(&name)
                 {
-                    t.with_virtual_hosts(group.hosts.values().cloned())
+                    t.with_virtual_hosts(group.hosts.values().cloned(), None)
                         .map_err(|e| e.to_string())?;
                 }
                 vhds_updated.push(name.clone());

@@ -174,7 +174,8 @@ impl Assembled {
         if !raw.vhds() {
             return Ok(raw.clone());
         }
-        if let Some(m) = self.0.get(&raw.name)
+        let made = self.0.get(&raw.name);
+        if let Some(m) = made
             && Arc::ptr_eq(&m.raw, raw)
             && match (&m.group, group) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -185,7 +186,8 @@ impl Assembled {
             return Ok(m.table.clone());
         }
         let hosts = group.into_iter().flat_map(|g| g.hosts.values().cloned());
-        let table = Arc::new(raw.with_virtual_hosts(hosts)?);
+        let previous = made.map(|m| &*m.table);
+        let table = Arc::new(raw.with_virtual_hosts(hosts, previous)?);
         self.0.insert(
             raw.name.clone(),
             Made {
