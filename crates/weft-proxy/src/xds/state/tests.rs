@@ -1,4 +1,5 @@
 use super::*;
+use weft_xds::TypeUrl;
 
 mod delta;
 mod vhds;

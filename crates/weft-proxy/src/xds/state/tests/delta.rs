@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use weft_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use weft_xds::pb::envoy::config::route::v3::RouteMatch;
 use weft_xds::pb::envoy::config::route::v3::route_match::PathSpecifier;
-use weft_xds::pb::envoy::service::discovery::v3::{DeltaDiscoveryResponse, Resource};
+use weft_xds::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
 
 /// A delta response of `k` with `resources` (name, version, message) and
 /// `removed` names.
