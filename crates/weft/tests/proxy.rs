@@ -639,6 +639,10 @@ fn bad_flags_are_usage_errors_with_a_reason() {
             &["--workload", "shop/a", "--inbound", "127.0.0.1:15006"][..],
             "applies to transparent mode",
         ),
+        (
+            &["--workload", "shop/a", "--xds-protocol", "incremental"][..],
+            "possible values: delta, sotw",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .arg("proxy")
