@@ -498,3 +498,52 @@ fn an_eds_response_changing_one_cluster_keeps_the_others() {
         "c1 was not sent, so it is the same"
     );
 }
+
+#[test]
+fn responses_held_while_warming_compose() {
+    let now = Instant::now();
+    let mut s = delta_synced(now);
+    let o = s.on_delta_response(
+        delta_response(
+            Kind::Cluster,
+            "n5",
+            vec![res("c2", "c2v1", &eds_cluster("c2"))],
+            &[],
+        ),
+        now,
+    );
+    assert!(o.snapshot.is_none(), "c2 warms");
+    // The next CDS response changes c3 only: c2 must not be lost.
+    let o = s.on_delta_response(
+        delta_response(
+            Kind::Cluster,
+            "n6",
+            vec![res("c3", "c3v1", &eds_cluster("c3"))],
+            &[],
+        ),
+        now,
+    );
+    assert_eq!(subs(&o.requests[0]), (vec!["c3"], vec![]));
+    let o = s.on_delta_response(
+        delta_response(
+            Kind::Endpoints,
+            "n7",
+            vec![res("c2", "e2v1", &cla("c2")), res("c3", "e3v1", &cla("c3"))],
+            &[],
+        ),
+        now,
+    );
+    assert_eq!(
+        types(&o.requests),
+        vec![("CDS", "n6", false), ("EDS", "n7", false)],
+        "the last CDS nonce ACKs both"
+    );
+    let snap = o.snapshot.expect("applied");
+    for c in ["c1", "c2", "c3"] {
+        assert!(snap.cluster(c).is_some(), "{c}");
+    }
+    let reqs = s.start_stream();
+    let cds = delta(&reqs[0]).initial_resource_versions.clone();
+    assert_eq!(cds.len(), 3, "{cds:?}");
+    assert_eq!(cds.get("c2").map(String::as_str), Some("c2v1"));
+}
