@@ -501,3 +501,102 @@ fn vhds_needs_the_delta_protocol() {
     let msg = o.requests[0].error().expect("error");
     assert!(msg.contains("delta"), "{msg}");
 }
+
+/// The virtual hosts of the property test (a and b are there at first).
+const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+/// What a control plane does to route configuration 80's virtual hosts.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Adds or changes one (name, cluster).
+    Put(u8, bool),
+    /// Removes one.
+    Remove(u8),
+    /// Updates 80 itself, then sends all of its virtual hosts again —
+    /// without this one, if it had it (no `removed_resources`: the set
+    /// sent is the set).
+    Update(u8),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0u8..6, any::<bool>()).prop_map(|(n, c)| Op::Put(n, c)),
+        2 => (0u8..6).prop_map(Op::Remove),
+        2 => (0u8..6).prop_map(Op::Update),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever sequence of changes comes, the table in force is the set
+    /// the control plane holds — the same as converting it whole.
+    #[test]
+    fn any_sequence_of_changes_gives_the_set_the_server_holds(
+        ops in proptest::collection::vec(op(), 1..24)
+    ) {
+        let now = Instant::now();
+        let mut s = vhds_synced(now);
+        let mut model: BTreeMap<String, &str> =
+            BTreeMap::from([("a".to_string(), "c1"), ("b".to_string(), "c2")]);
+        for (i, op) in ops.into_iter().enumerate() {
+            let nonce = format!("p{i}");
+            let vhosts = |m: &BTreeMap<String, &str>| {
+                m.iter()
+                    .map(|(n, c)| vh("80", n, "v", n, c))
+                    .collect::<Vec<_>>()
+            };
+            let snap = match op {
+                Op::Put(n, c) => {
+                    let name = NAMES[usize::from(n)].to_string();
+                    let cluster = if c { "c1" } else { "c2" };
+                    model.insert(name.clone(), cluster);
+                    let r = delta_response(
+                        Kind::VirtualHosts,
+                        &nonce,
+                        vec![vh("80", &name, "v", &name, cluster)],
+                        &[],
+                    );
+                    s.on_delta_response(r, now).snapshot
+                }
+                Op::Remove(n) => {
+                    let name = NAMES[usize::from(n)].to_string();
+                    let held = model.remove(&name).is_some();
+                    let removed = format!("80/{name}");
+                    let r = delta_response(Kind::VirtualHosts, &nonce, vec![], &[removed.as_str()]);
+                    let snap = s.on_delta_response(r, now).snapshot;
+                    proptest::prop_assert!(snap.is_some() || !held);
+                    snap
+                }
+                Op::Update(n) => {
+                    model.remove(NAMES[usize::from(n)]);
+                    let mut r80 = vhds_routes("80");
+                    r80.ignore_port_in_host_matching = i % 2 == 0;
+                    let rds = delta_response(Kind::Routes, &nonce, vec![res("80", "r", &r80)], &[]);
+                    let o = s.on_delta_response(rds, now);
+                    proptest::prop_assert!(o.snapshot.is_none(), "held for its virtual hosts");
+                    // All of them again; none: the server says 80 has nothing.
+                    let none: &[&str] = if model.is_empty() { &["80"] } else { &[] };
+                    let r = delta_response(Kind::VirtualHosts, &format!("{nonce}v"), vhosts(&model), none);
+                    s.on_delta_response(r, now).snapshot
+                }
+            };
+            if let Some(snap) = snap {
+                let t = snap.outbound_routes(80).expect("80");
+                let names: Vec<&str> = t.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
+                let want: Vec<&str> = model.keys().map(String::as_str).collect();
+                proptest::prop_assert_eq!(names, want);
+                for (n, c) in &model {
+                    let got = cluster_of(t, n);
+                    proptest::prop_assert_eq!(got.as_deref(), Some(*c));
+                }
+            }
+            proptest::prop_assert!(s.deadline().is_none(), "nothing left waiting");
+        }
+        let t = &s.applied.routes["80"];
+        let want: Vec<&str> = model.keys().map(String::as_str).collect();
+        proptest::prop_assert_eq!(names(t), want);
+        proptest::prop_assert_eq!(names(&s.applied.routes["81"]), vec!["x"]);
+    }
+}
