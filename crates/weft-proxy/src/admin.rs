@@ -327,6 +327,8 @@ fn target(t: &Target) -> Value {
 fn routes(t: &RouteTable) -> Value {
     json!({
         "name": t.name,
+        // With VHDS: the virtual hosts are VHDS's, put together with it.
+        "vhds": t.vhds(),
         "virtual_hosts": t.virtual_hosts.iter().map(|v| json!({
             "name": v.name,
             "domains": v.domains,

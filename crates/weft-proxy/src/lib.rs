@@ -112,6 +112,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// How long an update may wait for what it references (default 2 s).
     pub warm_timeout: Duration,
+    /// The xDS protocol: delta (default; with VHDS) or state of the world.
+    pub xds_protocol: xds::Protocol,
     /// Upstream connect timeout (default 10 s, Istio's).
     pub connect_timeout: Duration,
     /// How long idle pooled upstream connections are kept (default 60 s).
@@ -144,6 +146,7 @@ impl Config {
             instance_ips: Vec::new(),
             drain_timeout: Duration::from_secs(5),
             warm_timeout: Duration::from_secs(2),
+            xds_protocol: xds::Protocol::Delta,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             http_limits: drain::HttpLimits::default(),
@@ -278,6 +281,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         warm_timeout: config.warm_timeout,
         initial_backoff: Duration::from_millis(250),
         max_backoff: Duration::from_secs(15),
+        protocol: config.xds_protocol,
     };
     // The control thread: xDS and admin on their own runtime.
     let control = {

@@ -11,7 +11,8 @@
 //! [`crate::cors`]). Hash policies are read here and acted on by
 //! [`crate::hash`] and the balancer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,18 +66,32 @@ pub struct RouteError {
 pub struct RouteTable {
     /// Its name (`"9080"`, or `inbound|9080||` for inline ones).
     pub name: String,
-    /// Its virtual hosts.
-    pub virtual_hosts: Vec<VirtualHost>,
+    /// Its virtual hosts (shared with the next table of a VHDS update).
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+    /// Virtual hosts by domain (shared with the next table of a VHDS
+    /// update when no domain changed).
+    index: Arc<DomainIndex>,
+    /// `ignore_port_in_host_matching`: a `:port` is stripped from the
+    /// authority before matching (Istio sets it on sidecar routes and sends
+    /// their domains without ports).
+    ignore_port: bool,
+    /// Whether VHDS brings its virtual hosts (`vhds` is set).
+    vhds: bool,
+    /// The configuration's own header changes, applied to every route
+    /// (kept to convert VHDS's virtual hosts).
+    request_headers: HeaderOps,
+    response_headers: HeaderOps,
+}
+
+/// A route table's virtual hosts by domain (positions in its list).
+#[derive(Debug, Default)]
+struct DomainIndex {
     exact: HashMap<String, usize>,
     /// `*.suffix` domains as `(".suffix", vhost)`, longest first.
     suffixes: Vec<(String, usize)>,
     /// `prefix*` domains as `("prefix", vhost)`, longest first.
     prefixes: Vec<(String, usize)>,
     any: Option<usize>,
-    /// `ignore_port_in_host_matching`: a `:port` is stripped from the
-    /// authority before matching (Istio sets it on sidecar routes and sends
-    /// their domains without ports).
-    ignore_port: bool,
 }
 
 /// A virtual host.
@@ -364,76 +379,134 @@ impl HeaderOps {
 impl TryFrom<&RouteConfiguration> for RouteTable {
     type Error = RouteError;
 
+    /// Converts a route configuration with its inline virtual hosts; one
+    /// with `vhds` gets the rest from VHDS ([`RouteTable::with_virtual_hosts`]).
     fn try_from(rc: &RouteConfiguration) -> Result<Self, Self::Error> {
-        let mut virtual_hosts = Vec::with_capacity(rc.virtual_hosts.len());
-        let mut exact = HashMap::new();
-        let mut suffixes = Vec::new();
-        let mut prefixes = Vec::new();
-        let mut any = None;
-        let top_request =
-            HeaderOps::convert(&rc.request_headers_to_add, &rc.request_headers_to_remove).map_err(
-                |reason| RouteError {
-                    config: rc.name.clone(),
-                    location: "request headers".into(),
-                    reason,
-                },
-            )?;
-        let top_response =
+        let err = |location: &str, reason: String| RouteError {
+            config: rc.name.clone(),
+            location: location.into(),
+            reason,
+        };
+        let request_headers =
+            HeaderOps::convert(&rc.request_headers_to_add, &rc.request_headers_to_remove)
+                .map_err(|reason| err("request headers", reason))?;
+        let response_headers =
             HeaderOps::convert(&rc.response_headers_to_add, &rc.response_headers_to_remove)
-                .map_err(|reason| RouteError {
-                    config: rc.name.clone(),
-                    location: "response headers".into(),
-                    reason,
-                })?;
-        let top_empty = top_request.is_empty() && top_response.is_empty();
-        for (i, vh) in rc.virtual_hosts.iter().enumerate() {
-            let err = |location: String, reason: String| RouteError {
-                config: rc.name.clone(),
-                location,
-                reason,
-            };
-            let mut converted = virtual_host(vh).map_err(|(l, r)| err(l, r))?;
-            if !top_empty {
-                for r in &mut converted.routes {
-                    r.request_headers.extend(top_request.clone());
-                    r.response_headers.extend(top_response.clone());
-                }
+                .map_err(|reason| err("response headers", reason))?;
+        let mut base = RouteTable {
+            name: rc.name.clone(),
+            virtual_hosts: Vec::new(),
+            index: Arc::default(),
+            ignore_port: rc.ignore_port_in_host_matching,
+            vhds: rc.vhds.is_some(),
+            request_headers,
+            response_headers,
+        };
+        let hosts = rc
+            .virtual_hosts
+            .iter()
+            .map(|vh| base.convert_virtual_host(vh).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        base.index(hosts)?;
+        Ok(base)
+    }
+}
+
+impl RouteTable {
+    /// Converts one of this configuration's virtual hosts (inline, or
+    /// from VHDS): the configuration's own header changes apply to each
+    /// of its routes, after the virtual host's and the route's.
+    pub fn convert_virtual_host(&self, vh: &XdsVhost) -> Result<VirtualHost, RouteError> {
+        let mut converted = virtual_host(vh).map_err(|(location, reason)| RouteError {
+            config: self.name.clone(),
+            location,
+            reason,
+        })?;
+        if !(self.request_headers.is_empty() && self.response_headers.is_empty()) {
+            for r in &mut converted.routes {
+                r.request_headers.extend(self.request_headers.clone());
+                r.response_headers.extend(self.response_headers.clone());
             }
+        }
+        Ok(converted)
+    }
+
+    /// This configuration with `hosts` (VHDS's, converted by
+    /// [`RouteTable::convert_virtual_host`]) after its inline virtual
+    /// hosts; fails when two claim one domain. The virtual hosts are
+    /// shared, not converted again, and the domain index is `previous`'s
+    /// (the table it replaces) when every virtual host in the same place
+    /// claims the same domains — a route change — else built.
+    pub fn with_virtual_hosts(
+        &self,
+        hosts: impl IntoIterator<Item = Arc<VirtualHost>>,
+        previous: Option<&RouteTable>,
+    ) -> Result<RouteTable, RouteError> {
+        let mut table = RouteTable {
+            name: self.name.clone(),
+            virtual_hosts: Vec::new(),
+            index: Arc::default(),
+            ignore_port: self.ignore_port,
+            vhds: self.vhds,
+            request_headers: self.request_headers.clone(),
+            response_headers: self.response_headers.clone(),
+        };
+        let hosts: Vec<Arc<VirtualHost>> =
+            self.virtual_hosts.iter().cloned().chain(hosts).collect();
+        if let Some(previous) = previous
+            && previous.virtual_hosts.len() == hosts.len()
+            && previous
+                .virtual_hosts
+                .iter()
+                .zip(&hosts)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a.domains == b.domains)
+        {
+            table.index = previous.index.clone();
+            table.virtual_hosts = hosts;
+            return Ok(table);
+        }
+        table.index(hosts)?;
+        Ok(table)
+    }
+
+    /// Whether its virtual hosts come from VHDS (`vhds` is set).
+    pub fn vhds(&self) -> bool {
+        self.vhds
+    }
+
+    /// Indexes `hosts` by domain and takes them as its virtual hosts.
+    fn index(&mut self, hosts: Vec<Arc<VirtualHost>>) -> Result<(), RouteError> {
+        let mut index = DomainIndex::default();
+        let mut seen_suffixes = HashSet::new();
+        let mut seen_prefixes = HashSet::new();
+        for (i, vh) in hosts.iter().enumerate() {
             for d in &vh.domains {
                 let d = d.to_ascii_lowercase();
                 let duplicate = if d == "*" {
-                    any.replace(i).is_some()
+                    index.any.replace(i).is_some()
                 } else if let Some(suffix) = d.strip_prefix('*') {
-                    let dup = suffixes.iter().any(|(s, _)| s == suffix);
-                    suffixes.push((suffix.to_string(), i));
-                    dup
+                    index.suffixes.push((suffix.to_string(), i));
+                    !seen_suffixes.insert(suffix.to_string())
                 } else if let Some(prefix) = d.strip_suffix('*') {
-                    let dup = prefixes.iter().any(|(p, _)| p == prefix);
-                    prefixes.push((prefix.to_string(), i));
-                    dup
+                    index.prefixes.push((prefix.to_string(), i));
+                    !seen_prefixes.insert(prefix.to_string())
                 } else {
-                    exact.insert(d.clone(), i).is_some()
+                    index.exact.insert(d.clone(), i).is_some()
                 };
                 if duplicate {
-                    return Err(err(
-                        format!("virtual host {}", vh.name),
-                        format!("domain {d:?} is claimed by two virtual hosts"),
-                    ));
+                    return Err(RouteError {
+                        config: self.name.clone(),
+                        location: format!("virtual host {}", vh.name),
+                        reason: format!("domain {d:?} is claimed by two virtual hosts"),
+                    });
                 }
             }
-            virtual_hosts.push(converted);
         }
-        suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
-        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
-        Ok(RouteTable {
-            name: rc.name.clone(),
-            virtual_hosts,
-            exact,
-            suffixes,
-            prefixes,
-            any,
-            ignore_port: rc.ignore_port_in_host_matching,
-        })
+        index.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        index.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        self.index = Arc::new(index);
+        self.virtual_hosts = hosts;
+        Ok(())
     }
 }
 
@@ -658,24 +731,27 @@ impl RouteTable {
         } else {
             authority
         };
-        let index = self
+        let domains = &*self.index;
+        let index = domains
             .exact
             .get(host)
             .copied()
             .or_else(|| {
-                self.suffixes
+                domains
+                    .suffixes
                     .iter()
                     .find(|(s, _)| host.len() > s.len() && host.ends_with(s.as_str()))
                     .map(|(_, i)| *i)
             })
             .or_else(|| {
-                self.prefixes
+                domains
+                    .prefixes
                     .iter()
                     .find(|(p, _)| host.len() > p.len() && host.starts_with(p.as_str()))
                     .map(|(_, i)| *i)
             })
-            .or(self.any)?;
-        self.virtual_hosts.get(index)
+            .or(domains.any)?;
+        self.virtual_hosts.get(index).map(Arc::as_ref)
     }
 
     /// The virtual host and first matching route for a request.

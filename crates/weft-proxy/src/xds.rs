@@ -1,5 +1,7 @@
-//! The xDS client: one ADS (state of the world) stream to the control
-//! plane, carrying CDS, EDS, LDS and RDS.
+//! The xDS client: one ADS stream to the control plane, carrying CDS,
+//! EDS, LDS and RDS — delta (`DeltaAggregatedResources`, the default, with
+//! VHDS's virtual hosts too) or state of the world
+//! (`StreamAggregatedResources`), as [`XdsConfig::protocol`] says.
 //!
 //! The proxy introduces itself as an Istio sidecar does: node id
 //! `sidecar~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local`, metadata
@@ -19,13 +21,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use weft_xds::pb::envoy::config::core::v3::Node;
 use weft_xds::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use weft_xds::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use weft_xds::pb::google::protobuf::{Struct, Value, value};
 
 use crate::snapshot::Snapshot;
 
 pub mod state;
 
-pub use state::{Rejection, State};
+pub use state::{Protocol, Rejection, Request, State};
 
 /// Who the proxy says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +114,8 @@ pub struct XdsConfig {
     pub initial_backoff: Duration,
     /// Longest reconnect delay (default 15 s).
     pub max_backoff: Duration,
+    /// Delta (default, with VHDS) or state of the world.
+    pub protocol: Protocol,
 }
 
 /// Runs the client until `shutdown` fires: applies snapshots to `config`,
@@ -123,7 +128,11 @@ pub async fn run(
     status: Arc<XdsStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut state = State::new(settings.node.node(), settings.warm_timeout);
+    let mut state = State::with_protocol(
+        settings.node.node(),
+        settings.warm_timeout,
+        settings.protocol,
+    );
     let mut backoff = settings.initial_backoff;
     loop {
         let started = tokio::time::Instant::now();
@@ -178,44 +187,114 @@ async fn stream(
         .keep_alive_timeout(Duration::from_secs(10));
     let channel = endpoint.connect().await?;
     let mut client = AggregatedDiscoveryServiceClient::new(channel);
-    let (tx, rx) = mpsc::channel(16);
-    for r in state.start_stream() {
+    let first = state.start_stream();
+    let up = Up {
+        settings,
+        config,
+        ready,
+        applied,
+        status,
+    };
+    match state.protocol() {
+        Protocol::Sotw => {
+            let (tx, rx) = mpsc::channel(16);
+            send_all(&tx, first, sotw).await?;
+            let responses = client
+                .stream_aggregated_resources(ReceiverStream::new(rx))
+                .await?
+                .into_inner();
+            up.drive(state, responses, tx, State::on_response, sotw)
+                .await
+        }
+        Protocol::Delta => {
+            let (tx, rx) = mpsc::channel(16);
+            send_all(&tx, first, delta).await?;
+            let responses = client
+                .delta_aggregated_resources(ReceiverStream::new(rx))
+                .await?
+                .into_inner();
+            up.drive(state, responses, tx, State::on_delta_response, delta)
+                .await
+        }
+    }
+}
+
+fn sotw(r: Request) -> Option<DiscoveryRequest> {
+    match r {
+        Request::Sotw(r) => Some(r),
+        Request::Delta(_) => None,
+    }
+}
+
+fn delta(r: Request) -> Option<DeltaDiscoveryRequest> {
+    match r {
+        Request::Delta(r) => Some(r),
+        Request::Sotw(_) => None,
+    }
+}
+
+async fn send_all<M>(
+    tx: &mpsc::Sender<M>,
+    requests: Vec<Request>,
+    wire: fn(Request) -> Option<M>,
+) -> Result<(), StreamError> {
+    for r in requests.into_iter().filter_map(wire) {
         tx.send(r).await.map_err(|_| StreamError::Closed)?;
     }
-    let mut responses = client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    status.connected.store(true, Ordering::Relaxed);
-    status.connects.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(target: "weft::xds", xds = %settings.address, node = %settings.node.id(), "connected to the control plane");
-    loop {
-        let deadline = state.deadline();
-        let outcome = tokio::select! {
-            r = responses.message() => match r? {
-                Some(r) => state.on_response(r, tokio::time::Instant::now()),
-                None => return Ok(()),
-            },
-            _ = sleep_until(deadline) => state.on_deadline(tokio::time::Instant::now()),
-        };
-        if let Some(snapshot) = outcome.snapshot {
-            config.store(Arc::new(snapshot));
-            let n = status.applied.fetch_add(1, Ordering::Relaxed) + 1;
-            applied.send_replace(n);
-            tracing::debug!(target: "weft::xds", "config applied");
-            if state.complete {
-                ready.send_if_modified(|r| !std::mem::replace(r, true));
+    Ok(())
+}
+
+/// What a stream that is up reports to.
+struct Up<'a> {
+    settings: &'a XdsConfig,
+    config: &'a ArcSwap<Snapshot>,
+    ready: &'a watch::Sender<bool>,
+    applied: &'a watch::Sender<u64>,
+    status: &'a XdsStatus,
+}
+
+impl Up<'_> {
+    /// Feeds the state responses and deadlines until the stream ends,
+    /// applying the snapshots and sending the requests it makes.
+    async fn drive<Req, Resp>(
+        &self,
+        state: &mut State,
+        mut responses: tonic::Streaming<Resp>,
+        tx: mpsc::Sender<Req>,
+        handle: fn(&mut State, Resp, tokio::time::Instant) -> state::Outcome,
+        wire: fn(Request) -> Option<Req>,
+    ) -> Result<(), StreamError> {
+        let status = self.status;
+        status.connected.store(true, Ordering::Relaxed);
+        status.connects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "weft::xds", xds = %self.settings.address, node = %self.settings.node.id(), protocol = ?state.protocol(), "connected to the control plane");
+        loop {
+            let deadline = state.deadline();
+            let outcome = tokio::select! {
+                r = responses.message() => match r? {
+                    Some(r) => handle(state, r, tokio::time::Instant::now()),
+                    None => return Ok(()),
+                },
+                _ = sleep_until(deadline) => state.on_deadline(tokio::time::Instant::now()),
+            };
+            if let Some(snapshot) = outcome.snapshot {
+                self.config.store(Arc::new(snapshot));
+                let n = status.applied.fetch_add(1, Ordering::Relaxed) + 1;
+                self.applied.send_replace(n);
+                tracing::debug!(target: "weft::xds", "config applied");
+                if state.complete {
+                    self.ready.send_if_modified(|r| !std::mem::replace(r, true));
+                }
             }
+            let rejected = outcome.requests.iter().filter(|r| r.is_nack()).count();
+            status
+                .rejected
+                .fetch_add(rejected as u64, Ordering::Relaxed);
+            send_all(&tx, outcome.requests, wire).await?;
+            status
+                .last_rejection
+                .store(Arc::new(state.last_rejection.clone()));
         }
-        for r in outcome.requests {
-            if r.error_detail.is_some() {
-                status.rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            tx.send(r).await.map_err(|_| StreamError::Closed)?;
-        }
-        status
-            .last_rejection
-            .store(Arc::new(state.last_rejection.clone()));
     }
 }
 

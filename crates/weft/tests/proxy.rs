@@ -471,6 +471,98 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert!(status.success(), "{status:?}");
 }
 
+/// The proxies' streams as `weft control`'s syncz lists them: (id, delta,
+/// every type sent ACKed and none NACKed).
+fn streams(debug: u16) -> Vec<(String, bool, bool)> {
+    let syncz = common::curl(debug, "/debug/syncz");
+    let proxies: serde_json::Value = serde_json::from_str(&syncz).expect("syncz json");
+    proxies
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            let types = p["types"].as_object().expect("types");
+            let acked = !types.is_empty()
+                && types
+                    .values()
+                    .all(|t| t["acked"] == t["sent"] && t["nacked"].is_null());
+            (
+                p["id"].as_str().unwrap_or_default().to_string(),
+                p["delta"] == true,
+                acked,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn both_xds_protocols_follow_a_route_change() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (v1_port, v2_port) = (free_port(), free_port());
+    mesh(dir.path(), v1_port, v2_port, free_port(), free_port());
+    let (_control, xds, debug) = common::start(dir.path());
+    let app1 = App::start(&rt, "v1");
+    let app2 = App::start(&rt, "v2");
+    // The servers' sidecars speak delta (the default), the two clients one each.
+    let p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
+    let p2 = Proxy::start(xds, "shop/reviews-v2", Some(app2.addr));
+    let sotw = Proxy::start_with(xds, "shop/client", None, &["--xds-protocol", "sotw"]);
+    let delta = Proxy::start_with(xds, "shop/client", None, &["--xds-protocol", "delta"]);
+    for p in [&p1, &p2, &sotw, &delta] {
+        p.wait_ready();
+    }
+    let (_, dump) = sotw.admin("/config_dump");
+    assert!(dump.contains("\"xds_protocol\":\"sotw\""), "{dump}");
+    let (_, dump) = delta.admin("/config_dump");
+    assert!(dump.contains("\"xds_protocol\":\"delta\""), "{dump}");
+    // The control plane sees one SotW stream and three delta ones, all ACKed.
+    eventually(Duration::from_secs(10), "every stream ACKed", || {
+        let s = streams(debug);
+        s.len() == 4 && s.iter().all(|(_, _, acked)| *acked)
+    });
+    let kinds = streams(debug);
+    assert_eq!(
+        kinds.iter().filter(|(_, delta, _)| !delta).count(),
+        1,
+        "{kinds:?}"
+    );
+    for p in [&sotw, &delta] {
+        let replies = many(REVIEWS, p.outbound, 20, &["end-user: jason"]);
+        assert!(replies.iter().all(|(s, _)| *s == 200), "{replies:?}");
+    }
+
+    // A route change: jason goes to v2, the rest 80/20.
+    std::fs::write(dir.path().join("split.yaml"), SPLIT).expect("write split");
+    for p in [&sotw, &delta] {
+        eventually(
+            Duration::from_secs(10),
+            "the split reaches the client",
+            || p.admin("/config_dump").1.contains("weighted_clusters"),
+        );
+        let jason = many(REVIEWS, p.outbound, 20, &["end-user: jason"]);
+        assert!(
+            jason.iter().all(|r| *r == (200, "v2".to_string())),
+            "{jason:?}"
+        );
+    }
+    // And back: everyone reaches both versions again, nothing was NACKed.
+    std::fs::remove_file(dir.path().join("split.yaml")).expect("remove split");
+    for p in [&sotw, &delta] {
+        eventually(Duration::from_secs(10), "the split is gone", || {
+            !p.admin("/config_dump").1.contains("weighted_clusters")
+        });
+        assert_eq!(p.stat("xds.update_rejected"), 0);
+    }
+    eventually(Duration::from_secs(10), "every stream ACKed", || {
+        streams(debug).iter().all(|(_, _, acked)| *acked)
+    });
+}
+
 #[test]
 fn ready_once_configured_and_reconnects_to_a_restarted_control_plane() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -546,6 +638,10 @@ fn bad_flags_are_usage_errors_with_a_reason() {
         (
             &["--workload", "shop/a", "--inbound", "127.0.0.1:15006"][..],
             "applies to transparent mode",
+        ),
+        (
+            &["--workload", "shop/a", "--xds-protocol", "incremental"][..],
+            "possible values: delta, sotw",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))

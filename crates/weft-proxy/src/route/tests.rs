@@ -564,3 +564,60 @@ fn fault_cors_and_mirrors_are_read_from_the_route_or_its_virtual_host() {
     .expect_err("a broken fault config is rejected");
     assert!(err.reason.contains("envoy.filters.http.fault"), "{err}");
 }
+
+#[test]
+fn vhds_tables_share_virtual_hosts_and_rebuild_the_index_only_when_domains_change() {
+    let base = RouteTable::try_from(&RouteConfiguration {
+        name: "80".into(),
+        vhds: Some(weft_xds::pb::envoy::config::route::v3::Vhds::default()),
+        ..Default::default()
+    })
+    .expect("converts");
+    assert!(base.vhds() && base.virtual_hosts.is_empty());
+    let convert = |name: &str, domains: &[&str], cluster: &str| {
+        Arc::new(
+            base.convert_virtual_host(&vhost(name, domains, vec![to(cluster, prefix("/"))]))
+                .expect("converts"),
+        )
+    };
+    let cluster = |t: &RouteTable, host: &str| {
+        let h = HeaderMap::new();
+        t.find(&req(host, "/", None, &h))
+            .map(|(_, r)| r.name.clone())
+    };
+    let a = convert("a", &["a"], "c1");
+    let t1 = base
+        .with_virtual_hosts([a.clone(), convert("b", &["b", "*.b"], "c2")], None)
+        .expect("indexed");
+    assert_eq!(cluster(&t1, "x.b").as_deref(), Some("c2"));
+    // b's routes change, its domains don't.
+    let t2 = base
+        .with_virtual_hosts([a.clone(), convert("b", &["b", "*.b"], "c3")], Some(&t1))
+        .expect("indexed");
+    assert!(Arc::ptr_eq(&t2.virtual_hosts[0], &a), "a is shared");
+    assert_eq!(cluster(&t2, "b").as_deref(), Some("c3"));
+    assert_eq!(cluster(&t2, "a").as_deref(), Some("c1"));
+    // b's domains change: the index follows.
+    let t3 = base
+        .with_virtual_hosts([a.clone(), convert("b", &["bee"], "c3")], Some(&t2))
+        .expect("indexed");
+    assert_eq!(cluster(&t3, "b"), None);
+    assert_eq!(cluster(&t3, "x.b"), None);
+    assert_eq!(cluster(&t3, "bee").as_deref(), Some("c3"));
+    // One more virtual host, and one claiming a's domain.
+    let t4 = base
+        .with_virtual_hosts(
+            [
+                a.clone(),
+                convert("b", &["bee"], "c3"),
+                convert("c", &["c"], "c1"),
+            ],
+            Some(&t3),
+        )
+        .expect("indexed");
+    assert_eq!(cluster(&t4, "c").as_deref(), Some("c1"));
+    let err = base
+        .with_virtual_hosts([a, convert("d", &["A"], "c2")], Some(&t4))
+        .expect_err("a domain claimed twice");
+    assert!(err.to_string().contains("claimed by two"), "{err}");
+}

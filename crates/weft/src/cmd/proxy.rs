@@ -33,12 +33,24 @@ pub enum InboundMode {
     Tproxy,
 }
 
+/// The xDS protocol the proxy speaks to the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdsProtocol {
+    /// Incremental xDS (DeltaAggregatedResources): only what changed is sent; virtual hosts come by VHDS.
+    Delta,
+    /// State of the world (StreamAggregatedResources): every push of a type carries all of it.
+    Sotw,
+}
+
 /// `weft proxy` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The control plane's xDS (ADS, plaintext gRPC) address.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
     xds: String,
+    /// The xDS protocol: delta (Istio's default since 1.22; with VHDS, so a route change sends only the virtual hosts that changed) or sotw (state of the world).
+    #[arg(long, value_enum, value_name = "PROTOCOL", default_value_t = XdsProtocol::Delta)]
+    xds_protocol: XdsProtocol,
     /// The WorkloadEntry this proxy serves: its labels, service account and ports come from it.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     workload: String,
@@ -112,6 +124,10 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
     }
     let mut c = weft_proxy::Config::new(args.xds.clone(), namespace, name);
     c.mode = mode;
+    c.xds_protocol = match args.xds_protocol {
+        XdsProtocol::Delta => weft_proxy::xds::Protocol::Delta,
+        XdsProtocol::Sotw => weft_proxy::xds::Protocol::Sotw,
+    };
     c.node_type = match args.node_type {
         NodeType::Sidecar => weft_proxy::NodeType::Sidecar,
         NodeType::Router => weft_proxy::NodeType::Router,

@@ -1,7 +1,16 @@
 use super::*;
+use weft_xds::TypeUrl;
+
+mod delta;
+mod vhds;
+
+use weft_xds::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use weft_xds::pb::envoy::config::cluster::v3::cluster;
 use weft_xds::pb::envoy::config::core::v3::{AggregatedConfigSource, ConfigSource, config_source};
+use weft_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use weft_xds::pb::envoy::config::listener::v3::Listener as XdsListener;
 use weft_xds::pb::envoy::config::listener::v3::{Filter, FilterChain, filter};
+use weft_xds::pb::envoy::config::route::v3::RouteConfiguration;
 use weft_xds::pb::envoy::config::route::v3::route::Action;
 use weft_xds::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
 use weft_xds::pb::envoy::config::route::v3::route_match::PathSpecifier;
@@ -10,7 +19,7 @@ use weft_xds::pb::envoy::extensions::filters::network::http_connection_manager::
     HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
 };
 
-fn eds_cluster(name: &str) -> XdsCluster {
+pub(super) fn eds_cluster(name: &str) -> XdsCluster {
     XdsCluster {
         name: name.into(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -24,7 +33,7 @@ fn eds_cluster(name: &str) -> XdsCluster {
     }
 }
 
-fn listener(name: &str, rds: &str) -> XdsListener {
+pub(super) fn listener(name: &str, rds: &str) -> XdsListener {
     let hcm = HttpConnectionManager {
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ConfigSource {
@@ -50,7 +59,7 @@ fn listener(name: &str, rds: &str) -> XdsListener {
     }
 }
 
-fn routes(name: &str, cluster: &str) -> RouteConfiguration {
+pub(super) fn routes(name: &str, cluster: &str) -> RouteConfiguration {
     RouteConfiguration {
         name: name.into(),
         virtual_hosts: vec![VirtualHost {
@@ -73,7 +82,7 @@ fn routes(name: &str, cluster: &str) -> RouteConfiguration {
     }
 }
 
-fn response<M: prost::Message + prost::Name>(
+pub(super) fn response<M: prost::Message + prost::Name>(
     t: TypeUrl,
     version: &str,
     nonce: &str,
@@ -98,17 +107,21 @@ fn state() -> State {
     )
 }
 
-fn types(reqs: &[DiscoveryRequest]) -> Vec<(&str, &str, bool)> {
+pub(super) fn types(reqs: &[Request]) -> Vec<(&str, &str, bool)> {
     reqs.iter()
         .map(|r| {
-            let t: TypeUrl = r.type_url.parse().expect("type");
-            (
-                t.short_name(),
-                r.response_nonce.as_str(),
-                r.error_detail.is_some(),
-            )
+            let k = Kind::parse(r.type_url()).expect("type");
+            (k.short_name(), r.nonce(), r.is_nack())
         })
         .collect()
+}
+
+/// The state-of-the-world request inside `r`.
+fn sotw(r: &Request) -> &DiscoveryRequest {
+    match r {
+        Request::Sotw(r) => r,
+        Request::Delta(r) => panic!("a delta request on a SotW stream: {r:?}"),
+    }
 }
 
 /// Brings a state to a whole config: cluster c1, listener l on routes r.
@@ -117,7 +130,7 @@ fn synced(now: Instant) -> State {
     let first = s.start_stream();
     assert_eq!(types(&first), vec![("CDS", "", false)]);
     assert!(
-        first[0].node.is_some(),
+        sotw(&first[0]).node.is_some(),
         "the first request carries the node"
     );
     let o = s.on_response(
@@ -129,7 +142,7 @@ fn synced(now: Instant) -> State {
         vec![("EDS", "", false), ("LDS", "", false)],
         "EDS for the clusters, then LDS"
     );
-    assert_eq!(o.requests[0].resource_names, vec!["c1".to_string()]);
+    assert_eq!(sotw(&o.requests[0]).resource_names, vec!["c1".to_string()]);
     assert!(
         o.snapshot.is_none(),
         "the cluster warms until its endpoints come"
@@ -209,7 +222,7 @@ fn a_bad_resource_is_nacked_and_the_last_good_config_stays() {
     );
     assert!(o.snapshot.is_none());
     assert_eq!(types(&o.requests), vec![("RDS", "n5", true)]);
-    let r = &o.requests[0];
+    let r = sotw(&o.requests[0]);
     assert_eq!(r.version_info, "1", "a NACK carries the version in force");
     let msg = &r.error_detail.as_ref().expect("error").message;
     assert!(msg.contains("route configuration 80"), "{msg}");
@@ -301,7 +314,7 @@ fn a_dangling_cluster_reference_is_nacked_after_the_warming_deadline() {
     let o = s.on_deadline(now + Duration::from_secs(3));
     assert!(o.snapshot.is_none(), "not half-applied");
     assert_eq!(types(&o.requests), vec![("RDS", "n5", true)]);
-    let msg = &o.requests[0].error_detail.as_ref().expect("error").message;
+    let msg = o.requests[0].error().expect("error");
     assert!(msg.contains("cluster missing"), "{msg}");
     assert!(s.deadline().is_none());
 }
@@ -319,8 +332,12 @@ fn reconnecting_with_a_config_asks_for_everything_again() {
             ("RDS", "", false)
         ]
     );
-    assert_eq!(reqs[0].version_info, "1", "the versions in force are sent");
-    assert!(reqs[0].node.is_some() && reqs[1].node.is_none());
+    assert_eq!(
+        sotw(&reqs[0]).version_info,
+        "1",
+        "the versions in force are sent"
+    );
+    assert!(sotw(&reqs[0]).node.is_some() && sotw(&reqs[1]).node.is_none());
 }
 
 #[test]
