@@ -112,10 +112,6 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// How long an update may wait for what it references (default 2 s).
     pub warm_timeout: Duration,
-    /// Upstream connect timeout (default 10 s, Istio's).
-    pub connect_timeout: Duration,
-    /// How long idle pooled upstream connections are kept (default 60 s).
-    pub idle_timeout: Duration,
     /// Bounds on downstream HTTP requests (header size and count, header
     /// read time).
     pub http_limits: drain::HttpLimits,
@@ -144,8 +140,6 @@ impl Config {
             instance_ips: Vec::new(),
             drain_timeout: Duration::from_secs(5),
             warm_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
             http_limits: drain::HttpLimits::default(),
         }
     }
@@ -309,7 +303,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
 
     let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
-    let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
+    let upstreams = forward::Upstreams::new();
     // Appended to x-forwarded-for for peers on loopback, as Envoy appends
     // its node's address.
     let local_ip: Option<std::net::IpAddr> = config.node_ip.parse().ok();
