@@ -164,18 +164,4 @@ pub fn start(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shadow_hosts_are_envoys() {
-        assert_eq!(shadow_host("reviews"), "reviews-shadow");
-        assert_eq!(shadow_host("reviews:9080"), "reviews-shadow:9080");
-        assert_eq!(
-            shadow_host("reviews.shop.svc.cluster.local:9080"),
-            "reviews.shop.svc.cluster.local-shadow:9080"
-        );
-        assert_eq!(shadow_host("[::1]:80"), "[::1]-shadow:80");
-        assert_eq!(shadow_host("[::1]"), "[::1]-shadow");
-    }
-}
+mod tests;
