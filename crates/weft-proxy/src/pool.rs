@@ -19,7 +19,8 @@
 //!   under way finish, no new ones start). Each connection holds one of
 //!   the cluster's `max_connections` slots while it is open. Requests
 //!   keep their own authority (`:authority` is the service, not the
-//!   endpoint's address).
+//!   endpoint's address). A connection with no stream in flight for the
+//!   cluster's idle timeout is closed.
 //!
 //! The maps (cluster → endpoint → pool) are copy-on-write behind an
 //! [`arc_swap::ArcSwap`], so the request path reads them without a lock;
@@ -100,15 +101,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Empty pools. Call within a tokio runtime: the HTTP/1.1 idle
-    /// sweeper runs on it (and stops with the pools).
+    /// Empty pools. Call within a tokio runtime: the idle sweepers run
+    /// on it (and stop with the pools).
     pub fn new() -> Self {
         let http1 = Arc::new(http1::Pool::default());
         http1::Pool::sweep_in_background(&http1);
-        Upstreams {
-            http1,
-            http2: Arc::default(),
-        }
+        let http2 = Arc::new(http2::Pool::default());
+        http2::Pool::sweep_in_background(&http2);
+        Upstreams { http1, http2 }
     }
 
     /// Sends `req` over HTTP/1.1 to `target`'s endpoint. The request
@@ -199,11 +199,18 @@ pub struct UpstreamBody {
     inner: Incoming,
     /// Where the connection goes back when the body ends (HTTP/1.1).
     back: Option<http1::Return>,
+    /// The HTTP/2 stream, in flight on its connection until the body is
+    /// dropped (its connection's idle time starts when it has none).
+    _stream: Option<http2::Stream>,
 }
 
 impl UpstreamBody {
     fn new(inner: Incoming, back: Option<http1::Return>) -> Self {
-        let mut b = UpstreamBody { inner, back };
+        let mut b = UpstreamBody {
+            inner,
+            back,
+            _stream: None,
+        };
         b.give_back_if_done();
         b
     }

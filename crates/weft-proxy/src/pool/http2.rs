@@ -2,6 +2,9 @@
 //! multiplexed connection, opened on first use and reopened when it
 //! closes, as Envoy's HTTP/2 pool with no stream limit reached.
 //!
+//! - `idle_timeout`: a sweeper closes a connection that has had no
+//!   stream in flight (a response body not yet ended or dropped) that
+//!   long, and forgets endpoints and clusters with no connection.
 //! - `max_requests_per_connection`: the connection that starts its last
 //!   allowed stream leaves the pool (it drains: its streams finish, then
 //!   hyper closes it); the next request opens a new one.
@@ -12,9 +15,9 @@
 //!   which always gets one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::{Request, Response};
@@ -69,7 +72,57 @@ struct Conn {
     sender: SendRequest<Body>,
     /// Streams started on it.
     streams: AtomicU32,
+    /// Streams in flight on it.
+    active: AtomicU32,
+    /// When the last stream in flight ended ([`millis`]).
+    idle_since: AtomicU64,
 }
+
+impl Conn {
+    fn new(sender: SendRequest<Body>) -> Self {
+        Conn {
+            sender,
+            streams: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            idle_since: AtomicU64::new(millis()),
+        }
+    }
+
+    /// Counts one more stream in flight, until the guard drops.
+    fn stream(self: &Arc<Self>) -> Stream {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Stream(self.clone())
+    }
+
+    /// Whether it had no stream in flight for `idle_timeout`.
+    fn idle_for(&self, idle_timeout: Duration) -> bool {
+        let since = self.idle_since.load(Ordering::SeqCst);
+        self.active.load(Ordering::SeqCst) == 0
+            && millis().saturating_sub(since) >= idle_timeout.as_millis() as u64
+    }
+}
+
+/// A stream in flight on its connection (held by the response body).
+#[derive(Debug)]
+pub(super) struct Stream(Arc<Conn>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle_since.store(millis(), Ordering::SeqCst);
+        }
+    }
+}
+
+/// Milliseconds since the pools' first use (a monotonic clock in an atomic).
+fn millis() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64
+}
+
+/// How often the sweeper looks at most (sooner for idle timeouts below
+/// twice this).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl Pool {
     /// Sends `req` (its URI absolute, `:authority` the service) on a
@@ -81,13 +134,20 @@ impl Pool {
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let endpoint = target.endpoint;
         let host = self.host_for(target);
-        let mut sender = host.stream(target).await?;
+        let conn = host.stream(target).await?;
+        let stream = conn.stream();
+        let mut sender = conn.sender.clone();
+        drop(conn);
         sender.ready().await.map_err(|e| terminated(endpoint, &e))?;
         let resp = sender
             .send_request(req)
             .await
             .map_err(|e| terminated(endpoint, &e))?;
-        Ok(resp.map(|b| UpstreamBody::new(b, None)))
+        Ok(resp.map(|b| {
+            let mut body = UpstreamBody::new(b, None);
+            body._stream = Some(stream);
+            body
+        }))
     }
 
     /// Open connections now.
@@ -103,6 +163,68 @@ impl Pool {
                     .sum::<usize>()
             })
             .sum()
+    }
+
+    /// Runs [`Pool::sweep`] while `pool` lives, if there is a runtime:
+    /// every second, or every half of the shortest idle timeout when
+    /// that is sooner.
+    pub(super) fn sweep_in_background(pool: &Arc<Pool>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool: Weak<Pool> = Arc::downgrade(pool);
+        rt.spawn(async move {
+            let mut every = SWEEP_EVERY;
+            loop {
+                tokio::time::sleep(every).await;
+                match pool.upgrade() {
+                    Some(p) => every = p.sweep(),
+                    None => return,
+                }
+            }
+        });
+    }
+
+    /// Closes connections idle past their cluster's idle timeout (their
+    /// last handle goes), forgets endpoints with no connection and
+    /// clusters with no endpoint. Returns when to sweep next.
+    fn sweep(&self) -> Duration {
+        let mut every = SWEEP_EVERY;
+        let mut empty_clusters = false;
+        for cluster in self.clusters.load().values() {
+            let idle_timeout = cluster.settings.idle_timeout;
+            if let Some(t) = idle_timeout {
+                every = every.min((t / 2).max(Duration::from_millis(10)));
+            }
+            let mut unused = false;
+            for host in cluster.hosts.load().values() {
+                if let Some(c) = host.current.load_full()
+                    && (c.sender.is_closed() || idle_timeout.is_some_and(|t| c.idle_for(t)))
+                {
+                    host.current.rcu(|cur| match cur {
+                        Some(x) if Arc::ptr_eq(x, &c) => None,
+                        other => other.clone(),
+                    });
+                }
+                unused |= host.unused();
+            }
+            if unused {
+                cluster.hosts.rcu(|m| {
+                    let mut m = HashMap::clone(m);
+                    m.retain(|_, h| !h.unused());
+                    m
+                });
+            }
+            empty_clusters |= cluster.hosts.load().is_empty();
+        }
+        if empty_clusters {
+            self.clusters.rcu(|m| {
+                let mut m = HashMap::clone(m);
+                m.retain(|_, c| !(c.hosts.load().is_empty() && Arc::strong_count(c) == 1));
+                m
+            });
+        }
+        every
     }
 
     /// `target`'s endpoint in its cluster's pool. A cluster whose
@@ -124,8 +246,15 @@ impl Pool {
 }
 
 impl Host {
+    /// Whether nothing uses it: no connection, no request at it.
+    fn unused(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1
+            && self.current.load().is_none()
+            && self.live.open.load(Ordering::SeqCst) == 0
+    }
+
     /// A connection for one more stream: the current one, else a new one.
-    async fn stream(&self, target: &Target<'_>) -> Result<SendRequest<Body>, ProxyError> {
+    async fn stream(&self, target: &Target<'_>) -> Result<Arc<Conn>, ProxyError> {
         let limit = target
             .settings
             .max_requests_per_connection
@@ -158,20 +287,18 @@ impl Host {
                 (slot, opening)
             }
         };
-        let sender = self.open(target, slot).await?;
+        let conn = Arc::new(Conn::new(self.open(target, slot).await?));
         // This request is its first stream.
+        conn.streams.store(1, Ordering::Relaxed);
         if limit > 1 {
-            self.current.store(Some(Arc::new(Conn {
-                sender: sender.clone(),
-                streams: AtomicU32::new(1),
-            })));
+            self.current.store(Some(conn.clone()));
         }
-        Ok(sender)
+        Ok(conn)
     }
 
     /// A stream on the current connection, if it is open and may carry
     /// one more; the one that starts its last stream drains it.
-    fn take_stream(&self, limit: u32) -> Option<SendRequest<Body>> {
+    fn take_stream(&self, limit: u32) -> Option<Arc<Conn>> {
         let current = self.current.load_full()?;
         if current.sender.is_closed() {
             return None;
@@ -184,7 +311,7 @@ impl Host {
             });
         }
         // Another request took the last one first.
-        (n <= limit).then(|| current.sender.clone())
+        (n <= limit).then_some(current)
     }
 
     /// Ready once this endpoint has no connection open.

@@ -2,8 +2,8 @@
 //! connections.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,8 +12,6 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-
-use std::sync::LazyLock;
 
 use super::{PoolSettings, Target, Upstreams};
 use crate::breaker::{Breakers, Limits};

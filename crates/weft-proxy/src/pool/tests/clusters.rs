@@ -128,6 +128,43 @@ async fn an_http2_connection_drains_after_max_requests_per_connection() {
     assert_eq!(counts.accepted.load(Ordering::SeqCst), 3);
 }
 
+#[tokio::test]
+async fn an_idle_http2_connection_closes_after_the_idle_timeout() {
+    let (addr, counts) = server(Proto::Http2, None).await;
+    let u = Upstreams::new();
+    let (t, other) = (of("c", &addr, idle_for(100)), of("d", &addr, idle_for(100)));
+    // c's connection has a stream in flight: a long body, partly read.
+    let resp = u
+        .http2(&t, "svc.ns:80", get("/big", "svc"))
+        .await
+        .expect("response");
+    let mut big = resp.into_body();
+    let first = big.frame().await.expect("a frame").expect("data");
+    // d's connection has none once its answer is read: it closes first…
+    assert_eq!(body(&u, &other, "/", true).await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+    eventually("d's idle connection closes", || {
+        counts.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // … while c's, busy as long, is still there.
+    assert_eq!(body(&u, &t, "/", true).await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+    let rest = big.collect().await.expect("body").to_bytes();
+    assert_eq!(
+        first.into_data().map_or(0, |d| d.len()) + rest.len(),
+        4 << 20
+    );
+    // Idle now: closed in turn, and the next request opens another.
+    eventually("c's idle connection closes", || {
+        counts.closed.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    eventually("no connection open", || u.open_http2() == 0).await;
+    assert_eq!(body(&u, &t, "/", true).await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 3);
+}
+
 fn limited(connections: u32, pending: u32) -> Arc<Breakers> {
     Arc::new(Breakers::new(Limits {
         max_connections: connections,
