@@ -9,7 +9,6 @@
 //! connections idle past their cluster's idle timeout and forgets
 //! endpoints (and clusters) with nothing pooled.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::{
-    PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
+    Map, PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
     terminated,
 };
 use crate::errors::ProxyError;
@@ -37,7 +36,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// The HTTP/1.1 pools by cluster name.
 #[derive(Debug, Default)]
 pub(super) struct Pool {
-    clusters: ArcSwap<HashMap<Box<str>, Arc<ClusterPool>>>,
+    clusters: ArcSwap<Map<ClusterPool>>,
 }
 
 /// One cluster's pools, by endpoint (`host:port`), with the settings
@@ -45,7 +44,7 @@ pub(super) struct Pool {
 #[derive(Debug)]
 struct ClusterPool {
     settings: PoolSettings,
-    endpoints: ArcSwap<HashMap<Box<str>, Arc<Idle>>>,
+    endpoints: ArcSwap<Map<Idle>>,
 }
 
 /// One endpoint's idle connections.
@@ -249,7 +248,7 @@ impl Pool {
             drop(map);
             if unused {
                 cluster.endpoints.rcu(|m| {
-                    let mut m = HashMap::clone(m);
+                    let mut m = Map::clone(m);
                     m.retain(|_, i| !(i.conns.is_empty() && Arc::strong_count(i) == 1));
                     m
                 });
@@ -258,7 +257,7 @@ impl Pool {
         }
         if empty_clusters {
             self.clusters.rcu(|m| {
-                let mut m = HashMap::clone(m);
+                let mut m = Map::clone(m);
                 m.retain(|_, c| !(c.endpoints.load().is_empty() && Arc::strong_count(c) == 1));
                 m
             });

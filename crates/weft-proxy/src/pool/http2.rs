@@ -14,7 +14,6 @@
 //!   request, for a slot — unless its endpoint has no connection left,
 //!   which always gets one.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
@@ -26,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
 use super::{
-    PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
+    Map, PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
     terminated,
 };
 use crate::breaker::ConnectionSlot;
@@ -36,7 +35,7 @@ use crate::forward::Body;
 /// HTTP/2 connections by cluster name.
 #[derive(Debug, Default)]
 pub(super) struct Pool {
-    clusters: ArcSwap<HashMap<Box<str>, Arc<ClusterPool>>>,
+    clusters: ArcSwap<Map<ClusterPool>>,
 }
 
 /// One cluster's connections by endpoint, with the settings they were
@@ -44,7 +43,7 @@ pub(super) struct Pool {
 #[derive(Debug)]
 struct ClusterPool {
     settings: PoolSettings,
-    hosts: ArcSwap<HashMap<Box<str>, Arc<Host>>>,
+    hosts: ArcSwap<Map<Host>>,
 }
 
 /// One endpoint's connections.
@@ -210,7 +209,7 @@ impl Pool {
             }
             if unused {
                 cluster.hosts.rcu(|m| {
-                    let mut m = HashMap::clone(m);
+                    let mut m = Map::clone(m);
                     m.retain(|_, h| !h.unused());
                     m
                 });
@@ -219,7 +218,7 @@ impl Pool {
         }
         if empty_clusters {
             self.clusters.rcu(|m| {
-                let mut m = HashMap::clone(m);
+                let mut m = Map::clone(m);
                 m.retain(|_, c| !(c.hosts.load().is_empty() && Arc::strong_count(c) == 1));
                 m
             });
