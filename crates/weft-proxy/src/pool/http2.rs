@@ -58,7 +58,26 @@ struct Host {
     live: Arc<Live>,
 }
 
-/// An endpoint's open connections, draining ones included.
+/// One of an endpoint's connections (opening, open or draining), counted
+/// while it lives.
+#[derive(Debug)]
+struct Counted(Arc<Live>);
+
+impl Counted {
+    fn new(live: &Arc<Live>) -> Self {
+        live.open.fetch_add(1, Ordering::SeqCst);
+        Counted(live.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_waiters();
+    }
+}
+
+/// An endpoint's connections, opening and draining ones included.
 #[derive(Debug, Default)]
 struct Live {
     open: AtomicUsize,
@@ -265,11 +284,12 @@ impl Host {
         if let Some(s) = self.take_stream(limit) {
             return Ok(s);
         }
-        let (slot, _opening) = match target.breakers.connection() {
-            Ok(slot) => (slot, opening),
+        // A connection counts for its endpoint from when it has its slot.
+        let (slot, counted, _opening) = match target.breakers.connection() {
+            Ok(slot) => (slot, Counted::new(&self.live), opening),
             // An endpoint with no connection always gets one.
             Err(_) if self.live.open.load(Ordering::SeqCst) == 0 => {
-                (ConnectionSlot::default(), opening)
+                (ConnectionSlot::default(), Counted::new(&self.live), opening)
             }
             Err(_) => {
                 // Wait as a pending request, letting others look meanwhile.
@@ -279,14 +299,15 @@ impl Host {
                     .wait_connection(target.deadline, self.none_open())
                     .await
                     .map_err(|why| ProxyError::overflow(target.cluster, why))?;
+                let counted = Counted::new(&self.live);
                 let opening = self.opening.lock().await;
                 if let Some(s) = self.take_stream(limit) {
                     return Ok(s);
                 }
-                (slot, opening)
+                (slot, counted, opening)
             }
         };
-        let conn = Arc::new(Conn::new(self.open(target, slot).await?));
+        let conn = Arc::new(Conn::new(self.open(target, slot, counted).await?));
         // This request is its first stream.
         conn.streams.store(1, Ordering::Relaxed);
         if limit > 1 {
@@ -331,6 +352,7 @@ impl Host {
         &self,
         target: &Target<'_>,
         slot: ConnectionSlot,
+        counted: Counted,
     ) -> Result<SendRequest<Body>, ProxyError> {
         let endpoint = target.endpoint;
         let stream = dial(endpoint, target.settings.connect_timeout).await?;
@@ -340,15 +362,15 @@ impl Host {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| connect_failure(endpoint, error_chain(&e)))?;
-        self.live.open.fetch_add(1, Ordering::SeqCst);
-        let (live, name) = (self.live.clone(), endpoint.to_string());
+        let name = endpoint.to_string();
         tokio::spawn(async move {
-            let _slot = slot;
             if let Err(e) = conn.await {
                 tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "HTTP/2 upstream connection ended");
             }
-            live.open.fetch_sub(1, Ordering::SeqCst);
-            live.ended.notify_waiters();
+            // The slot first: while this endpoint still counts the
+            // connection, a request takes the slot, not one past the limit.
+            drop(slot);
+            drop(counted);
         });
         Ok(sender)
     }
