@@ -10,8 +10,11 @@
 //! a time, so a request holds one of the cluster's `max_connections`
 //! slots from admission to the end of its response body; when none is
 //! free it waits, as one of `max_pending_requests`, for the route's
-//! timeout at most. HTTP/2 multiplexes one connection per endpoint: only
-//! `max_requests` applies.
+//! timeout at most. An HTTP/2 connection holds a slot while it is open
+//! (its streams are requests, under `max_requests`); a new one past the
+//! limit waits as a pending request for a slot — unless its endpoint has
+//! no connection at all, which always gets one (Envoy's rule, so no
+//! request waits on an endpoint with no way to serve it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -117,8 +120,10 @@ impl Drop for Admitted {
     }
 }
 
-/// A proxied TCP connection's slot of `max_connections`.
-#[derive(Debug)]
+/// A proxied TCP connection's or an HTTP/2 connection's slot of
+/// `max_connections` (none held when the limit can't be reached, or for
+/// a connection opened past it).
+#[derive(Debug, Default)]
 pub struct ConnectionSlot {
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -194,23 +199,43 @@ impl Breakers {
             return Ok(admitted);
         }
         self.cx_overflow.fetch_add(1, Ordering::Relaxed);
+        let slot = self
+            .wait_connection(deadline, std::future::pending())
+            .await?;
+        admitted._connection = slot._permit;
+        Ok(admitted)
+    }
+
+    /// Waits for a connection slot, as one of `max_pending_requests`
+    /// (past it, counted, [`Overflow::Pending`]), until `deadline`
+    /// ([`Overflow::Timeout`]) or until `or` is ready (then a slot past
+    /// the limit). Call it when [`Breakers::connection`] found none.
+    pub async fn wait_connection(
+        &self,
+        deadline: Option<Instant>,
+        or: impl Future<Output = ()>,
+    ) -> Result<ConnectionSlot, Overflow> {
+        let Some(slots) = &self.connections else {
+            return Ok(ConnectionSlot { _permit: None });
+        };
         if !take(&self.pending, self.limits.max_pending_requests) {
             self.rq_pending_overflow.fetch_add(1, Ordering::Relaxed);
             return Err(Overflow::Pending);
         }
-        let wait = slots.clone().acquire_owned();
-        let permit = match deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), wait).await.ok(),
-            None => Some(wait.await),
+        let wait = async {
+            tokio::select! {
+                p = slots.clone().acquire_owned() => Ok(p.ok()),
+                () = or => Ok(None),
+            }
+        };
+        let got = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), wait)
+                .await
+                .unwrap_or(Err(Overflow::Timeout)),
+            None => wait.await,
         };
         self.pending.fetch_sub(1, Ordering::Relaxed);
-        match permit {
-            Some(Ok(p)) => {
-                admitted._connection = Some(p);
-                Ok(admitted)
-            }
-            _ => Err(Overflow::Timeout),
-        }
+        got.map(|p| ConnectionSlot { _permit: p })
     }
 
     /// A connection slot for TCP proxying, which doesn't wait: past

@@ -12,6 +12,7 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options:
 use crate::breaker::Limits;
 use crate::endpoint::LoadAssignment;
 use crate::outlier::OutlierConfig;
+use crate::pool::PoolSettings;
 
 pub use weft_xds::names::HTTP_PROTOCOL_OPTIONS;
 use weft_xds::names::TLS_SOCKET;
@@ -203,7 +204,9 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// The HTTP version to the upstream.
     pub protocol: UpstreamProtocol,
-    /// How long an idle pooled connection is kept (`None`: the pool's default).
+    /// How long a pooled connection with no request in flight is kept
+    /// (`common_http_protocol_options.idle_timeout`; `None`: Envoy's
+    /// default, 1 h; zero: for ever).
     pub idle_timeout: Option<Duration>,
     /// Requests per upstream connection at most (`None`: no limit; Istio's
     /// `maxRequestsPerConnection`).
@@ -219,6 +222,21 @@ pub struct Cluster {
     /// TLS yet: its traffic is plaintext either way, and `/config_dump`
     /// says so here.
     pub tls_not_originated: UpstreamTls,
+}
+
+impl Cluster {
+    /// How its upstream connection pools dial and keep connections.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            connect_timeout: self.connect_timeout,
+            idle_timeout: match self.idle_timeout {
+                None => Some(crate::pool::DEFAULT_IDLE_TIMEOUT),
+                Some(t) if t.is_zero() => None,
+                Some(t) => Some(t),
+            },
+            max_requests_per_connection: self.max_requests_per_connection,
+        }
+    }
 }
 
 /// TLS the control plane asked a cluster to use upstream.

@@ -446,18 +446,19 @@ async fn forward(
             (Some(p), None) => (Some(p), true),
             (_, l) => (l, false),
         };
+        // The cluster's own pool of the endpoint.
+        let target = crate::pool::Target {
+            cluster: cluster_name,
+            endpoint: &endpoint,
+            settings: entry.cluster.pool_settings(),
+            breakers: &entry.breakers,
+            deadline,
+        };
         let call = async {
             if http2 {
-                cx.upstreams
-                    .http2(&endpoint, host, entry.cluster.connect_timeout, this)
-                    .await
+                cx.upstreams.http2(&target, host, this).await
             } else {
-                let mut this = this;
-                if let Some(n) = entry.cluster.max_requests_per_connection {
-                    this.extensions_mut()
-                        .insert(crate::pool::RequestsPerConnection(n));
-                }
-                cx.upstreams.http1(&endpoint, this).await
+                cx.upstreams.http1(&target, this).await
             }
         };
         let result = match limit {

@@ -114,10 +114,6 @@ pub struct Config {
     pub warm_timeout: Duration,
     /// The xDS protocol: delta (default; with VHDS) or state of the world.
     pub xds_protocol: xds::Protocol,
-    /// Upstream connect timeout (default 10 s, Istio's).
-    pub connect_timeout: Duration,
-    /// How long idle pooled upstream connections are kept (default 60 s).
-    pub idle_timeout: Duration,
     /// Bounds on downstream HTTP requests (header size and count, header
     /// read time).
     pub http_limits: drain::HttpLimits,
@@ -147,8 +143,6 @@ impl Config {
             drain_timeout: Duration::from_secs(5),
             warm_timeout: Duration::from_secs(2),
             xds_protocol: xds::Protocol::Delta,
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
             http_limits: drain::HttpLimits::default(),
         }
     }
@@ -313,7 +307,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
 
     let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
-    let upstreams = forward::Upstreams::new(config.connect_timeout, config.idle_timeout);
+    let upstreams = forward::Upstreams::new();
     // Appended to x-forwarded-for for peers on loopback, as Envoy appends
     // its node's address.
     let local_ip: Option<std::net::IpAddr> = config.node_ip.parse().ok();

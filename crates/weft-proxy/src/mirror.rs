@@ -6,7 +6,7 @@
 //! dropped, and a body is copied only when it ends within
 //! [`crate::replay::BUFFER_LIMIT`] (a longer one is not mirrored).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::cluster::{Discovery, UpstreamProtocol};
 use crate::forward::{Body, Upstreams, full};
+use crate::pool::{Target, endpoint_key};
 use crate::replay::Kept;
 use crate::route::Mirror;
 use crate::snapshot::Snapshot;
@@ -66,7 +67,7 @@ pub fn start(
     if !mirror.fraction.hit() {
         return None;
     }
-    let Some(entry) = snapshot.cluster(&mirror.cluster) else {
+    let Some(entry) = snapshot.clusters.get(&mirror.cluster).cloned() else {
         tracing::debug!(target: "weft::proxy", cluster = mirror.cluster, "mirror cluster not found; not mirrored");
         return None;
     };
@@ -78,14 +79,13 @@ pub fn start(
             tracing::debug!(target: "weft::proxy", cluster = mirror.cluster, "mirror cluster has no healthy endpoint; not mirrored");
             return None;
         };
-        (e.address.to_string(), Some(e.start_request()))
+        (endpoint_key(&e.address), Some(e.start_request()))
     };
     let http2 = match entry.cluster.protocol {
         UpstreamProtocol::Http2 => true,
         UpstreamProtocol::Downstream => copy.downstream_http2,
         UpstreamProtocol::Http1 => false,
     };
-    let connect_timeout = entry.cluster.connect_timeout;
     let mut req = Request::new(());
     *req.method_mut() = copy.method.clone();
     *req.uri_mut() = copy.uri.clone();
@@ -100,10 +100,19 @@ pub fn start(
         (None, None)
     };
     let upstreams = upstreams.clone();
-    let cluster = mirror.cluster.clone();
     let timeout = copy.timeout;
     tokio::spawn(async move {
-        let _active = active;
+        let cluster = entry.cluster.name.as_str();
+        let deadline = Instant::now() + timeout;
+        // The mirror cluster's breakers admit it as any request of its
+        // own (counted as its overflow when they don't).
+        let admitted = match entry.breakers.admit(!http2, Some(deadline)).await {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::debug!(target: "weft::access", cluster, %why, "mirror cluster overflowed; not mirrored");
+                return;
+            }
+        };
         let body: Body = match body_rx {
             None => full(Bytes::new()),
             Some(rx) => match rx.await {
@@ -115,14 +124,21 @@ pub fn start(
             },
         };
         let req = req.map(|()| body);
+        let target = Target {
+            cluster,
+            endpoint: &endpoint,
+            settings: entry.cluster.pool_settings(),
+            breakers: &entry.breakers,
+            deadline: Some(deadline),
+        };
         let send = async {
             let resp = if http2 {
-                upstreams
-                    .http2(&endpoint, &shadow, connect_timeout, req)
-                    .await
+                upstreams.http2(&target, &shadow, req).await
             } else {
-                upstreams.http1(&endpoint, req).await
+                upstreams.http1(&target, req).await
             };
+            // Its endpoint's outlier detection counts it as any answer.
+            entry.record(active.as_ref(), crate::outlier::Outcome::of(&resp));
             match resp {
                 Ok(r) => {
                     let status = r.status().as_u16();
@@ -135,26 +151,17 @@ pub fn start(
                 }
             }
         };
-        if tokio::time::timeout(timeout, send).await.is_err() {
+        if tokio::time::timeout_at(deadline.into(), send)
+            .await
+            .is_err()
+        {
+            entry.record(active.as_ref(), Some(crate::outlier::Outcome::Timeout));
             tracing::debug!(target: "weft::access", cluster, "mirror timed out");
         }
+        drop(admitted);
     });
     body_tx
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shadow_hosts_are_envoys() {
-        assert_eq!(shadow_host("reviews"), "reviews-shadow");
-        assert_eq!(shadow_host("reviews:9080"), "reviews-shadow:9080");
-        assert_eq!(
-            shadow_host("reviews.shop.svc.cluster.local:9080"),
-            "reviews.shop.svc.cluster.local-shadow:9080"
-        );
-        assert_eq!(shadow_host("[::1]:80"), "[::1]-shadow:80");
-        assert_eq!(shadow_host("[::1]"), "[::1]-shadow");
-    }
-}
+mod tests;

@@ -1,31 +1,47 @@
-//! Upstream connection pools, shared by every request.
+//! Upstream connection pools, shared by every request, one per cluster
+//! and endpoint (as Envoy's pools are per cluster, per host): two
+//! clusters reaching the same endpoint never share a connection, so each
+//! keeps its own settings ([`PoolSettings`]: connect timeout, idle
+//! timeout, requests per connection) and its own circuit breaker counts.
+//! A cluster whose settings change gets new pools; the old ones drain
+//! (connections in use finish, then close).
 //!
 //! - HTTP/1.1 ([`http1`]): per endpoint a lock-free queue of idle
 //!   connections (hyper's `client::conn::http1` handles). A request takes
 //!   one (or dials), and its connection goes back to the queue when the
 //!   response body ends — a request whose body is dropped early closes
 //!   its connection, as HTTP/1.1 can't abandon a response. Idle
-//!   connections are closed after the idle timeout by a sweeper task.
+//!   connections are closed after the cluster's idle timeout by a
+//!   sweeper task.
 //! - HTTP/2 ([`http2`]): one multiplexed connection per endpoint, opened
-//!   on first use and reopened when it closes. Requests keep their own
-//!   authority (`:authority` is the service, not the endpoint's address).
+//!   on first use and reopened when it closes or has carried the
+//!   cluster's `max_requests_per_connection` streams (it drains: streams
+//!   under way finish, no new ones start). Each connection holds one of
+//!   the cluster's `max_connections` slots while it is open. Requests
+//!   keep their own authority (`:authority` is the service, not the
+//!   endpoint's address). A connection with no stream in flight for the
+//!   cluster's idle timeout is closed.
 //!
-//! Both maps (endpoint → pool) are copy-on-write behind an
+//! The maps (cluster → endpoint → pool) are copy-on-write behind an
 //! [`arc_swap::ArcSwap`], so the request path reads them without a lock;
-//! only adding an endpoint copies the map. Upstream sockets are
-//! `TCP_NODELAY`.
+//! only adding a cluster or an endpoint copies a map. Upstream sockets
+//! are `TCP_NODELAY`.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use tokio::net::TcpStream;
 
+use crate::breaker::Breakers;
 use crate::endpoint::Address;
 use crate::errors::ProxyError;
 use crate::forward::Body;
@@ -33,53 +49,87 @@ use crate::forward::Body;
 mod http1;
 mod http2;
 
-/// A request extension: the most requests its HTTP/1.1 connection may
-/// carry (the cluster's `max_requests_per_connection`); a connection that
-/// carried that many closes instead of going back to the pool.
+/// Envoy's default idle timeout of upstream HTTP connections
+/// (`common_http_protocol_options.idle_timeout`): 1 h.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How a cluster's pools dial and keep connections (from its CDS
+/// settings, [`crate::cluster::Cluster::pool_settings`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestsPerConnection(pub u32);
+pub struct PoolSettings {
+    /// How long dialling may take (`connect_timeout`, default 5 s).
+    pub connect_timeout: Duration,
+    /// How long a connection with no request in flight is kept
+    /// (`idle_timeout`, default 1 h; `None`: for ever, Envoy's `0s`).
+    pub idle_timeout: Option<Duration>,
+    /// Requests a connection carries at most, then it closes (HTTP/1.1)
+    /// or drains (HTTP/2); `None`: no limit.
+    pub max_requests_per_connection: Option<u32>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_requests_per_connection: None,
+        }
+    }
+}
+
+/// Where one request goes: an endpoint, through its cluster's pool.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The cluster's name: whose pool it is.
+    pub cluster: &'a str,
+    /// The endpoint's `host:port` ([`endpoint_key`]): what is dialled.
+    pub endpoint: &'a str,
+    /// The cluster's pool settings.
+    pub settings: PoolSettings,
+    /// The cluster's circuit breakers: each HTTP/2 connection holds one
+    /// of their `max_connections` slots.
+    pub breakers: &'a Arc<Breakers>,
+    /// When the request's route timeout ends: a wait for a connection
+    /// slot ends then at the latest.
+    pub deadline: Option<Instant>,
+}
 
 /// The pools.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     http1: Arc<http1::Pool>,
     http2: Arc<http2::Pool>,
-    connect_timeout: Duration,
 }
 
 impl Upstreams {
-    /// Pools that dial within `connect_timeout` (HTTP/1.1) and keep idle
-    /// HTTP/1.1 connections for `idle_timeout`. Call within a tokio
-    /// runtime: the idle sweeper runs on it (and stops with the pools).
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
-        let http1 = Arc::new(http1::Pool::new(idle_timeout));
+    /// Empty pools. Call within a tokio runtime: the idle sweepers run
+    /// on it (and stop with the pools).
+    pub fn new() -> Self {
+        let http1 = Arc::new(http1::Pool::default());
         http1::Pool::sweep_in_background(&http1);
-        Upstreams {
-            http1,
-            http2: Arc::default(),
-            connect_timeout,
-        }
+        let http2 = Arc::new(http2::Pool::default());
+        http2::Pool::sweep_in_background(&http2);
+        Upstreams { http1, http2 }
     }
 
-    /// Sends `req` over HTTP/1.1 to `endpoint` (`host:port`). The request
+    /// Sends `req` over HTTP/1.1 to `target`'s endpoint. The request
     /// target is sent as it is (origin-form: forward sets the path and
     /// `Host`).
     pub async fn http1(
         &self,
-        endpoint: &str,
+        target: &Target<'_>,
         mut req: Request<Body>,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         *req.version_mut() = http::Version::HTTP_11;
-        self.http1.send(endpoint, self.connect_timeout, req).await
+        self.http1.send(target, req).await
     }
 
-    /// Sends `req` over the shared HTTP/2 connection to `endpoint`, with
-    /// `authority` as `:authority`; connects within `connect_timeout`.
+    /// Sends `req` over the shared HTTP/2 connection of `target`'s
+    /// cluster to its endpoint, with `authority` as `:authority`.
     pub async fn http2(
         &self,
-        endpoint: &str,
+        target: &Target<'_>,
         authority: &str,
-        connect_timeout: Duration,
         mut req: Request<Body>,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let mut parts = std::mem::take(req.uri_mut()).into_parts();
@@ -95,13 +145,57 @@ impl Upstreams {
         *req.version_mut() = http::Version::HTTP_2;
         // `Host` would repeat (and may contradict) `:authority`.
         req.headers_mut().remove(http::header::HOST);
-        self.http2.send(endpoint, connect_timeout, req).await
+        self.http2.send(target, req).await
     }
 
-    /// Idle HTTP/1.1 connections pooled now (all endpoints).
+    /// Idle HTTP/1.1 connections pooled now (all clusters and endpoints).
     pub fn idle_http1(&self) -> usize {
         self.http1.idle()
     }
+
+    /// Open HTTP/2 connections now (all clusters and endpoints, draining
+    /// ones included).
+    pub fn open_http2(&self) -> usize {
+        self.http2.open()
+    }
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Upstreams::new()
+    }
+}
+
+/// A pool map: cluster name or endpoint key → pool. Hashed with xxHash64
+/// (the keys come from config, not from requests; SipHash of the cluster
+/// name and the endpoint was ~1.5 % of a request's instructions).
+type Map<V> = HashMap<Box<str>, Arc<V>, BuildHasherDefault<twox_hash::XxHash64>>;
+
+/// `map[key]` when `keep` accepts it, else a new `make()` put there
+/// (copy-on-write: readers never wait).
+fn get_or_insert<V>(
+    map: &ArcSwap<Map<V>>,
+    key: &str,
+    keep: impl Fn(&V) -> bool,
+    make: impl Fn() -> V,
+) -> Arc<V> {
+    if let Some(v) = map.load().get(key).filter(|v| keep(v)) {
+        return v.clone();
+    }
+    let mut out = None;
+    map.rcu(|m| {
+        if let Some(v) = m.get(key).filter(|v| keep(v)) {
+            out = Some(v.clone());
+            return Arc::clone(m);
+        }
+        let v = Arc::new(make());
+        out = Some(v.clone());
+        let mut m = Map::clone(m);
+        m.insert(key.into(), v);
+        Arc::new(m)
+    });
+    // `rcu` ran the closure at least once.
+    out.unwrap_or_else(|| Arc::new(make()))
 }
 
 /// A response body from an upstream. For HTTP/1.1 it hands its
@@ -111,11 +205,18 @@ pub struct UpstreamBody {
     inner: Incoming,
     /// Where the connection goes back when the body ends (HTTP/1.1).
     back: Option<http1::Return>,
+    /// The HTTP/2 stream, in flight on its connection until the body is
+    /// dropped (its connection's idle time starts when it has none).
+    _stream: Option<http2::Stream>,
 }
 
 impl UpstreamBody {
     fn new(inner: Incoming, back: Option<http1::Return>) -> Self {
-        let mut b = UpstreamBody { inner, back };
+        let mut b = UpstreamBody {
+            inner,
+            back,
+            _stream: None,
+        };
         b.give_back_if_done();
         b
     }

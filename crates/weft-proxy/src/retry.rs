@@ -8,10 +8,16 @@
 //! | `retry_on` | retried when |
 //! | --- | --- |
 //! | `5xx` | any 5xx, a reset, a connect failure, a per-try timeout |
-//! | `gateway-error` | 502, 503, 504, a per-try timeout |
-//! | `reset` | the upstream closed or reset before its headers, a per-try timeout |
+//! | `gateway-error` | 502, 503, 504, a reset, a connect failure, a per-try timeout |
+//! | `reset` | the upstream closed or reset before its headers, a connect failure, a per-try timeout |
 //! | `connect-failure` | connecting failed |
-//! | `refused-stream` | the upstream reset the HTTP/2 stream with `REFUSED_STREAM` (it did not process the request; also retried by `5xx` and `reset`, as any reset) |
+//! | `refused-stream` | the upstream reset the HTTP/2 stream with `REFUSED_STREAM` (it did not process the request) |
+//!
+//! Resets are read as Envoy's router reads them (`wouldRetryFromReset`):
+//! a connect failure and a refused stream are resets too, so `reset`,
+//! `5xx` and `gateway-error` retry every reset (the local reply it would
+//! become is a 503), `connect-failure` and `refused-stream` only their own.
+//! A circuit breaker overflow is never retried.
 //! | `retriable-4xx` | 409 |
 //! | `retriable-status-codes` | one of `retriable_status_codes` |
 //! | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable` | a gRPC response whose headers carry that `grpc-status` (trailers-only) |
@@ -203,12 +209,17 @@ impl Retry {
                     || (!self.grpc.is_empty()
                         && grpc_status(headers).is_some_and(|c| self.grpc.contains(&c)))
             }
-            Outcome::ConnectFailure => self.connect_failure || self.any_5xx,
-            Outcome::Reset => self.reset || self.any_5xx,
-            Outcome::RefusedStream => self.refused_stream || self.reset || self.any_5xx,
-            Outcome::PerTryTimeout => self.any_5xx || self.gateway_error || self.reset,
+            Outcome::ConnectFailure => self.connect_failure || self.any_reset(),
+            Outcome::Reset => self.any_reset(),
+            Outcome::RefusedStream => self.refused_stream || self.any_reset(),
+            Outcome::PerTryTimeout => self.any_reset(),
             Outcome::Other => false,
         }
+    }
+
+    /// Whether every reset is retried (`reset`, `5xx`, `gateway-error`).
+    fn any_reset(&self) -> bool {
+        self.reset || self.any_5xx || self.gateway_error
     }
 
     /// How long to wait before retry number `n` (1 for the first):
@@ -275,7 +286,6 @@ mod tests {
         assert!(!any.retries(resp(404)) && !any.retries(Outcome::Other));
         let gw = policy("gateway-error");
         assert!(gw.retries(resp(502)) && gw.retries(resp(504)) && !gw.retries(resp(500)));
-        assert!(!gw.retries(Outcome::ConnectFailure));
         assert!(policy("retriable-4xx").retries(resp(409)));
         assert!(!policy("retriable-4xx").retries(resp(400)));
         let codes = policy("retriable-status-codes");
@@ -286,6 +296,7 @@ mod tests {
         );
         let cf = policy("connect-failure");
         assert!(cf.retries(Outcome::ConnectFailure) && !cf.retries(Outcome::Reset));
+        assert!(!cf.retries(resp(503)), "a 503 answer is no connect failure");
         assert!(!cf.retries(Outcome::PerTryTimeout));
         let refused = policy("refused-stream");
         assert!(refused.refused_stream);
@@ -301,6 +312,53 @@ mod tests {
             reason: "REFUSED_STREAM".into(),
         });
         assert_eq!(Outcome::of(&refused, false), Outcome::RefusedStream);
+    }
+
+    /// Envoy's `wouldRetryFromReset`: `reset`, `5xx` and `gateway-error`
+    /// retry any reset (a connect failure and a refused stream are
+    /// resets); `connect-failure` and `refused-stream` only their own; a
+    /// breaker overflow (`Other`) never.
+    #[test]
+    fn resets_are_retried_as_envoy_retries_them() {
+        use Outcome::{ConnectFailure, Other, PerTryTimeout, RefusedStream, Reset};
+        let table = [
+            // condition: connect failure, reset, refused stream, per-try timeout
+            ("gateway-error", [true, true, true, true]),
+            ("5xx", [true, true, true, true]),
+            ("reset", [true, true, true, true]),
+            ("connect-failure", [true, false, false, false]),
+            ("refused-stream", [false, false, true, false]),
+            ("retriable-4xx", [false, false, false, false]),
+            ("retriable-status-codes", [false, false, false, false]),
+            ("unavailable", [false, false, false, false]),
+        ];
+        for (on, expected) in table {
+            let p = policy(on);
+            let got = [ConnectFailure, Reset, RefusedStream, PerTryTimeout].map(|o| p.retries(o));
+            assert_eq!(got, expected, "retry_on {on}");
+            assert!(!p.retries(Other), "retry_on {on}: an overflow");
+        }
+    }
+
+    /// Istio's default policy (what the control plane sends when a route
+    /// has none).
+    #[test]
+    fn istios_default_retry_on() {
+        let p =
+            policy("connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes");
+        fn resp(s: u16, h: &HeaderMap) -> Outcome<'_> {
+            Outcome::Response(StatusCode::from_u16(s).expect("status"), h)
+        }
+        let h = HeaderMap::new();
+        assert!(p.retries(Outcome::ConnectFailure) && p.retries(Outcome::RefusedStream));
+        assert!(p.retries(resp(503, &h)), "503 is its retriable status code");
+        assert!(!p.retries(Outcome::Reset) && !p.retries(Outcome::PerTryTimeout));
+        assert!(!p.retries(resp(502, &h)) && !p.retries(resp(500, &h)));
+        for (code, retried) in [("14", true), ("1", true), ("4", false), ("13", false)] {
+            let mut grpc = HeaderMap::new();
+            grpc.insert("grpc-status", code.parse().expect("value"));
+            assert_eq!(p.retries(resp(200, &grpc)), retried, "grpc-status {code}");
+        }
     }
 
     #[test]

@@ -196,14 +196,16 @@ fn cluster(service: &str) -> String {
 /// The mesh: `failover` (near in the client's locality, far elsewhere,
 /// ejected after one 5xx for 3 s), `gw` (a good and a 502 backend,
 /// ejected after two gateway errors), `cb` (one connection, one pending
-/// request), `perconn` and `keep` (two requests per connection, or any).
+/// request), `perconn` and `keep` (two requests per connection, or any),
+/// their HTTP/2 twins `h2conn` and `h2keep`, and `h2cb` (HTTP/2, one
+/// request per connection, one connection, one pending request) — all
+/// of these on the one `good` backend: pools are per cluster.
 fn write_mesh(
     dir: &Path,
     near: SocketAddr,
     far: SocketAddr,
     good: SocketAddr,
     bad: SocketAddr,
-    solo: SocketAddr,
     echo: SocketAddr,
 ) {
     let mut yaml = String::new();
@@ -263,14 +265,37 @@ fn write_mesh(
         "perconn",
         "{connectionPool: {http: {maxRequestsPerConnection: 2}}}",
     ));
-    // A backend of its own: upstream connections are pooled by address.
     yaml.push_str(&common::workload_entry(
         "res",
         "perconn-1",
         "perconn",
-        solo.port(),
+        good.port(),
         "",
     ));
+    for (name, policy) in [
+        (
+            "h2conn",
+            "{connectionPool: {http: {h2UpgradePolicy: UPGRADE, maxRequestsPerConnection: 2}}}",
+        ),
+        (
+            "h2keep",
+            "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}",
+        ),
+        (
+            "h2cb",
+            "{connectionPool: {tcp: {maxConnections: 1}, http: {h2UpgradePolicy: UPGRADE, maxRequestsPerConnection: 1, http1MaxPendingRequests: 1}}}",
+        ),
+    ] {
+        yaml.push_str(&common::service_entry("res", name, name));
+        yaml.push_str(&rule(name, policy));
+        yaml.push_str(&common::workload_entry(
+            "res",
+            &format!("{name}-1"),
+            name,
+            good.port(),
+            "",
+        ));
+    }
     yaml.push_str(&common::service_entry("res", "keep", "keep"));
     yaml.push_str(&common::workload_entry(
         "res",
@@ -311,11 +336,10 @@ fn outlier_detection_and_circuit_breakers() {
     let near = backend(&near_rt, "near", SocketAddr::from(([127, 0, 0, 1], 0)));
     let far = backend(&rt, "far", SocketAddr::from(([127, 0, 0, 1], 0)));
     let good = backend(&rt, "good", SocketAddr::from(([127, 0, 0, 1], 0)));
-    let solo = backend(&rt, "solo", SocketAddr::from(([127, 0, 0, 1], 0)));
     let bad = bad_gateway();
     let echo = tcp_echo(&rt);
     let dir = tempfile::tempdir().expect("tempdir");
-    write_mesh(dir.path(), near, far, good, bad, solo, echo);
+    write_mesh(dir.path(), near, far, good, bad, echo);
     let (_control, xds, _debug) = common::start(dir.path());
     let client = Proxy::client(xds);
     let failover = cluster("failover");
@@ -328,7 +352,8 @@ fn outlier_detection_and_circuit_breakers() {
             c.contains(&line(near, "priority::0"))
                 && c.contains(&line(far, "priority::1"))
                 && c.contains(&format!("{}::{bad}::", cluster("gw")))
-                && c.contains(&format!("{}::{solo}::", cluster("perconn")))
+                && c.contains(&format!("{}::{good}::", cluster("perconn")))
+                && c.contains(&format!("{}::{good}::", cluster("h2cb")))
                 && c.contains(&format!(
                     "outbound|9000||tcpcb.res.svc.cluster.local::{echo}::"
                 ))
@@ -470,7 +495,10 @@ fn outlier_detection_and_circuit_breakers() {
     assert_eq!(client.stat("http.outbound.response_flags.UO"), Some(3));
 
     // 4. maxRequestsPerConnection 2: six requests take three upstream
-    // connections (the backend echoes each one's peer); without it, one.
+    // connections (the backend echoes each one's peer); without it, one —
+    // though all of these clusters reach the same backend, none reuses
+    // another's connections. HTTP/2 the same: a connection that carried
+    // two streams drains, the next request opens another.
     let peers = |service: &str| -> BTreeSet<String> {
         let mut cmd = client.curl();
         for _ in 0..6 {
@@ -484,6 +512,45 @@ fn outlier_detection_and_circuit_breakers() {
     };
     assert_eq!(peers("perconn").len(), 3);
     assert_eq!(peers("keep").len(), 1);
+    assert_eq!(peers("h2conn").len(), 3);
+    assert_eq!(peers("h2keep").len(), 1);
+    assert_eq!(peers("keep").len(), 1, "still the one connection");
+
+    // 4b. HTTP/2 circuit breakers: one connection of one stream each, one
+    // pending request: of three concurrent slow requests two are served,
+    // one after the other (the second waits for the first's connection
+    // to close), and one overflows.
+    let started = Instant::now();
+    let curls: Vec<Child> = (0..3)
+        .map(|_| {
+            let mut cmd = client.curl();
+            cmd.args(["-D", "-", "-o", "/dev/null"])
+                .arg(Proxy::url("h2cb", "/delay/2000"))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run curl")
+        })
+        .collect();
+    let heads: Vec<String> = curls
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("curl ends");
+            String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+        })
+        .collect();
+    let served = heads
+        .iter()
+        .filter(|h| h.starts_with("http/1.1 200"))
+        .count();
+    let overflowed = heads
+        .iter()
+        .filter(|h| h.starts_with("http/1.1 503"))
+        .count();
+    assert_eq!((served, overflowed), (2, 1), "{heads:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    let h2cb_stat = |s: &str| client.stat(&format!("cluster.{}.{s}", cluster("h2cb")));
+    assert_eq!(h2cb_stat("upstream_rq_pending_overflow"), Some(1));
+    assert_eq!(h2cb_stat("upstream_cx_overflow"), Some(2));
 
     // 5. TCP maxConnections 1: a second tunnel while the first is open
     // overflows; once the first closes, a new one gets through.

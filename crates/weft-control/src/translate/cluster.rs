@@ -429,16 +429,23 @@ fn circuit_breakers(policy: &TrafficPolicy) -> CircuitBreakers {
 /// Outlier detection as Istio maps it: each consecutive-error setting is
 /// enforced (100%) when above zero (local-origin failures only with
 /// `splitExternalLocalOriginErrors`); `minHealthPercent` is the panic
-/// threshold; success-rate ejection stays off.
+/// threshold; success-rate ejection stays off. The deprecated
+/// `consecutiveErrors` counts gateway errors (502/503/504 and connection
+/// failures), enforced, with 5xx ejection off — Istio's mapping since
+/// istio/api#617 — unless `consecutiveGatewayErrors` or
+/// `consecutive5xxErrors` is given, which wins.
 fn outlier_detection(policy: &TrafficPolicy) -> Option<OutlierDetection> {
     let o = policy.outlier_detection.as_ref()?;
     let enforce = |n: Option<u32>| n.map(|n| u32_value(if n > 0 { 100 } else { 0 }));
     let split = o.split_external_local_origin_errors;
+    let gateway_errors = o
+        .consecutive_gateway_errors
+        .or(positive(o.consecutive_errors));
     Some(OutlierDetection {
         consecutive_5xx: o.consecutive_5xx_errors.map(u32_value),
         enforcing_consecutive_5xx: enforce(o.consecutive_5xx_errors).or(Some(u32_value(0))),
-        consecutive_gateway_failure: o.consecutive_gateway_errors.map(u32_value),
-        enforcing_consecutive_gateway_failure: enforce(o.consecutive_gateway_errors),
+        consecutive_gateway_failure: gateway_errors.map(u32_value),
+        enforcing_consecutive_gateway_failure: enforce(gateway_errors),
         interval: o.interval.map(|d| duration(d.get())),
         base_ejection_time: o.base_ejection_time.map(|d| duration(d.get())),
         max_ejection_percent: positive(o.max_ejection_percent).map(u32_value),

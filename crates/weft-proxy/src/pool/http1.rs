@@ -1,15 +1,14 @@
-//! HTTP/1.1 upstream connections, pooled per endpoint.
+//! HTTP/1.1 upstream connections, pooled per cluster and endpoint.
 //!
-//! Each endpoint has a lock-free queue ([`SegQueue`]) of idle
+//! Each cluster's endpoint has a lock-free queue ([`SegQueue`]) of idle
 //! connections. A request pops one — skipping closed and expired ones —
 //! or dials a new one; the response body hands the connection back when
 //! it ends ([`Return`]). A connection that a reused handle could not take
 //! (the upstream closed it meanwhile) gets the request back unsent, and
 //! the request moves on to the next connection. A sweeper task closes
-//! connections idle past the idle timeout and forgets endpoints with
-//! nothing pooled.
+//! connections idle past their cluster's idle timeout and forgets
+//! endpoints (and clusters) with nothing pooled.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -20,24 +19,40 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::{UpstreamBody, connect_failure, dial, error_chain, terminated};
+use super::{
+    Map, PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
+    terminated,
+};
 use crate::errors::ProxyError;
 use crate::forward::Body;
 
 /// Idle connections kept per endpoint at most; more are closed.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 
-/// The HTTP/1.1 pools by endpoint (`host:port`).
-#[derive(Debug)]
+/// How often the sweeper looks at most (sooner for idle timeouts below
+/// twice this).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The HTTP/1.1 pools by cluster name.
+#[derive(Debug, Default)]
 pub(super) struct Pool {
-    endpoints: ArcSwap<HashMap<Box<str>, Arc<Idle>>>,
-    idle_timeout: Duration,
+    clusters: ArcSwap<Map<ClusterPool>>,
+}
+
+/// One cluster's pools, by endpoint (`host:port`), with the settings
+/// they were made with.
+#[derive(Debug)]
+struct ClusterPool {
+    settings: PoolSettings,
+    endpoints: ArcSwap<Map<Idle>>,
 }
 
 /// One endpoint's idle connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Idle {
     conns: SegQueue<Conn>,
+    /// Its cluster's idle timeout (`None`: kept for ever).
+    idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -96,38 +111,47 @@ impl Idle {
     }
 
     /// The next usable idle connection, and the requests it carried.
-    fn take(&self, idle_timeout: Duration) -> Option<(SendRequest<Body>, u32)> {
+    fn take(&self) -> Option<(SendRequest<Body>, u32)> {
         while let Some(c) = self.conns.pop() {
-            if !c.sender.is_closed() && c.since.elapsed() < idle_timeout {
+            if self.usable(&c) {
                 return Some((c.sender, c.served));
             }
         }
         None
     }
+
+    /// Whether a pooled connection is open and not idle for too long.
+    fn usable(&self, c: &Conn) -> bool {
+        !c.sender.is_closed() && self.idle_timeout.is_none_or(|t| c.since.elapsed() < t)
+    }
+
+    /// Closes the connections past the idle timeout (and closed ones).
+    fn sweep(&self) {
+        for _ in 0..self.conns.len() {
+            match self.conns.pop() {
+                Some(c) if self.usable(&c) => self.conns.push(c),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
 }
 
 impl Pool {
-    pub(super) fn new(idle_timeout: Duration) -> Self {
-        Pool {
-            endpoints: ArcSwap::default(),
-            idle_timeout,
-        }
-    }
-
-    /// Sends `req` to `endpoint` on an idle connection, else a new one
-    /// dialled within `connect_timeout`.
+    /// Sends `req` to `target`'s endpoint on an idle connection of its
+    /// cluster's, else a new one.
     pub(super) async fn send(
         &self,
-        endpoint: &str,
-        connect_timeout: Duration,
+        target: &Target<'_>,
         mut req: Request<Body>,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        let idle = self.idle_for(endpoint);
-        let limit = req
-            .extensions()
-            .get::<super::RequestsPerConnection>()
-            .map_or(u32::MAX, |l| l.0);
-        while let Some((mut sender, served)) = idle.take(self.idle_timeout) {
+        let endpoint = target.endpoint;
+        let idle = self.idle_for(target);
+        let limit = target
+            .settings
+            .max_requests_per_connection
+            .unwrap_or(u32::MAX);
+        while let Some((mut sender, served)) = idle.take() {
             if sender.ready().await.is_err() {
                 continue;
             }
@@ -140,7 +164,7 @@ impl Pool {
                 },
             }
         }
-        let mut sender = connect(endpoint, connect_timeout).await?;
+        let mut sender = connect(endpoint, target.settings.connect_timeout).await?;
         let resp = sender
             .send_request(req)
             .await
@@ -150,76 +174,95 @@ impl Pool {
 
     /// Idle connections pooled now.
     pub(super) fn idle(&self) -> usize {
-        self.endpoints.load().values().map(|i| i.conns.len()).sum()
-    }
-
-    fn idle_for(&self, endpoint: &str) -> Arc<Idle> {
-        if let Some(i) = self.endpoints.load().get(endpoint) {
-            return i.clone();
-        }
-        self.endpoints.rcu(|m| {
-            if m.contains_key(endpoint) {
-                return Arc::clone(m);
-            }
-            let mut m = HashMap::clone(m);
-            m.insert(endpoint.into(), Arc::default());
-            Arc::new(m)
-        });
-        self.endpoints
+        self.clusters
             .load()
-            .get(endpoint)
-            .cloned()
-            .unwrap_or_default()
+            .values()
+            .map(|c| {
+                let endpoints = c.endpoints.load();
+                endpoints.values().map(|i| i.conns.len()).sum::<usize>()
+            })
+            .sum()
     }
 
-    /// Runs [`Pool::sweep`] every half idle timeout while `pool` lives, if
-    /// there is a runtime.
+    /// The idle queue of `target`'s cluster and endpoint. A cluster whose
+    /// settings changed gets a new pool: the old one's connections close
+    /// as their responses end.
+    fn idle_for(&self, target: &Target<'_>) -> Arc<Idle> {
+        let settings = target.settings;
+        let cluster = get_or_insert(
+            &self.clusters,
+            target.cluster,
+            |c| c.settings == settings,
+            || ClusterPool {
+                settings,
+                endpoints: ArcSwap::default(),
+            },
+        );
+        get_or_insert(
+            &cluster.endpoints,
+            target.endpoint,
+            |_| true,
+            || Idle {
+                conns: SegQueue::new(),
+                idle_timeout: settings.idle_timeout,
+            },
+        )
+    }
+
+    /// Runs [`Pool::sweep`] while `pool` lives, if there is a runtime:
+    /// every second, or every half of the shortest idle timeout when
+    /// that is sooner.
     pub(super) fn sweep_in_background(pool: &Arc<Pool>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let every =
-            (pool.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(30));
         let pool: Weak<Pool> = Arc::downgrade(pool);
         rt.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
+            let mut every = SWEEP_EVERY;
             loop {
-                tick.tick().await;
+                tokio::time::sleep(every).await;
                 match pool.upgrade() {
-                    Some(p) => p.sweep(),
+                    Some(p) => every = p.sweep(),
                     None => return,
                 }
             }
         });
     }
 
-    /// Closes idle connections past the idle timeout (and closed ones);
-    /// forgets endpoints with none left and no request in flight.
-    fn sweep(&self) {
-        let map = self.endpoints.load();
-        let mut unused = false;
-        for idle in map.values() {
-            for _ in 0..idle.conns.len() {
-                match idle.conns.pop() {
-                    Some(c) if !c.sender.is_closed() && c.since.elapsed() < self.idle_timeout => {
-                        idle.conns.push(c)
-                    }
-                    Some(_) => {}
-                    None => break,
-                }
+    /// Closes idle connections past their idle timeout (and closed ones);
+    /// forgets endpoints with none left and no request in flight, and
+    /// clusters with no endpoint left. Returns when to sweep next.
+    fn sweep(&self) -> Duration {
+        let mut every = SWEEP_EVERY;
+        let mut empty_clusters = false;
+        for cluster in self.clusters.load().values() {
+            if let Some(t) = cluster.settings.idle_timeout {
+                every = every.min((t / 2).max(Duration::from_millis(10)));
             }
-            unused |= idle.conns.is_empty() && Arc::strong_count(idle) == 1;
+            let map = cluster.endpoints.load();
+            let mut unused = false;
+            for idle in map.values() {
+                idle.sweep();
+                unused |= idle.conns.is_empty() && Arc::strong_count(idle) == 1;
+            }
+            drop(map);
+            if unused {
+                cluster.endpoints.rcu(|m| {
+                    let mut m = Map::clone(m);
+                    m.retain(|_, i| !(i.conns.is_empty() && Arc::strong_count(i) == 1));
+                    m
+                });
+            }
+            empty_clusters |= cluster.endpoints.load().is_empty();
         }
-        drop(map);
-        if unused {
-            self.endpoints.rcu(|m| {
-                let mut m = HashMap::clone(m);
-                m.retain(|_, i| !(i.conns.is_empty() && Arc::strong_count(i) == 1));
+        if empty_clusters {
+            self.clusters.rcu(|m| {
+                let mut m = Map::clone(m);
+                m.retain(|_, c| !(c.endpoints.load().is_empty() && Arc::strong_count(c) == 1));
                 m
             });
         }
+        every
     }
 }
 

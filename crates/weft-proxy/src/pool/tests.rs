@@ -2,8 +2,8 @@
 //! connections.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +13,8 @@ use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use super::Upstreams;
+use super::{PoolSettings, Target, Upstreams};
+use crate::breaker::{Breakers, Limits};
 use crate::errors::ProxyError;
 use crate::forward::{Body, full};
 
@@ -123,7 +124,10 @@ fn get(path: &str, host: &str) -> Request<Body> {
 }
 
 async fn text(u: &Upstreams, addr: &str, path: &str) -> String {
-    let resp = u.http1(addr, get(path, "svc")).await.expect("response");
+    let resp = u
+        .http1(&at(addr), get(path, "svc"))
+        .await
+        .expect("response");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     String::from_utf8_lossy(&body).into_owned()
 }
@@ -142,7 +146,22 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
 }
 
 fn upstreams() -> Upstreams {
-    Upstreams::new(Duration::from_secs(2), Duration::from_secs(60))
+    Upstreams::new()
+}
+
+/// Breakers whose limits are not reached here.
+static BREAKERS: LazyLock<Arc<Breakers>> =
+    LazyLock::new(|| Arc::new(Breakers::new(Limits::default())));
+
+/// `addr` in the pool of cluster `c`, with the default settings.
+fn at(addr: &str) -> Target<'_> {
+    Target {
+        cluster: "c",
+        endpoint: addr,
+        settings: PoolSettings::default(),
+        breakers: &BREAKERS,
+        deadline: None,
+    }
 }
 
 #[tokio::test]
@@ -182,7 +201,10 @@ async fn concurrent_requests_open_connections_that_are_then_reused() {
 async fn a_response_dropped_before_its_end_closes_its_connection() {
     let (addr, counts) = server(Proto::Http1, None).await;
     let u = upstreams();
-    let resp = u.http1(&addr, get("/big", "svc")).await.expect("response");
+    let resp = u
+        .http1(&at(&addr), get("/big", "svc"))
+        .await
+        .expect("response");
     let mut body = resp.into_body();
     let first = body.frame().await.expect("a frame").expect("data");
     assert!(first.is_data());
@@ -195,7 +217,10 @@ async fn a_response_dropped_before_its_end_closes_its_connection() {
     assert_eq!(text(&u, &addr, "/").await, "ok");
     assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
     // A body read to its end gives the connection back.
-    let resp = u.http1(&addr, get("/big", "svc")).await.expect("response");
+    let resp = u
+        .http1(&at(&addr), get("/big", "svc"))
+        .await
+        .expect("response");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(body.len(), 4 << 20);
     assert_eq!(text(&u, &addr, "/").await, "ok");
@@ -219,14 +244,25 @@ async fn connections_the_upstream_closes_are_not_reused() {
 #[tokio::test]
 async fn idle_connections_close_after_the_idle_timeout() {
     let (addr, counts) = server(Proto::Http1, None).await;
-    let u = Upstreams::new(Duration::from_secs(2), Duration::from_millis(100));
-    assert_eq!(text(&u, &addr, "/").await, "ok");
+    let u = upstreams();
+    let short = Target {
+        settings: PoolSettings {
+            idle_timeout: Some(Duration::from_millis(100)),
+            ..PoolSettings::default()
+        },
+        ..at(&addr)
+    };
+    let send = || async {
+        let resp = u.http1(&short, get("/", "svc")).await.expect("response");
+        resp.into_body().collect().await.expect("body").to_bytes()
+    };
+    assert_eq!(send().await, "ok");
     eventually("the idle connection is closed", || {
         counts.closed.load(Ordering::SeqCst) == 1
     })
     .await;
     assert_eq!(u.idle_http1(), 0);
-    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(send().await, "ok");
     assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -236,7 +272,7 @@ async fn a_dead_endpoint_is_a_connect_failure() {
     let addr = listener.local_addr().expect("addr").to_string();
     drop(listener);
     let u = upstreams();
-    match u.http1(&addr, get("/", "svc")).await {
+    match u.http1(&at(&addr), get("/", "svc")).await {
         Err(ProxyError::ConnectFailure { endpoint, .. }) => assert_eq!(endpoint, addr),
         other => panic!("expected a connect failure, got {other:?}"),
     }
@@ -252,12 +288,7 @@ async fn http2_requests_share_one_connection() {
             let (u, addr) = (u.clone(), addr.clone());
             tokio::spawn(async move {
                 let resp = u
-                    .http2(
-                        &addr,
-                        "svc.ns:80",
-                        Duration::from_secs(2),
-                        get("/wait", "svc"),
-                    )
+                    .http2(&at(&addr), "svc.ns:80", get("/wait", "svc"))
                     .await
                     .expect("response");
                 resp.into_body().collect().await.expect("body").to_bytes()
@@ -298,8 +329,7 @@ async fn resetting_server(reason: h2::Reason) -> (String, Arc<AtomicUsize>) {
 async fn a_refused_stream_is_reported_apart_from_other_resets() {
     let u = upstreams();
     let (refusing, refused) = resetting_server(h2::Reason::REFUSED_STREAM).await;
-    let timeout = Duration::from_secs(2);
-    match u.http2(&refusing, "svc", timeout, get("/", "svc")).await {
+    match u.http2(&at(&refusing), "svc", get("/", "svc")).await {
         Err(e @ ProxyError::Refused { .. }) => {
             assert_eq!(e.flag().as_str(), "UR");
             assert!(e.retryable(), "a refused stream was not processed");
@@ -312,7 +342,7 @@ async fn a_refused_stream_is_reported_apart_from_other_resets() {
     assert_eq!(refused.load(Ordering::SeqCst), 1);
     // Any other reset stays a termination (not safe to send again).
     let (resetting, _) = resetting_server(h2::Reason::INTERNAL_ERROR).await;
-    match u.http2(&resetting, "svc", timeout, get("/", "svc")).await {
+    match u.http2(&at(&resetting), "svc", get("/", "svc")).await {
         Err(e @ ProxyError::Terminated { .. }) => {
             assert_eq!(e.flag().as_str(), "UC");
             assert!(!e.retryable());
@@ -320,9 +350,11 @@ async fn a_refused_stream_is_reported_apart_from_other_resets() {
         other => panic!("expected a termination, got {other:?}"),
     }
     // The connection survives a refused stream: the next request uses it.
-    match u.http2(&refusing, "svc", timeout, get("/", "svc")).await {
+    match u.http2(&at(&refusing), "svc", get("/", "svc")).await {
         Err(ProxyError::Refused { .. }) => {}
         other => panic!("expected a refused stream, got {other:?}"),
     }
     assert_eq!(refused.load(Ordering::SeqCst), 2);
 }
+
+mod clusters;

@@ -341,3 +341,41 @@ fn local_origin_failures_are_split_and_enforced_as_istio() {
     assert!(!unsplit.split_external_local_origin_errors);
     assert_eq!(unsplit.consecutive_local_origin_failure, None);
 }
+
+#[test]
+fn deprecated_consecutive_errors_count_gateway_errors_as_istio() {
+    use weft_config::networking::OutlierDetection as Istio;
+    let od = |o: Istio| {
+        outlier_detection(&TrafficPolicy {
+            outlier_detection: Some(o),
+            ..TrafficPolicy::default()
+        })
+        .expect("outlier")
+    };
+    let value = |v: Option<weft_xds::pb::google::protobuf::UInt32Value>| v.map(|v| v.value);
+    let legacy = od(Istio {
+        consecutive_errors: 7,
+        ..Istio::default()
+    });
+    assert_eq!(value(legacy.consecutive_gateway_failure), Some(7));
+    assert_eq!(
+        value(legacy.enforcing_consecutive_gateway_failure),
+        Some(100)
+    );
+    assert_eq!(value(legacy.consecutive_5xx), None);
+    assert_eq!(value(legacy.enforcing_consecutive_5xx), Some(0));
+    // The newer fields win.
+    let both = od(Istio {
+        consecutive_errors: 7,
+        consecutive_gateway_errors: Some(2),
+        consecutive_5xx_errors: Some(4),
+        ..Istio::default()
+    });
+    assert_eq!(value(both.consecutive_gateway_failure), Some(2));
+    assert_eq!(value(both.consecutive_5xx), Some(4));
+    assert_eq!(value(both.enforcing_consecutive_5xx), Some(100));
+    // Zero is unset.
+    let none = od(Istio::default());
+    assert_eq!(value(none.consecutive_gateway_failure), None);
+    assert_eq!(value(none.enforcing_consecutive_gateway_failure), None);
+}
