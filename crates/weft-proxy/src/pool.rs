@@ -1,9 +1,10 @@
 //! Upstream connection pools, shared by every request.
 //!
 //! - HTTP/1.1 ([`http1`]): per endpoint a lock-free queue of idle
-//!   connections (hyper's `client::conn::http1` handles). A request takes
-//!   one (or dials), and its connection goes back to the queue when the
-//!   response body ends — a request whose body is dropped early closes
+//!   connections (hyper's `client::conn::http1` handles, each with its
+//!   connection future, polled by the request and then by the response
+//!   body: no task per connection). A request takes one (or dials), and
+//!   its connection goes back to the queue when the response body ends — a request whose body is dropped early closes
 //!   its connection, as HTTP/1.1 can't abandon a response. Idle
 //!   connections are closed after the idle timeout by a sweeper task.
 //! - HTTP/2 ([`http2`]): one multiplexed connection per endpoint, opened
@@ -137,16 +138,26 @@ impl hyper::body::Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let this = &mut *self;
+        // An HTTP/1.1 connection runs here (see `http1`): polled first, it
+        // feeds the body's channel in this same poll, so the body itself
+        // needs no waker then.
+        let driven = this.back.as_mut().is_some_and(|b| b.drive(cx));
+        let frame = if driven {
+            let mut noop = Context::from_waker(std::task::Waker::noop());
+            ready!(Pin::new(&mut this.inner).poll_frame(&mut noop))
+        } else {
+            ready!(Pin::new(&mut this.inner).poll_frame(cx))
+        };
         match &frame {
             None => {
-                if let Some(back) = self.back.take() {
+                if let Some(back) = this.back.take() {
                     back.give_back();
                 }
             }
             // An error ends the connection: it is not given back.
-            Some(Err(_)) => self.back = None,
-            Some(Ok(_)) => self.give_back_if_done(),
+            Some(Err(_)) => this.back = None,
+            Some(Ok(_)) => this.give_back_if_done(),
         }
         Poll::Ready(frame)
     }
