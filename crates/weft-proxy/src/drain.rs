@@ -181,6 +181,8 @@ impl Drain {
             // the connection's polls (several a request).
             let started = OnWake::new(drain.started());
             let result = tokio::select! {
+                // The connection first (no random pick per poll).
+                biased;
                 r = conn.as_mut() => r,
                 _ = started => {
                     conn.as_mut().graceful_shutdown();

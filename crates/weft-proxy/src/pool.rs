@@ -139,15 +139,23 @@ impl hyper::body::Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        // An HTTP/1.1 connection runs here (see `http1`): polled first, it
-        // feeds the body's channel in this same poll, so the body itself
-        // needs no waker then.
-        let driven = this.back.as_mut().is_some_and(|b| b.drive(cx));
-        let frame = if driven {
-            let mut noop = Context::from_waker(std::task::Waker::noop());
-            ready!(Pin::new(&mut this.inner).poll_frame(&mut noop))
-        } else {
-            ready!(Pin::new(&mut this.inner).poll_frame(cx))
+        let frame = match this.back.as_mut() {
+            // An HTTP/1.1 connection runs here (see `http1`), and only it
+            // feeds the body's channel: what it delivered is taken first
+            // (usually the whole body, read with the head), and it is
+            // polled only when the channel is empty; then the body needs
+            // no waker of its own.
+            Some(back) if back.runs() => {
+                let mut noop = Context::from_waker(std::task::Waker::noop());
+                match Pin::new(&mut this.inner).poll_frame(&mut noop) {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending if back.drive(cx) => {
+                        ready!(Pin::new(&mut this.inner).poll_frame(&mut noop))
+                    }
+                    Poll::Pending => ready!(Pin::new(&mut this.inner).poll_frame(cx)),
+                }
+            }
+            _ => ready!(Pin::new(&mut this.inner).poll_frame(cx)),
         };
         match &frame {
             None => {

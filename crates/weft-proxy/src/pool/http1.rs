@@ -85,6 +85,11 @@ pub(super) struct Return {
 }
 
 impl Return {
+    /// Whether the connection runs here (is polled by the body).
+    pub(super) fn runs(&self) -> bool {
+        self.driver.is_some()
+    }
+
     /// Polls the connection if it runs here; whether it still does. A
     /// connection that ended is dropped (its socket closed).
     pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
