@@ -4,9 +4,10 @@
 //!   connections (hyper's `client::conn::http1` handles, each with its
 //!   connection future, polled by the request and then by the response
 //!   body: no task per connection). A request takes one (or dials), and
-//!   its connection goes back to the queue when the response body ends — a request whose body is dropped early closes
-//!   its connection, as HTTP/1.1 can't abandon a response. Idle
-//!   connections are closed after the idle timeout by a sweeper task.
+//!   its connection goes back to the queue when the response body ends —
+//!   a request whose body is dropped early closes its connection, as
+//!   HTTP/1.1 can't abandon a response. Idle connections are closed after
+//!   the idle timeout by a sweeper task.
 //! - HTTP/2 ([`http2`]): one multiplexed connection per endpoint, opened
 //!   on first use and reopened when it closes. Requests keep their own
 //!   authority (`:authority` is the service, not the endpoint's address).
