@@ -4,9 +4,13 @@
 //! connections are served here too, within [`HttpLimits`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
 
 use hyper::body::Incoming;
 use hyper::service::Service;
@@ -16,6 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
 use crate::forward::Body;
+
+mod timer;
+
+use timer::ConnTimer;
 
 /// Bounds on what a downstream HTTP client may send, so malformed,
 /// oversized and slow clients cost a bounded amount (Envoy's HTTP
@@ -149,7 +157,9 @@ impl Drain {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
-                .timer(TokioTimer::new())
+                // One kept tokio `Sleep` for the header-read timeout of
+                // every request, not a new one each (see `timer`).
+                .timer(ConnTimer::new())
                 .header_read_timeout(limits.request_headers_timeout)
                 // hyper's floor for its read buffer is 8 KiB; a header block
                 // past the buffer is answered 431.
@@ -167,9 +177,14 @@ impl Drain {
                 .max_header_list_size(limits.max_request_headers_bytes);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             tokio::pin!(conn);
+            // The drain signal is polled when it wakes, not on each of
+            // the connection's polls (several a request).
+            let started = OnWake::new(drain.started());
             let result = tokio::select! {
+                // The connection first (no random pick per poll).
+                biased;
                 r = conn.as_mut() => r,
-                _ = drain.started() => {
+                _ = started => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -178,5 +193,55 @@ impl Drain {
                 tracing::debug!(target: "weft::proxy", error = %e, "connection ended with an error");
             }
         }
+    }
+}
+
+/// A future polled only once it asks to be — its waker was woken (and
+/// on the first poll) — not on every poll of the future it is selected
+/// with.
+struct OnWake<F> {
+    inner: Pin<Box<F>>,
+    flag: Arc<Woken>,
+}
+
+/// Whether an [`OnWake`]'s future was woken, and the task to wake then.
+#[derive(Default)]
+struct Woken {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<F: Future> OnWake<F> {
+    fn new(inner: F) -> Self {
+        let flag = Arc::new(Woken::default());
+        flag.woken.store(true, Ordering::Relaxed);
+        OnWake {
+            inner: Box::pin(inner),
+            flag,
+        }
+    }
+}
+
+impl<F: Future> Future for OnWake<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.flag.task.register(cx.waker());
+        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(self.flag.clone());
+        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
     }
 }

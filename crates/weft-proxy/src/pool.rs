@@ -7,12 +7,13 @@
 //! (connections in use finish, then close).
 //!
 //! - HTTP/1.1 ([`http1`]): per endpoint a lock-free queue of idle
-//!   connections (hyper's `client::conn::http1` handles). A request takes
-//!   one (or dials), and its connection goes back to the queue when the
-//!   response body ends — a request whose body is dropped early closes
-//!   its connection, as HTTP/1.1 can't abandon a response. Idle
-//!   connections are closed after the cluster's idle timeout by a
-//!   sweeper task.
+//!   connections (hyper's `client::conn::http1` handles, each with its
+//!   connection future, polled by the request and then by the response
+//!   body: no task per connection). A request takes one (or dials), and
+//!   its connection goes back to the queue when the response body ends —
+//!   a request whose body is dropped early closes its connection, as
+//!   HTTP/1.1 can't abandon a response. Idle connections are closed after
+//!   the cluster's idle timeout by a sweeper task.
 //! - HTTP/2 ([`http2`]): one multiplexed connection per endpoint, opened
 //!   on first use and reopened when it closes or has carried the
 //!   cluster's `max_requests_per_connection` streams (it drains: streams
@@ -238,16 +239,34 @@ impl hyper::body::Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let this = &mut *self;
+        let frame = match this.back.as_mut() {
+            // An HTTP/1.1 connection runs here (see `http1`), and only it
+            // feeds the body's channel: what it delivered is taken first
+            // (usually the whole body, read with the head), and it is
+            // polled only when the channel is empty; then the body needs
+            // no waker of its own.
+            Some(back) if back.runs() => {
+                let mut noop = Context::from_waker(std::task::Waker::noop());
+                match Pin::new(&mut this.inner).poll_frame(&mut noop) {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending if back.drive(cx) => {
+                        ready!(Pin::new(&mut this.inner).poll_frame(&mut noop))
+                    }
+                    Poll::Pending => ready!(Pin::new(&mut this.inner).poll_frame(cx)),
+                }
+            }
+            _ => ready!(Pin::new(&mut this.inner).poll_frame(cx)),
+        };
         match &frame {
             None => {
-                if let Some(back) = self.back.take() {
+                if let Some(back) = this.back.take() {
                     back.give_back();
                 }
             }
             // An error ends the connection: it is not given back.
-            Some(Err(_)) => self.back = None,
-            Some(Ok(_)) => self.give_back_if_done(),
+            Some(Err(_)) => this.back = None,
+            Some(Ok(_)) => this.give_back_if_done(),
         }
         Poll::Ready(frame)
     }

@@ -1,23 +1,40 @@
 //! HTTP/1.1 upstream connections, pooled per cluster and endpoint.
 //!
 //! Each cluster's endpoint has a lock-free queue ([`SegQueue`]) of idle
-//! connections. A request pops one — skipping closed and expired ones —
-//! or dials a new one; the response body hands the connection back when
-//! it ends ([`Return`]). A connection that a reused handle could not take
-//! (the upstream closed it meanwhile) gets the request back unsent, and
-//! the request moves on to the next connection. A sweeper task closes
-//! connections idle past their cluster's idle timeout and forgets
-//! endpoints (and clusters) with nothing pooled.
+//! connections. A request pops one — skipping expired ones — or dials a
+//! new one; the response body hands the connection back when it ends
+//! ([`Return`]). A connection that a reused handle could not take (the
+//! upstream closed it meanwhile) gets the request back unsent, and the
+//! request moves on to the next connection. A sweeper task closes
+//! connections idle past their cluster's idle timeout (and those the
+//! upstream closed) and forgets endpoints (and clusters) with nothing
+//! pooled.
+//!
+//! A connection has no task of its own: hyper's connection future (the
+//! [`Driver`]) travels with its handle and is polled by whoever uses it —
+//! the request while it waits for the response head, then the response
+//! body as the downstream connection reads it. The upstream I/O thus
+//! runs in the downstream connection's task, without a wake-up of
+//! another task per request and response; and what the driver hands
+//! over (the response head, body chunks) arrives within the same poll,
+//! so the receiving side is polled right after it with no waker of its
+//! own. Only an upgrade (WebSocket) request's connection runs in a task
+//! of its own, which hyper's upgrade needs.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::SegQueue;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::client::conn::TrySendError;
+use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use super::{
     Map, PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
@@ -28,6 +45,11 @@ use crate::forward::Body;
 
 /// Idle connections kept per endpoint at most; more are closed.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
+
+/// hyper's future of one upstream connection: polling it does the
+/// connection's reading and writing. Boxed so that moving it with its
+/// request and response is cheap.
+pub(super) type Driver = Box<Connection<TokioIo<TcpStream>, Body>>;
 
 /// How often the sweeper looks at most (sooner for idle timeouts below
 /// twice this).
@@ -58,6 +80,7 @@ pub(super) struct Idle {
 #[derive(Debug)]
 struct Conn {
     sender: SendRequest<Body>,
+    driver: Driver,
     since: Instant,
     /// Requests it carried.
     served: u32,
@@ -68,6 +91,9 @@ struct Conn {
 pub(super) struct Return {
     idle: Arc<Idle>,
     sender: SendRequest<Body>,
+    /// The connection, while it runs here (`None`: it ended, or it runs
+    /// in a task of its own).
+    driver: Option<Driver>,
     /// Requests it carried, this one included.
     served: u32,
     /// Whether that is all it may carry (`max_requests_per_connection`).
@@ -75,65 +101,152 @@ pub(super) struct Return {
 }
 
 impl Return {
+    /// Whether the connection runs here (is polled by the body).
+    pub(super) fn runs(&self) -> bool {
+        self.driver.is_some()
+    }
+
+    /// Polls the connection if it runs here; whether it still does. A
+    /// connection that ended is dropped (its socket closed).
+    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        drive(&mut self.driver, cx)
+    }
+
     /// Puts the connection back in its pool: at once when it is ready for
     /// the next request (the usual case: hyper reads the end of a
-    /// response before the body's reader sees it), else once it is.
+    /// response before the body's reader sees it), else once it is (a
+    /// task drives it until then).
     pub(super) fn give_back(self) {
         let Return {
             idle,
-            mut sender,
+            sender,
+            driver,
             served,
             spent,
         } = self;
-        // A spent connection closes: its last handle goes here.
-        if spent || sender.is_closed() || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
+        // A spent, ended or upgraded connection closes: its last handle
+        // (and driver) goes here.
+        let Some(driver) = driver else { return };
+        if spent || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
             return;
         }
         if sender.is_ready() {
-            idle.put(sender, served);
-        } else {
-            tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    idle.put(sender, served);
+            idle.put(sender, driver, served);
+            return;
+        }
+        let mut driver = Some(driver);
+        tokio::spawn(async move {
+            let mut sender = sender;
+            let ready = std::future::poll_fn(|cx| {
+                if !drive(&mut driver, cx) {
+                    return Poll::Ready(false);
                 }
-            });
+                let mut noop = Context::from_waker(Waker::noop());
+                sender.poll_ready(&mut noop).map(|r| r.is_ok())
+            })
+            .await;
+            if ready && let Some(driver) = driver {
+                idle.put(sender, driver, served);
+            }
+        });
+    }
+}
+
+/// Polls `driver` if it still runs; whether it does. One that ended is
+/// dropped, which also fails whatever it was handed and didn't answer
+/// (a request it never sent comes back unsent).
+fn drive(driver: &mut Option<Driver>, cx: &mut Context<'_>) -> bool {
+    let Some(d) = driver.as_mut() else {
+        return false;
+    };
+    match Pin::new(&mut **d).poll(cx) {
+        Poll::Pending => true,
+        Poll::Ready(result) => {
+            if let Err(e) = result {
+                tracing::debug!(target: "weft::proxy", error = %e, "HTTP/1.1 upstream connection ended");
+            }
+            *driver = None;
+            false
         }
     }
 }
 
 impl Idle {
-    fn put(&self, sender: SendRequest<Body>, served: u32) {
+    fn put(&self, sender: SendRequest<Body>, driver: Driver, served: u32) {
         self.conns.push(Conn {
             sender,
+            driver,
             since: Instant::now(),
             served,
         });
     }
 
-    /// The next usable idle connection, and the requests it carried.
-    fn take(&self) -> Option<(SendRequest<Body>, u32)> {
+    /// The next idle connection not past the idle timeout. One the
+    /// upstream closed meanwhile is found out when the request is handed
+    /// to it (and comes back unsent).
+    fn take(&self) -> Option<Conn> {
         while let Some(c) = self.conns.pop() {
-            if self.usable(&c) {
-                return Some((c.sender, c.served));
+            if !self.expired(&c) {
+                return Some(c);
             }
         }
         None
     }
 
-    /// Whether a pooled connection is open and not idle for too long.
-    fn usable(&self, c: &Conn) -> bool {
-        !c.sender.is_closed() && self.idle_timeout.is_none_or(|t| c.since.elapsed() < t)
+    /// Whether a pooled connection was idle for too long.
+    fn expired(&self, c: &Conn) -> bool {
+        self.idle_timeout.is_some_and(|t| c.since.elapsed() >= t)
     }
 
-    /// Closes the connections past the idle timeout (and closed ones).
+    /// Closes the connections past the idle timeout and those the
+    /// upstream closed.
     fn sweep(&self) {
         for _ in 0..self.conns.len() {
-            match self.conns.pop() {
-                Some(c) if self.usable(&c) => self.conns.push(c),
-                Some(_) => {}
-                None => break,
+            let Some(mut c) = self.conns.pop() else { break };
+            if !self.expired(&c) && !c.ended() {
+                self.conns.push(c);
             }
         }
+    }
+}
+
+/// Sends `req` on `sender`, driving `driver` (if it runs here) until the
+/// response head has come.
+async fn exchange(
+    sender: &mut SendRequest<Body>,
+    driver: &mut Option<Driver>,
+    req: Request<Body>,
+) -> Result<Response<Incoming>, TrySendError<Request<Body>>> {
+    let response = sender.try_send_request(req);
+    let mut response = std::pin::pin!(response);
+    std::future::poll_fn(|cx| {
+        if drive(driver, cx) {
+            // Only the driver, just polled, answers it: no waker needed.
+            let mut noop = Context::from_waker(Waker::noop());
+            response.as_mut().poll(&mut noop)
+        } else {
+            response.as_mut().poll(cx)
+        }
+    })
+    .await
+}
+
+/// Whether a request asks to upgrade the connection (its `Upgrade`
+/// header, which forward keeps only for upgrades).
+fn is_upgrade(req: &Request<Body>) -> bool {
+    req.headers().contains_key(http::header::UPGRADE)
+}
+
+/// Runs an upgrade request's connection in a task of its own (hyper
+/// hands an upgraded connection over only from there); it never comes
+/// back to the pool.
+fn run_upgradable(driver: &mut Option<Driver>) {
+    if let Some(d) = driver.take() {
+        tokio::spawn(async move {
+            if let Err(e) = (*d).with_upgrades().await {
+                tracing::debug!(target: "weft::proxy", error = %e, "HTTP/1.1 upstream connection ended");
+            }
+        });
     }
 }
 
@@ -151,12 +264,20 @@ impl Pool {
             .settings
             .max_requests_per_connection
             .unwrap_or(u32::MAX);
-        while let Some((mut sender, served)) = idle.take() {
-            if sender.ready().await.is_err() {
-                continue;
+        let upgrade = is_upgrade(&req);
+        while let Some(Conn {
+            mut sender,
+            driver,
+            served,
+            ..
+        }) = idle.take()
+        {
+            let mut driver = Some(driver);
+            if upgrade {
+                run_upgradable(&mut driver);
             }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(loan(resp, sender, idle, served + 1, limit)),
+            match exchange(&mut sender, &mut driver, req).await {
+                Ok(resp) => return Ok(loan(resp, sender, driver, idle, served + 1, limit)),
                 Err(mut e) => match e.take_message() {
                     // Not sent (closed meanwhile): the next connection.
                     Some(r) => req = r,
@@ -164,12 +285,15 @@ impl Pool {
                 },
             }
         }
-        let mut sender = connect(endpoint, target.settings.connect_timeout).await?;
-        let resp = sender
-            .send_request(req)
+        let (mut sender, driver) = connect(endpoint, target.settings.connect_timeout).await?;
+        let mut driver = Some(driver);
+        if upgrade {
+            run_upgradable(&mut driver);
+        }
+        let resp = exchange(&mut sender, &mut driver, req)
             .await
-            .map_err(|e| terminated(endpoint, &e))?;
-        Ok(loan(resp, sender, idle, 1, limit))
+            .map_err(|e| terminated(endpoint, e.error()))?;
+        Ok(loan(resp, sender, driver, idle, 1, limit))
     }
 
     /// Idle connections pooled now.
@@ -266,12 +390,23 @@ impl Pool {
     }
 }
 
+impl Conn {
+    /// Whether the connection ended (the upstream closed it, or sent
+    /// something unasked): polled once, its wake-ups going nowhere, as
+    /// nothing waits on an idle connection.
+    fn ended(&mut self) -> bool {
+        let mut noop = Context::from_waker(Waker::noop());
+        Pin::new(&mut *self.driver).poll(&mut noop).is_ready()
+    }
+}
+
 /// The response, its body holding the connection (which carried
 /// `served` requests of at most `limit`) until it ends. A 101 answer
 /// takes the connection over: it never goes back.
 fn loan(
     resp: Response<Incoming>,
     sender: SendRequest<Body>,
+    driver: Option<Driver>,
     idle: Arc<Idle>,
     served: u32,
     limit: u32,
@@ -279,22 +414,21 @@ fn loan(
     let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then_some(Return {
         idle,
         sender,
+        driver,
         served,
         spent: served >= limit,
     });
     resp.map(|b| UpstreamBody::new(b, back))
 }
 
-async fn connect(endpoint: &str, timeout: Duration) -> Result<SendRequest<Body>, ProxyError> {
+async fn connect(
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<(SendRequest<Body>, Driver), ProxyError> {
     let stream = dial(endpoint, timeout).await?;
     let (sender, conn) = Builder::new()
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| connect_failure(endpoint, error_chain(&e)))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(target: "weft::proxy", error = %e, "HTTP/1.1 upstream connection ended");
-        }
-    });
-    Ok(sender)
+    Ok((sender, Box::new(conn)))
 }

@@ -1,7 +1,6 @@
 //! The pools against small hyper servers on loopback that count their
 //! connections.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -11,6 +10,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::{PoolSettings, Target, Upstreams};
@@ -50,8 +50,9 @@ enum Proto {
     Http2,
 }
 
-/// A server answering `/big` with 4 MiB in 64 KiB chunks, `/wait` once
-/// `barrier` is reached, and anything else with `ok`.
+/// A server answering `/big` with 4 MiB in 64 KiB chunks, `/echo` with
+/// the request's body, `/wait` once `barrier` is reached, and anything
+/// else with `ok`.
 async fn server(proto: Proto, barrier: Option<Arc<tokio::sync::Barrier>>) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
@@ -79,6 +80,10 @@ async fn server(proto: Proto, barrier: Option<Arc<tokio::sync::Barrier>>) -> (St
                                     StreamBody::new(futures_util::stream::iter(chunks))
                                         .boxed_unsync()
                                 }
+                                "/echo" => {
+                                    let got = req.into_body().collect().await?.to_bytes();
+                                    full(got)
+                                }
                                 "/wait" => {
                                     if let Some(b) = barrier {
                                         b.wait().await;
@@ -87,7 +92,7 @@ async fn server(proto: Proto, barrier: Option<Arc<tokio::sync::Barrier>>) -> (St
                                 }
                                 _ => full("ok"),
                             };
-                            Ok::<_, Infallible>(Response::new(body))
+                            Ok::<_, hyper::Error>(Response::new(body))
                         }
                     });
                 let io = TokioIo::new(stream);
@@ -239,6 +244,76 @@ async fn connections_the_upstream_closes_are_not_reused() {
         .await;
     }
     assert_eq!(counts.accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_idle_connection_the_upstream_closed_gives_the_request_to_a_new_one() {
+    // Answers each connection's first request (keep-alive), then closes
+    // it when told to.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let close = Arc::new(tokio::sync::Notify::new());
+    let (a, c, close_now) = (accepted.clone(), closed.clone(), close.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            close_now.notified().await;
+            drop(s);
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let u = upstreams();
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(u.idle_http1(), 1);
+    close.notify_one();
+    eventually("the upstream closed it", || {
+        closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Pooled, but closed: the request moves on to a new connection.
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_request_body_sent_in_pieces_from_another_task_is_forwarded() {
+    let (addr, counts) = server(Proto::Http1, None).await;
+    let u = upstreams();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(1);
+    let body: Body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|f| (f, rx))
+    }))
+    .boxed_unsync();
+    let mut req = get("/echo", "svc");
+    *req.method_mut() = http::Method::POST;
+    *req.body_mut() = body;
+    let feeder = tokio::spawn(async move {
+        for piece in ["one ", "two ", "three"] {
+            tokio::task::yield_now().await;
+            if tx.send(Ok(Frame::data(Bytes::from(piece)))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let resp = u.http1(&at(&addr), req).await.expect("response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"one two three");
+    feeder.await.expect("feeder");
+    // And the connection went back for the next request.
+    assert_eq!(text(&u, &addr, "/").await, "ok");
+    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
