@@ -436,6 +436,7 @@ fn convert(t: TypeUrl, resources: &[Any]) -> Result<Converted, String> {
             |x| RouteTable::try_from(x),
         )?),
         TypeUrl::Secret => return Err("secrets are not subscribed to".into()),
+        TypeUrl::VirtualHost => return Err("virtual hosts (VHDS) are not subscribed to".into()),
     })
 }
 
