@@ -129,6 +129,7 @@ async fn reads_what_a_client_needs_from_any_chunking() {
                 "outbound|9080||a".to_string(),
                 "outbound|9080||b".to_string(),
             ],
+            removed: vec![],
         },
         Response {
             version: "4".to_string(),
@@ -137,6 +138,7 @@ async fn reads_what_a_client_needs_from_any_chunking() {
             resources: 2,
             bytes: bytes(&lds),
             follow: vec!["9080".to_string()],
+            removed: vec![],
         },
         Response {
             version: "5".to_string(),
@@ -145,6 +147,7 @@ async fn reads_what_a_client_needs_from_any_chunking() {
             resources: 1,
             bytes: bytes(&eds),
             follow: vec![],
+            removed: vec![],
         },
     ];
     let messages = [cds, lds, eds];
