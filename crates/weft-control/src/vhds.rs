@@ -36,11 +36,14 @@ pub fn vhds_source() -> Vhds {
     }
 }
 
+/// Resources by name, packed.
+pub type Named = Vec<(String, Any)>;
+
 /// `routes`, each split into its head (`vhds` set, no virtual hosts) and
 /// its virtual hosts (named `R/v`), both sorted by resource name, packed.
 /// Of two virtual hosts of one route configuration with the same name the
 /// first is kept (Envoy rejects duplicates).
-pub fn split(routes: &[RouteConfiguration]) -> (Vec<(String, Any)>, Vec<(String, Any)>) {
+pub fn split(routes: &[RouteConfiguration]) -> (Named, Named) {
     let mut heads = Vec::with_capacity(routes.len());
     let mut vhosts = BTreeMap::new();
     for r in routes {
