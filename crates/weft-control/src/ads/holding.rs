@@ -107,3 +107,37 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(h: &Holding) -> Vec<(String, u64)> {
+        h.iter().map(|(n, v)| (n.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn exceptions_merge_in_name_order_and_the_later_wins() {
+        let mut h = Holding::default();
+        assert!(h.plain().is_none(), "nothing sent yet");
+        h.insert("b".into(), 2);
+        h.insert("a".into(), 1);
+        h.insert("c".into(), 3);
+        h.insert("b".into(), 4);
+        assert_eq!(
+            listed(&h),
+            [("a".into(), 1), ("b".into(), 4), ("c".into(), 3)]
+        );
+        h.remove("a");
+        h.retain(|n| n != "c", false);
+        assert_eq!(listed(&h), [("b".into(), 4)]);
+        h.set(Listing::default());
+        assert!(h.plain().is_some() && listed(&h).is_empty());
+        let merged: Vec<(&str, u64)> = Merge {
+            a: [("a", 1), ("c", 3), ("d", 4)].into_iter().peekable(),
+            b: [("b", 2), ("c", 9)].into_iter().peekable(),
+        }
+        .collect();
+        assert_eq!(merged, [("a", 1), ("b", 2), ("c", 9), ("d", 4)]);
+    }
+}
