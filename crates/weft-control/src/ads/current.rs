@@ -93,6 +93,14 @@ impl Packed {
         }
     }
 
+    /// Whether this is `previous` kept as it was (the same buffers): a
+    /// proxy that holds what it was sent of it needs nothing new.
+    pub(crate) fn unchanged(&self, previous: &Packed) -> bool {
+        self.shared.all.same_buffer(&previous.shared.all)
+            && self.own.all.same_buffer(&previous.own.all)
+            && Arc::ptr_eq(&self.at, &previous.at)
+    }
+
     /// Name, encoding and delta version of each resource, in name order.
     fn items(&self) -> impl Iterator<Item = Item<'_>> + '_ {
         fn item(p: &cache::Packed, own: bool, i: usize) -> Item<'_> {

@@ -371,13 +371,23 @@ impl<P: Protocol> Stream<'_, P> {
     /// resources changed.
     async fn push(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
         let translation = self.server.translations.get(&generation, &self.proxy);
-        self.current = Current::new(&translation, Some(&self.current), self.vhds);
+        let previous = std::mem::take(&mut self.current);
+        self.current = Current::new(&translation, Some(&previous), self.vhds);
         self.generation = generation;
         let mut pushed = false;
         for type_url in TypeUrl::ALL {
-            if self.types.get(&type_url).is_some_and(|s| s.subscribed) {
-                pushed |= self.respond(type_url, &Want::default()).await?;
+            if !self.types.get(&type_url).is_some_and(|s| s.subscribed) {
+                continue;
             }
+            // A type kept as it was: the proxy holds what it was sent of
+            // it (every request that changes a subscription is answered),
+            // so there is nothing to select or compare — the usual case
+            // for most types of a push.
+            let resend = type_url == TypeUrl::VirtualHost && !self.resend.is_empty();
+            if !resend && self.current.get(type_url).unchanged(previous.get(type_url)) {
+                continue;
+            }
+            pushed |= self.respond(type_url, &Want::default()).await?;
         }
         if pushed {
             let waited = self.generation.published.elapsed();
