@@ -27,13 +27,57 @@ use weft_xds::pb::google::protobuf::{Struct, Value, value};
 
 use crate::wire::{self, Reader};
 
-/// The four types a sidecar subscribes to, in the order of [`ClientState`]'s arrays.
-pub const TYPES: [TypeUrl; 4] = [
+mod delta;
+
+/// The types a sidecar subscribes to, in the order of [`ClientState`]'s
+/// arrays (VHDS only with [`Protocol::Vhds`]).
+pub const TYPES: [TypeUrl; 5] = [
     TypeUrl::Cluster,
     TypeUrl::ClusterLoadAssignment,
     TypeUrl::Listener,
     TypeUrl::RouteConfiguration,
+    TypeUrl::VirtualHost,
 ];
+
+/// How a simulated proxy speaks xDS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// State of the world (`StreamAggregatedResources`), as Envoy by default.
+    #[default]
+    Sotw,
+    /// Incremental (`DeltaAggregatedResources`), whole route configurations.
+    Delta,
+    /// Delta with `weft.vhds`: virtual hosts as their own resources (what
+    /// `weft proxy` does).
+    Vhds,
+}
+
+impl Protocol {
+    /// `sotw`, `delta`, `vhds`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Sotw => "sotw",
+            Protocol::Delta => "delta",
+            Protocol::Vhds => "vhds",
+        }
+    }
+
+    /// The type a route change arrives as.
+    pub fn route_type(self) -> TypeUrl {
+        match self {
+            Protocol::Vhds => TypeUrl::VirtualHost,
+            _ => TypeUrl::RouteConfiguration,
+        }
+    }
+
+    /// How many of [`TYPES`] it subscribes to.
+    fn types(self) -> usize {
+        match self {
+            Protocol::Vhds => 5,
+            _ => 4,
+        }
+    }
+}
 
 /// Index of `t` in [`TYPES`].
 pub fn index(t: TypeUrl) -> Option<usize> {
@@ -44,13 +88,15 @@ pub fn index(t: TypeUrl) -> Option<usize> {
 #[derive(Debug, Default)]
 pub struct ClientState {
     /// Per type ([`TYPES`]): the version last ACKed (0: none yet).
-    pub acked: [AtomicU64; 4],
+    pub acked: [AtomicU64; 5],
     /// Per type: when that ACK was sent (ns since [`Fleet::epoch`]).
-    pub acked_at: [AtomicU64; 4],
+    pub acked_at: [AtomicU64; 5],
     /// Per type: resources in the last response.
-    pub resources: [AtomicU64; 4],
+    pub resources: [AtomicU64; 5],
     /// Per type: encoded bytes of the resources in the last response.
-    pub bytes: [AtomicU64; 4],
+    pub bytes: [AtomicU64; 5],
+    /// How many of [`TYPES`] it subscribes to.
+    pub types: usize,
     /// Why the client stopped, if it did.
     pub error: OnceLock<String>,
 }
@@ -58,7 +104,9 @@ pub struct ClientState {
 impl ClientState {
     /// Whether every type has been ACKed at least once.
     pub fn synced(&self) -> bool {
-        self.acked.iter().all(|a| a.load(Ordering::Acquire) > 0)
+        self.acked[..self.types]
+            .iter()
+            .all(|a| a.load(Ordering::Acquire) > 0)
     }
 
     /// The version of `t` last ACKed and when.
@@ -78,14 +126,22 @@ pub struct Fleet {
     pub epoch: Instant,
     /// One state per client.
     pub clients: Vec<ClientState>,
+    /// How they speak xDS.
+    pub protocol: Protocol,
 }
 
 impl Fleet {
-    /// `n` clients that have done nothing yet.
-    pub fn new(n: usize) -> Self {
+    /// `n` clients speaking `protocol` that have done nothing yet.
+    pub fn new(n: usize, protocol: Protocol) -> Self {
         Fleet {
             epoch: Instant::now(),
-            clients: (0..n).map(|_| ClientState::default()).collect(),
+            clients: (0..n)
+                .map(|_| ClientState {
+                    types: protocol.types(),
+                    ..ClientState::default()
+                })
+                .collect(),
+            protocol,
         }
     }
 
@@ -142,7 +198,7 @@ impl Identity {
 /// 256 MiB): Istio's bootstrap leaves them unset for its `xds-grpc` cluster.
 pub const ENVOY_WINDOW: u32 = 256 << 20;
 
-const ADS_PATH: &str =
+pub(crate) const ADS_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 
 /// Runs client `i` of `fleet` against `127.0.0.1:port` on a connection of
@@ -194,7 +250,13 @@ async fn session(
             r.context("HTTP/2 connection")?;
             bail!("the control plane closed the connection")
         }
-        r = ads(send, port, identity, fleet, i, permit) => r,
+        r = async move {
+            if fleet.protocol == Protocol::Sotw {
+                ads(send, port, identity, fleet, i, permit).await
+            } else {
+                delta::ads(send, port, identity, fleet, i, permit).await
+            }
+        } => r,
     }
 }
 
@@ -278,7 +340,7 @@ async fn ads(
             .type_url
             .parse()
             .map_err(|e| anyhow::anyhow!("response of an unexpected type: {e}"))?;
-        let Some(t) = index(type_url) else {
+        let Some(t) = index(type_url).filter(|t| *t < state.types) else {
             bail!("response of an unsubscribed type {type_url}")
         };
         let version: u64 = response
@@ -320,7 +382,7 @@ async fn ads(
 }
 
 /// `grpc-status` and `grpc-message` of a trailers-only response, for errors.
-fn grpc_error(headers: &http::HeaderMap) -> String {
+pub(crate) fn grpc_error(headers: &http::HeaderMap) -> String {
     let get = |k: &str| {
         headers
             .get(k)

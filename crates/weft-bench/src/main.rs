@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use weft_bench::client::Protocol;
 use weft_bench::mesh::Scope;
 use weft_bench::report::{self, Facts};
 use weft_bench::xds::{self, Options};
@@ -77,6 +78,12 @@ struct XdsArgs {
     /// `./*` and `istio-system/*`, as large meshes scope their proxies).
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["full"])]
     sidecar_scope: Vec<Scope>,
+    /// How the simulated proxies speak xDS, one run per value
+    /// (comma-separated): `sotw` (state of the world), `delta`, or `vhds`
+    /// (delta with `weft.vhds`: virtual hosts as their own resources, as
+    /// `weft proxy` does).
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["sotw"])]
+    protocol: Vec<Protocol>,
     /// The `weft` binary (build it with `cargo build --release -p weft`).
     #[arg(long, value_name = "PATH", default_value = "target/release/weft")]
     weft: PathBuf,
@@ -155,13 +162,15 @@ fn run(cli: Cli) -> Result<()> {
         .services
         .iter()
         .flat_map(|&s| args.sidecar_scope.iter().map(move |&v| (s, v)))
-        .flat_map(|(s, v)| args.proxies.iter().map(move |&p| (s, v, p)));
-    for (services, scope, proxies) in runs {
+        .flat_map(|(s, v)| args.protocol.iter().map(move |&x| (s, v, x)))
+        .flat_map(|(s, v, x)| args.proxies.iter().map(move |&p| (s, v, x, p)));
+    for (services, scope, protocol, proxies) in runs {
         let opts = Options {
             weft: args.weft.clone(),
             proxies,
             services,
             scope,
+            protocol,
             route_runs: args.route_runs,
             endpoint_run: true,
             concurrency: args.concurrency,
@@ -171,8 +180,9 @@ fn run(cli: Cli) -> Result<()> {
             debounce_after: args.debounce_after.clone(),
         };
         eprintln!(
-            "weft-bench: {proxies} proxies × {services} services, {} visibility ...",
-            scope.as_str()
+            "weft-bench: {proxies} proxies × {services} services, {} visibility, {} ...",
+            scope.as_str(),
+            protocol.as_str()
         );
         let outcome = runtime.block_on(xds::run(&opts))?;
         eprintln!(

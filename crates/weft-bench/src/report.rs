@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::client::Protocol;
 use crate::mesh::Scope;
 use crate::xds::{Outcome, Push, gib, type_names};
 
@@ -75,16 +76,16 @@ pub fn markdown(facts: &Facts, outcomes: &[Outcome]) -> String {
         "Measured {} on {} cores (`nproc`), loopback only. Command: `{}`. Binary: {}.\n\n",
         facts.date, facts.cpus, facts.command, facts.weft
     );
-    s += "| proxies | services | visibility | synced | connect + sync all (s) | CP RSS idle (MiB) | CP RSS synced (MiB) | CP peak RSS (MiB) | RSS per proxy (KiB) | route change p50 / p99 / max (ms) | CPU per route push / per proxy | endpoint change p50 / p99 / max (ms) | CPU per endpoint push / per proxy |\n";
-    s +=
-        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |\n";
+    s += "| proxies | services | visibility | protocol | synced | connect + sync all (s) | CP RSS idle (MiB) | CP RSS synced (MiB) | CP peak RSS (MiB) | RSS per proxy (KiB) | route change p50 / p99 / max (ms) | CPU per route push / per proxy | route push per proxy (KiB) | endpoint change p50 / p99 / max (ms) | CPU per endpoint push / per proxy |\n";
+    s += "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |\n";
     for o in outcomes {
         let route = o.median_route();
         s += &format!(
-            "| {} | {} | {} | {}{} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {}{} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             o.proxies,
             o.services,
             o.scope.as_str(),
+            o.protocol.as_str(),
             o.synced,
             if o.failed > 0 {
                 format!(" ({} failed)", o.failed)
@@ -99,6 +100,7 @@ pub fn markdown(facts: &Facts, outcomes: &[Outcome]) -> String {
                 .map_or("—".into(), |b| format!("{:.0}", b as f64 / 1024.0)),
             latencies(route),
             cpu(route, o.synced),
+            route.map_or("—".into(), |p| format!("{:.1}", p.bytes as f64 / 1024.0)),
             latencies(o.endpoint.as_ref()),
             cpu(o.endpoint.as_ref(), o.synced),
         );
@@ -108,13 +110,19 @@ pub fn markdown(facts: &Facts, outcomes: &[Outcome]) -> String {
           (by p99) of its runs; `(k/n)`: clients that converged within the timeout. CPU is the control plane's \
           utime + stime over the same interval. With `namespace` visibility both changes (to service 0) \
           concern only the proxies of its namespace, so `n` is those; the others are not pushed.\n\n";
-    s += "What one proxy is sent (client 0), and what the harness (all clients, one process) used:\n\n| proxies | services | visibility |";
+    s += "What one proxy is sent (client 0; for delta the last response of each type), and what the harness (all clients, one process) used:\n\n| proxies | services | visibility | protocol |";
     for t in type_names() {
         s += &format!(" {t} resources / KiB |");
     }
-    s += " harness RSS at end (MiB) / CPU (s) | harness RSS growth per client (KiB) |\n| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    s += " harness RSS at end (MiB) / CPU (s) | harness RSS growth per client (KiB) |\n| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for o in outcomes {
-        s += &format!("| {} | {} | {} |", o.proxies, o.services, o.scope.as_str());
+        s += &format!(
+            "| {} | {} | {} | {} |",
+            o.proxies,
+            o.services,
+            o.scope.as_str(),
+            o.protocol.as_str()
+        );
         for (n, b) in o.per_proxy {
             s += &format!(" {n} / {:.0} |", b as f64 / 1024.0);
         }
@@ -142,10 +150,11 @@ pub fn markdown(facts: &Facts, outcomes: &[Outcome]) -> String {
             })
             .collect();
         s += &format!(
-            "- {} proxies × {} services, {} visibility: {}{}\n",
+            "- {} proxies × {} services, {} visibility, {}: {}{}\n",
             o.proxies,
             o.services,
             o.scope.as_str(),
+            o.protocol.as_str(),
             if runs.is_empty() {
                 "none".to_string()
             } else {
@@ -160,8 +169,13 @@ pub fn markdown(facts: &Facts, outcomes: &[Outcome]) -> String {
         }
     }
     for scope in [Scope::Full, Scope::Namespace] {
-        let runs: Vec<&Outcome> = outcomes.iter().filter(|o| o.scope == scope).collect();
-        s += &targets(&runs);
+        for protocol in [Protocol::Sotw, Protocol::Delta, Protocol::Vhds] {
+            let runs: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| o.scope == scope && o.protocol == protocol)
+                .collect();
+            s += &targets(&runs);
+        }
     }
     s
 }
@@ -176,10 +190,11 @@ fn targets(outcomes: &[&Outcome]) -> String {
         return String::new();
     };
     let mut s = format!(
-        "\nAgainst the targets (10 000 proxies × 1 000 services, 2 cores), run of {} proxies × {} services, {} visibility:\n\n",
+        "\nAgainst the targets (10 000 proxies × 1 000 services, 2 cores), run of {} proxies × {} services, {} visibility, {}:\n\n",
         o.proxies,
         o.services,
-        o.scope.as_str()
+        o.scope.as_str(),
+        o.protocol.as_str()
     );
     s += &format!(
         "- proxies connected and synced: {} of {TARGET_PROXIES} ({:.2}× the target)\n",

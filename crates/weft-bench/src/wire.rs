@@ -60,12 +60,16 @@ pub struct Response {
     /// For CDS: the EDS clusters; for LDS: the RDS route configurations the
     /// listeners name (sorted, deduplicated). Empty for other types.
     pub follow: Vec<String>,
+    /// Delta: `removed_resources`.
+    pub removed: Vec<String>,
 }
 
 /// Reads gRPC-framed `DiscoveryResponse`s from a [`Source`].
 #[derive(Debug)]
 pub struct Reader<S> {
     source: S,
+    /// Reads `DeltaDiscoveryResponse`s (else `DiscoveryResponse`s).
+    delta: bool,
     chunk: Bytes,
     /// Bytes consumed so far (message bounds are positions).
     pos: u64,
@@ -87,8 +91,18 @@ impl<S: Source> Reader<S> {
     pub fn new(source: S) -> Self {
         Reader {
             source,
+            delta: false,
             chunk: Bytes::new(),
             pos: 0,
+        }
+    }
+
+    /// A reader of `DeltaDiscoveryResponse`s (each resource wrapped in a
+    /// `Resource`, `removed_resources` kept).
+    pub fn delta(source: S) -> Self {
+        Reader {
+            delta: true,
+            ..Reader::new(source)
         }
     }
 
@@ -212,9 +226,11 @@ impl<S: Source> Reader<S> {
             }
             match field {
                 1 => out.version = self.string(n).await?,
+                2 if self.delta => self.delta_resource(n, &mut out).await?,
                 2 => self.resource(n, &mut out).await?,
                 4 => out.type_url = self.string(n).await?,
                 5 => out.nonce = self.string(n).await?,
+                6 if self.delta => out.removed.push(self.string(n).await?),
                 _ => self.skip(n).await?,
             }
         }
@@ -224,6 +240,32 @@ impl<S: Source> Reader<S> {
         out.follow.sort();
         out.follow.dedup();
         Ok(Some(out))
+    }
+
+    /// One delta `Resource` of `n` bytes: its `Any` read as [`Reader::resource`]
+    /// does, the rest skipped.
+    async fn delta_resource(&mut self, n: u64, out: &mut Response) -> Result<()> {
+        let end = self.pos + n;
+        while self.pos < end {
+            let key = self.varint().await?;
+            let (field, wire) = (key >> 3, key & 7);
+            if wire != 2 {
+                self.skip_field(wire).await?;
+                continue;
+            }
+            let n = self.varint().await?;
+            if self.pos + n > end {
+                bail!("a field runs past the end of its resource");
+            }
+            match field {
+                2 => self.resource(n, out).await?,
+                _ => self.skip(n).await?,
+            }
+        }
+        if self.pos != end {
+            bail!("a field runs past the end of its resource");
+        }
+        Ok(())
     }
 
     /// One `Any` of `n` bytes: counted, and its names taken when needed.
@@ -343,6 +385,41 @@ pub fn request(
     string(4, type_url, &mut buf);
     if !nonce.is_empty() {
         string(5, nonce, &mut buf);
+    }
+    let len = u32::try_from(buf.len() - 5).unwrap_or(u32::MAX);
+    buf[1..5].copy_from_slice(&len.to_be_bytes());
+    buf.freeze()
+}
+
+/// One gRPC-framed `DeltaDiscoveryRequest` (fields as prost would encode
+/// them): a subscription change, or with `nonce` an ACK.
+pub fn delta_request(
+    node: Option<&Node>,
+    type_url: &str,
+    subscribe: &[String],
+    unsubscribe: &[String],
+    nonce: &str,
+) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_u8(0);
+    buf.put_u32(0);
+    let string = |tag: u32, s: &str, buf: &mut BytesMut| {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(s.len() as u64, buf);
+        buf.put_slice(s.as_bytes());
+    };
+    if let Some(node) = node {
+        prost::encoding::message::encode(1, node, &mut buf);
+    }
+    string(2, type_url, &mut buf);
+    for name in subscribe {
+        string(3, name, &mut buf);
+    }
+    for name in unsubscribe {
+        string(4, name, &mut buf);
+    }
+    if !nonce.is_empty() {
+        string(6, nonce, &mut buf);
     }
     let len = u32::try_from(buf.len() - 5).unwrap_or(u32::MAX);
     buf[1..5].copy_from_slice(&len.to_be_bytes());

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use weft_xds::TypeUrl;
 
-use crate::client::{self, Fleet, Identity, TYPES};
+use crate::client::{self, Fleet, Identity, Protocol, TYPES};
 use crate::control::{Control, ProcSample};
 use crate::mesh::{self, Mesh, Scope};
 
@@ -32,6 +32,8 @@ pub struct Options {
     pub services: usize,
     /// What each proxy sees (a Sidecar per namespace or not).
     pub scope: Scope,
+    /// How the simulated proxies speak xDS.
+    pub protocol: Protocol,
     /// Route changes to time (the median one is reported).
     pub route_runs: usize,
     /// Whether to time an endpoint-only change too.
@@ -68,6 +70,9 @@ pub struct Push {
     pub cpu: f64,
     /// Control-plane RSS when all had converged (bytes).
     pub rss: u64,
+    /// Encoded bytes of the resources in the response carrying the change
+    /// (the first client's).
+    pub bytes: u64,
 }
 
 /// The result of one benchmark run.
@@ -79,6 +84,8 @@ pub struct Outcome {
     pub services: usize,
     /// What each proxy sees.
     pub scope: Scope,
+    /// How the proxies spoke xDS.
+    pub protocol: Protocol,
     /// Clients that synced every type.
     pub synced: usize,
     /// Clients that failed (first error kept in `error`).
@@ -94,7 +101,7 @@ pub struct Outcome {
     /// Seconds to connect and sync every client.
     pub sync_secs: f64,
     /// Per type ([`TYPES`]): resources and encoded bytes client 0 holds.
-    pub per_proxy: [(u64, u64); 4],
+    pub per_proxy: [(u64, u64); 5],
     /// Each route change, in order.
     pub routes: Vec<Push>,
     /// The endpoint change.
@@ -164,12 +171,13 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         proxies: opts.proxies,
         services: mesh.services,
         scope: opts.scope,
+        protocol: opts.protocol,
         idle: control.sample()?,
         harness_idle: ProcSample::own()?,
         ..Outcome::default()
     };
 
-    let fleet = Arc::new(Fleet::new(opts.proxies));
+    let fleet = Arc::new(Fleet::new(opts.proxies, opts.protocol));
     let workloads = mesh.workloads();
     let port = control.xds_port;
     let launcher = {
@@ -256,7 +264,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             let push = measure(
                 &control,
                 &fleet,
-                TypeUrl::RouteConfiguration,
+                opts.protocol.route_type(),
                 opts,
                 expects,
                 || mesh.write_route_weight(dir.path(), weight),
@@ -326,6 +334,12 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let after = control.sample()?;
+    let bytes = live
+        .first()
+        .and_then(|(i, _)| client::index(t).map(|t| (i, t)))
+        .map_or(0, |(i, t)| {
+            fleet.clients[*i].bytes[t].load(Ordering::Relaxed)
+        });
     latencies.sort_unstable();
     let secs = |q: f64| -> f64 {
         if latencies.is_empty() {
@@ -343,6 +357,7 @@ async fn measure(
         max: secs(1.0),
         cpu: after.cpu - before.cpu,
         rss: after.rss,
+        bytes,
     })
 }
 
@@ -351,7 +366,7 @@ pub fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
-/// The type names of [`TYPES`] (`CDS`, `EDS`, `LDS`, `RDS`).
-pub fn type_names() -> [&'static str; 4] {
+/// The type names of [`TYPES`] (`CDS`, `EDS`, `LDS`, `RDS`, `VHDS`).
+pub fn type_names() -> [&'static str; 5] {
     TYPES.map(TypeUrl::short_name)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use weft_bench::client::Protocol;
 use weft_bench::mesh::Scope;
 use weft_bench::xds::{self, Options};
 
@@ -42,11 +43,17 @@ fn weft_binary() -> PathBuf {
 
 /// One run of 5 proxies × 3 services with `scope`; its checks.
 fn tiny_fleet(weft: &Path, scope: Scope) -> weft_bench::xds::Outcome {
+    tiny_fleet_over(weft, scope, Protocol::Sotw)
+}
+
+/// The same over `protocol`.
+fn tiny_fleet_over(weft: &Path, scope: Scope, protocol: Protocol) -> weft_bench::xds::Outcome {
     let opts = Options {
         weft: weft.to_path_buf(),
         proxies: 5,
         services: 3,
         scope,
+        protocol,
         route_runs: 2,
         endpoint_run: true,
         concurrency: 5,
@@ -60,7 +67,12 @@ fn tiny_fleet(weft: &Path, scope: Scope) -> weft_bench::xds::Outcome {
     assert_eq!(out.aborted, None);
     assert_eq!((out.synced, out.failed), (5, 0), "{:?}", out.error);
     // svc-0 alone (v1, v2 subsets) in client 0's namespace.
-    let [cds, eds, lds, rds] = out.per_proxy;
+    let [cds, eds, lds, rds, vhds] = out.per_proxy;
+    assert_eq!(
+        vhds.0 >= 1,
+        protocol == Protocol::Vhds,
+        "virtual hosts {vhds:?}"
+    );
     assert!(
         cds.0 >= 3 && eds.0 >= 3,
         "clusters {cds:?}, endpoints {eds:?}"
@@ -111,5 +123,24 @@ fn a_tiny_fleet_syncs_and_converges_with_either_visibility() {
         "route bytes {:?} vs {:?}",
         scoped.per_proxy[3],
         full.per_proxy[3]
+    );
+}
+
+#[test]
+fn a_tiny_fleet_converges_over_delta_and_vhds() {
+    let weft = weft_binary();
+    let sotw = tiny_fleet(&weft, Scope::Full);
+    let delta = tiny_fleet_over(&weft, Scope::Full, Protocol::Delta);
+    let vhds = tiny_fleet_over(&weft, Scope::Full, Protocol::Vhds);
+    // VHDS: a route change sends the one virtual host, not the route
+    // configuration with all of them.
+    let bytes = |o: &weft_bench::xds::Outcome| o.median_route().map(|p| p.bytes).unwrap_or(0);
+    assert!(bytes(&vhds) > 0, "{:?}", vhds.routes);
+    assert!(
+        bytes(&vhds) < bytes(&sotw) && bytes(&vhds) < bytes(&delta),
+        "vhds {} sotw {} delta {}",
+        bytes(&vhds),
+        bytes(&sotw),
+        bytes(&delta)
     );
 }

@@ -38,6 +38,7 @@ mod current;
 mod delta;
 mod grpc;
 mod held;
+mod holding;
 mod intern;
 mod requests;
 mod services;

@@ -46,7 +46,7 @@ pub struct Packed {
 }
 
 impl Packed {
-    fn new(items: Vec<(String, Any)>) -> Packed {
+    pub(crate) fn new(items: Vec<(String, Any)>) -> Packed {
         let versions: Vec<u64> = items
             .iter()
             .map(|(_, a)| resource_version(&a.value))
@@ -74,10 +74,16 @@ pub struct Part {
     endpoints: Packed,
     listeners: Packed,
     routes: Packed,
+    /// The route configurations as a VHDS client gets them: `vhds` set,
+    /// no virtual hosts ([`crate::vhds`]).
+    route_heads: Packed,
+    /// Their virtual hosts, named `<route configuration>/<virtual host>`.
+    vhosts: Packed,
 }
 
 impl Part {
-    /// Packs `r`; types equal to `previous`'s keep its buffers.
+    /// Packs `r`; types equal to `previous`'s keep its buffers (and a
+    /// changed type keeps its names when they are the same).
     fn new(r: &Resources, previous: Option<&Part>) -> Part {
         fn pack<R: weft_xds::Resource + Message>(items: &[R]) -> Packed {
             Packed::new(
@@ -87,19 +93,28 @@ impl Part {
                     .collect(),
             )
         }
-        let keep = |new: Packed, t: TypeUrl| match previous.map(|p| p.of(t)) {
+        let keep = |new: Packed, old: Option<&Packed>| match old {
             Some(old) if old.same(&new) => old.clone(),
+            Some(old) if old.names[..] == new.names[..] => Packed {
+                names: old.names.clone(),
+                ..new
+            },
             _ => new,
         };
+        let (heads, vhosts) = crate::vhds::split(&r.routes);
         Part {
-            clusters: keep(pack(&r.clusters), TypeUrl::Cluster),
-            endpoints: keep(pack(&r.endpoints), TypeUrl::ClusterLoadAssignment),
-            listeners: keep(pack(&r.listeners), TypeUrl::Listener),
-            routes: keep(pack(&r.routes), TypeUrl::RouteConfiguration),
+            clusters: keep(pack(&r.clusters), previous.map(|p| &p.clusters)),
+            endpoints: keep(pack(&r.endpoints), previous.map(|p| &p.endpoints)),
+            listeners: keep(pack(&r.listeners), previous.map(|p| &p.listeners)),
+            routes: keep(pack(&r.routes), previous.map(|p| &p.routes)),
+            route_heads: keep(Packed::new(heads), previous.map(|p| &p.route_heads)),
+            vhosts: keep(Packed::new(vhosts), previous.map(|p| &p.vhosts)),
         }
     }
 
-    /// The resources of `type_url` (none for types not translated here).
+    /// The resources of `type_url` (none for types not translated here)
+    /// as a client without VHDS gets them: virtual hosts inside their
+    /// route configurations.
     pub fn of(&self, type_url: TypeUrl) -> &Packed {
         static NONE: std::sync::LazyLock<Packed> = std::sync::LazyLock::new(Packed::default);
         match type_url {
@@ -107,7 +122,18 @@ impl Part {
             TypeUrl::ClusterLoadAssignment => &self.endpoints,
             TypeUrl::Listener => &self.listeners,
             TypeUrl::RouteConfiguration => &self.routes,
-            TypeUrl::Secret => &NONE,
+            TypeUrl::Secret | TypeUrl::VirtualHost => &NONE,
+        }
+    }
+
+    /// The resources of `type_url` as a VHDS client gets them: route
+    /// configurations without their virtual hosts, which are resources
+    /// of their own.
+    pub fn of_vhds(&self, type_url: TypeUrl) -> &Packed {
+        match type_url {
+            TypeUrl::RouteConfiguration => &self.route_heads,
+            TypeUrl::VirtualHost => &self.vhosts,
+            t => self.of(t),
         }
     }
 }
@@ -139,9 +165,14 @@ impl Translation {
         }
     }
 
-    /// The shared and the own resources of `type_url`.
-    pub fn of(&self, type_url: TypeUrl) -> (&Packed, &Packed) {
-        (self.shared.of(type_url), self.own.of(type_url))
+    /// The shared and the own resources of `type_url`, as a client with
+    /// VHDS (`vhds`) or without gets them.
+    pub fn of(&self, type_url: TypeUrl, vhds: bool) -> (&Packed, &Packed) {
+        if vhds {
+            (self.shared.of_vhds(type_url), self.own.of_vhds(type_url))
+        } else {
+            (self.shared.of(type_url), self.own.of(type_url))
+        }
     }
 }
 

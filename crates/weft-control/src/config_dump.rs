@@ -23,6 +23,7 @@ use weft_xds::pb::envoy::admin::v3::{
     clusters_config_dump, endpoints_config_dump, listeners_config_dump, routes_config_dump,
 };
 use weft_xds::pb::envoy::config::listener::v3::Listener;
+use weft_xds::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use weft_xds::pb::google::protobuf::Any;
 use weft_xds::{TypeUrl, pack, unpack};
 
@@ -134,16 +135,19 @@ pub fn config_dump(sent: &BTreeMap<TypeUrl, Sent>) -> ConfigDump {
         ..ListenersConfigDump::default()
     };
     let routes = RoutesConfigDump {
-        dynamic_route_configs: each(TypeUrl::RouteConfiguration)
-            .into_iter()
-            .map(
-                |(version_info, route_config)| routes_config_dump::DynamicRouteConfig {
-                    version_info,
-                    route_config: Some(route_config),
-                    ..Default::default()
-                },
-            )
-            .collect(),
+        dynamic_route_configs: with_vhosts(
+            each(TypeUrl::RouteConfiguration),
+            of(TypeUrl::VirtualHost),
+        )
+        .into_iter()
+        .map(
+            |(version_info, route_config)| routes_config_dump::DynamicRouteConfig {
+                version_info,
+                route_config: Some(route_config),
+                ..Default::default()
+            },
+        )
+        .collect(),
         ..RoutesConfigDump::default()
     };
     let endpoints = EndpointsConfigDump {
@@ -167,6 +171,38 @@ pub fn config_dump(sent: &BTreeMap<TypeUrl, Sent>) -> ConfigDump {
             pack(&endpoints),
         ],
     }
+}
+
+/// VHDS: the route configurations with the virtual hosts sent for them
+/// put back, as the proxy assembles them (what a person wants to see).
+fn with_vhosts(routes: Vec<(String, Any)>, vhosts: Option<&Sent>) -> Vec<(String, Any)> {
+    let Some(vhosts) = vhosts else {
+        return routes;
+    };
+    let (Some(names), Ok(all)) = (vhosts.names(), vhosts.resources.to_vec()) else {
+        return routes;
+    };
+    let vhosts: Vec<(String, VirtualHost)> = names
+        .into_iter()
+        .zip(all)
+        .filter_map(|(n, any)| unpack::<VirtualHost>(&any).ok().map(|vh| (n, vh)))
+        .collect();
+    let (versions, heads): (Vec<String>, Vec<RouteConfiguration>) = routes
+        .iter()
+        .filter_map(|(v, any)| {
+            unpack::<RouteConfiguration>(any)
+                .ok()
+                .map(|r| (v.clone(), r))
+        })
+        .unzip();
+    if heads.len() != routes.len() {
+        return routes; // not ours to reassemble
+    }
+    versions
+        .into_iter()
+        .zip(crate::vhds::reassemble(heads, vhosts))
+        .map(|(v, r)| (v, pack(&r)))
+        .collect()
 }
 
 /// The dump as proto3 JSON (`{"configs": [{"@type": ...}, ...]}`).

@@ -124,7 +124,7 @@ fn render_metrics(stats: &Stats, config_errors: usize, services: usize) -> Strin
         "Errors in the config files now (their resources keep their last good version).",
         config_errors as u64,
     );
-    let mut counter = |name: &str, help: &str, values: &[std::sync::atomic::AtomicU64; 5]| {
+    let mut counter = |name: &str, help: &str, values: &[std::sync::atomic::AtomicU64; 6]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         for (i, t) in TypeUrl::ALL.iter().enumerate() {
             let label = t.short_name().to_ascii_lowercase();

@@ -11,3 +11,4 @@ pub mod config_dump;
 pub mod debug;
 pub mod server;
 pub mod translate;
+pub mod vhds;

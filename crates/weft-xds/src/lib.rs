@@ -29,17 +29,23 @@ pub enum TypeUrl {
     ClusterLoadAssignment,
     /// `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
     Secret,
+    /// `envoy.config.route.v3.VirtualHost` (VHDS): the virtual hosts of a
+    /// route configuration whose `vhds` is set, delta only, named
+    /// `<route configuration>/<virtual host>` ([`names::vhost_resource`]).
+    VirtualHost,
 }
 
 impl TypeUrl {
-    /// Every type, in the order a client applies them (CDS, EDS, LDS, RDS;
-    /// secrets first, as clusters and listeners refer to them).
-    pub const ALL: [TypeUrl; 5] = [
+    /// Every type, in the order a client applies them (CDS, EDS, LDS, RDS,
+    /// VHDS; secrets first, as clusters and listeners refer to them; a
+    /// virtual host after its route configuration).
+    pub const ALL: [TypeUrl; 6] = [
         TypeUrl::Secret,
         TypeUrl::Cluster,
         TypeUrl::ClusterLoadAssignment,
         TypeUrl::Listener,
         TypeUrl::RouteConfiguration,
+        TypeUrl::VirtualHost,
     ];
 
     /// The full type URL (`type.googleapis.com/envoy.config.cluster.v3.Cluster`).
@@ -56,10 +62,12 @@ impl TypeUrl {
             TypeUrl::Secret => {
                 "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
             }
+            TypeUrl::VirtualHost => "type.googleapis.com/envoy.config.route.v3.VirtualHost",
         }
     }
 
-    /// The short name operators use (`CDS`, `EDS`, `LDS`, `RDS`, `SDS`).
+    /// The short name operators use (`CDS`, `EDS`, `LDS`, `RDS`, `SDS`,
+    /// `VHDS`).
     pub const fn short_name(self) -> &'static str {
         match self {
             TypeUrl::Listener => "LDS",
@@ -67,15 +75,20 @@ impl TypeUrl {
             TypeUrl::Cluster => "CDS",
             TypeUrl::ClusterLoadAssignment => "EDS",
             TypeUrl::Secret => "SDS",
+            TypeUrl::VirtualHost => "VHDS",
         }
     }
 
     /// Whether clients subscribe to resources of this type by name (RDS,
-    /// EDS, SDS) rather than receiving all of them (LDS, CDS wildcard).
+    /// EDS, SDS; VHDS by route configuration name) rather than receiving
+    /// all of them (LDS, CDS wildcard).
     pub const fn subscribed_by_name(self) -> bool {
         matches!(
             self,
-            TypeUrl::RouteConfiguration | TypeUrl::ClusterLoadAssignment | TypeUrl::Secret
+            TypeUrl::RouteConfiguration
+                | TypeUrl::ClusterLoadAssignment
+                | TypeUrl::Secret
+                | TypeUrl::VirtualHost
         )
     }
 }
@@ -195,7 +208,7 @@ mod tests {
     use pb::envoy::config::cluster::v3::Cluster;
     use pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
     use pb::envoy::config::listener::v3::Listener;
-    use pb::envoy::config::route::v3::RouteConfiguration;
+    use pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
     use pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
     #[test]
@@ -211,6 +224,7 @@ mod tests {
             ClusterLoadAssignment::type_url()
         );
         assert_eq!(TypeUrl::Secret.as_str(), Secret::type_url());
+        assert_eq!(TypeUrl::VirtualHost.as_str(), VirtualHost::type_url());
         assert_eq!(<Cluster as Resource>::TYPE, TypeUrl::Cluster);
     }
 

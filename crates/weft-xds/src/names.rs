@@ -24,3 +24,36 @@ pub const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
 pub const RAW_BUFFER_SOCKET: &str = "envoy.transport_sockets.raw_buffer";
 /// Where a cluster's HTTP settings are (`typed_extension_protocol_options`).
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// The `Node.client_features` entry by which a delta client asks for its
+/// route configurations' virtual hosts through VHDS (Weft's own opt-in).
+pub const VHDS_FEATURE: &str = "weft.vhds";
+
+/// The VHDS resource name of virtual host `vhost` of route configuration
+/// `route`: `<route>/<vhost>`.
+pub fn vhost_resource(route: &str, vhost: &str) -> String {
+    format!("{route}/{vhost}")
+}
+
+/// The route configuration a VHDS resource name (`<route>/<vhost>`) is of:
+/// everything before the first `/` (route configuration names have none;
+/// virtual host names may).
+pub fn vhost_route(resource: &str) -> &str {
+    resource
+        .split_once('/')
+        .map_or(resource, |(route, _)| route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vhost_names_split_at_the_first_slash() {
+        let n = vhost_resource("9080", "reviews.default.svc.cluster.local:9080");
+        assert_eq!(n, "9080/reviews.default.svc.cluster.local:9080");
+        assert_eq!(vhost_route(&n), "9080");
+        assert_eq!(vhost_route("80/a/b"), "80");
+        assert_eq!(vhost_route("80"), "80");
+    }
+}

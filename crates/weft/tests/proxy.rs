@@ -495,6 +495,22 @@ fn streams(debug: u16) -> Vec<(String, bool, bool)> {
         .collect()
 }
 
+/// Each stream on the control plane's syncz: whether it is delta, and the
+/// types it was sent.
+fn type_keys(debug: u16) -> Vec<(bool, Vec<String>)> {
+    let syncz = common::curl(debug, "/debug/syncz");
+    let proxies: serde_json::Value = serde_json::from_str(&syncz).expect("syncz json");
+    proxies
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            let types = p["types"].as_object().expect("types");
+            (p["delta"] == true, types.keys().cloned().collect())
+        })
+        .collect()
+}
+
 #[test]
 fn both_xds_protocols_follow_a_route_change() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -531,6 +547,21 @@ fn both_xds_protocols_follow_a_route_change() {
         1,
         "{kinds:?}"
     );
+    // Delta proxies get their virtual hosts by VHDS (route configurations
+    // without virtual hosts, then each virtual host as its own resource);
+    // the SotW one gets whole route configurations.
+    let vhds_streams = type_keys(debug)
+        .iter()
+        .filter(|(delta, keys)| {
+            assert_eq!(keys.iter().any(|k| k == "VHDS"), *delta, "{keys:?}");
+            *delta
+        })
+        .count();
+    assert_eq!(vhds_streams, 3);
+    let (_, dump) = delta.admin("/config_dump");
+    assert!(dump.contains("\"vhds\":true"), "{dump}");
+    let (_, dump) = sotw.admin("/config_dump");
+    assert!(!dump.contains("\"vhds\":true"), "{dump}");
     for p in [&sotw, &delta] {
         let replies = many(REVIEWS, p.outbound, 20, &["end-user: jason"]);
         assert!(replies.iter().all(|(s, _)| *s == 200), "{replies:?}");

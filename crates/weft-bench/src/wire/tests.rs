@@ -129,6 +129,7 @@ async fn reads_what_a_client_needs_from_any_chunking() {
                 "outbound|9080||a".to_string(),
                 "outbound|9080||b".to_string(),
             ],
+            removed: vec![],
         },
         Response {
             version: "4".to_string(),
@@ -137,6 +138,7 @@ async fn reads_what_a_client_needs_from_any_chunking() {
             resources: 2,
             bytes: bytes(&lds),
             follow: vec!["9080".to_string()],
+            removed: vec![],
         },
         Response {
             version: "5".to_string(),
@@ -145,6 +147,7 @@ async fn reads_what_a_client_needs_from_any_chunking() {
             resources: 1,
             bytes: bytes(&eds),
             follow: vec![],
+            removed: vec![],
         },
     ];
     let messages = [cds, lds, eds];
@@ -199,4 +202,68 @@ fn requests_encode_as_prost_does() {
         };
         assert_eq!(&framed[5..], &want.encode_to_vec()[..]);
     }
+}
+
+#[tokio::test]
+async fn delta_responses_are_read_and_delta_requests_are_prosts_encoding() {
+    use weft_xds::pb::envoy::service::discovery::v3::{
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+    };
+    let response = DeltaDiscoveryResponse {
+        system_version_info: "7".into(),
+        resources: ["a", "b"]
+            .iter()
+            .map(|n| Resource {
+                name: n.to_string(),
+                version: "00000000000000ff".into(),
+                resource: Some(cluster(n, true)),
+                ..Resource::default()
+            })
+            .collect(),
+        type_url: TypeUrl::Cluster.as_str().into(),
+        removed_resources: vec!["gone".into()],
+        nonce: "9".into(),
+        ..DeltaDiscoveryResponse::default()
+    };
+    let body = response.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(body.len()).expect("small").to_be_bytes());
+    framed.extend_from_slice(&body);
+    for size in [1, 7, framed.len()] {
+        let chunks = Chunks(framed.chunks(size).map(Bytes::copy_from_slice).collect());
+        let mut reader = Reader::delta(chunks);
+        let r = reader.next().await.expect("read").expect("a response");
+        assert_eq!(r.version, "7");
+        assert_eq!(r.nonce, "9");
+        assert_eq!(r.resources, 2);
+        assert_eq!(r.follow, ["a", "b"], "EDS clusters to subscribe");
+        assert_eq!(r.removed, ["gone"]);
+        assert!(reader.next().await.expect("end").is_none());
+    }
+
+    let node = Node {
+        id: "sidecar~10.0.0.1~p.ns~ns.svc.cluster.local".into(),
+        ..Node::default()
+    };
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let frame = delta_request(
+        Some(&node),
+        TypeUrl::VirtualHost.as_str(),
+        &names(&["80", "9080"]),
+        &names(&["old"]),
+        "12",
+    );
+    let expected = DeltaDiscoveryRequest {
+        node: Some(node),
+        type_url: TypeUrl::VirtualHost.as_str().into(),
+        resource_names_subscribe: names(&["80", "9080"]),
+        resource_names_unsubscribe: names(&["old"]),
+        response_nonce: "12".into(),
+        ..DeltaDiscoveryRequest::default()
+    };
+    assert_eq!(&frame[5..], expected.encode_to_vec().as_slice());
+    assert_eq!(
+        u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize,
+        frame.len() - 5
+    );
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use weft_xds::TypeUrl;
+use weft_xds::names::vhost_route;
 
 use super::held::{Held, Run, Segment, push_entry};
 use super::stats::type_index;
@@ -31,10 +32,18 @@ pub(crate) struct Packed {
     /// Everything, as a proxy holding all of it holds it (shared by every
     /// such proxy).
     all: Held,
+    /// Resources are named `<subscription>/…` (VHDS: a client subscribes
+    /// with a route configuration's name for all its virtual hosts).
+    under: bool,
 }
 
 impl Packed {
-    fn new(shared: &cache::Packed, own: &cache::Packed, previous: Option<&Packed>) -> Packed {
+    fn new(
+        shared: &cache::Packed,
+        own: &cache::Packed,
+        previous: Option<&Packed>,
+        under: bool,
+    ) -> Packed {
         // Unchanged: keep the old buffers, which what the proxy holds (and
         // the debug API) may share. The cache keeps unchanged buffers
         // between generations, so this is mostly a pointer test.
@@ -52,6 +61,7 @@ impl Packed {
                 own: p.own.clone(),
                 at: p.at.clone(),
                 all: p.all.clone(),
+                under,
             };
         }
         let position = |name: &String| shared.names.binary_search(name);
@@ -79,7 +89,16 @@ impl Packed {
             own: own_filtered,
             at,
             all,
+            under,
         }
+    }
+
+    /// Whether this is `previous` kept as it was (the same buffers): a
+    /// proxy that holds what it was sent of it needs nothing new.
+    pub(crate) fn unchanged(&self, previous: &Packed) -> bool {
+        self.shared.all.same_buffer(&previous.shared.all)
+            && self.own.all.same_buffer(&previous.own.all)
+            && Arc::ptr_eq(&self.at, &previous.at)
     }
 
     /// Name, encoding and delta version of each resource, in name order.
@@ -115,10 +134,14 @@ impl Packed {
 
     /// The resources in a subscription: all of them for a wildcard,
     /// else those named in `names` (a merge of the two sorted lists, not
-    /// a lookup per resource).
+    /// a lookup per resource) — for VHDS those named `<name>/…`.
     pub(crate) fn select(&self, wildcard: bool, names: &BTreeSet<String>) -> Selected<'_> {
         let items: Vec<Item<'_>> = if wildcard {
             self.items().collect()
+        } else if self.under {
+            self.items()
+                .filter(|it| names.contains(vhost_route(it.name)))
+                .collect()
         } else {
             let mut wanted = names.iter().map(String::as_str).peekable();
             self.items()
@@ -137,24 +160,87 @@ impl Packed {
             }
             Held::new(self.shared.all.clone(), self.own.all.clone(), runs.into())
         };
-        Selected { items, holds }
+        let listing = Listing {
+            shared: self.shared.clone(),
+            own: self.own.clone(),
+            runs: holds.runs().clone(),
+        };
+        Selected {
+            items,
+            holds,
+            listing,
+        }
+    }
+}
+
+/// The names and delta versions of what a proxy holds of one type, as
+/// [`Held`] has their encodings: the cache's own arrays and the runs of
+/// them (so the usual holding, all of a shape's resources, is a few
+/// pointers per stream).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Listing {
+    shared: cache::Packed,
+    own: cache::Packed,
+    runs: Arc<[Run]>,
+}
+
+impl Listing {
+    /// Each name and version, in name order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.runs.iter().flat_map(move |r| {
+            let p = if r.own { &self.own } else { &self.shared };
+            (r.start..r.end).map(move |i| (p.names[i].as_str(), p.versions[i]))
+        })
+    }
+
+    /// Whether both list the same names from the same arrays in the same
+    /// runs (versions may differ), so they can be compared index by index.
+    pub(crate) fn same_names(&self, other: &Listing) -> bool {
+        Arc::ptr_eq(&self.shared.names, &other.shared.names)
+            && Arc::ptr_eq(&self.own.names, &other.own.names)
+            && self.runs[..] == other.runs[..]
+    }
+
+    /// Whether both are the same names and versions from the same arrays.
+    pub(crate) fn same(&self, other: &Listing) -> bool {
+        self.same_names(other)
+            && Arc::ptr_eq(&self.shared.versions, &other.shared.versions)
+            && Arc::ptr_eq(&self.own.versions, &other.own.versions)
+    }
+
+    /// Each version, in name order (for [`Listing::same_names`] pairs).
+    pub(crate) fn versions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.runs.iter().flat_map(move |r| {
+            let p = if r.own { &self.own } else { &self.shared };
+            p.versions[r.start..r.end].iter().copied()
+        })
     }
 }
 
 /// A stream's current resources, every type, encoded.
 #[derive(Debug, Default)]
 pub(crate) struct Current {
-    by_type: [Packed; 5],
+    by_type: [Packed; TypeUrl::ALL.len()],
 }
 
 impl Current {
-    /// A translation's resources, reusing `previous`'s buffers for the
-    /// types that did not change.
-    pub(crate) fn new(translation: &Translation, previous: Option<&Current>) -> Current {
-        let mut by_type: [Packed; 5] = Default::default();
+    /// A translation's resources as a client with VHDS (`vhds`) or
+    /// without gets them, reusing `previous`'s buffers for the types that
+    /// did not change.
+    pub(crate) fn new(
+        translation: &Translation,
+        previous: Option<&Current>,
+        vhds: bool,
+    ) -> Current {
+        let mut by_type: [Packed; TypeUrl::ALL.len()] = Default::default();
         for t in TypeUrl::ALL {
-            let (shared, own) = translation.of(t);
-            by_type[type_index(t)] = Packed::new(shared, own, previous.map(|p| p.get(t)));
+            let (shared, own) = translation.of(t, vhds);
+            by_type[type_index(t)] = Packed::new(
+                shared,
+                own,
+                previous.map(|p| p.get(t)),
+                t == TypeUrl::VirtualHost,
+            );
         }
         Current { by_type }
     }
@@ -195,6 +281,8 @@ pub(crate) struct Selected<'a> {
     /// The same, as the proxy holds them once sent (the translation's own
     /// segments when every resource is in scope).
     pub holds: Held,
+    /// Their names and versions, sharing the cache's arrays.
+    pub listing: Listing,
 }
 
 #[cfg(test)]
@@ -216,9 +304,9 @@ mod tests {
         let generation = Generation::new(1, Arc::new(mesh.config), Arc::new(mesh.registry));
         let resolved = resolve(generation.inputs(), &proxy);
         let translation = Translation::new(&generation, &resolved);
-        assert!(!translation.of(TypeUrl::Cluster).1.names.is_empty());
-        assert!(!translation.of(TypeUrl::Listener).1.names.is_empty());
-        let current = Current::new(&translation, None);
+        assert!(!translation.of(TypeUrl::Cluster, false).1.names.is_empty());
+        assert!(!translation.of(TypeUrl::Listener, false).1.names.is_empty());
+        let current = Current::new(&translation, None, false);
         for (t, expected) in [
             (TypeUrl::Cluster, packed(&direct.clusters)),
             (TypeUrl::ClusterLoadAssignment, packed(&direct.endpoints)),
@@ -248,8 +336,12 @@ mod tests {
         let generation = Generation::new(1, Arc::new(mesh.config), Arc::new(mesh.registry));
         let resolved = resolve(generation.inputs(), &proxy);
         let none = BTreeSet::new();
-        let first = Current::new(&Translation::new(&generation, &resolved), None);
-        let again = Current::new(&Translation::new(&generation, &resolved), Some(&first));
+        let first = Current::new(&Translation::new(&generation, &resolved), None, false);
+        let again = Current::new(
+            &Translation::new(&generation, &resolved),
+            Some(&first),
+            false,
+        );
         for t in TypeUrl::ALL {
             let (a, b) = (first.get(t), again.get(t));
             assert!(a.shared.all.same_buffer(&b.shared.all), "{t}");
@@ -304,7 +396,7 @@ mod tests {
             Arc::new(fewer_mesh.registry),
         );
         let resolved = resolve(fewer.inputs(), &proxy);
-        let changed = Current::new(&Translation::new(&fewer, &resolved), Some(&again));
+        let changed = Current::new(&Translation::new(&fewer, &resolved), Some(&again), false);
         let (c, a) = (changed.get(TypeUrl::Cluster), again.get(TypeUrl::Cluster));
         assert!(!c.shared.all.same_buffer(&a.shared.all));
         assert!(

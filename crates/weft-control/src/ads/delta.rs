@@ -14,14 +14,14 @@
 //! added a name to a legacy wildcard must not lose the rest); a name
 //! unsubscribed under a wildcard is still covered, so it is sent again.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use tonic::Status;
 use weft_xds::TypeUrl;
+use weft_xds::names::vhost_route;
 use weft_xds::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 
-use super::current::Selected;
+use super::current::{Item, Selected};
 use super::intern::Interner;
 use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
 use super::wire::{self, DeltaHead, DeltaResource};
@@ -74,7 +74,7 @@ impl Protocol for Delta {
         state: &mut TypeState,
         type_url: TypeUrl,
         interest: Interest,
-        _interner: &Interner,
+        interner: &Interner,
     ) -> Want {
         let Interest::Delta {
             subscribe,
@@ -84,12 +84,15 @@ impl Protocol for Delta {
         else {
             return Want::default();
         };
+        // VHDS: a subscription `R` covers the resources `R/…`.
+        let under = type_url == TypeUrl::VirtualHost;
         let first = !state.subscribed;
         state.subscribed = true;
         let mut want = Want {
             answer: first || !subscribe.is_empty(),
             names: BTreeSet::new(),
         };
+        let was_wildcard = state.wildcard;
         if first {
             for (name, version) in &initial {
                 state.held.insert(name.clone(), parse_version(version));
@@ -102,32 +105,58 @@ impl Protocol for Delta {
         if subscribe.iter().any(|n| n == WILDCARD) {
             state.wildcard = true;
         }
+        let changes = !subscribe.is_empty() || !unsubscribe.is_empty();
+        let mut names = if changes {
+            Some((*state.names).clone())
+        } else {
+            None
+        };
+        let held_initially = |name: &str| {
+            if under {
+                initial.keys().any(|k| vhost_route(k) == name)
+            } else {
+                initial.contains_key(name)
+            }
+        };
         for name in subscribe.into_iter().filter(|n| n != WILDCARD) {
-            if !initial.contains_key(&name) {
+            if !held_initially(&name) {
                 want.names.insert(name.clone());
             }
-            Arc::make_mut(&mut state.names).insert(name);
+            if let Some(names) = &mut names {
+                names.insert(name);
+            }
         }
         for name in &unsubscribe {
             if name == WILDCARD {
                 state.wildcard = false;
-            } else {
-                if state.names.contains(name) {
-                    Arc::make_mut(&mut state.names).remove(name);
-                }
-                // Forgotten by the proxy; if the wildcard still covers it,
-                // it is sent again now (as Envoy expects).
-                state.held.remove(name);
-                if state.wildcard {
-                    want.names.insert(name.clone());
-                }
+                continue;
             }
+            if let Some(names) = &mut names {
+                names.remove(name);
+            }
+            // Forgotten by the proxy; if the wildcard still covers it,
+            // it is sent again now (as Envoy expects).
+            if under {
+                state.held.retain(|n| vhost_route(n) != name, true);
+            } else {
+                state.held.remove(name);
+            }
+            if state.wildcard {
+                want.names.insert(name.clone());
+            }
+        }
+        if let Some(names) = names
+            && names != *state.names
+        {
+            // Streams of one shape subscribe to the same names: share them.
+            state.names = interner.intern(names);
         }
         if !state.wildcard {
             // Held only through a wildcard the proxy dropped: it forgets
             // those itself.
             let names = &state.names;
-            state.held.retain(|n, _| names.contains(n));
+            let covered = |n: &str| names.contains(if under { vhost_route(n) } else { n });
+            state.held.retain(covered, was_wildcard);
         }
         want
     }
@@ -140,30 +169,65 @@ impl Protocol for Delta {
         version: u64,
         nonce: &str,
     ) -> Result<Option<Out>, Status> {
-        let mut current = BTreeMap::new();
+        let under = type_url == TypeUrl::VirtualHost;
+        let wanted = |name: &str| {
+            !want.names.is_empty()
+                && want
+                    .names
+                    .contains(if under { vhost_route(name) } else { name })
+        };
+        let items = &selected.items;
         let mut changed = Vec::new();
-        for item in selected.items {
-            let (name, v) = (item.name, item.version);
-            if state.held.get(name) != Some(&v) || want.names.contains(name) {
-                changed.push(DeltaResource {
-                    version: format_version(v),
-                    item,
-                });
+        let mut removed: BTreeSet<String> = BTreeSet::new();
+        fn change<'a>(item: &Item<'a>) -> DeltaResource<'a> {
+            DeltaResource {
+                version: format_version(item.version),
+                item: *item,
             }
-            current.insert(name.to_string(), v);
         }
-        let mut removed: BTreeSet<String> = state
-            .held
-            .keys()
-            .filter(|n| !current.contains_key(*n))
-            .cloned()
-            .collect();
-        removed.extend(
-            want.names
-                .iter()
-                .filter(|n| !current.contains_key(*n))
-                .cloned(),
-        );
+        match state.held.plain() {
+            // The usual push: the proxy holds its last response.
+            Some(held) if held.same(&selected.listing) && want.names.is_empty() => {}
+            Some(held) if held.same_names(&selected.listing) => {
+                // The same names (the cache keeps them): versions only.
+                for (item, old) in items.iter().zip(held.versions()) {
+                    if item.version != old || wanted(item.name) {
+                        changed.push(change(item));
+                    }
+                }
+            }
+            _ => {
+                // A merge walk of what it holds and what is in scope, both
+                // in name order.
+                let mut held = state.held.iter().peekable();
+                for item in items {
+                    while let Some((n, _)) = held.next_if(|(n, _)| *n < item.name) {
+                        removed.insert(n.to_string());
+                    }
+                    let old = held.next_if(|(n, _)| *n == item.name).map(|(_, v)| v);
+                    if old != Some(item.version) || wanted(item.name) {
+                        changed.push(change(item));
+                    }
+                }
+                removed.extend(held.map(|(n, _)| n.to_string()));
+            }
+        }
+        // Names subscribed just now that don't exist: "does not exist".
+        // For VHDS a route configuration's name is a subscription, not a
+        // resource; only the on-demand form `R/host` is answered so (Weft
+        // doesn't resolve hosts on demand).
+        for name in &want.names {
+            let exists = if under {
+                !name.contains('/')
+            } else {
+                items
+                    .binary_search_by(|it| it.name.cmp(name.as_str()))
+                    .is_ok()
+            };
+            if !exists {
+                removed.insert(name.clone());
+            }
+        }
         if !want.answer && changed.is_empty() && removed.is_empty() {
             return Ok(None);
         }
@@ -175,10 +239,19 @@ impl Protocol for Delta {
             removed_resources: &removed,
         };
         let response = wire::delta(&head, &changed)?;
+        let sent = if type_url == TypeUrl::RouteConfiguration {
+            changed.iter().map(|c| c.item.name.to_string()).collect()
+        } else {
+            Vec::new()
+        };
         let holds = selected.holds;
-        state.held = current;
+        state.held.set(selected.listing);
         state.sent = Some(holds.clone());
-        Ok(Some(Out { response, holds }))
+        Ok(Some(Out {
+            response,
+            holds,
+            sent,
+        }))
     }
 }
 

@@ -197,6 +197,11 @@ impl Held {
         Held::new(shared, own, runs.into())
     }
 
+    /// Which entries of the two segments, in order.
+    pub(crate) fn runs(&self) -> &Arc<[Run]> {
+        &self.runs
+    }
+
     fn segment(&self, run: &Run) -> &Segment {
         if run.own { &self.own } else { &self.shared }
     }

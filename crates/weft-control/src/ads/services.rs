@@ -37,7 +37,7 @@ impl AdsServer {
         let proxy = Proxy::from_node(request.node.as_ref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let generation = self.generations.borrow().clone();
-        let current = Current::new(&self.translations.get(&generation, &proxy), None);
+        let current = Current::new(&self.translations.get(&generation, &proxy), None, false);
         let (names, wildcard) = subscription(type_url, request.resource_names);
         let selected = current.get(type_url).select(wildcard, &names);
         tracing::debug!(

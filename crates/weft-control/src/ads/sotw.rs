@@ -98,6 +98,10 @@ impl Protocol for Sotw {
         };
         let response = wire::sotw(&head, &holds)?;
         state.sent = Some(holds.clone());
-        Ok(Some(Out { response, holds }))
+        Ok(Some(Out {
+            response,
+            holds,
+            sent: Vec::new(),
+        }))
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use weft_xds::TypeUrl;
 
+use super::current::Listing;
 use super::held::Held;
 
 /// Counters for the debug API and metrics.
@@ -21,9 +22,9 @@ pub struct Stats {
     /// NACKs received.
     pub nacks: AtomicU64,
     /// Responses sent, per type (indexed like [`TypeUrl::ALL`]).
-    pub pushes_by_type: [AtomicU64; 5],
+    pub pushes_by_type: [AtomicU64; 6],
     /// NACKs received, per type (indexed like [`TypeUrl::ALL`]).
-    pub nacks_by_type: [AtomicU64; 5],
+    pub nacks_by_type: [AtomicU64; 6],
     /// Seconds from a generation's publication to its push being sent to
     /// a proxy (Istio's `pilot_proxy_convergence_time`).
     pub convergence: Histogram,
@@ -50,6 +51,27 @@ pub struct Sent {
     pub version: String,
     /// The resources, packed as they went on the wire, in name order.
     pub resources: Held,
+    /// Their names, when the resources don't say them (VHDS: `R/vhost`).
+    pub(crate) names: Option<Listing>,
+}
+
+impl Sent {
+    /// What was sent (for the debug API: VHDS resources don't carry the
+    /// route configuration they belong to, so it remembers their names).
+    pub fn new(version: String, resources: Held) -> Sent {
+        Sent {
+            version,
+            resources,
+            names: None,
+        }
+    }
+
+    /// The resource names, when kept (VHDS), in the order of `resources`.
+    pub fn names(&self) -> Option<Vec<String>> {
+        self.names
+            .as_ref()
+            .map(|l| l.iter().map(|(n, _)| n.to_string()).collect())
+    }
 }
 
 impl Stats {

@@ -30,6 +30,7 @@ use weft_xds::pb::google::rpc;
 
 use super::current::{Current, Selected};
 use super::held::Held;
+use super::holding::Holding;
 use super::intern::{Interner, Names};
 use super::requests::Requests;
 use super::stats::{ProxyStatus, Sent};
@@ -37,6 +38,7 @@ use super::throttle::Permit;
 use super::wire::Wire;
 use super::{AdsServer, Generation};
 use crate::translate::Proxy;
+use crate::vhds::VHDS_FEATURE;
 
 /// Responses a stream may have queued before its proxy reads them.
 const STREAM_QUEUE: usize = 16;
@@ -153,8 +155,8 @@ pub(crate) struct TypeState {
     /// response, for delta everything its responses added up to. Shared
     /// with [`super::Stats::sent`].
     pub sent: Option<Held>,
-    /// Delta: name → version of each resource the proxy holds.
-    pub held: BTreeMap<String, u64>,
+    /// Delta: the name and version of each resource the proxy holds.
+    pub held: Holding,
 }
 
 /// Why a response is being built.
@@ -173,6 +175,9 @@ pub(crate) struct Out {
     pub response: Wire,
     /// What the proxy holds of this type once it applies the response.
     pub holds: Held,
+    /// Delta RDS: the route configurations in it (their virtual hosts
+    /// follow, see [`crate::vhds`]).
+    pub sent: Vec<String>,
 }
 
 /// The protocol-specific half of a stream: reading requests, updating
@@ -241,6 +246,10 @@ struct Stream<'a, P: Protocol> {
     conn: u64,
     generation: Arc<Generation>,
     current: Current,
+    /// The proxy gets its virtual hosts through VHDS (see [`crate::vhds`]).
+    vhds: bool,
+    /// Route configurations sent whose virtual hosts are to follow.
+    resend: BTreeSet<String>,
     types: BTreeMap<TypeUrl, TypeState>,
     /// Until when the stream holds its generation for unanswered responses.
     hold_until: Instant,
@@ -282,10 +291,17 @@ async fn run<P: Protocol>(
     });
     let mut generations = server.generations.clone();
     let generation = generations.borrow_and_update().clone();
+    let vhds = P::DELTA
+        && first
+            .node
+            .as_ref()
+            .is_some_and(|n| n.client_features.iter().any(|f| f == VHDS_FEATURE));
     let mut stream = Stream::<P> {
         server,
         service,
-        current: Current::new(&server.translations.get(&generation, &proxy), None),
+        current: Current::new(&server.translations.get(&generation, &proxy), None, vhds),
+        vhds,
+        resend: BTreeSet::new(),
         generation,
         proxy,
         conn: registered.conn,
@@ -355,13 +371,23 @@ impl<P: Protocol> Stream<'_, P> {
     /// resources changed.
     async fn push(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
         let translation = self.server.translations.get(&generation, &self.proxy);
-        self.current = Current::new(&translation, Some(&self.current));
+        let previous = std::mem::take(&mut self.current);
+        self.current = Current::new(&translation, Some(&previous), self.vhds);
         self.generation = generation;
         let mut pushed = false;
         for type_url in TypeUrl::ALL {
-            if self.types.get(&type_url).is_some_and(|s| s.subscribed) {
-                pushed |= self.respond(type_url, &Want::default()).await?;
+            if !self.types.get(&type_url).is_some_and(|s| s.subscribed) {
+                continue;
             }
+            // A type kept as it was: the proxy holds what it was sent of
+            // it (every request that changes a subscription is answered),
+            // so there is nothing to select or compare — the usual case
+            // for most types of a push.
+            let resend = type_url == TypeUrl::VirtualHost && !self.resend.is_empty();
+            if !resend && self.current.get(type_url).unchanged(previous.get(type_url)) {
+                continue;
+            }
+            pushed |= self.respond(type_url, &Want::default()).await?;
         }
         if pushed {
             let waited = self.generation.published.elapsed();
@@ -415,6 +441,10 @@ impl<P: Protocol> Stream<'_, P> {
         let want = P::interest(state, type_url, request.interest, &self.server.names);
         if want.answer || !want.names.is_empty() {
             self.respond(type_url, &want).await?;
+            if type_url == TypeUrl::RouteConfiguration && !self.resend.is_empty() {
+                // Their virtual hosts follow in the same round.
+                self.respond(TypeUrl::VirtualHost, &Want::default()).await?;
+            }
         }
         Ok(())
     }
@@ -425,6 +455,23 @@ impl<P: Protocol> Stream<'_, P> {
         let Some(state) = self.types.get_mut(&type_url) else {
             return Ok(false);
         };
+        let mut resend;
+        let mut want = want;
+        if type_url == TypeUrl::VirtualHost && !self.resend.is_empty() {
+            // Route configurations just sent: all their virtual hosts go
+            // again (a client clears them when it applies the head).
+            resend = Want {
+                answer: want.answer,
+                names: want.names.clone(),
+            };
+            let names = &state.names;
+            resend.names.extend(
+                std::mem::take(&mut self.resend)
+                    .into_iter()
+                    .filter(|r| names.contains(r)),
+            );
+            want = &resend;
+        }
         let selected = self
             .current
             .get(type_url)
@@ -434,6 +481,7 @@ impl<P: Protocol> Stream<'_, P> {
         let Some(out) = P::respond(state, type_url, selected, want, version, &nonce)? else {
             return Ok(false);
         };
+        let routes_sent = out.sent;
         state.nonce = nonce;
         state.version = version;
         state.answered = false;
@@ -446,6 +494,9 @@ impl<P: Protocol> Stream<'_, P> {
             Sent {
                 version: version.to_string(),
                 resources: out.holds,
+                names: (type_url == TypeUrl::VirtualHost)
+                    .then(|| state.held.plain().cloned())
+                    .flatten(),
             },
         );
         stats.count_push(type_url);
@@ -468,6 +519,15 @@ impl<P: Protocol> Stream<'_, P> {
             bytes = out.response.message_len(),
             "push"
         );
+        if self.vhds
+            && type_url == TypeUrl::RouteConfiguration
+            && let Some(v) = self.types.get(&TypeUrl::VirtualHost)
+            && v.subscribed
+        {
+            // Subscribed to their virtual hosts already: those follow.
+            self.resend
+                .extend(routes_sent.into_iter().filter(|r| v.names.contains(r)));
+        }
         let mut response = out.response;
         if let Some(permit) = &self.permit {
             response.hold(permit.clone());

@@ -31,6 +31,7 @@ mod consistency;
 mod delta;
 mod services;
 mod throttle;
+mod vhds;
 
 const GREETER: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: greeter, namespace: shop}\nspec:\n  hosts: [greeter.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 50051, name: grpc, protocol: GRPC}]\n  endpoints: [{address: 127.0.0.1, ports: {grpc: 50052}}]\n";
 const LISTENER: &str = "greeter.shop.svc.cluster.local:50051";

@@ -88,7 +88,10 @@ fn workloads_of_one_shape_share_the_outbound_part_and_keep_their_own() {
         "labels select nothing"
     );
     for t in TYPES {
-        assert!(one.of(t).0.all.same_buffer(&two.of(t).0.all), "{t}");
+        assert!(
+            one.of(t, false).0.all.same_buffer(&two.of(t, false).0.all),
+            "{t}"
+        );
     }
     assert!(!Arc::ptr_eq(&one.own, &two.own));
     assert_eq!(

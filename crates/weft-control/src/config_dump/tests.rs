@@ -53,10 +53,10 @@ fn proxies_are_found_by_id_pod_namespace_or_unique_substring() {
 /// What `proxy` would be sent from the examples, as `Stats::sent` holds it.
 fn sent_for(mesh: &TestMesh, proxy: &Proxy) -> BTreeMap<TypeUrl, Sent> {
     fn packed<R: Resource>(items: &[R]) -> Sent {
-        Sent {
-            version: "3".into(),
-            resources: items.iter().map(pack).collect::<Vec<_>>().into(),
-        }
+        Sent::new(
+            "3".into(),
+            items.iter().map(pack).collect::<Vec<_>>().into(),
+        )
     }
     let r = translate(mesh.inputs(), proxy);
     [

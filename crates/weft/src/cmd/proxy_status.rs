@@ -74,6 +74,23 @@ fn state(t: Option<&TypeStatus>) -> String {
     }
 }
 
+/// The RDS column: with VHDS it covers the virtual hosts too —
+/// `SYNCED (2 + 1000 vhosts)` when both are in sync, else the state of
+/// whichever is not.
+fn routes(p: &ProxyStatus) -> String {
+    let rds = p.types.get("RDS");
+    match p.types.get("VHDS") {
+        None => state(rds),
+        Some(v) if rds.is_some_and(TypeStatus::in_sync) && v.in_sync() => format!(
+            "SYNCED ({} + {} vhosts)",
+            rds.map_or(0, |r| r.resources),
+            v.resources
+        ),
+        Some(v) if rds.is_some_and(TypeStatus::in_sync) => format!("VHDS {}", state(Some(v))),
+        Some(_) => state(rds),
+    }
+}
+
 fn table(proxies: &[ProxyStatus]) -> String {
     let header = [
         "NAME",
@@ -102,7 +119,7 @@ fn table(proxies: &[ProxyStatus]) -> String {
                 state(p.types.get("CDS")),
                 state(p.types.get("LDS")),
                 state(p.types.get("EDS")),
-                state(p.types.get("RDS")),
+                routes(p),
                 version.unwrap_or_else(|| "-".into()),
             ]
         })
@@ -231,5 +248,26 @@ mod tests {
         delta.delta = true;
         delta.service = "EDS".into();
         assert_eq!(stream(&delta), "EDS delta");
+
+        // VHDS: the RDS column covers the virtual hosts.
+        let synced = |resources| TypeStatus {
+            sent: Some("4".into()),
+            resources,
+            acked: Some("4".into()),
+            nacked: None,
+        };
+        let mut vhds = delta.clone();
+        vhds.types.insert("RDS".into(), synced(2));
+        vhds.types.insert("VHDS".into(), synced(1000));
+        assert_eq!(routes(&vhds), "SYNCED (2 + 1000 vhosts)");
+        vhds.types.insert(
+            "VHDS".into(),
+            TypeStatus {
+                acked: Some("3".into()),
+                ..synced(1000)
+            },
+        );
+        assert_eq!(routes(&vhds), "VHDS STALE");
+        assert!(table(&[vhds]).contains("VHDS STALE"));
     }
 }

@@ -87,7 +87,7 @@ impl Round {
                         }
                     }
                 }
-                TypeUrl::Secret => {}
+                TypeUrl::Secret | TypeUrl::VirtualHost => {}
             }
         }
     }

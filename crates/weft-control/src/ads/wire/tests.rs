@@ -21,7 +21,7 @@ use crate::translate::{Proxy, resolve};
 
 /// The bookinfo examples as productpage's sidecar gets them: both
 /// segments (shared and own) in every type.
-fn current() -> Current {
+fn current(vhds: bool) -> Current {
     let mesh = TestMesh::examples();
     let proxy = Proxy {
         pod: "productpage-v1".into(),
@@ -33,7 +33,7 @@ fn current() -> Current {
     };
     let generation = Generation::new(1, Arc::new(mesh.config), Arc::new(mesh.registry));
     let resolved = resolve(generation.inputs(), &proxy);
-    Current::new(&Translation::new(&generation, &resolved), None)
+    Current::new(&Translation::new(&generation, &resolved), None, vhds)
 }
 
 /// What prost writes for `message`, as one gRPC frame.
@@ -50,7 +50,7 @@ fn any(len: usize, fill: u8) -> Any {
 
 #[test]
 fn sotw_frames_are_prosts_encoding() {
-    let current = current();
+    let current = current(false);
     for t in TypeUrl::ALL {
         let packed = current.get(t);
         let all = packed.select(true, &BTreeSet::new());
@@ -80,7 +80,7 @@ fn sotw_frames_are_prosts_encoding() {
             assert_eq!(wire.message_len(), message.encoded_len());
             assert_eq!(wire.decode::<DiscoveryResponse>().expect("decode"), message);
         }
-        if t != TypeUrl::Secret {
+        if t != TypeUrl::Secret && t != TypeUrl::VirtualHost {
             assert!(!all.holds.is_empty(), "{t}: the examples have some");
         }
     }
@@ -140,7 +140,15 @@ fn big_resources_go_through_and_small_ones_are_coalesced() {
 
 #[test]
 fn delta_frames_are_prosts_encoding() {
-    let current = current();
+    // With VHDS: route configuration heads and virtual hosts too.
+    let current = current(true);
+    assert!(
+        !current
+            .get(TypeUrl::VirtualHost)
+            .select(true, &BTreeSet::new())
+            .items
+            .is_empty()
+    );
     for t in TypeUrl::ALL {
         let selected = current.get(t).select(true, &BTreeSet::new());
         let removed = ["gone".to_string(), String::new(), "also gone".into()];

@@ -22,11 +22,12 @@ use weft_xds::pb::envoy::service::discovery::v3::Resource;
 use crate::route::{RouteError, RouteTable, VirtualHost};
 
 /// VHDS's resource type.
-pub const TYPE_URL: &str = "type.googleapis.com/envoy.config.route.v3.VirtualHost";
+pub const TYPE_URL: &str = weft_xds::TypeUrl::VirtualHost.as_str();
 
 /// What the proxy puts in `Node.client_features` to be sent route
-/// configurations with `vhds` (on a delta stream).
-pub const CLIENT_FEATURE: &str = "weft.vhds";
+/// configurations with `vhds` (on a delta stream): the control plane's
+/// opt-in, from weft-xds so both sides spell it alike.
+pub const CLIENT_FEATURE: &str = weft_xds::names::VHDS_FEATURE;
 
 /// The virtual hosts VHDS gave one route configuration, by virtual host
 /// name.

@@ -1,0 +1,92 @@
+//! VHDS (Envoy's Virtual Host Discovery Service): a route configuration
+//! sent without its virtual hosts, which come as delta resources of their
+//! own, so a change to one VirtualService sends that virtual host only,
+//! not the whole per-port route configuration.
+//!
+//! Only delta clients that opt in with [`VHDS_FEATURE`] in
+//! `Node.client_features` get it (everyone else gets the route
+//! configurations whole). Their route configuration `R` carries
+//! `vhds: { config_source: { ads: {}, resource_api_version: V3 } }` and no
+//! `virtual_hosts`; each virtual host `v` of `R` is the resource
+//! `R/v` of type `envoy.config.route.v3.VirtualHost`, its body the
+//! `VirtualHost` message unchanged. A client subscribes with `R` (as
+//! Envoy's `VhdsSubscription` does) for all of `R`'s virtual hosts.
+
+use std::collections::BTreeMap;
+
+use weft_xds::names::{vhost_resource, vhost_route};
+use weft_xds::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
+};
+use weft_xds::pb::envoy::config::route::v3::{RouteConfiguration, Vhds, VirtualHost};
+use weft_xds::pb::google::protobuf::Any;
+
+pub use weft_xds::names::VHDS_FEATURE;
+
+/// Where a VHDS client's virtual hosts come from: the ADS stream.
+pub fn vhds_source() -> Vhds {
+    Vhds {
+        config_source: Some(ConfigSource {
+            resource_api_version: ApiVersion::V3 as i32,
+            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                AggregatedConfigSource {},
+            )),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Resources by name, packed.
+pub type Named = Vec<(String, Any)>;
+
+/// `routes`, each split into its head (`vhds` set, no virtual hosts) and
+/// its virtual hosts (named `R/v`), both sorted by resource name, packed.
+/// Of two virtual hosts of one route configuration with the same name the
+/// first is kept (Envoy rejects duplicates).
+pub fn split(routes: &[RouteConfiguration]) -> (Named, Named) {
+    let mut heads = Vec::with_capacity(routes.len());
+    let mut vhosts = BTreeMap::new();
+    for r in routes {
+        for vh in &r.virtual_hosts {
+            vhosts
+                .entry(vhost_resource(&r.name, &vh.name))
+                .or_insert_with(|| weft_xds::pack(vh));
+        }
+        // Everything else as the whole route configuration has it.
+        let head = RouteConfiguration {
+            virtual_hosts: Vec::new(),
+            vhds: Some(vhds_source()),
+            ..r.clone()
+        };
+        heads.push((r.name.clone(), weft_xds::pack(&head)));
+    }
+    heads.sort_by(|a, b| a.0.cmp(&b.0));
+    (heads, vhosts.into_iter().collect())
+}
+
+/// Route configurations as the proxy holds them: each head with the
+/// virtual hosts of `vhosts` (`(resource name, VirtualHost)`) named after
+/// it put back, in name order (the debug API's config dump).
+pub fn reassemble(
+    heads: Vec<RouteConfiguration>,
+    vhosts: Vec<(String, VirtualHost)>,
+) -> Vec<RouteConfiguration> {
+    let mut by_route: BTreeMap<String, Vec<VirtualHost>> = BTreeMap::new();
+    for (name, vh) in vhosts {
+        by_route
+            .entry(vhost_route(&name).to_string())
+            .or_default()
+            .push(vh);
+    }
+    heads
+        .into_iter()
+        .map(|mut r| {
+            if r.vhds.is_some()
+                && let Some(vhs) = by_route.remove(&r.name)
+            {
+                r.virtual_hosts.extend(vhs);
+            }
+            r
+        })
+        .collect()
+}
