@@ -53,6 +53,21 @@ impl Snapshot {
             .map(|(_, r)| r)
     }
 
+    /// The resource of one kind, namespace and name, if in force: a map
+    /// lookup.
+    pub fn get(
+        &self,
+        kind: crate::resource::Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Arc<Resource>> {
+        self.resources.get(&ResourceKey {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+
     /// Resources of one kind in one namespace, in key order (a range).
     pub fn of_kind_in(
         &self,

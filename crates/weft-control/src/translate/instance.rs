@@ -55,24 +55,28 @@ pub struct InboundPort {
 
 /// Finds the workload `proxy` serves, if the config has it.
 pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
-    let entries: Vec<(&Resource, &WorkloadEntry)> = inputs
-        .config
-        .of_kind_in(Kind::WorkloadEntry, &proxy.namespace)
-        .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)))
-        .collect();
-    let by_name = entries
-        .iter()
-        .find(|(r, _)| !proxy.pod.is_empty() && r.name() == proxy.pod);
+    // By name: one map lookup (every stream resolves its proxy on every
+    // push, so no scan of the namespace's entries here).
+    let by_name = (!proxy.pod.is_empty())
+        .then(|| {
+            inputs
+                .config
+                .get(Kind::WorkloadEntry, &proxy.namespace, &proxy.pod)
+        })
+        .flatten()
+        .and_then(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)));
     let by_ip = || {
-        let mut matching = entries
-            .iter()
+        let mut matching = inputs
+            .config
+            .of_kind_in(Kind::WorkloadEntry, &proxy.namespace)
+            .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)))
             .filter(|(_, we)| proxy.ips.contains(&we.address));
         let first = matching.next();
         // Several workloads on one address (explicit mode on one host):
         // the IP says nothing; the name must.
         first.filter(|_| matching.next().is_none())
     };
-    let (resource, entry) = by_name.or_else(by_ip)?;
+    let (resource, entry): (&Resource, &WorkloadEntry) = by_name.or_else(by_ip)?;
     let key = resource.key();
     let labels = if proxy.labels.is_empty() {
         entry.labels.clone()
