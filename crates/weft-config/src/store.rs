@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
@@ -36,7 +36,13 @@ pub struct Snapshot {
     pub diagnostics: Vec<Diagnostic>,
     /// Resources whose current document is invalid, so an older version is in force.
     pub stale: BTreeSet<ResourceKey>,
+    /// WorkloadEntries by namespace and address, built on first use
+    /// (see [`Snapshot::workload_entries_at`]).
+    pub workloads_by_address: OnceLock<WorkloadsByAddress>,
 }
+
+/// WorkloadEntries by namespace, then address, in key order.
+pub type WorkloadsByAddress = HashMap<String, HashMap<String, Vec<Arc<Resource>>>>;
 
 impl Snapshot {
     /// Resources of one kind, in key order: a range of the map (keys
@@ -66,6 +72,30 @@ impl Snapshot {
             namespace: namespace.to_string(),
             name: name.to_string(),
         })
+    }
+
+    /// The WorkloadEntries of `namespace` whose address is `address`, in
+    /// key order: a lookup in an index built once per snapshot (every
+    /// xDS stream resolves its proxy by address on every push).
+    pub fn workload_entries_at(&self, namespace: &str, address: &str) -> &[Arc<Resource>] {
+        let index = self.workloads_by_address.get_or_init(|| {
+            let mut index = WorkloadsByAddress::new();
+            for r in self.of_kind(crate::resource::Kind::WorkloadEntry) {
+                if let Some(we) = r.spec_as::<crate::networking::WorkloadEntry>() {
+                    index
+                        .entry(r.namespace().to_string())
+                        .or_default()
+                        .entry(we.address.clone())
+                        .or_default()
+                        .push(Arc::clone(r));
+                }
+            }
+            index
+        });
+        index
+            .get(namespace)
+            .and_then(|by_address| by_address.get(address))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Resources of one kind in one namespace, in key order (a range).
@@ -295,6 +325,7 @@ impl Store {
                 mesh,
                 diagnostics,
                 stale,
+                workloads_by_address: OnceLock::new(),
             }));
             if changed {
                 tracing::info!(

@@ -66,11 +66,13 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
         .flatten()
         .and_then(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)));
     let by_ip = || {
-        let mut matching = inputs
-            .config
-            .of_kind_in(Kind::WorkloadEntry, &proxy.namespace)
-            .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)))
-            .filter(|(_, we)| proxy.ips.contains(&we.address));
+        let mut ips: Vec<&String> = proxy.ips.iter().collect();
+        ips.sort();
+        ips.dedup();
+        let mut matching = ips
+            .into_iter()
+            .flat_map(|ip| inputs.config.workload_entries_at(&proxy.namespace, ip))
+            .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (r.as_ref(), we)));
         let first = matching.next();
         // Several workloads on one address (explicit mode on one host):
         // the IP says nothing; the name must.
@@ -253,6 +255,20 @@ spec:
             ..Proxy::sidecar("sidecar~10.0.0.7~api-1.shop~shop", "shop", &[])
         };
         let i = find(mesh.inputs(), &proxy).expect("instance");
+        // A pod name the config doesn't have: the one WorkloadEntry at
+        // the proxy's address (listed twice, or beside others), through
+        // the snapshot's address index.
+        let by_ip = Proxy {
+            pod: "api-7f9c".into(),
+            ips: vec!["10.0.0.7".into(), "10.9.9.9".into(), "10.0.0.7".into()],
+            ..proxy.clone()
+        };
+        assert_eq!(find(mesh.inputs(), &by_ip), Some(i.clone()));
+        let elsewhere = Proxy {
+            ips: vec!["10.9.9.9".into()],
+            ..by_ip.clone()
+        };
+        assert_eq!(find(mesh.inputs(), &elsewhere), None);
         assert_eq!(
             i.ports,
             vec![InboundPort {
