@@ -224,8 +224,12 @@ impl Breakers {
         }
         let wait = async {
             tokio::select! {
+                // A slot first: when one is freed as `or` becomes ready
+                // (a connection ending does both), the slot is taken, not
+                // left for the next request beside a slot past the limit.
+                biased;
                 p = slots.clone().acquire_owned() => Ok(p.ok()),
-                () = or => Ok(None),
+                () = or => Ok(slots.clone().try_acquire_owned().ok()),
             }
         };
         let got = match deadline {

@@ -471,14 +471,17 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert!(status.success(), "{status:?}");
 }
 
+/// The control plane's `/debug/syncz`: one object per stream.
+fn syncz(debug: u16) -> Vec<serde_json::Value> {
+    let syncz = common::curl(debug, "/debug/syncz");
+    let proxies: serde_json::Value = serde_json::from_str(&syncz).expect("syncz json");
+    proxies.as_array().expect("a list").clone()
+}
+
 /// The proxies' streams as `weft control`'s syncz lists them: (id, delta,
 /// every type sent ACKed and none NACKed).
 fn streams(debug: u16) -> Vec<(String, bool, bool)> {
-    let syncz = common::curl(debug, "/debug/syncz");
-    let proxies: serde_json::Value = serde_json::from_str(&syncz).expect("syncz json");
-    proxies
-        .as_array()
-        .expect("a list")
+    syncz(debug)
         .iter()
         .map(|p| {
             let types = p["types"].as_object().expect("types");
@@ -498,11 +501,7 @@ fn streams(debug: u16) -> Vec<(String, bool, bool)> {
 /// Each stream on the control plane's syncz: whether it is delta, and the
 /// types it was sent.
 fn type_keys(debug: u16) -> Vec<(bool, Vec<String>)> {
-    let syncz = common::curl(debug, "/debug/syncz");
-    let proxies: serde_json::Value = serde_json::from_str(&syncz).expect("syncz json");
-    proxies
-        .as_array()
-        .expect("a list")
+    syncz(debug)
         .iter()
         .map(|p| {
             let types = p["types"].as_object().expect("types");
