@@ -325,30 +325,10 @@ async fn ads(
     drop(node);
 
     let response = response.await.context("ADS response headers")?;
-    let status = response.status();
-    if status != http::StatusCode::OK {
-        bail!("ADS stream: HTTP status {status}");
-    }
-    if let Some(code) = response.headers().get("grpc-status")
-        && code != "0"
-    {
-        bail!("ADS stream: {}", grpc_error(response.headers()));
-    }
+    check_head(&response, "ADS stream")?;
     let mut body = Reader::new(response.into_body());
     while let Some(response) = body.next().await.context("ADS stream")? {
-        let type_url: TypeUrl = response
-            .type_url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("response of an unexpected type: {e}"))?;
-        let Some(t) = index(type_url).filter(|t| *t < state.types) else {
-            bail!("response of an unsubscribed type {type_url}")
-        };
-        let version: u64 = response
-            .version
-            .parse()
-            .with_context(|| format!("non-numeric version {:?}", response.version))?;
-        state.resources[t].store(response.resources, Ordering::Relaxed);
-        state.bytes[t].store(response.bytes, Ordering::Relaxed);
+        let (type_url, t, version) = received(state, &response)?;
         // A new set of clusters or listeners: (re)subscribe to their
         // endpoints or routes before ACKing, as Envoy does.
         let dep = match type_url {
@@ -379,6 +359,43 @@ async fn ads(
         bail!("ADS stream: {}", grpc_error(&trailers));
     }
     Ok(())
+}
+
+/// Fails unless an ADS stream's response head is HTTP 200 without a
+/// `grpc-status` error (a trailers-only answer).
+pub(crate) fn check_head<B>(response: &http::Response<B>, stream: &str) -> Result<()> {
+    let status = response.status();
+    if status != http::StatusCode::OK {
+        bail!("{stream}: HTTP status {status}");
+    }
+    if let Some(code) = response.headers().get("grpc-status")
+        && code != "0"
+    {
+        bail!("{stream}: {}", grpc_error(response.headers()));
+    }
+    Ok(())
+}
+
+/// A response's type, its index in `state` and its version, with its
+/// resource and byte counts stored in `state`.
+pub(crate) fn received(
+    state: &ClientState,
+    response: &wire::Response,
+) -> Result<(TypeUrl, usize, u64)> {
+    let type_url: TypeUrl = response
+        .type_url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("response of an unexpected type: {e}"))?;
+    let Some(t) = index(type_url).filter(|t| *t < state.types) else {
+        bail!("response of an unsubscribed type {type_url}")
+    };
+    let version: u64 = response
+        .version
+        .parse()
+        .with_context(|| format!("non-numeric version {:?}", response.version))?;
+    state.resources[t].store(response.resources, Ordering::Relaxed);
+    state.bytes[t].store(response.bytes, Ordering::Relaxed);
+    Ok((type_url, t, version))
 }
 
 /// `grpc-status` and `grpc-message` of a trailers-only response, for errors.

@@ -18,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use weft_xds::TypeUrl;
 use weft_xds::names::VHDS_FEATURE;
 
-use super::{Fleet, Identity, Protocol, TYPES, grpc_error, index, intern};
+use super::{Fleet, Identity, Protocol, TYPES, check_head, grpc_error, intern, received};
 use crate::wire::{self, Reader};
 
 const DELTA_PATH: &str =
@@ -94,30 +94,10 @@ pub(super) async fn ads(
     drop(node);
 
     let response = response.await.context("delta ADS response headers")?;
-    let status = response.status();
-    if status != http::StatusCode::OK {
-        bail!("delta ADS stream: HTTP status {status}");
-    }
-    if let Some(code) = response.headers().get("grpc-status")
-        && code != "0"
-    {
-        bail!("delta ADS stream: {}", grpc_error(response.headers()));
-    }
+    check_head(&response, "delta ADS stream")?;
     let mut body = Reader::delta(response.into_body());
     while let Some(response) = body.next().await.context("delta ADS stream")? {
-        let type_url: TypeUrl = response
-            .type_url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("response of an unexpected type: {e}"))?;
-        let Some(t) = index(type_url).filter(|t| *t < state.types) else {
-            bail!("response of an unsubscribed type {type_url}")
-        };
-        let version: u64 = response
-            .version
-            .parse()
-            .with_context(|| format!("non-numeric version {:?}", response.version))?;
-        state.resources[t].store(response.resources, Ordering::Relaxed);
-        state.bytes[t].store(response.bytes, Ordering::Relaxed);
+        let (type_url, t, version) = received(state, &response)?;
         // Clusters or listeners came or went: change the EDS or RDS (and
         // VHDS) subscriptions before ACKing, as Envoy does.
         match type_url {
