@@ -6,19 +6,19 @@
 //!
 //! The counts are atomics (and, for connections, a semaphore only when
 //! a limit is set), shared by every snapshot of the cluster while its
-//! limits stay the same. HTTP/1.1 carries one request per connection at
-//! a time, so a request holds one of the cluster's `max_connections`
-//! slots from admission to the end of its response body; when none is
-//! free it waits, as one of `max_pending_requests`, for the route's
-//! timeout at most. An HTTP/2 connection holds a slot while it is open
-//! (its streams are requests, under `max_requests`); a new one past the
-//! limit waits as a pending request for a slot — unless its endpoint has
+//! limits stay the same. Every upstream connection holds one of the
+//! cluster's `max_connections` slots while it is open — an idle pooled
+//! HTTP/1.1 connection as well as a busy one, an HTTP/2 connection, a
+//! proxied TCP connection. A request that needs a new connection past
+//! the limit waits as one of `max_pending_requests` for the route's
+//! timeout at most (the pools' `wait` module) — unless its endpoint has
 //! no connection at all, which always gets one (Envoy's rule, so no
-//! request waits on an endpoint with no way to serve it).
+//! request waits on an endpoint with no way to serve it). Requests
+//! themselves count against `max_requests` from admission to the end of
+//! their response.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use weft_xds::pb::envoy::config::cluster::v3::CircuitBreakers;
@@ -111,7 +111,17 @@ pub enum Overflow {
 #[derive(Debug)]
 pub struct Admitted {
     breakers: Arc<Breakers>,
-    _connection: Option<OwnedSemaphorePermit>,
+}
+
+/// A request waiting for a connection, one of `max_pending_requests`
+/// while it lives.
+#[derive(Debug)]
+pub struct Pending<'a>(&'a Breakers);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Admitted {
@@ -120,9 +130,8 @@ impl Drop for Admitted {
     }
 }
 
-/// A proxied TCP connection's or an HTTP/2 connection's slot of
-/// `max_connections` (none held when the limit can't be reached, or for
-/// a connection opened past it).
+/// An upstream connection's slot of `max_connections` (none held when
+/// the limit can't be reached, or for a connection opened past it).
 #[derive(Debug, Default)]
 pub struct ConnectionSlot {
     _permit: Option<OwnedSemaphorePermit>,
@@ -175,75 +184,43 @@ impl Breakers {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Admits a request (`http1`: it needs a connection of its own),
-    /// waiting for a connection until `deadline` at most.
-    pub async fn admit(
-        self: &Arc<Self>,
-        http1: bool,
-        deadline: Option<Instant>,
-    ) -> Result<Admitted, Overflow> {
+    /// Admits a request, or refuses it (counted) past `max_requests`.
+    pub fn admit(self: &Arc<Self>) -> Result<Admitted, Overflow> {
         if !take(&self.requests, self.limits.max_requests) {
             self.rq_pending_overflow.fetch_add(1, Ordering::Relaxed);
             return Err(Overflow::Requests);
         }
-        // From here the request counts; dropping `admitted` uncounts it.
-        let mut admitted = Admitted {
+        Ok(Admitted {
             breakers: self.clone(),
-            _connection: None,
-        };
-        let Some(slots) = self.connections.as_ref().filter(|_| http1) else {
-            return Ok(admitted);
-        };
-        if let Ok(p) = slots.clone().try_acquire_owned() {
-            admitted._connection = Some(p);
-            return Ok(admitted);
-        }
-        self.cx_overflow.fetch_add(1, Ordering::Relaxed);
-        let slot = self
-            .wait_connection(deadline, std::future::pending())
-            .await?;
-        admitted._connection = slot._permit;
-        Ok(admitted)
+        })
     }
 
-    /// Waits for a connection slot, as one of `max_pending_requests`
-    /// (past it, counted, [`Overflow::Pending`]), until `deadline`
-    /// ([`Overflow::Timeout`]) or until `or` is ready (then a slot past
-    /// the limit). Call it when [`Breakers::connection`] found none.
-    pub async fn wait_connection(
-        &self,
-        deadline: Option<Instant>,
-        or: impl Future<Output = ()>,
-    ) -> Result<ConnectionSlot, Overflow> {
-        let Some(slots) = &self.connections else {
-            return Ok(ConnectionSlot { _permit: None });
-        };
-        if !take(&self.pending, self.limits.max_pending_requests) {
+    /// A place among the requests waiting for a connection, or
+    /// [`Overflow::Pending`] (counted) past `max_pending_requests`.
+    pub fn pending(&self) -> Result<Pending<'_>, Overflow> {
+        if take(&self.pending, self.limits.max_pending_requests) {
+            Ok(Pending(self))
+        } else {
             self.rq_pending_overflow.fetch_add(1, Ordering::Relaxed);
-            return Err(Overflow::Pending);
+            Err(Overflow::Pending)
         }
-        let wait = async {
-            tokio::select! {
-                // A slot first: when one is freed as `or` becomes ready
-                // (a connection ending does both), the slot is taken, not
-                // left for the next request beside a slot past the limit.
-                biased;
-                p = slots.clone().acquire_owned() => Ok(p.ok()),
-                () = or => Ok(slots.clone().try_acquire_owned().ok()),
-            }
-        };
-        let got = match deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), wait)
-                .await
-                .unwrap_or(Err(Overflow::Timeout)),
-            None => wait.await,
-        };
-        self.pending.fetch_sub(1, Ordering::Relaxed);
-        got.map(|p| ConnectionSlot { _permit: p })
     }
 
-    /// A connection slot for TCP proxying, which doesn't wait: past
-    /// `max_connections` it overflows (counted).
+    /// Waits for a connection slot (at once when unlimited). Call it when
+    /// [`Breakers::connection`] found none, holding a [`Pending`].
+    pub async fn slot(&self) -> ConnectionSlot {
+        let Some(slots) = &self.connections else {
+            return ConnectionSlot { _permit: None };
+        };
+        match slots.clone().acquire_owned().await {
+            Ok(p) => ConnectionSlot { _permit: Some(p) },
+            // The semaphore is never closed.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// A connection slot if one is free; past `max_connections` it
+    /// overflows (counted as `upstream_cx_overflow`).
     pub fn connection(&self) -> Result<ConnectionSlot, Overflow> {
         let Some(slots) = &self.connections else {
             return Ok(ConnectionSlot { _permit: None });
@@ -283,7 +260,6 @@ impl Breakers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn limits(connections: u32, pending: u32, requests: u32, retries: u32) -> Limits {
         Limits {
@@ -297,51 +273,42 @@ mod tests {
     #[tokio::test]
     async fn one_connection_one_pending_the_rest_overflow() {
         let b = Arc::new(Breakers::new(limits(1, 1, 100, 3)));
-        let first = b.admit(true, None).await.expect("a connection");
-        // The second waits for the first's connection.
-        let b2 = b.clone();
-        let second = tokio::spawn(async move { b2.admit(true, None).await.map(|_| ()) });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while b.pending_requests() == 0 {
-            assert!(Instant::now() < deadline, "the second request never waited");
-            tokio::task::yield_now().await;
-        }
+        let first = b.connection().expect("a connection");
+        assert_eq!(b.connection().err(), Some(Overflow::Connections));
+        // The second waits for the first's slot.
+        let pending = b.pending().expect("a place in the queue");
+        assert_eq!(b.pending_requests(), 1);
         // A third has neither a connection nor a place in the queue.
-        assert_eq!(b.admit(true, None).await.err(), Some(Overflow::Pending));
+        assert_eq!(b.pending().err(), Some(Overflow::Pending));
         assert_eq!(b.rq_pending_overflow.load(Ordering::Relaxed), 1);
-        assert_eq!(b.cx_overflow.load(Ordering::Relaxed), 2);
+        assert_eq!(b.cx_overflow.load(Ordering::Relaxed), 1);
+        let b2 = b.clone();
+        let waiter = tokio::spawn(async move { b2.slot().await });
         drop(first);
-        assert_eq!(second.await.expect("joins"), Ok(()));
-        assert_eq!((b.active_requests(), b.pending_requests()), (0, 0));
-        // HTTP/2 needs no connection slot.
-        let _a = b.admit(true, None).await.expect("free again");
-        assert!(b.admit(false, None).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn waiting_ends_at_the_deadline() {
-        let b = Arc::new(Breakers::new(limits(1, 5, 100, 3)));
-        let _first = b.admit(true, None).await.expect("a connection");
-        let soon = Instant::now() + Duration::from_millis(20);
-        assert_eq!(
-            b.admit(true, Some(soon)).await.err(),
-            Some(Overflow::Timeout)
-        );
+        let second = waiter.await.expect("joins");
+        assert!(second._permit.is_some(), "the freed slot");
+        drop(pending);
         assert_eq!(b.pending_requests(), 0);
-        assert_eq!(b.active_requests(), 1);
+        assert_eq!(b.connection().err(), Some(Overflow::Connections));
+        drop(second);
+        assert!(b.connection().is_ok());
     }
 
     #[tokio::test]
     async fn requests_and_retries_are_capped() {
         let b = Arc::new(Breakers::new(limits(u32::MAX, 0, 2, 1)));
-        let a = b.admit(true, None).await.expect("one");
-        let _c = b.admit(true, None).await.expect("two");
-        assert_eq!(b.admit(false, None).await.err(), Some(Overflow::Requests));
+        let a = b.admit().expect("one");
+        let _c = b.admit().expect("two");
+        assert_eq!(b.admit().err(), Some(Overflow::Requests));
+        assert_eq!(b.active_requests(), 2);
         drop(a);
-        assert!(b.admit(false, None).await.is_ok());
+        assert!(b.admit().is_ok());
+        // Unlimited connections: a slot at once, nothing held.
+        assert!(b.slot().await._permit.is_none());
         let tcp = Breakers::new(limits(1, 0, 1, 0));
         let slot = tcp.connection().expect("one");
         assert_eq!(tcp.connection().err(), Some(Overflow::Connections));
+        assert_eq!(tcp.pending().err(), Some(Overflow::Pending));
         drop(slot);
         assert!(tcp.connection().is_ok());
         assert_eq!(tcp.cx_overflow.load(Ordering::Relaxed), 1);

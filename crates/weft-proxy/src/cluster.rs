@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use weft_xds::pb::envoy::config::cluster::v3::{Cluster as XdsCluster, cluster};
+use weft_xds::pb::envoy::config::core::v3::Http2ProtocolOptions;
 use weft_xds::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
     UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
@@ -211,6 +212,10 @@ pub struct Cluster {
     /// Requests per upstream connection at most (`None`: no limit; Istio's
     /// `maxRequestsPerConnection`).
     pub max_requests_per_connection: Option<u32>,
+    /// Streams in flight per HTTP/2 connection at most
+    /// (`http2_protocol_options.max_concurrent_streams`; Istio's
+    /// `maxConcurrentStreams`; `None`: Envoy's default, 2^31 - 1).
+    pub max_concurrent_streams: Option<u32>,
     /// Circuit breaker limits (`circuit_breakers`, DEFAULT priority).
     pub limits: Limits,
     /// Outlier detection, when the cluster has it.
@@ -235,6 +240,9 @@ impl Cluster {
                 Some(t) => Some(t),
             },
             max_requests_per_connection: self.max_requests_per_connection,
+            max_concurrent_streams: self
+                .max_concurrent_streams
+                .unwrap_or(crate::pool::DEFAULT_MAX_CONCURRENT_STREAMS),
         }
     }
 }
@@ -318,21 +326,28 @@ impl TryFrom<&XdsCluster> for Cluster {
         let mut protocol = UpstreamProtocol::Http1;
         let mut idle_timeout = None;
         let mut max_requests_per_connection = None;
+        let mut max_concurrent_streams = None;
+        let streams_of =
+            |o: &Http2ProtocolOptions| o.max_concurrent_streams.map(|n| n.value).filter(|n| *n > 0);
         if let Some(any) = c
             .typed_extension_protocol_options
             .get(HTTP_PROTOCOL_OPTIONS)
         {
             let options: HttpProtocolOptions =
                 weft_xds::unpack(any).map_err(|e| err(format!("{HTTP_PROTOCOL_OPTIONS}: {e}")))?;
-            protocol = match options.upstream_protocol_options {
-                Some(UpstreamProtocolOptions::ExplicitHttpConfig(e)) => match e.protocol_config {
-                    Some(ProtocolConfig::Http2ProtocolOptions(_)) => UpstreamProtocol::Http2,
+            protocol = match &options.upstream_protocol_options {
+                Some(UpstreamProtocolOptions::ExplicitHttpConfig(e)) => match &e.protocol_config {
+                    Some(ProtocolConfig::Http2ProtocolOptions(o)) => {
+                        max_concurrent_streams = streams_of(o);
+                        UpstreamProtocol::Http2
+                    }
                     Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
                         return Err(err("HTTP/3 upstreams are not supported".into()));
                     }
                     _ => UpstreamProtocol::Http1,
                 },
-                Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(_)) => {
+                Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(d)) => {
+                    max_concurrent_streams = d.http2_protocol_options.as_ref().and_then(streams_of);
                     UpstreamProtocol::Downstream
                 }
                 Some(UpstreamProtocolOptions::AutoConfig(_)) => UpstreamProtocol::Downstream,
@@ -350,8 +365,9 @@ impl TryFrom<&XdsCluster> for Cluster {
                 .transpose()?;
         }
         #[allow(deprecated)]
-        if c.http2_protocol_options.is_some() {
+        if let Some(o) = &c.http2_protocol_options {
             protocol = UpstreamProtocol::Http2;
+            max_concurrent_streams = max_concurrent_streams.or(streams_of(o));
         }
         let tls_not_originated = if c
             .transport_socket
@@ -389,6 +405,7 @@ impl TryFrom<&XdsCluster> for Cluster {
             protocol,
             idle_timeout,
             max_requests_per_connection,
+            max_concurrent_streams,
             limits,
             outlier,
             load_assignment,
@@ -407,7 +424,6 @@ pub fn proto_duration(d: &weft_xds::pb::google::protobuf::Duration) -> Result<Du
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_xds::pb::envoy::config::core::v3::Http2ProtocolOptions;
     use weft_xds::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::ExplicitHttpConfig;
 
     #[test]

@@ -379,12 +379,11 @@ async fn forward(
         };
     let started = Instant::now();
     let deadline = f.timeout.map(|t| started + t);
-    // Circuit breakers: a request (and an HTTP/1.1 connection) of the
-    // cluster's, held until the response ends.
+    // Circuit breakers: a request of the cluster's, held until the
+    // response ends (the pool holds the connections' slots).
     let admitted = entry
         .breakers
-        .admit(!http2, deadline)
-        .await
+        .admit()
         .map_err(|why| ProxyError::overflow(cluster_name, why))?;
     let retry = f.retry.as_ref().filter(|_| upgrade.is_none());
     let has_body = !http_body::Body::is_end_stream(req.body());

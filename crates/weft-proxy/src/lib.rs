@@ -308,6 +308,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
     let upstreams = forward::Upstreams::new();
+    // A cluster's pools close when a snapshot no longer has it (ends
+    // with the control thread, which holds the sender).
+    tokio::spawn(
+        upstreams
+            .clone()
+            .follow(snapshot.clone(), applied_rx.clone()),
+    );
     // Appended to x-forwarded-for for peers on loopback, as Envoy appends
     // its node's address.
     let local_ip: Option<std::net::IpAddr> = config.node_ip.parse().ok();

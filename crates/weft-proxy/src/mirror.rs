@@ -106,7 +106,7 @@ pub fn start(
         let deadline = Instant::now() + timeout;
         // The mirror cluster's breakers admit it as any request of its
         // own (counted as its overflow when they don't).
-        let admitted = match entry.breakers.admit(!http2, Some(deadline)).await {
+        let admitted = match entry.breakers.admit() {
             Ok(a) => a,
             Err(why) => {
                 tracing::debug!(target: "weft::access", cluster, %why, "mirror cluster overflowed; not mirrored");

@@ -49,6 +49,8 @@ use crate::forward::Body;
 
 mod http1;
 mod http2;
+mod peer;
+mod wait;
 
 /// Envoy's default idle timeout of upstream HTTP connections
 /// (`common_http_protocol_options.idle_timeout`): 1 h.
@@ -66,6 +68,12 @@ pub struct PoolSettings {
     /// Requests a connection carries at most, then it closes (HTTP/1.1)
     /// or drains (HTTP/2); `None`: no limit.
     pub max_requests_per_connection: Option<u32>,
+    /// Streams in flight on one HTTP/2 connection at most (the cluster's
+    /// `http2_protocol_options.max_concurrent_streams`, Envoy's default
+    /// 2^31 - 1); the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` lowers it
+    /// per connection. A request finding every connection full opens
+    /// another one (within `max_connections`) or waits as pending.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for PoolSettings {
@@ -74,9 +82,14 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_requests_per_connection: None,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
         }
     }
 }
+
+/// Envoy's default `max_concurrent_streams` of an HTTP/2 upstream
+/// connection: 2^31 - 1.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = (1 << 31) - 1;
 
 /// Where one request goes: an endpoint, through its cluster's pool.
 #[derive(Clone, Copy, Debug)]
@@ -107,10 +120,32 @@ impl Upstreams {
     /// on it (and stop with the pools).
     pub fn new() -> Self {
         let http1 = Arc::new(http1::Pool::default());
-        http1::Pool::sweep_in_background(&http1);
+        sweep_in_background(&http1, http1::Pool::sweep);
         let http2 = Arc::new(http2::Pool::default());
-        http2::Pool::sweep_in_background(&http2);
+        sweep_in_background(&http2, http2::Pool::sweep);
         Upstreams { http1, http2 }
+    }
+
+    /// Forgets the pools of every cluster `keep` refuses (a new snapshot
+    /// no longer has it), as Envoy drains a removed cluster's pools: idle
+    /// connections close now, those in use once their response ends.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.http1.retain(&keep);
+        self.http2.retain(&keep);
+    }
+
+    /// Follows the applied snapshots (`applied` changes after each one is
+    /// stored in `config`) until the sender goes, forgetting the pools of
+    /// the clusters each one no longer has ([`Upstreams::retain`]).
+    pub async fn follow(
+        self,
+        config: Arc<ArcSwap<crate::snapshot::Snapshot>>,
+        mut applied: tokio::sync::watch::Receiver<u64>,
+    ) {
+        while applied.changed().await.is_ok() {
+            let snapshot = config.load();
+            self.retain(|c| snapshot.clusters.contains_key(c));
+        }
     }
 
     /// Sends `req` over HTTP/1.1 to `target`'s endpoint. The request
@@ -171,6 +206,61 @@ impl Default for Upstreams {
 /// (the keys come from config, not from requests; SipHash of the cluster
 /// name and the endpoint was ~1.5 % of a request's instructions).
 type Map<V> = HashMap<Box<str>, Arc<V>, BuildHasherDefault<twox_hash::XxHash64>>;
+
+/// Takes the clusters `keep` refuses out of `map` (copy-on-write), and
+/// returns them.
+fn remove_unkept<V>(map: &ArcSwap<Map<V>>, keep: &impl Fn(&str) -> bool) -> Vec<Arc<V>> {
+    if map.load().keys().all(|k| keep(k)) {
+        return Vec::new();
+    }
+    let mut removed = Vec::new();
+    map.rcu(|m| {
+        removed.clear();
+        let mut m = Map::clone(m);
+        m.retain(|k, v| {
+            let kept = keep(k);
+            if !kept {
+                removed.push(v.clone());
+            }
+            kept
+        });
+        m
+    });
+    removed
+}
+
+/// How often a pool's sweeper looks at most (sooner for idle timeouts
+/// below twice this).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// When to sweep next, `every` at the latest, for a cluster whose idle
+/// timeout is `idle_timeout`: after half of it (10 ms at least).
+fn sweep_within(every: Duration, idle_timeout: Option<Duration>) -> Duration {
+    match idle_timeout {
+        Some(t) => every.min((t / 2).max(Duration::from_millis(10))),
+        None => every,
+    }
+}
+
+/// Runs `sweep` on `pool` while the pool lives, if there is a runtime:
+/// after [`SWEEP_EVERY`], then each time after what the last sweep
+/// returned. The task holds the pool only while it sweeps.
+fn sweep_in_background<P: Send + Sync + 'static>(pool: &Arc<P>, sweep: fn(&P) -> Duration) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let pool = Arc::downgrade(pool);
+    rt.spawn(async move {
+        let mut every = SWEEP_EVERY;
+        loop {
+            tokio::time::sleep(every).await;
+            match pool.upgrade() {
+                Some(p) => every = sweep(&p),
+                None => return,
+            }
+        }
+    });
+}
 
 /// `map[key]` when `keep` accepts it, else a new `make()` put there
 /// (copy-on-write: readers never wait).

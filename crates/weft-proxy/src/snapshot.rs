@@ -433,6 +433,7 @@ mod tests {
             protocol: UpstreamProtocol::Http1,
             idle_timeout: None,
             max_requests_per_connection: None,
+            max_concurrent_streams: None,
             limits: crate::breaker::Limits::default(),
             outlier: None,
             load_assignment: Some(LoadAssignment {
@@ -554,9 +555,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(picks(entry), BTreeSet::from(["127.0.0.1:8".to_string()]));
-        let _admitted = futures_util::FutureExt::now_or_never(entry.breakers.admit(true, None))
-            .expect("ready")
-            .expect("admitted");
+        let _admitted = entry.breakers.admit().expect("admitted");
         // A new snapshot (static endpoints are copied afresh): the endpoint
         // is still ejected, the balancer still skips it, counts go on.
         let second = Snapshot::build_reusing(p, &Reuse::of(&first)).expect("builds");

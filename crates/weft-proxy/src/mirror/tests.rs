@@ -73,6 +73,7 @@ fn snapshot(endpoint: &str, limits: Limits, outlier: Option<OutlierConfig>) -> S
         protocol: UpstreamProtocol::Http1,
         idle_timeout: None,
         max_requests_per_connection: None,
+        max_concurrent_streams: None,
         limits,
         outlier,
         load_assignment: Some(LoadAssignment {

@@ -10,6 +10,11 @@
 //! upstream closed) and forgets endpoints (and clusters) with nothing
 //! pooled.
 //!
+//! Each connection, idle or busy, holds a `max_connections` slot of its
+//! cluster's while it lives ([`Held`], travelling with it); a request
+//! that finds no idle connection and no free slot waits for either as a
+//! pending request (`pool::wait`), unless its endpoint has no connection.
+//!
 //! A connection has no task of its own: hyper's connection future (the
 //! [`Driver`]) travels with its handle and is polled by whoever uses it —
 //! the request while it waits for the response head, then the response
@@ -23,7 +28,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -36,9 +42,10 @@ use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::wait::{self, Got, Held, Live};
 use super::{
-    Map, PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
-    terminated,
+    Map, PoolSettings, SWEEP_EVERY, Target, UpstreamBody, connect_failure, dial, error_chain,
+    get_or_insert, remove_unkept, sweep_within, terminated,
 };
 use crate::errors::ProxyError;
 use crate::forward::Body;
@@ -50,10 +57,6 @@ const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 /// connection's reading and writing. Boxed so that moving it with its
 /// request and response is cheap.
 pub(super) type Driver = Box<Connection<TokioIo<TcpStream>, Body>>;
-
-/// How often the sweeper looks at most (sooner for idle timeouts below
-/// twice this).
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The HTTP/1.1 pools by cluster name.
 #[derive(Debug, Default)]
@@ -75,6 +78,10 @@ pub(super) struct Idle {
     conns: SegQueue<Conn>,
     /// Its cluster's idle timeout (`None`: kept for ever).
     idle_timeout: Option<Duration>,
+    /// All its connections, counted, and the requests waiting for one.
+    live: Arc<Live>,
+    /// Set when its cluster is gone: connections given back close.
+    retired: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -84,6 +91,8 @@ struct Conn {
     since: Instant,
     /// Requests it carried.
     served: u32,
+    /// Its `max_connections` slot and place in the endpoint's count.
+    held: Held,
 }
 
 /// A connection on loan to one response, and where it goes back.
@@ -98,6 +107,9 @@ pub(super) struct Return {
     served: u32,
     /// Whether that is all it may carry (`max_requests_per_connection`).
     spent: bool,
+    /// Its slot and count (`None`: it runs in a task of its own, which
+    /// holds them).
+    held: Option<Held>,
 }
 
 impl Return {
@@ -123,15 +135,18 @@ impl Return {
             driver,
             served,
             spent,
+            held,
         } = self;
-        // A spent, ended or upgraded connection closes: its last handle
-        // (and driver) goes here.
-        let Some(driver) = driver else { return };
-        if spent || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
+        // A spent, ended or upgraded connection closes (or a retired
+        // pool's): its last handle (and driver) goes here.
+        let (Some(driver), Some(held)) = (driver, held) else {
+            return;
+        };
+        if spent || idle.retired() || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
             return;
         }
         if sender.is_ready() {
-            idle.put(sender, driver, served);
+            idle.put(sender, driver, served, held);
             return;
         }
         let mut driver = Some(driver);
@@ -146,7 +161,7 @@ impl Return {
             })
             .await;
             if ready && let Some(driver) = driver {
-                idle.put(sender, driver, served);
+                idle.put(sender, driver, served, held);
             }
         });
     }
@@ -172,13 +187,44 @@ fn drive(driver: &mut Option<Driver>, cx: &mut Context<'_>) -> bool {
 }
 
 impl Idle {
-    fn put(&self, sender: SendRequest<Body>, driver: Driver, served: u32) {
+    fn new(idle_timeout: Option<Duration>) -> Self {
+        Idle {
+            conns: SegQueue::new(),
+            idle_timeout,
+            live: Arc::default(),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// Pools a connection ready for its next request, and tells a
+    /// request waiting for one.
+    fn put(&self, sender: SendRequest<Body>, driver: Driver, served: u32, held: Held) {
         self.conns.push(Conn {
             sender,
             driver,
             since: Instant::now(),
             served,
+            held,
         });
+        if self.retired() {
+            self.close_idle();
+        }
+        self.live.wake();
+    }
+
+    fn retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Its cluster is gone: closes the idle connections now, and those
+    /// in use when they come back.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.close_idle();
+    }
+
+    fn close_idle(&self) {
+        while self.conns.pop().is_some() {}
     }
 
     /// The next idle connection not past the idle timeout. One the
@@ -238,11 +284,13 @@ fn is_upgrade(req: &Request<Body>) -> bool {
 }
 
 /// Runs an upgrade request's connection in a task of its own (hyper
-/// hands an upgraded connection over only from there); it never comes
-/// back to the pool.
-fn run_upgradable(driver: &mut Option<Driver>) {
+/// hands an upgraded connection over only from there), holding its slot
+/// and count; it never comes back to the pool.
+fn run_upgradable(driver: &mut Option<Driver>, held: &mut Option<Held>) {
     if let Some(d) = driver.take() {
+        let held = held.take();
         tokio::spawn(async move {
+            let _held = held;
             if let Err(e) = (*d).with_upgrades().await {
                 tracing::debug!(target: "weft::proxy", error = %e, "HTTP/1.1 upstream connection ended");
             }
@@ -265,35 +313,50 @@ impl Pool {
             .max_requests_per_connection
             .unwrap_or(u32::MAX);
         let upgrade = is_upgrade(&req);
-        while let Some(Conn {
-            mut sender,
-            driver,
-            served,
-            ..
-        }) = idle.take()
-        {
-            let mut driver = Some(driver);
+        let mut pooled = idle.take();
+        // A pooled connection, else a slot for a new one (or a wait).
+        let held = loop {
+            let conn = match pooled.take() {
+                Some(c) => c,
+                None => match wait::connection(target, &idle.live, || idle.take()).await? {
+                    Got::Reused(c) => c,
+                    Got::Open(held) => break held,
+                },
+            };
+            let Conn {
+                mut sender,
+                driver,
+                served,
+                held,
+                ..
+            } = conn;
+            let (mut driver, mut held) = (Some(driver), Some(held));
             if upgrade {
-                run_upgradable(&mut driver);
+                run_upgradable(&mut driver, &mut held);
             }
             match exchange(&mut sender, &mut driver, req).await {
-                Ok(resp) => return Ok(loan(resp, sender, driver, idle, served + 1, limit)),
+                Ok(resp) => {
+                    return Ok(loan(resp, sender, driver, held, idle, served + 1, limit));
+                }
                 Err(mut e) => match e.take_message() {
                     // Not sent (closed meanwhile): the next connection.
-                    Some(r) => req = r,
+                    Some(r) => {
+                        req = r;
+                        pooled = idle.take();
+                    }
                     None => return Err(terminated(endpoint, e.error())),
                 },
             }
-        }
+        };
         let (mut sender, driver) = connect(endpoint, target.settings.connect_timeout).await?;
-        let mut driver = Some(driver);
+        let (mut driver, mut held) = (Some(driver), Some(held));
         if upgrade {
-            run_upgradable(&mut driver);
+            run_upgradable(&mut driver, &mut held);
         }
         let resp = exchange(&mut sender, &mut driver, req)
             .await
             .map_err(|e| terminated(endpoint, e.error()))?;
-        Ok(loan(resp, sender, driver, idle, 1, limit))
+        Ok(loan(resp, sender, driver, held, idle, 1, limit))
     }
 
     /// Idle connections pooled now.
@@ -326,43 +389,28 @@ impl Pool {
             &cluster.endpoints,
             target.endpoint,
             |_| true,
-            || Idle {
-                conns: SegQueue::new(),
-                idle_timeout: settings.idle_timeout,
-            },
+            || Idle::new(settings.idle_timeout),
         )
     }
 
-    /// Runs [`Pool::sweep`] while `pool` lives, if there is a runtime:
-    /// every second, or every half of the shortest idle timeout when
-    /// that is sooner.
-    pub(super) fn sweep_in_background(pool: &Arc<Pool>) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let pool: Weak<Pool> = Arc::downgrade(pool);
-        rt.spawn(async move {
-            let mut every = SWEEP_EVERY;
-            loop {
-                tokio::time::sleep(every).await;
-                match pool.upgrade() {
-                    Some(p) => every = p.sweep(),
-                    None => return,
-                }
+    /// Forgets the clusters `keep` refuses, closing their idle
+    /// connections now and the others as their responses end.
+    pub(super) fn retain(&self, keep: &impl Fn(&str) -> bool) {
+        for cluster in remove_unkept(&self.clusters, keep) {
+            for idle in cluster.endpoints.load().values() {
+                idle.retire();
             }
-        });
+        }
     }
 
     /// Closes idle connections past their idle timeout (and closed ones);
     /// forgets endpoints with none left and no request in flight, and
     /// clusters with no endpoint left. Returns when to sweep next.
-    fn sweep(&self) -> Duration {
+    pub(super) fn sweep(&self) -> Duration {
         let mut every = SWEEP_EVERY;
         let mut empty_clusters = false;
         for cluster in self.clusters.load().values() {
-            if let Some(t) = cluster.settings.idle_timeout {
-                every = every.min((t / 2).max(Duration::from_millis(10)));
-            }
+            every = sweep_within(every, cluster.settings.idle_timeout);
             let map = cluster.endpoints.load();
             let mut unused = false;
             for idle in map.values() {
@@ -407,6 +455,7 @@ fn loan(
     resp: Response<Incoming>,
     sender: SendRequest<Body>,
     driver: Option<Driver>,
+    held: Option<Held>,
     idle: Arc<Idle>,
     served: u32,
     limit: u32,
@@ -417,6 +466,7 @@ fn loan(
         driver,
         served,
         spent: served >= limit,
+        held,
     });
     resp.map(|b| UpstreamBody::new(b, back))
 }

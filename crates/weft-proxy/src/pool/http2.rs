@@ -1,34 +1,43 @@
-//! HTTP/2 upstream connections, per cluster and endpoint: one shared,
-//! multiplexed connection, opened on first use and reopened when it
-//! closes, as Envoy's HTTP/2 pool with no stream limit reached.
+//! HTTP/2 upstream connections, per cluster and endpoint, as Envoy's
+//! HTTP/2 pool: streams are multiplexed on an open connection while it
+//! has room, and another connection is opened when every one is full.
 //!
+//! - A connection has room while its streams in flight are below both
+//!   the cluster's `max_concurrent_streams` and the peer's
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS` (read off the wire, `pool::peer`).
+//!   A new connection takes new streams once the peer's first SETTINGS
+//!   frame has come (its first request goes at once); connections are
+//!   opened one at a time per endpoint.
+//! - When none has room a request opens one with a `max_connections`
+//!   slot; past the limit it waits as a pending request for room on a
+//!   connection or for a slot (`pool::wait`: Envoy's rules, an endpoint
+//!   with no connection always gets one; `max_pending_requests`
+//!   overflows with 503 `UO`).
 //! - `idle_timeout`: a sweeper closes a connection that has had no
 //!   stream in flight (a response body not yet ended or dropped) that
 //!   long, and forgets endpoints and clusters with no connection.
 //! - `max_requests_per_connection`: the connection that starts its last
 //!   allowed stream leaves the pool (it drains: its streams finish, then
 //!   hyper closes it); the next request opens a new one.
-//! - `max_connections` (the cluster's circuit breaker): each open
-//!   connection, draining ones included, holds a slot. A new connection
-//!   past the limit counts `upstream_cx_overflow` and waits, as a pending
-//!   request, for a slot — unless its endpoint has no connection left,
-//!   which always gets one.
+//! - Each open connection, draining ones included, holds its slot until
+//!   its task ends.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::Notify;
+use tokio::sync::OwnedMutexGuard;
 
+use super::peer::{Peer, Watched};
+use super::wait::{self, Got, Held, Live};
 use super::{
-    Map, PoolSettings, Target, UpstreamBody, connect_failure, dial, error_chain, get_or_insert,
-    terminated,
+    Map, PoolSettings, SWEEP_EVERY, Target, UpstreamBody, connect_failure, dial, error_chain,
+    get_or_insert, remove_unkept, sweep_within, terminated,
 };
-use crate::breaker::ConnectionSlot;
 use crate::errors::ProxyError;
 use crate::forward::Body;
 
@@ -49,40 +58,15 @@ struct ClusterPool {
 /// One endpoint's connections.
 #[derive(Debug, Default)]
 struct Host {
-    /// The connection new streams go to, if open.
-    current: ArcSwapOption<Conn>,
-    /// Held while a connection is opened (one at a time).
-    opening: tokio::sync::Mutex<()>,
-    /// Its open connections (shared with their tasks, which must not
-    /// hold the host: it holds the current connection open).
+    /// The connections new streams may go to (open, not draining).
+    conns: ArcSwap<Vec<Arc<Conn>>>,
+    /// Held while a connection is opened, until the peer's first
+    /// SETTINGS frame tells its stream limit (one at a time).
+    opening: Arc<tokio::sync::Mutex<()>>,
+    /// All its connections (draining ones too), counted, and the
+    /// requests waiting for one (shared with the connections' tasks,
+    /// which must not hold the host: it holds the connections).
     live: Arc<Live>,
-}
-
-/// One of an endpoint's connections (opening, open or draining), counted
-/// while it lives.
-#[derive(Debug)]
-struct Counted(Arc<Live>);
-
-impl Counted {
-    fn new(live: &Arc<Live>) -> Self {
-        live.open.fetch_add(1, Ordering::SeqCst);
-        Counted(live.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-        self.0.ended.notify_waiters();
-    }
-}
-
-/// An endpoint's connections, opening and draining ones included.
-#[derive(Debug, Default)]
-struct Live {
-    open: AtomicUsize,
-    /// Told when one ends.
-    ended: Notify,
 }
 
 #[derive(Debug)]
@@ -94,22 +78,34 @@ struct Conn {
     active: AtomicU32,
     /// When the last stream in flight ended ([`millis`]).
     idle_since: AtomicU64,
+    /// What the peer said of its limits.
+    peer: Arc<Peer>,
+    /// Its endpoint's count: told when a stream ends.
+    live: Arc<Live>,
 }
 
 impl Conn {
-    fn new(sender: SendRequest<Body>) -> Self {
-        Conn {
-            sender,
-            streams: AtomicU32::new(0),
-            active: AtomicU32::new(0),
-            idle_since: AtomicU64::new(millis()),
+    /// One more stream if it has room (under its stream limit and under
+    /// `max_requests_per_connection`), and whether that is its last.
+    fn try_stream(self: &Arc<Self>, settings: &PoolSettings) -> Option<(Stream, bool)> {
+        if self.sender.is_closed() {
+            return None;
         }
-    }
-
-    /// Counts one more stream in flight, until the guard drops.
-    fn stream(self: &Arc<Self>) -> Stream {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        Stream(self.clone())
+        let limit = settings
+            .max_concurrent_streams
+            .min(self.peer.max_streams())
+            .max(1);
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| {
+                (a < limit).then_some(a + 1)
+            })
+            .ok()?;
+        // From here it is in flight; dropping `stream` ends it.
+        let stream = Stream(self.clone());
+        let max = settings.max_requests_per_connection.unwrap_or(u32::MAX);
+        let n = self.streams.fetch_add(1, Ordering::Relaxed) + 1;
+        // Another request took the last one first.
+        (n <= max).then_some((stream, n == max))
     }
 
     /// Whether it had no stream in flight for `idle_timeout`.
@@ -129,6 +125,8 @@ impl Drop for Stream {
         if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.idle_since.store(millis(), Ordering::SeqCst);
         }
+        // Room again: a request waiting for it may go.
+        self.0.live.wake();
     }
 }
 
@@ -137,10 +135,6 @@ fn millis() -> u64 {
     static START: LazyLock<Instant> = LazyLock::new(Instant::now);
     START.elapsed().as_millis() as u64
 }
-
-/// How often the sweeper looks at most (sooner for idle timeouts below
-/// twice this).
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl Pool {
     /// Sends `req` (its URI absolute, `:authority` the service) on a
@@ -152,10 +146,9 @@ impl Pool {
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let endpoint = target.endpoint;
         let host = self.host_for(target);
-        let conn = host.stream(target).await?;
-        let stream = conn.stream();
-        let mut sender = conn.sender.clone();
-        drop(conn);
+        let stream = host.stream(target).await?;
+        let mut sender = stream.0.sender.clone();
+        drop(host);
         sender.ready().await.map_err(|e| terminated(endpoint, &e))?;
         let resp = sender
             .send_request(req)
@@ -175,54 +168,38 @@ impl Pool {
             .values()
             .map(|c| {
                 let hosts = c.hosts.load();
-                hosts
-                    .values()
-                    .map(|h| h.live.open.load(Ordering::SeqCst))
-                    .sum::<usize>()
+                hosts.values().map(|h| h.live.open()).sum::<usize>()
             })
             .sum()
     }
 
-    /// Runs [`Pool::sweep`] while `pool` lives, if there is a runtime:
-    /// every second, or every half of the shortest idle timeout when
-    /// that is sooner.
-    pub(super) fn sweep_in_background(pool: &Arc<Pool>) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let pool: Weak<Pool> = Arc::downgrade(pool);
-        rt.spawn(async move {
-            let mut every = SWEEP_EVERY;
-            loop {
-                tokio::time::sleep(every).await;
-                match pool.upgrade() {
-                    Some(p) => every = p.sweep(),
-                    None => return,
-                }
+    /// Forgets the clusters `keep` refuses: their connections drain
+    /// (those with no stream in flight close now).
+    pub(super) fn retain(&self, keep: &impl Fn(&str) -> bool) {
+        for cluster in remove_unkept(&self.clusters, keep) {
+            for host in cluster.hosts.load().values() {
+                host.conns.store(Arc::default());
             }
-        });
+        }
     }
 
     /// Closes connections idle past their cluster's idle timeout (their
-    /// last handle goes), forgets endpoints with no connection and
-    /// clusters with no endpoint. Returns when to sweep next.
-    fn sweep(&self) -> Duration {
+    /// last handle goes) and forgets closed ones, then endpoints with no
+    /// connection and clusters with no endpoint. Returns when to sweep
+    /// next.
+    pub(super) fn sweep(&self) -> Duration {
         let mut every = SWEEP_EVERY;
         let mut empty_clusters = false;
         for cluster in self.clusters.load().values() {
             let idle_timeout = cluster.settings.idle_timeout;
-            if let Some(t) = idle_timeout {
-                every = every.min((t / 2).max(Duration::from_millis(10)));
-            }
+            every = sweep_within(every, idle_timeout);
+            let stale =
+                |c: &Arc<Conn>| c.sender.is_closed() || idle_timeout.is_some_and(|t| c.idle_for(t));
             let mut unused = false;
             for host in cluster.hosts.load().values() {
-                if let Some(c) = host.current.load_full()
-                    && (c.sender.is_closed() || idle_timeout.is_some_and(|t| c.idle_for(t)))
-                {
-                    host.current.rcu(|cur| match cur {
-                        Some(x) if Arc::ptr_eq(x, &c) => None,
-                        other => other.clone(),
-                    });
+                if host.conns.load().iter().any(stale) {
+                    host.conns
+                        .rcu(|v| v.iter().filter(|c| !stale(c)).cloned().collect::<Vec<_>>());
                 }
                 unused |= host.unused();
             }
@@ -266,100 +243,80 @@ impl Pool {
 impl Host {
     /// Whether nothing uses it: no connection, no request at it.
     fn unused(self: &Arc<Self>) -> bool {
-        Arc::strong_count(self) == 1
-            && self.current.load().is_none()
-            && self.live.open.load(Ordering::SeqCst) == 0
+        Arc::strong_count(self) == 1 && self.conns.load().is_empty() && self.live.open() == 0
     }
 
-    /// A connection for one more stream: the current one, else a new one.
-    async fn stream(&self, target: &Target<'_>) -> Result<Arc<Conn>, ProxyError> {
-        let limit = target
-            .settings
-            .max_requests_per_connection
-            .unwrap_or(u32::MAX);
-        if let Some(s) = self.take_stream(limit) {
-            return Ok(s);
-        }
-        let opening = self.opening.lock().await;
-        if let Some(s) = self.take_stream(limit) {
-            return Ok(s);
-        }
-        // A connection counts for its endpoint from when it has its slot.
-        let (slot, counted, _opening) = match target.breakers.connection() {
-            Ok(slot) => (slot, Counted::new(&self.live), opening),
-            // An endpoint with no connection always gets one.
-            Err(_) if self.live.open.load(Ordering::SeqCst) == 0 => {
-                (ConnectionSlot::default(), Counted::new(&self.live), opening)
+    /// A stream on one of its connections with room; the one that takes
+    /// a connection's last allowed stream drains it.
+    fn take_stream(&self, settings: &PoolSettings) -> Option<Stream> {
+        let conns = self.conns.load();
+        for c in conns.iter() {
+            let Some((stream, last)) = c.try_stream(settings) else {
+                continue;
+            };
+            if last {
+                self.conns.rcu(|v| {
+                    v.iter()
+                        .filter(|x| !Arc::ptr_eq(x, c))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                });
             }
-            Err(_) => {
+            return Some(stream);
+        }
+        None
+    }
+
+    /// A stream for one more request: on a connection with room, else on
+    /// a new one (or after a wait for either).
+    async fn stream(self: &Arc<Self>, target: &Target<'_>) -> Result<Stream, ProxyError> {
+        let settings = &target.settings;
+        if let Some(s) = self.take_stream(settings) {
+            return Ok(s);
+        }
+        let opening = self.opening.clone().lock_owned().await;
+        if let Some(s) = self.take_stream(settings) {
+            return Ok(s);
+        }
+        let (held, opening) = match wait::now(target, &self.live) {
+            Some(held) => (held, opening),
+            None => {
                 // Wait as a pending request, letting others look meanwhile.
                 drop(opening);
-                let slot = target
-                    .breakers
-                    .wait_connection(target.deadline, self.none_open())
-                    .await
-                    .map_err(|why| ProxyError::overflow(target.cluster, why))?;
-                let counted = Counted::new(&self.live);
-                let opening = self.opening.lock().await;
-                if let Some(s) = self.take_stream(limit) {
-                    return Ok(s);
+                match wait::wait(target, &self.live, || self.take_stream(settings)).await? {
+                    Got::Reused(s) => return Ok(s),
+                    Got::Open(held) => {
+                        let opening = self.opening.clone().lock_owned().await;
+                        if let Some(s) = self.take_stream(settings) {
+                            return Ok(s);
+                        }
+                        (held, opening)
+                    }
                 }
-                (slot, counted, opening)
             }
         };
-        let conn = Arc::new(Conn::new(self.open(target, slot, counted).await?));
-        // This request is its first stream.
-        conn.streams.store(1, Ordering::Relaxed);
-        if limit > 1 {
-            self.current.store(Some(conn.clone()));
-        }
-        Ok(conn)
+        self.open(target, held, opening).await
     }
 
-    /// A stream on the current connection, if it is open and may carry
-    /// one more; the one that starts its last stream drains it.
-    fn take_stream(&self, limit: u32) -> Option<Arc<Conn>> {
-        let current = self.current.load_full()?;
-        if current.sender.is_closed() {
-            return None;
-        }
-        let n = current.streams.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= limit {
-            self.current.rcu(|c| match c {
-                Some(c) if Arc::ptr_eq(c, &current) => None,
-                other => other.clone(),
-            });
-        }
-        // Another request took the last one first.
-        (n <= limit).then_some(current)
-    }
-
-    /// Ready once this endpoint has no connection open.
-    async fn none_open(&self) {
-        loop {
-            let ended = self.live.ended.notified();
-            tokio::pin!(ended);
-            ended.as_mut().enable();
-            if self.live.open.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            ended.await;
-        }
-    }
-
-    /// Opens a connection holding `slot` while it lives.
+    /// Opens a connection holding `held` while it lives, and takes its
+    /// first stream. The connection takes other streams (and `opening`
+    /// is let go) once the peer's first SETTINGS frame has been read, or
+    /// after the connect timeout.
     async fn open(
-        &self,
+        self: &Arc<Self>,
         target: &Target<'_>,
-        slot: ConnectionSlot,
-        counted: Counted,
-    ) -> Result<SendRequest<Body>, ProxyError> {
+        held: Held,
+        opening: OwnedMutexGuard<()>,
+    ) -> Result<Stream, ProxyError> {
         let endpoint = target.endpoint;
-        let stream = dial(endpoint, target.settings.connect_timeout).await?;
+        let timeout = target.settings.connect_timeout;
+        let stream = dial(endpoint, timeout).await?;
+        let peer = Arc::new(Peer::default());
+        let io = TokioIo::new(Watched::new(stream, peer.clone()));
         let (sender, conn) = Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))
-            .handshake(TokioIo::new(stream))
+            .handshake(io)
             .await
             .map_err(|e| connect_failure(endpoint, error_chain(&e)))?;
         let name = endpoint.to_string();
@@ -367,11 +324,34 @@ impl Host {
             if let Err(e) = conn.await {
                 tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "HTTP/2 upstream connection ended");
             }
-            // The slot first: while this endpoint still counts the
-            // connection, a request takes the slot, not one past the limit.
-            drop(slot);
-            drop(counted);
+            drop(held);
         });
-        Ok(sender)
+        let conn = Arc::new(Conn {
+            sender,
+            streams: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            idle_since: AtomicU64::new(millis()),
+            peer,
+            live: self.live.clone(),
+        });
+        let Some((first, last)) = conn.try_stream(&target.settings) else {
+            return Err(connect_failure(endpoint, "closed at once".into()));
+        };
+        if !last {
+            let (host, conn) = (Arc::downgrade(self), conn.clone());
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(timeout, conn.peer.known()).await;
+                if let Some(host) = host.upgrade() {
+                    host.conns.rcu(|v| {
+                        let mut v = Vec::clone(v);
+                        v.push(conn.clone());
+                        v
+                    });
+                    drop(opening);
+                    host.live.wake();
+                }
+            });
+        }
+        Ok(first)
     }
 }

@@ -433,3 +433,5 @@ async fn a_refused_stream_is_reported_apart_from_other_resets() {
 }
 
 mod clusters;
+mod limits;
+mod streams;
