@@ -133,7 +133,8 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         .ok();
     let listener = snapshot.outbound_listener(ip, port);
     let chain = listener.and_then(|l| l.tcp_chain(host));
-    let Some(NetworkFilter::Tcp(target)) = chain.map(|c| &c.filter) else {
+    let Some((NetworkFilter::Tcp(target), idle)) = chain.map(|c| (&c.filter, c.tcp_idle_timeout))
+    else {
         // TLS services told apart by SNI behind an address: the tunnel's
         // first bytes (the ClientHello) choose.
         if let Some(l) = listener.filter(|l| l.wanted(port).tls).cloned() {
@@ -155,7 +156,7 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => tunnel(TokioIo::new(upgraded), upstream).await,
+            Ok(upgraded) => tunnel(TokioIo::new(upgraded), upstream, idle).await,
             Err(e) => tracing::debug!(target: "weft::proxy", error = %e, "CONNECT upgrade failed"),
         }
     });
@@ -193,7 +194,10 @@ fn tls_by_sni(
             }
         };
         let info = ConnectionInfo::new(port, &detected);
-        let Some(NetworkFilter::Tcp(target)) = listener.select(&info).map(|c| &c.filter) else {
+        let chain = listener.select(&info);
+        let Some((NetworkFilter::Tcp(target), idle)) =
+            chain.map(|c| (&c.filter, c.tcp_idle_timeout))
+        else {
             tracing::debug!(target: "weft::access", flag = "NR", sni = ?detected.server_name, "no TCP service for the tunnel's server name; closed");
             return;
         };
@@ -208,7 +212,7 @@ fn tls_by_sni(
             }
         };
         if upstream.write_all(&hello).await.is_ok() {
-            tunnel(downstream, (upstream, active)).await;
+            tunnel(downstream, (upstream, active), idle).await;
         }
     });
     forward::plain(StatusCode::OK, "")
@@ -245,9 +249,15 @@ async fn read_hello(
     }
 }
 
+/// Splices a tunnel to its upstream until both are done or nothing
+/// moved for `idle` (its chain's TCP proxy `idle_timeout`).
 async fn tunnel(
     downstream: TokioIo<hyper::upgrade::Upgraded>,
     (upstream, _lease): (TcpStream, crate::tcp::Lease),
+    idle: std::time::Duration,
 ) {
-    crate::tcp::splice(downstream, upstream, crate::tcp::DEFAULT_IDLE_TIMEOUT).await;
+    crate::tcp::splice(downstream, upstream, idle).await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -356,8 +356,11 @@ fn sidecar_protocol_options(
 
 /// The upstream HTTP settings of an HTTP-family port: HTTP/2 for HTTP2 and
 /// gRPC ports (and when the rule asks to upgrade), the client's own
-/// protocol when the rule says so, else HTTP/1.1; idle timeout and
-/// requests per connection from the connection pool.
+/// protocol when the rule says so, else HTTP/1.1; from the connection
+/// pool as Istio's `applyConnectionPool` maps it: the idle timeout
+/// (`http.idleTimeout`, else `tcp.idleTimeout`), requests per connection,
+/// `tcp.maxConnectionDuration`, and `http.maxConcurrentStreams` on an
+/// HTTP/2 cluster; no common options when none of these is set.
 fn http_protocol_options(
     protocol: Protocol,
     policy: &TrafficPolicy,
@@ -366,10 +369,15 @@ fn http_protocol_options(
     use upstream_http_protocol_options::{
         ExplicitHttpConfig, UpstreamProtocolOptions, UseDownstreamHttpConfig,
     };
-    let http = policy
-        .connection_pool
-        .as_ref()
-        .and_then(|c| c.http.as_ref());
+    let pool = policy.connection_pool.as_ref();
+    let http = pool.and_then(|c| c.http.as_ref());
+    let tcp = pool.and_then(|c| c.tcp.as_ref());
+    let h2_options = || Http2ProtocolOptions {
+        max_concurrent_streams: http
+            .and_then(|h| positive(h.max_concurrent_streams))
+            .map(u32_value),
+        ..Http2ProtocolOptions::default()
+    };
     let upgrade = http.is_some_and(|h| h.h2_upgrade_policy == H2UpgradePolicy::Upgrade);
     let protocol_options = if http.is_some_and(|h| h.use_client_protocol) {
         UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
@@ -379,9 +387,7 @@ fn http_protocol_options(
         })
     } else if protocol.is_http2() || upgrade {
         UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
-            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
-                Http2ProtocolOptions::default(),
-            )),
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(h2_options())),
         })
     } else {
         UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
@@ -390,12 +396,21 @@ fn http_protocol_options(
             )),
         })
     };
+    let common = HttpProtocolOptions {
+        idle_timeout: http
+            .and_then(|h| h.idle_timeout)
+            .or(tcp.and_then(|t| t.idle_timeout))
+            .map(|d| duration(d.get())),
+        max_requests_per_connection: http
+            .and_then(|h| positive(h.max_requests_per_connection))
+            .map(u32_value),
+        max_connection_duration: tcp
+            .and_then(|t| t.max_connection_duration)
+            .map(|d| duration(d.get())),
+        ..HttpProtocolOptions::default()
+    };
     UpstreamHttpProtocolOptions {
-        common_http_protocol_options: http.map(|h| HttpProtocolOptions {
-            idle_timeout: h.idle_timeout.map(|d| duration(d.get())),
-            max_requests_per_connection: positive(h.max_requests_per_connection).map(u32_value),
-            ..HttpProtocolOptions::default()
-        }),
+        common_http_protocol_options: (common != HttpProtocolOptions::default()).then_some(common),
         upstream_protocol_options: Some(protocol_options),
         ..UpstreamHttpProtocolOptions::default()
     }

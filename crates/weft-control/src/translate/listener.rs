@@ -180,8 +180,38 @@ fn http_connection_manager(
     }
 }
 
+/// What a service's DestinationRule sets on the TCP proxies to it, as
+/// Istio's `buildOutboundNetworkFiltersWithSingleDestination`: the top
+/// level connection pool's `tcp.idleTimeout` (`idle_timeout`; unset:
+/// Envoy's 1 h) and `tcp.maxConnectionDuration`
+/// (`max_downstream_connection_duration`).
+#[derive(Clone, Copy, Debug, Default)]
+struct TcpSettings {
+    idle_timeout: Option<std::time::Duration>,
+    max_connection_duration: Option<std::time::Duration>,
+}
+
+impl TcpSettings {
+    /// The settings for proxies to `service`, as `proxy` sees its rule.
+    fn of(inputs: Inputs<'_>, proxy: &Proxy, service: &weft_registry::Service) -> Self {
+        let tcp = super::policy::destination_rule_for(inputs, proxy, service)
+            .and_then(|(_, dr)| dr.traffic_policy.as_ref())
+            .and_then(|p| p.connection_pool.as_ref())
+            .and_then(|c| c.tcp.as_ref());
+        TcpSettings {
+            idle_timeout: tcp.and_then(|t| t.idle_timeout).map(|d| d.get()),
+            max_connection_duration: tcp.and_then(|t| t.max_connection_duration).map(|d| d.get()),
+        }
+    }
+}
+
 /// A TCP proxy to `target`.
 fn tcp_proxy(stat_prefix: String, target: TcpTarget) -> Filter {
+    tcp_proxy_with(stat_prefix, target, TcpSettings::default())
+}
+
+/// A TCP proxy to `target` with a DestinationRule's settings.
+fn tcp_proxy_with(stat_prefix: String, target: TcpTarget, settings: TcpSettings) -> Filter {
     let cluster_specifier = match target {
         TcpTarget::Cluster(c) => tcp_proxy::ClusterSpecifier::Cluster(c),
         TcpTarget::Weighted(clusters) => {
@@ -202,6 +232,10 @@ fn tcp_proxy(stat_prefix: String, target: TcpTarget) -> Filter {
     let proxy = TcpProxy {
         stat_prefix,
         cluster_specifier: Some(cluster_specifier),
+        idle_timeout: settings.idle_timeout.map(super::envoy::duration),
+        max_downstream_connection_duration: settings
+            .max_connection_duration
+            .map(super::envoy::duration),
         ..TcpProxy::default()
     };
     Filter {
@@ -289,6 +323,33 @@ mod tests {
                 &[],
             )
         }
+    }
+
+    #[test]
+    fn a_rules_tcp_idle_timeout_goes_on_the_tcp_proxies_to_its_service() {
+        let mesh = TestMesh::new(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: db, namespace: shop}\nspec:\n  hosts: [db.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 5432, name: tcp, protocol: TCP}]\n  endpoints: [{address: 127.0.0.1}]\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: cache, namespace: shop}\nspec:\n  hosts: [cache.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 6379, name: tcp, protocol: TCP}]\n  endpoints: [{address: 127.0.0.1}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: shop}\nspec:\n  host: db\n  trafficPolicy:\n    connectionPool:\n      tcp: {idleTimeout: 90s, maxConnectionDuration: 1h}\n",
+        );
+        let proxy = Proxy::sidecar("p", "shop", &[]);
+        let ls = listeners(mesh.inputs(), &proxy);
+        let tcp_proxy_of = |name: &str| -> TcpProxy {
+            let l = ls.iter().find(|l| l.name == name).expect("listener");
+            let f = &l.filter_chains[0].filters[0];
+            let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+                panic!("typed config")
+            };
+            weft_xds::unpack(any).expect("tcp proxy")
+        };
+        let db = tcp_proxy_of("0.0.0.0_5432");
+        assert_eq!(db.idle_timeout.map(|d| d.seconds), Some(90));
+        assert_eq!(
+            db.max_downstream_connection_duration.map(|d| d.seconds),
+            Some(3600)
+        );
+        // No rule: Envoy's default (1 h), nothing set.
+        let cache = tcp_proxy_of("0.0.0.0_6379");
+        assert_eq!(cache.idle_timeout, None);
+        assert_eq!(cache.max_downstream_connection_duration, None);
     }
 
     #[test]

@@ -164,6 +164,72 @@ fn connection_pool_and_outlier_detection_become_limits() {
     );
 }
 
+/// The common HTTP options of a cluster of `mesh` (with its rule's
+/// `connection_pool`), and its HTTP/2 options if it has them.
+fn pool_options(
+    protocol: &str,
+    connection_pool: &str,
+) -> (
+    Option<weft_xds::pb::envoy::config::core::v3::HttpProtocolOptions>,
+    Option<weft_xds::pb::envoy::config::core::v3::Http2ProtocolOptions>,
+) {
+    let mesh = TestMesh::new(&format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: s, namespace: shop}}\nspec:\n  hosts: [s.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 80, name: web, protocol: {protocol}}}]\n  endpoints: [{{address: 10.0.0.1}}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: s, namespace: shop}}\nspec:\n  host: s\n  trafficPolicy:\n    connectionPool: {connection_pool}\n"
+    ));
+    let cs = clusters(mesh.inputs(), &Proxy::sidecar("p", "shop", &[]));
+    let c = find(&cs, "outbound|80||s.shop.svc.cluster.local");
+    let options: UpstreamHttpProtocolOptions =
+        weft_xds::unpack(&c.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS])
+            .expect("http options");
+    let h2 = match options.upstream_protocol_options {
+        Some(upstream_http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+            upstream_http_protocol_options::ExplicitHttpConfig {
+                protocol_config:
+                    Some(
+                        upstream_http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                            o,
+                        ),
+                    ),
+            },
+        )) => Some(o),
+        _ => None,
+    };
+    (options.common_http_protocol_options, h2)
+}
+
+#[test]
+fn idle_timeouts_come_from_http_else_tcp_as_istio_maps_them() {
+    let idle = |pool: &str| pool_options("HTTP", pool).0.and_then(|c| c.idle_timeout);
+    // http.idleTimeout wins; without it tcp.idleTimeout is the pool's.
+    assert_eq!(
+        idle("{http: {idleTimeout: 30s}, tcp: {idleTimeout: 90s}}").map(|d| d.seconds),
+        Some(30)
+    );
+    assert_eq!(
+        idle("{tcp: {idleTimeout: 90s}}").map(|d| d.seconds),
+        Some(90)
+    );
+    assert_eq!(
+        idle("{http: {maxRetries: 2}, tcp: {idleTimeout: 2m}}").map(|d| d.seconds),
+        Some(120)
+    );
+    // Neither: no common options at all (Envoy's 1 h).
+    assert_eq!(pool_options("HTTP", "{http: {maxRetries: 2}}").0, None);
+    // tcp.maxConnectionDuration too.
+    let (common, _) = pool_options("HTTP", "{tcp: {maxConnectionDuration: 10m}}");
+    let common = common.expect("common options");
+    assert_eq!(common.max_connection_duration.map(|d| d.seconds), Some(600));
+    assert_eq!(common.idle_timeout, None);
+    // http.maxConcurrentStreams on an HTTP/2 cluster.
+    let (_, h2) = pool_options("HTTP2", "{http: {maxConcurrentStreams: 8}}");
+    assert_eq!(
+        h2.and_then(|o| o.max_concurrent_streams).map(|v| v.value),
+        Some(8)
+    );
+    let (_, h2) = pool_options("GRPC", "{http: {maxRetries: 1}}");
+    assert_eq!(h2.expect("HTTP/2").max_concurrent_streams, None);
+}
+
 #[test]
 fn consistent_hash_subsets_use_a_ring() {
     let mesh = TestMesh::new(MESH);

@@ -29,10 +29,13 @@ use weft_config::mesh::OutboundTrafficMode;
 use weft_config::networking::Protocol;
 use weft_registry::Service;
 use weft_xds::pb::envoy::config::core::v3::TrafficDirection;
-use weft_xds::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use weft_xds::pb::envoy::config::listener::v3::{Filter, FilterChain, FilterChainMatch, Listener};
 use weft_xds::pb::google::protobuf::BoolValue;
 
-use super::{chain, http_connection_manager, listener, listener_name, rds, tcp_proxy};
+use super::{
+    TcpSettings, chain, http_connection_manager, listener, listener_name, rds, tcp_proxy,
+    tcp_proxy_with,
+};
 use crate::translate::cluster::{BLACKHOLE, PASSTHROUGH};
 use crate::translate::envoy::socket_address;
 use crate::translate::route::{TcpTarget, tcp_target};
@@ -103,7 +106,7 @@ impl PortServices<'_> {
                     transport_protocol: "tls".to_string(),
                     ..FilterChainMatch::default()
                 }),
-                tcp_proxy(stat(host), tcp_target(inputs, proxy, svc, port)),
+                service_tcp_proxy(inputs, proxy, svc, port, stat(host)),
             ));
         }
         let http = self.http || !self.sniffed.is_empty();
@@ -126,7 +129,7 @@ impl PortServices<'_> {
                 chains.push(chain(
                     stat(host),
                     None,
-                    tcp_proxy(stat(host), tcp_target(inputs, proxy, only, port)),
+                    service_tcp_proxy(inputs, proxy, only, port, stat(host)),
                 ));
             } else if !self.sniffed.is_empty() {
                 chains.push(chain(
@@ -157,7 +160,7 @@ impl PortServices<'_> {
                         server_names: vec![host.to_string()],
                         ..FilterChainMatch::default()
                     }),
-                    tcp_proxy(stat(host), tcp_target(inputs, proxy, svc, port)),
+                    service_tcp_proxy(inputs, proxy, svc, port, stat(host)),
                 ));
             }
         }
@@ -166,11 +169,24 @@ impl PortServices<'_> {
             chains.push(chain(
                 format!("{}/default", stat(host)),
                 None,
-                tcp_proxy(stat(host), tcp_target(inputs, proxy, first, port)),
+                service_tcp_proxy(inputs, proxy, first, port, stat(host)),
             ));
         }
         chains
     }
+}
+
+/// The TCP proxy to `svc`'s port: its route's target, with its
+/// DestinationRule's TCP settings.
+fn service_tcp_proxy(
+    inputs: Inputs<'_>,
+    proxy: &Proxy,
+    svc: &Service,
+    port: u16,
+    stat: String,
+) -> Filter {
+    let target = tcp_target(inputs, proxy, svc, port);
+    tcp_proxy_with(stat, target, TcpSettings::of(inputs, proxy, svc))
 }
 
 fn sorted<'a>(services: &[&'a Service]) -> Vec<&'a Service> {
@@ -218,7 +234,7 @@ fn vip_listener(
         vec![chain(
             stat.clone(),
             matches,
-            tcp_proxy(stat, tcp_target(inputs, proxy, svc, port)),
+            service_tcp_proxy(inputs, proxy, svc, port, stat),
         )],
     )
 }
