@@ -70,21 +70,53 @@ pub struct ClusterEntry {
 }
 
 /// The clusters of the last snapshot, whose live state (breaker counts,
-/// outlier state and stats) the next one takes over; EDS clusters whose
-/// endpoints (the same [`LoadAssignment`]) and balancing settings are
-/// unchanged keep their balancer too: a push of other resources doesn't
-/// rebuild Maglev tables and rings, or restart round robin.
+/// outlier state and stats) the next one takes over. A cluster whose
+/// config and endpoints are unchanged — the same [`Cluster`] and
+/// [`LoadAssignment`] (`Arc`s `xds::state` keeps while a push doesn't
+/// change them), and for a static cluster the same listeners of the
+/// proxy's own — keeps its whole entry: a push of other resources
+/// rebuilds nothing of it. EDS clusters whose endpoints and balancing
+/// settings are unchanged keep their balancer at least: Maglev tables and
+/// rings aren't rebuilt, round robin doesn't restart.
 #[derive(Debug, Default)]
-pub struct Reuse(HashMap<String, Arc<ClusterEntry>>);
+pub struct Reuse {
+    clusters: Arc<ClusterMap>,
+    /// The addresses of the proxy's own bound listeners then.
+    own: BTreeSet<std::net::SocketAddr>,
+}
 
 impl Reuse {
     /// What `snapshot` can pass on.
     pub fn of(snapshot: &Snapshot) -> Reuse {
-        Reuse(snapshot.clusters.clone())
+        Reuse {
+            clusters: snapshot.clusters.clone(),
+            own: snapshot.own.clone(),
+        }
+    }
+
+    /// The old entry of `c`, if nothing it was built from changed.
+    fn entry(
+        &self,
+        c: &Arc<Cluster>,
+        assignments: &BTreeMap<String, Arc<LoadAssignment>>,
+        own: &BTreeSet<std::net::SocketAddr>,
+    ) -> Option<Arc<ClusterEntry>> {
+        let old = self.clusters.get(&c.name)?;
+        let same = Arc::ptr_eq(&old.cluster, c)
+            && match &c.discovery {
+                Discovery::Eds(service) => assignments
+                    .get(service)
+                    .is_some_and(|a| Arc::ptr_eq(a, &old.assignment)),
+                // Its endpoints are the cluster's own; which of them loop
+                // back into the proxy depends on its listeners.
+                Discovery::Static => self.own == *own,
+                Discovery::OriginalDst => true,
+            };
+        same.then(|| old.clone())
     }
 
     fn balancer(&self, c: &Cluster, assignment: &Arc<LoadAssignment>) -> Option<Arc<Balancer>> {
-        let old = self.0.get(&c.name)?;
+        let old = self.clusters.get(&c.name)?;
         (matches!(c.discovery, Discovery::Eds(_))
             && Arc::ptr_eq(&old.assignment, assignment)
             && old.cluster.lb_policy == c.lb_policy
@@ -173,16 +205,24 @@ async fn detect(entry: Weak<ClusterEntry>, wake: Arc<Notify>, interval: std::tim
     }
 }
 
+/// Cluster entries by name, hashed with xxHash64 (the names come from
+/// config; SipHash of each name was most of a push that rebuilt the map).
+pub type ClusterMap =
+    HashMap<String, Arc<ClusterEntry>, std::hash::BuildHasherDefault<twox_hash::XxHash64>>;
+
 /// The config in force.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// What it was built from.
     pub parts: Parts,
-    /// Clusters by name.
-    pub clusters: HashMap<String, Arc<ClusterEntry>>,
+    /// Clusters by name (the same map as the last snapshot's when no
+    /// cluster changed).
+    pub clusters: Arc<ClusterMap>,
     /// Outbound HTTP routes by port, from the `0.0.0.0_<port>` listeners,
     /// with their connection manager's header settings.
     outbound_http: HashMap<u16, (Arc<RouteTable>, Arc<crate::forwarded::Config>)>,
+    /// The addresses of the listeners the proxy binds itself.
+    own: BTreeSet<std::net::SocketAddr>,
 }
 
 impl Snapshot {
@@ -192,7 +232,8 @@ impl Snapshot {
         Self::build_reusing(parts, &Reuse::default())
     }
 
-    /// As [`Snapshot::build`], keeping the unchanged balancers of `reuse`.
+    /// As [`Snapshot::build`], keeping the unchanged entries (or at least
+    /// balancers) of `reuse`.
     pub fn build_reusing(parts: Parts, reuse: &Reuse) -> Result<Snapshot, Vec<MissingCluster>> {
         let mut missing = BTreeSet::new();
         let check = |from: String, cluster: &str, missing: &mut BTreeSet<MissingCluster>| {
@@ -234,7 +275,6 @@ impl Snapshot {
         if !missing.is_empty() {
             return Err(missing.into_iter().collect());
         }
-        let empty = Arc::new(LoadAssignment::default());
         // A static endpoint on one of the proxy's own bound listeners would
         // send requests back into the proxy forever (explicit mode without
         // --app: Istio's default app address 127.0.0.1:<port> is the
@@ -245,10 +285,59 @@ impl Snapshot {
             .filter(|l| l.bind)
             .filter_map(|l| l.address)
             .collect();
-        let clusters = parts
+        // No cluster changed (a push of routes, listeners or other
+        // clusters' endpoints): the last snapshot's map as it is.
+        let unchanged = parts.clusters.len() == reuse.clusters.len()
+            && parts
+                .clusters
+                .values()
+                .all(|c| reuse.entry(c, &parts.assignments, &own).is_some());
+        let clusters = if unchanged {
+            reuse.clusters.clone()
+        } else {
+            Arc::new(Self::entries(&parts, reuse, &own))
+        };
+        let mut outbound_http = HashMap::new();
+        for l in parts.listeners.values() {
+            let Some(port) = l
+                .name
+                .strip_prefix("0.0.0.0_")
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            let Some(chain) = l.http_chain() else {
+                continue;
+            };
+            let table = match &chain.filter {
+                NetworkFilter::Http(Routes::Rds(name)) => parts.routes.get(name).cloned(),
+                NetworkFilter::Http(Routes::Inline(t)) => Some(t.clone()),
+                NetworkFilter::Tcp(_) => None,
+            };
+            if let Some(t) = table {
+                outbound_http.insert(port, (t, chain.forwarded.clone()));
+            }
+        }
+        Ok(Snapshot {
+            parts,
+            clusters,
+            outbound_http,
+            own,
+        })
+    }
+
+    /// Every cluster's entry: the old one where nothing changed, else a
+    /// new one taking over the old one's live state; the old entries not
+    /// kept are retired (their outlier tasks stop).
+    fn entries(parts: &Parts, reuse: &Reuse, own: &BTreeSet<std::net::SocketAddr>) -> ClusterMap {
+        let empty = Arc::new(LoadAssignment::default());
+        let clusters: ClusterMap = parts
             .clusters
             .iter()
             .map(|(name, c)| {
+                if let Some(kept) = reuse.entry(c, &parts.assignments, own) {
+                    return (name.clone(), kept);
+                }
                 let assignment = match (&c.discovery, &c.load_assignment) {
                     (Discovery::Eds(service), _) => parts
                         .assignments
@@ -279,37 +368,14 @@ impl Snapshot {
                 (name.clone(), entry(c, assignment, usable, reuse))
             })
             .collect();
-        // The entries replaced stop their outlier tasks.
-        for old in reuse.0.values() {
-            old.retired.store(true, Ordering::Relaxed);
-            old.wake.notify_one();
-        }
-        let mut outbound_http = HashMap::new();
-        for l in parts.listeners.values() {
-            let Some(port) = l
-                .name
-                .strip_prefix("0.0.0.0_")
-                .and_then(|p| p.parse::<u16>().ok())
-            else {
-                continue;
-            };
-            let Some(chain) = l.http_chain() else {
-                continue;
-            };
-            let table = match &chain.filter {
-                NetworkFilter::Http(Routes::Rds(name)) => parts.routes.get(name).cloned(),
-                NetworkFilter::Http(Routes::Inline(t)) => Some(t.clone()),
-                NetworkFilter::Tcp(_) => None,
-            };
-            if let Some(t) = table {
-                outbound_http.insert(port, (t, chain.forwarded.clone()));
+        // The entries replaced (or gone) stop their outlier tasks.
+        for (name, old) in reuse.clusters.iter() {
+            if !clusters.get(name).is_some_and(|e| Arc::ptr_eq(e, old)) {
+                old.retired.store(true, Ordering::Relaxed);
+                old.wake.notify_one();
             }
         }
-        Ok(Snapshot {
-            parts,
-            clusters,
-            outbound_http,
-        })
+        clusters
     }
 
     /// The routes for outbound HTTP to `port`.
@@ -358,7 +424,7 @@ fn entry(
     usable: Vec<Arc<Endpoint>>,
     reuse: &Reuse,
 ) -> Arc<ClusterEntry> {
-    let old = reuse.0.get(&c.name);
+    let old = reuse.clusters.get(&c.name);
     if c.outlier.is_none() {
         // Outlier detection turned off: nothing stays ejected.
         for e in usable.iter().filter(|e| e.outlier.is_ejected()) {
@@ -523,19 +589,21 @@ mod tests {
     #[test]
     fn outlier_state_and_breaker_counts_survive_a_new_snapshot() {
         use crate::outlier::{Outcome, OutlierConfig};
-        let mut c = static_cluster("outbound|1||a", "127.0.0.1:7");
-        if let Some(la) = c.load_assignment.as_mut() {
-            la.endpoints.push(Arc::new(Endpoint::new(Address::Socket(
-                "127.0.0.1:8".parse().expect("addr"),
-            ))));
-        }
-        c.outlier = Some(OutlierConfig {
-            consecutive_5xx: 1,
-            max_ejection_percent: 50,
-            ..OutlierConfig::default()
-        });
-        let p = parts(vec![c], vec![]);
-        let first = Snapshot::build(p.clone()).expect("builds");
+        let make = || {
+            let mut c = static_cluster("outbound|1||a", "127.0.0.1:7");
+            if let Some(la) = c.load_assignment.as_mut() {
+                la.endpoints.push(Arc::new(Endpoint::new(Address::Socket(
+                    "127.0.0.1:8".parse().expect("addr"),
+                ))));
+            }
+            c.outlier = Some(OutlierConfig {
+                consecutive_5xx: 1,
+                max_ejection_percent: 50,
+                ..OutlierConfig::default()
+            });
+            c
+        };
+        let first = Snapshot::build(parts(vec![make()], vec![])).expect("builds");
         let entry = first.cluster("outbound|1||a").expect("cluster");
         let seven = entry
             .assignment
@@ -556,9 +624,11 @@ mod tests {
         };
         assert_eq!(picks(entry), BTreeSet::from(["127.0.0.1:8".to_string()]));
         let _admitted = entry.breakers.admit().expect("admitted");
-        // A new snapshot (static endpoints are copied afresh): the endpoint
-        // is still ejected, the balancer still skips it, counts go on.
-        let second = Snapshot::build_reusing(p, &Reuse::of(&first)).expect("builds");
+        // A new snapshot with the cluster sent again (its static endpoints
+        // are copied afresh): the endpoint is still ejected, the balancer
+        // still skips it, counts go on.
+        let second = Snapshot::build_reusing(parts(vec![make()], vec![]), &Reuse::of(&first))
+            .expect("builds");
         let next = second.cluster("outbound|1||a").expect("cluster");
         assert!(entry.retired.load(Ordering::Relaxed));
         assert!(!Arc::ptr_eq(&entry.assignment, &next.assignment));
@@ -608,6 +678,68 @@ mod tests {
         assert!(Arc::ptr_eq(&b.assignment, &assignment));
         assert!(b.pick().is_some(), "not ejected any more");
         assert!(b.detector().is_none());
+    }
+
+    #[test]
+    fn unchanged_clusters_keep_their_whole_entry() {
+        let eds = |name: &str| {
+            let mut c = static_cluster(name, "127.0.0.1:7");
+            c.load_assignment = None;
+            c.discovery = Discovery::Eds(name.into());
+            c
+        };
+        let assignment = |port: u16| {
+            Arc::new(LoadAssignment {
+                endpoints: vec![Arc::new(Endpoint::new(Address::Socket(
+                    std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                )))],
+                ..LoadAssignment::default()
+            })
+        };
+        let mut p = parts(
+            vec![
+                eds("a"),
+                eds("b"),
+                static_cluster("inbound|1||", "127.0.0.1:8080"),
+            ],
+            vec![tcp_listener("l", "127.0.0.1:1", "inbound|1||")],
+        );
+        p.assignments.insert("a".into(), assignment(7));
+        p.assignments.insert("b".into(), assignment(8));
+        let first = Snapshot::build(p.clone()).expect("builds");
+        let entry = |s: &Snapshot, n: &str| s.clusters.get(n).cloned().expect("cluster");
+        // A push of something else (the same cluster and endpoint Arcs):
+        // every entry is the old one, none retired.
+        let mut routes = p.clone();
+        routes.versions.insert("RDS", "2".into());
+        let second = Snapshot::build_reusing(routes, &Reuse::of(&first)).expect("builds");
+        for n in ["a", "b", "inbound|1||"] {
+            let (old, new) = (entry(&first, n), entry(&second, n));
+            assert!(Arc::ptr_eq(&old, &new), "{n} kept");
+            assert!(!old.retired.load(Ordering::Relaxed), "{n} still serving");
+        }
+        // New endpoints of b, a resent cluster a, another own listener:
+        // those are rebuilt (the old ones retired), nothing else.
+        let mut changed = p.clone();
+        changed.assignments.insert("b".into(), assignment(9));
+        changed.clusters.insert("a".into(), Arc::new(eds("a")));
+        let third = Snapshot::build_reusing(changed.clone(), &Reuse::of(&second)).expect("builds");
+        for n in ["a", "b"] {
+            assert!(!Arc::ptr_eq(&entry(&second, n), &entry(&third, n)), "{n}");
+            assert!(entry(&second, n).retired.load(Ordering::Relaxed));
+        }
+        assert!(Arc::ptr_eq(
+            &entry(&second, "inbound|1||"),
+            &entry(&third, "inbound|1||")
+        ));
+        changed.listeners.insert(
+            "m".into(),
+            Arc::new(tcp_listener("m", "127.0.0.1:8080", "inbound|1||")),
+        );
+        let fourth = Snapshot::build_reusing(changed, &Reuse::of(&third)).expect("builds");
+        let inbound = entry(&fourth, "inbound|1||");
+        assert!(!Arc::ptr_eq(&entry(&third, "inbound|1||"), &inbound));
+        assert!(inbound.pick().is_none(), "now a loop into the proxy");
     }
 
     #[test]
