@@ -14,14 +14,20 @@
 //!   a request whose body is dropped early closes its connection, as
 //!   HTTP/1.1 can't abandon a response. Idle connections are closed after
 //!   the cluster's idle timeout by a sweeper task.
-//! - HTTP/2 ([`http2`]): one multiplexed connection per endpoint, opened
-//!   on first use and reopened when it closes or has carried the
-//!   cluster's `max_requests_per_connection` streams (it drains: streams
-//!   under way finish, no new ones start). Each connection holds one of
-//!   the cluster's `max_connections` slots while it is open. Requests
-//!   keep their own authority (`:authority` is the service, not the
-//!   endpoint's address). A connection with no stream in flight for the
-//!   cluster's idle timeout is closed.
+//! - HTTP/2 ([`http2`]): multiplexed connections per endpoint, a stream
+//!   going to one with room (below the cluster's `max_concurrent_streams`
+//!   and the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`, read by [`peer`]);
+//!   another is opened when all are full, and one that has carried the
+//!   cluster's `max_requests_per_connection` streams drains (streams
+//!   under way finish, no new ones start). Requests keep their own
+//!   authority (`:authority` is the service, not the endpoint's
+//!   address). A connection with no stream in flight for the cluster's
+//!   idle timeout is closed.
+//! - Every connection holds one of its cluster's `max_connections` slots
+//!   while it lives, idle ones too; a request needing a new connection
+//!   past the limit waits as a pending request ([`wait`], Envoy's rules).
+//! - One sweep loop per pool ([`sweep_in_background`]); the pools of a
+//!   cluster the config no longer has are dropped ([`Upstreams::follow`]).
 //!
 //! The maps (cluster → endpoint → pool) are copy-on-write behind an
 //! [`arc_swap::ArcSwap`], so the request path reads them without a lock;
