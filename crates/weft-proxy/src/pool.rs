@@ -140,17 +140,47 @@ impl Upstreams {
         self.http2.retain(&keep);
     }
 
+    /// Forgets the pools of `cluster`'s endpoints (their [`endpoint_key`]s)
+    /// that `keep` refuses (EDS no longer has them), as Envoy drains a
+    /// removed host's pools: idle connections close now, those in use
+    /// once their response ends.
+    pub fn retain_endpoints(&self, cluster: &str, keep: impl Fn(&str) -> bool) {
+        self.http1.retain_endpoints(cluster, &keep);
+        self.http2.retain_endpoints(cluster, &keep);
+    }
+
     /// Follows the applied snapshots (`applied` changes after each one is
-    /// stored in `config`) until the sender goes, forgetting the pools of
-    /// the clusters each one no longer has ([`Upstreams::retain`]).
+    /// stored in `config`) until the sender goes: forgets the pools of the
+    /// clusters each one no longer has ([`Upstreams::retain`]), and of
+    /// the endpoints a cluster's new endpoints no longer have
+    /// ([`Upstreams::retain_endpoints`]; looked at only when a cluster's
+    /// [`crate::endpoint::LoadAssignment`] changed; not for original
+    /// destination clusters, whose endpoints are the requests' own).
     pub async fn follow(
         self,
         config: Arc<ArcSwap<crate::snapshot::Snapshot>>,
         mut applied: tokio::sync::watch::Receiver<u64>,
     ) {
+        let mut seen: HashMap<String, Arc<crate::endpoint::LoadAssignment>> = HashMap::new();
         while applied.changed().await.is_ok() {
-            let snapshot = config.load();
+            let snapshot = config.load_full();
             self.retain(|c| snapshot.clusters.contains_key(c));
+            seen.retain(|c, _| snapshot.clusters.contains_key(c));
+            for (name, entry) in snapshot.clusters.iter() {
+                let assignment = &entry.assignment;
+                if entry.cluster.discovery == crate::cluster::Discovery::OriginalDst
+                    || seen.get(name).is_some_and(|a| Arc::ptr_eq(a, assignment))
+                {
+                    continue;
+                }
+                seen.insert(name.clone(), assignment.clone());
+                let keys: std::collections::HashSet<String> = assignment
+                    .endpoints
+                    .iter()
+                    .map(|e| endpoint_key(&e.address))
+                    .collect();
+                self.retain_endpoints(name, |k| keys.contains(k));
+            }
         }
     }
 
@@ -213,8 +243,8 @@ impl Default for Upstreams {
 /// name and the endpoint was ~1.5 % of a request's instructions).
 type Map<V> = HashMap<Box<str>, Arc<V>, BuildHasherDefault<twox_hash::XxHash64>>;
 
-/// Takes the clusters `keep` refuses out of `map` (copy-on-write), and
-/// returns them.
+/// Takes the entries whose keys `keep` refuses out of `map`
+/// (copy-on-write), and returns them.
 fn remove_unkept<V>(map: &ArcSwap<Map<V>>, keep: &impl Fn(&str) -> bool) -> Vec<Arc<V>> {
     if map.load().keys().all(|k| keep(k)) {
         return Vec::new();

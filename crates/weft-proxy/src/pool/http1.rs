@@ -403,6 +403,16 @@ impl Pool {
         }
     }
 
+    /// Forgets the endpoints of `cluster` that `keep` refuses, as
+    /// [`Pool::retain`] its clusters.
+    pub(super) fn retain_endpoints(&self, cluster: &str, keep: &impl Fn(&str) -> bool) {
+        if let Some(c) = self.clusters.load().get(cluster) {
+            for idle in remove_unkept(&c.endpoints, keep) {
+                idle.retire();
+            }
+        }
+    }
+
     /// Closes idle connections past their idle timeout (and closed ones);
     /// forgets endpoints with none left and no request in flight, and
     /// clusters with no endpoint left. Returns when to sweep next.

@@ -183,6 +183,16 @@ impl Pool {
         }
     }
 
+    /// Forgets the endpoints of `cluster` that `keep` refuses, as
+    /// [`Pool::retain`] its clusters.
+    pub(super) fn retain_endpoints(&self, cluster: &str, keep: &impl Fn(&str) -> bool) {
+        if let Some(c) = self.clusters.load().get(cluster) {
+            for host in remove_unkept(&c.hosts, keep) {
+                host.conns.store(Arc::default());
+            }
+        }
+    }
+
     /// Closes connections idle past their cluster's idle timeout (their
     /// last handle goes) and forgets closed ones, then endpoints with no
     /// connection and clusters with no endpoint. Returns when to sweep

@@ -149,3 +149,71 @@ async fn pools_of_clusters_no_longer_configured_are_closed() {
     drop(applied);
     follow.await.expect("follow ends with its sender");
 }
+
+/// A snapshot whose cluster `c` (EDS) has the endpoints `addrs`.
+fn snapshot_of(addrs: &[&str]) -> crate::snapshot::Snapshot {
+    use crate::cluster::{Cluster, Discovery, LbPolicy, LbSettings, UpstreamProtocol, UpstreamTls};
+    use crate::endpoint::{Address, Endpoint, LoadAssignment};
+    let c = Cluster {
+        name: "c".into(),
+        discovery: Discovery::Eds("c".into()),
+        lb_policy: LbPolicy::RoundRobin,
+        lb: LbSettings::default(),
+        connect_timeout: std::time::Duration::from_secs(2),
+        protocol: UpstreamProtocol::Http1,
+        idle_timeout: None,
+        max_requests_per_connection: None,
+        max_concurrent_streams: None,
+        limits: Limits::default(),
+        outlier: None,
+        load_assignment: None,
+        tls_not_originated: UpstreamTls::None,
+    };
+    let la = LoadAssignment {
+        cluster: "c".into(),
+        endpoints: addrs
+            .iter()
+            .map(|a| Arc::new(Endpoint::new(Address::Socket(a.parse().expect("addr")))))
+            .collect(),
+        ..LoadAssignment::default()
+    };
+    let parts = crate::snapshot::Parts {
+        clusters: [("c".to_string(), Arc::new(c))].into_iter().collect(),
+        assignments: [("c".to_string(), Arc::new(la))].into_iter().collect(),
+        ..crate::snapshot::Parts::default()
+    };
+    crate::snapshot::Snapshot::build(parts).expect("builds")
+}
+
+#[tokio::test]
+async fn pools_of_endpoints_eds_no_longer_has_are_closed() {
+    let (a, a_counts) = server(Proto::Http1, None).await;
+    let (b, b_counts) = server(Proto::Http1, None).await;
+    let (h2, h2_counts) = server(Proto::Http2, None).await;
+    let u = Upstreams::new();
+    for addr in [&a, &b] {
+        assert_eq!(send(&u, &at(addr), "/").await, "ok");
+    }
+    let resp = u
+        .http2(&at(&h2), "svc.ns:80", get("/", "svc"))
+        .await
+        .expect("response");
+    resp.into_body().collect().await.expect("body");
+    let config = Arc::new(ArcSwap::from_pointee(snapshot_of(&[&a, &b, &h2])));
+    let (applied, rx) = tokio::sync::watch::channel(0u64);
+    let follow = tokio::spawn(u.clone().follow(config.clone(), rx));
+    applied.send_replace(1);
+    // EDS drops b and the HTTP/2 endpoint: their idle connections close,
+    // a's stays and is reused.
+    config.store(Arc::new(snapshot_of(&[&a])));
+    applied.send_replace(2);
+    eventually("the removed endpoints' connections close", || {
+        b_counts.closed.load(Ordering::SeqCst) == 1 && h2_counts.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(a_counts.closed.load(Ordering::SeqCst), 0);
+    assert_eq!(send(&u, &at(&a), "/").await, "ok");
+    assert_eq!(a_counts.accepted.load(Ordering::SeqCst), 1);
+    drop(applied);
+    follow.await.expect("follow ends with its sender");
+}
