@@ -160,6 +160,7 @@ impl Drain {
                 // One kept tokio `Sleep` for the header-read timeout of
                 // every request, not a new one each (see `timer`).
                 .timer(ConnTimer::new())
+                .writev(false)
                 .header_read_timeout(limits.request_headers_timeout)
                 // hyper's floor for its read buffer is 8 KiB; a header block
                 // past the buffer is answered 431.

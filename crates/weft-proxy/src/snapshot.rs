@@ -15,6 +15,7 @@ use crate::balance::Balancer;
 use crate::breaker::Breakers;
 use crate::cluster::{Cluster, Discovery};
 use crate::endpoint::{ActiveRequest, Address, Endpoint, LoadAssignment};
+use crate::fasthash::FastMap;
 use crate::listener::{Listener, NetworkFilter, Routes};
 use crate::outlier::{Detector, Outcome, OutlierStats};
 use crate::route::RouteTable;
@@ -75,7 +76,7 @@ pub struct ClusterEntry {
 /// unchanged keep their balancer too: a push of other resources doesn't
 /// rebuild Maglev tables and rings, or restart round robin.
 #[derive(Debug, Default)]
-pub struct Reuse(HashMap<String, Arc<ClusterEntry>>);
+pub struct Reuse(FastMap<String, Arc<ClusterEntry>>);
 
 impl Reuse {
     /// What `snapshot` can pass on.
@@ -178,8 +179,8 @@ async fn detect(entry: Weak<ClusterEntry>, wake: Arc<Notify>, interval: std::tim
 pub struct Snapshot {
     /// What it was built from.
     pub parts: Parts,
-    /// Clusters by name.
-    pub clusters: HashMap<String, Arc<ClusterEntry>>,
+    /// Clusters by name (looked up per request: a fast hash).
+    pub clusters: FastMap<String, Arc<ClusterEntry>>,
     /// Outbound HTTP routes by port, from the `0.0.0.0_<port>` listeners,
     /// with their connection manager's header settings.
     outbound_http: HashMap<u16, (Arc<RouteTable>, Arc<crate::forwarded::Config>)>,
