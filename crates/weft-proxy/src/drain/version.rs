@@ -4,7 +4,7 @@
 //! A request's future (route, forward, pool) is large, and hyper moves
 //! what the service returns: the HTTP/1 dispatcher into its slot once a
 //! request, HTTP/2 into each stream's task and through the task's stages
-//! (with a 2-KiB future that was ~7 000 instructions of `memcpy` a
+//! (that was ~7 000 instructions of `memcpy` a
 //! request, ~11 % of an HTTP/2 request's). HTTP/2 connections therefore
 //! get the service's futures boxed ([`Boxed`]: a pointer moves), HTTP/1
 //! ones unboxed (one move a request costs less than the allocation).
