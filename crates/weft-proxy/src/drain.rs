@@ -17,13 +17,16 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::forward::Body;
 
 mod timer;
+mod version;
 
 use timer::ConnTimer;
+use version::Boxed;
 
 /// Bounds on what a downstream HTTP client may send, so malformed,
 /// oversized and slow clients cost a bounded amount (Envoy's HTTP
@@ -137,9 +140,14 @@ impl Drain {
 
     /// Serves one HTTP/1.1 or h2c connection with `service` until it ends;
     /// when draining starts, lets in-flight requests finish and closes it.
-    pub fn serve_http<I, S>(&self, io: I, service: S) -> impl Future<Output = ()> + Send + 'static
+    /// An HTTP/2 connection's requests get their futures boxed (see
+    /// `version`).
+    pub fn serve_http<S>(
+        &self,
+        io: TcpStream,
+        service: S,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: Service<
                 http::Request<Incoming>,
                 Response = http::Response<Body>,
@@ -153,45 +161,72 @@ impl Drain {
         let drain = self.clone();
         async move {
             let _tracked = tracked;
-            let limits = drain.limits;
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                // One kept tokio `Sleep` for the header-read timeout of
-                // every request, not a new one each (see `timer`).
-                .timer(ConnTimer::new())
-                .header_read_timeout(limits.request_headers_timeout)
-                // hyper's floor for its read buffer is 8 KiB; a header block
-                // past the buffer is answered 431.
-                .max_buf_size((limits.max_request_headers_bytes as usize).max(8192));
-            // hyper's own limit is 100 headers, parsed into stack arrays;
-            // setting a count, even the same one, makes it fill a
-            // `SmallVec` of that many entries per request (~4 % of the
-            // proxy's instructions per request), so only other counts are set.
-            if limits.max_request_headers != HYPER_MAX_HEADERS {
-                builder.http1().max_headers(limits.max_request_headers);
-            }
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(limits.max_request_headers_bytes);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-            tokio::pin!(conn);
-            // The drain signal is polled when it wakes, not on each of
-            // the connection's polls (several a request).
-            let started = OnWake::new(drain.started());
-            let result = tokio::select! {
-                // The connection first (no random pick per poll).
+            let http1 = tokio::select! {
                 biased;
-                r = conn.as_mut() => r,
-                _ = started => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+                h1 = version::opens_http1(&io) => h1,
+                // Draining before the first bytes: nothing was asked.
+                _ = drain.started() => return,
             };
-            if let Err(e) = result {
-                tracing::debug!(target: "weft::proxy", error = %e, "connection ended with an error");
+            if http1 {
+                drain.serve_with(io, service).await;
+            } else {
+                drain.serve_with(io, Boxed(service)).await;
             }
+        }
+    }
+
+    /// [`Drain::serve_http`]'s serving, with `service` as it is.
+    async fn serve_with<I, S>(&self, io: I, service: S)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Service<
+                http::Request<Incoming>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + Send
+            + Clone
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let limits = self.limits;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            // One kept tokio `Sleep` for the header-read timeout of
+            // every request, not a new one each (see `timer`).
+            .timer(ConnTimer::new())
+            .writev(false)
+            .header_read_timeout(limits.request_headers_timeout)
+            // hyper's floor for its read buffer is 8 KiB; a header block
+            // past the buffer is answered 431.
+            .max_buf_size((limits.max_request_headers_bytes as usize).max(8192));
+        // hyper's own limit is 100 headers, parsed into stack arrays;
+        // setting a count, even the same one, makes it fill a
+        // `SmallVec` of that many entries per request (~4 % of the
+        // proxy's instructions per request), so only other counts are set.
+        if limits.max_request_headers != HYPER_MAX_HEADERS {
+            builder.http1().max_headers(limits.max_request_headers);
+        }
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_request_headers_bytes);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        // The drain signal is polled when it wakes, not on each of
+        // the connection's polls (several a request).
+        let started = OnWake::new(self.started());
+        let result = tokio::select! {
+            // The connection first (no random pick per poll).
+            biased;
+            r = conn.as_mut() => r,
+            _ = started => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(target: "weft::proxy", error = %e, "connection ended with an error");
         }
     }
 }

@@ -94,12 +94,17 @@ pub struct Endpoint {
     /// Its outlier detection state (ejected or not, consecutive failures).
     #[serde(skip)]
     pub outlier: HostOutlier,
+    /// `address` as `host:port` ([`crate::pool::endpoint_key`]), written
+    /// once: the key of its upstream pool and what is dialled.
+    #[serde(skip)]
+    key: Arc<str>,
 }
 
 impl Endpoint {
     /// A healthy endpoint of weight 1 (tests and static clusters).
     pub fn new(address: Address) -> Self {
         Endpoint {
+            key: crate::pool::endpoint_key(&address).into(),
             address,
             weight: 1,
             healthy: true,
@@ -115,6 +120,7 @@ impl Endpoint {
     pub fn fresh_copy(&self) -> Endpoint {
         Endpoint {
             address: self.address.clone(),
+            key: self.key.clone(),
             weight: self.weight,
             healthy: self.healthy,
             priority: self.priority,
@@ -123,6 +129,11 @@ impl Endpoint {
             active: AtomicU32::new(0),
             outlier: HostOutlier::default(),
         }
+    }
+
+    /// Its `host:port`: the key of its upstream pool and what is dialled.
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
     }
 
     /// Counts a request in flight until the guard drops.
@@ -236,6 +247,7 @@ impl TryFrom<&ClusterLoadAssignment> for LoadAssignment {
                 let address = Address::from_xds(ep.address.as_ref()).map_err(bad)?;
                 let health = HealthStatus::try_from(e.health_status).unwrap_or_default();
                 endpoints.push(Arc::new(Endpoint {
+                    key: crate::pool::endpoint_key(&address).into(),
                     address,
                     weight: e.load_balancing_weight.map_or(1, |w| w.value.max(1)),
                     healthy: matches!(health, HealthStatus::Unknown | HealthStatus::Healthy),

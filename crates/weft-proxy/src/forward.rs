@@ -292,19 +292,19 @@ async fn forward(
         .cluster(cluster_name)
         .ok_or_else(|| ProxyError::NoCluster(cluster_name.to_string()))?;
     let hashed = crate::hash::for_request(&f.hash, &req, authority, cx.client);
-    let (endpoint, _active) = if entry.cluster.discovery == Discovery::OriginalDst {
+    let (endpoint, _active): (Arc<str>, _) = if entry.cluster.discovery == Discovery::OriginalDst {
         // Transparent mode: where the connection was going; explicit mode:
         // the proxied authority.
         let original = cx.original_dst.map(|a| a.to_string());
-        (original.unwrap_or_else(|| authority.to_string()), None)
+        (
+            original.unwrap_or_else(|| authority.to_string()).into(),
+            None,
+        )
     } else {
         let e = entry
             .pick_hashed(hashed.hash)
             .ok_or_else(|| ProxyError::NoHealthyUpstream(cluster_name.to_string()))?;
-        (
-            crate::pool::endpoint_key(&e.address),
-            Some(e.start_request()),
-        )
+        (e.key().clone(), Some(e.start_request()))
     };
     // Path rewrites.
     let path = req.uri().path();
@@ -334,12 +334,21 @@ async fn forward(
     }
     .map_err(|_| ProxyError::BadRequest("bad rewritten path".into()))?;
     let downstream_version = req.version();
+    // One pass over the names: most requests carry no hop-by-hop header,
+    // and so neither an upgrade nor anything to strip.
+    let hop = req.headers().keys().any(is_hop_by_hop);
     // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade headers and
     // becomes a tunnel once the upstream answers 101.
-    let upgrade = upgrade_protocol(req.headers());
+    let upgrade = if hop {
+        upgrade_protocol(req.headers())
+    } else {
+        None
+    };
     let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
+    if hop {
+        strip_named_hop_by_hop(headers);
+    }
     if let Some(protocol) = &upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
@@ -463,7 +472,7 @@ async fn forward(
         let result = match limit {
             Some(t) => tokio::time::timeout(t, call)
                 .await
-                .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.clone()))),
+                .unwrap_or_else(|_| Err(ProxyError::Timeout(endpoint.to_string()))),
             None => call.await,
         };
         entry.record(_active.as_ref(), crate::outlier::Outcome::of(&result));
@@ -513,7 +522,7 @@ async fn forward(
         drop(result);
         tokio::time::sleep(pause).await;
         attempt += 1;
-        tried.push(endpoint.clone());
+        tried.push(endpoint.to_string());
         if let Some((method, uri, headers)) = &template {
             let mut r = Request::new(body);
             *r.method_mut() = method.clone();
@@ -533,7 +542,7 @@ async fn forward(
                 |e| e.address.to_string(),
             )
         {
-            endpoint = e.address.to_string();
+            endpoint = e.key().clone();
             _active = Some(e.start_request());
         }
     }?;
@@ -567,7 +576,7 @@ async fn forward(
     }
     parts.headers.insert(
         X_UPSTREAM_TIME,
-        HeaderValue::from(attempt_started.elapsed().as_millis() as u64),
+        millis_value(attempt_started.elapsed().as_millis()),
     );
     if let Some(w) = weighted {
         w.response_headers.apply(&mut parts.headers);
@@ -600,9 +609,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: one pass over the names is cheaper than a
     // hashed lookup of each hop-by-hop name (and those named in
     // `Connection`, which is itself one of them).
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
+    if headers.keys().any(is_hop_by_hop) {
+        strip_named_hop_by_hop(headers);
     }
+}
+
+/// Removes the hop-by-hop headers and those `Connection` names.
+fn strip_named_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named in `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -642,23 +655,65 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// the stack: one allocation, the header's own).
 pub fn request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let hi = fastrand::u64(..);
-    let lo = fastrand::u64(..);
-    let b = ((u128::from(hi) << 64 | u128::from(lo)) & !(0xf << 76) & !(0x3 << 62))
-        | (0x4 << 76)
-        | (0x2 << 62);
-    // Two hex digits a byte, a dash before bytes 4, 6, 8 and 10.
+    // Where each byte's two digits go: a dash before bytes 4, 6, 8 and 10.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    b[8..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    // Version 4 (the high nibble of byte 6), variant 10 (byte 8's top bits).
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
     let mut out = [b'-'; 36];
-    let mut j = 0;
-    for (i, byte) in b.to_be_bytes().into_iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            j += 1;
-        }
-        out[j] = HEX[usize::from(byte >> 4)];
-        out[j + 1] = HEX[usize::from(byte & 0xf)];
-        j += 2;
+    for (byte, at) in b.into_iter().zip(AT) {
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
     }
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Milliseconds below this are written from [`MILLIS`].
+const SMALL_MILLIS: usize = 1000;
+
+/// The decimal digits of 0 to 999 (a number's digits and their count),
+/// so the usual `x-envoy-upstream-service-time` is a static value: no
+/// formatting, no allocation.
+static MILLIS: [([u8; 3], u8); SMALL_MILLIS] = {
+    let mut t = [([0u8; 3], 0u8); SMALL_MILLIS];
+    let mut n = 0;
+    while n < SMALL_MILLIS {
+        let (h, te, o) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        t[n] = if n >= 100 {
+            ([b'0' + h, b'0' + te, b'0' + o], 3)
+        } else if n >= 10 {
+            ([b'0' + te, b'0' + o, 0], 2)
+        } else {
+            ([b'0' + o, 0, 0], 1)
+        };
+        n += 1;
+    }
+    t
+};
+
+/// [`MILLIS`] as header values of static bytes (a clone copies two
+/// pointers: no allocation, no reference count).
+static MILLIS_VALUES: std::sync::LazyLock<Vec<HeaderValue>> = std::sync::LazyLock::new(|| {
+    MILLIS
+        .iter()
+        .map(|(digits, len)| {
+            std::str::from_utf8(&digits[..usize::from(*len)])
+                .map_or_else(|_| HeaderValue::from_static("0"), HeaderValue::from_static)
+        })
+        .collect()
+});
+
+/// A number of milliseconds as a header value.
+fn millis_value(ms: u128) -> HeaderValue {
+    if let Ok(i) = usize::try_from(ms)
+        && let Some(v) = MILLIS_VALUES.get(i)
+    {
+        return v.clone();
+    }
+    HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 /// A response of `status` with a plain-text body.
@@ -691,6 +746,37 @@ mod tests {
             }
         }
         assert!(crate::forwarded::valid_request_id(&id));
+    }
+
+    #[test]
+    fn millis_are_written_in_decimal() {
+        for ms in [
+            0u128,
+            7,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            12345,
+            u128::from(u64::MAX) + 1,
+        ] {
+            let want = u64::try_from(ms).unwrap_or(u64::MAX).to_string();
+            assert_eq!(millis_value(ms).to_str().expect("ascii"), want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn request_ids_spread_over_every_digit() {
+        // Each digit position that is random takes more than one value.
+        let ids: Vec<String> = (0..64)
+            .map(|_| request_id().to_str().expect("ascii").to_string())
+            .collect();
+        for i in (0..36).filter(|i| !matches!(i, 8 | 13 | 14 | 18 | 23)) {
+            let distinct: std::collections::HashSet<u8> =
+                ids.iter().map(|s| s.as_bytes()[i]).collect();
+            assert!(distinct.len() > 1, "position {i} is always the same");
+        }
     }
 
     #[test]

@@ -279,7 +279,7 @@ pub fn apply(c: &Config, d: &Downstream, h: &mut HeaderMap) -> Verdict {
     }
     if c.generate_request_id {
         let force = edge && !c.preserve_external_request_id;
-        if force || !h.get(&X_REQUEST_ID).is_some_and(valid_request_id) {
+        if force || !(seen.xrid && h.get(&X_REQUEST_ID).is_some_and(valid_request_id)) {
             h.insert(X_REQUEST_ID, crate::forward::request_id());
         }
     }
@@ -301,6 +301,7 @@ struct Seen {
     xfp: bool,
     xfcc: bool,
     envoy: bool,
+    xrid: bool,
 }
 
 impl Seen {
@@ -314,6 +315,8 @@ impl Seen {
                 s.xff |= k == X_FORWARDED_FOR.as_str();
                 s.xfp |= k == X_FORWARDED_PROTO.as_str();
                 s.xfcc |= k == X_FORWARDED_CLIENT_CERT.as_str();
+            } else if k == X_REQUEST_ID.as_str() {
+                s.xrid = true;
             }
         }
         s

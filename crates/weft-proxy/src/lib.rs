@@ -28,6 +28,7 @@ pub mod cors;
 pub mod drain;
 pub mod endpoint;
 pub mod errors;
+pub mod fasthash;
 pub mod fault;
 pub mod forward;
 pub mod forwarded;

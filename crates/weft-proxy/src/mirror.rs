@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::cluster::{Discovery, UpstreamProtocol};
 use crate::forward::{Body, Upstreams, full};
-use crate::pool::{Target, endpoint_key};
+use crate::pool::Target;
 use crate::replay::Kept;
 use crate::route::Mirror;
 use crate::snapshot::Snapshot;
@@ -79,7 +79,7 @@ pub fn start(
             tracing::debug!(target: "weft::proxy", cluster = mirror.cluster, "mirror cluster has no healthy endpoint; not mirrored");
             return None;
         };
-        (endpoint_key(&e.address), Some(e.start_request()))
+        (e.key().to_string(), Some(e.start_request()))
     };
     let http2 = match entry.cluster.protocol {
         UpstreamProtocol::Http2 => true,

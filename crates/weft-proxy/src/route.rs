@@ -86,7 +86,7 @@ pub struct RouteTable {
 /// A route table's virtual hosts by domain (positions in its list).
 #[derive(Debug, Default)]
 struct DomainIndex {
-    exact: HashMap<String, usize>,
+    exact: crate::fasthash::FastMap<String, usize>,
     /// `*.suffix` domains as `(".suffix", vhost)`, longest first.
     suffixes: Vec<(String, usize)>,
     /// `prefix*` domains as `("prefix", vhost)`, longest first.
@@ -719,6 +719,12 @@ impl RouteTable {
     /// `*.suffix`, then the longest `prefix*`, then `*` (Envoy's order);
     /// without its port when the configuration ignores ports.
     pub fn virtual_host(&self, authority: &str) -> Option<&VirtualHost> {
+        let domains = &*self.index;
+        if domains.exact.is_empty() && domains.suffixes.is_empty() && domains.prefixes.is_empty() {
+            // Only `*` (an inbound sidecar's routes): nothing to compare
+            // the authority with.
+            return self.virtual_hosts.get(domains.any?).map(Arc::as_ref);
+        }
         let authority = if self.ignore_port {
             strip_port(authority)
         } else {
@@ -731,7 +737,6 @@ impl RouteTable {
         } else {
             authority
         };
-        let domains = &*self.index;
         let index = domains
             .exact
             .get(host)

@@ -15,6 +15,7 @@ use crate::balance::Balancer;
 use crate::breaker::Breakers;
 use crate::cluster::{Cluster, Discovery};
 use crate::endpoint::{ActiveRequest, Address, Endpoint, LoadAssignment};
+use crate::fasthash::FastMap;
 use crate::listener::{Listener, NetworkFilter, Routes};
 use crate::outlier::{Detector, Outcome, OutlierStats};
 use crate::route::RouteTable;
@@ -205,10 +206,9 @@ async fn detect(entry: Weak<ClusterEntry>, wake: Arc<Notify>, interval: std::tim
     }
 }
 
-/// Cluster entries by name, hashed with xxHash64 (the names come from
+/// Cluster entries by name, with the fast hash (the names come from
 /// config; SipHash of each name was most of a push that rebuilt the map).
-pub type ClusterMap =
-    HashMap<String, Arc<ClusterEntry>, std::hash::BuildHasherDefault<twox_hash::XxHash64>>;
+pub type ClusterMap = FastMap<String, Arc<ClusterEntry>>;
 
 /// The config in force.
 #[derive(Debug, Default)]
@@ -216,7 +216,7 @@ pub struct Snapshot {
     /// What it was built from.
     pub parts: Parts,
     /// Clusters by name (the same map as the last snapshot's when no
-    /// cluster changed).
+    /// cluster changed; looked up per request: a fast hash).
     pub clusters: Arc<ClusterMap>,
     /// Outbound HTTP routes by port, from the `0.0.0.0_<port>` listeners,
     /// with their connection manager's header settings.

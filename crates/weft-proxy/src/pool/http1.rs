@@ -487,6 +487,7 @@ async fn connect(
 ) -> Result<(SendRequest<Body>, Driver), ProxyError> {
     let stream = dial(endpoint, timeout).await?;
     let (sender, conn) = Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| connect_failure(endpoint, error_chain(&e)))?;
