@@ -132,6 +132,14 @@ impl Packed {
         self.shared.names.len() + self.own.names.len()
     }
 
+    /// The arrays its resources come from.
+    pub(crate) fn source(&self) -> Source {
+        Source {
+            shared: self.shared.clone(),
+            own: self.own.clone(),
+        }
+    }
+
     /// The resources in a subscription: all of them for a wildcard,
     /// else those named in `names` (a merge of the two sorted lists, not
     /// a lookup per resource) — for VHDS those named `<name>/…`.
@@ -208,12 +216,65 @@ impl Listing {
             && Arc::ptr_eq(&self.own.versions, &other.own.versions)
     }
 
+    /// The arrays its names and versions come from, and its runs of them.
+    pub(crate) fn source(&self) -> (Source, Arc<[Run]>) {
+        let source = Source {
+            shared: self.shared.clone(),
+            own: self.own.clone(),
+        };
+        (source, self.runs.clone())
+    }
+
     /// Each version, in name order (for [`Listing::same_names`] pairs).
     pub(crate) fn versions(&self) -> impl Iterator<Item = u64> + '_ {
         self.runs.iter().flat_map(move |r| {
             let p = if r.own { &self.own } else { &self.shared };
             p.versions[r.start..r.end].iter().copied()
         })
+    }
+}
+
+/// The cache's arrays a type's resources (or a listing of them) come
+/// from, compared and hashed by pointer — holding them, so no address is
+/// reused while it is compared; empty arrays are all alike.
+#[derive(Clone, Debug)]
+pub(crate) struct Source {
+    shared: cache::Packed,
+    own: cache::Packed,
+}
+
+/// Whether `a` and `b` are the same arrays (or both empty).
+fn same_arrays(a: &cache::Packed, b: &cache::Packed) -> bool {
+    if a.names.is_empty() || b.names.is_empty() {
+        return a.names.is_empty() && b.names.is_empty();
+    }
+    Arc::ptr_eq(&a.names, &b.names)
+        && Arc::ptr_eq(&a.versions, &b.versions)
+        && a.all.same_buffer(&b.all)
+}
+
+fn hash_arrays<H: std::hash::Hasher>(p: &cache::Packed, state: &mut H) {
+    use std::hash::Hash;
+    if p.names.is_empty() {
+        0usize.hash(state);
+    } else {
+        (p.names.as_ptr() as usize).hash(state);
+        (p.versions.as_ptr() as usize).hash(state);
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Source) -> bool {
+        same_arrays(&self.shared, &other.shared) && same_arrays(&self.own, &other.own)
+    }
+}
+
+impl Eq for Source {}
+
+impl std::hash::Hash for Source {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        hash_arrays(&self.shared, state);
+        hash_arrays(&self.own, state);
     }
 }
 

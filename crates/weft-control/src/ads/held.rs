@@ -136,7 +136,7 @@ pub(crate) fn entry_len(len: usize) -> usize {
 }
 
 /// Consecutive entries of one of a [`Held`]'s two segments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Run {
     /// Of the own segment, else of the shared one.
     pub own: bool,
