@@ -134,10 +134,7 @@ impl Packed {
 
     /// The arrays its resources come from.
     pub(crate) fn source(&self) -> Source {
-        Source {
-            shared: self.shared.clone(),
-            own: self.own.clone(),
-        }
+        Source::of(&self.shared, &self.own)
     }
 
     /// The resources in a subscription: all of them for a wildcard,
@@ -218,11 +215,7 @@ impl Listing {
 
     /// The arrays its names and versions come from, and its runs of them.
     pub(crate) fn source(&self) -> (Source, Arc<[Run]>) {
-        let source = Source {
-            shared: self.shared.clone(),
-            own: self.own.clone(),
-        };
-        (source, self.runs.clone())
+        (Source::of(&self.shared, &self.own), self.runs.clone())
     }
 
     /// Each version, in name order (for [`Listing::same_names`] pairs).
@@ -235,37 +228,63 @@ impl Listing {
 }
 
 /// The cache's arrays a type's resources (or a listing of them) come
-/// from, compared and hashed by pointer — holding them, so no address is
-/// reused while it is compared; empty arrays are all alike.
+/// from — names and delta versions, which the cache makes together with
+/// the encodings — compared and hashed by pointer, holding them so no
+/// address is reused while compared (but not the encodings); empty
+/// arrays are all alike.
 #[derive(Clone, Debug)]
 pub(crate) struct Source {
-    shared: cache::Packed,
-    own: cache::Packed,
+    shared: Arrays,
+    own: Arrays,
 }
 
-/// Whether `a` and `b` are the same arrays (or both empty).
-fn same_arrays(a: &cache::Packed, b: &cache::Packed) -> bool {
-    if a.names.is_empty() || b.names.is_empty() {
-        return a.names.is_empty() && b.names.is_empty();
+#[derive(Clone, Debug)]
+struct Arrays {
+    names: Arc<[String]>,
+    versions: Arc<[u64]>,
+}
+
+impl Arrays {
+    fn of(p: &cache::Packed) -> Arrays {
+        Arrays {
+            names: p.names.clone(),
+            versions: p.versions.clone(),
+        }
     }
-    Arc::ptr_eq(&a.names, &b.names)
-        && Arc::ptr_eq(&a.versions, &b.versions)
-        && a.all.same_buffer(&b.all)
 }
 
-fn hash_arrays<H: std::hash::Hasher>(p: &cache::Packed, state: &mut H) {
-    use std::hash::Hash;
-    if p.names.is_empty() {
-        0usize.hash(state);
-    } else {
-        (p.names.as_ptr() as usize).hash(state);
-        (p.versions.as_ptr() as usize).hash(state);
+impl Source {
+    fn of(shared: &cache::Packed, own: &cache::Packed) -> Source {
+        Source {
+            shared: Arrays::of(shared),
+            own: Arrays::of(own),
+        }
+    }
+}
+
+impl PartialEq for Arrays {
+    fn eq(&self, other: &Arrays) -> bool {
+        if self.names.is_empty() || other.names.is_empty() {
+            return self.names.is_empty() && other.names.is_empty();
+        }
+        Arc::ptr_eq(&self.names, &other.names) && Arc::ptr_eq(&self.versions, &other.versions)
+    }
+}
+
+impl std::hash::Hash for Arrays {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if self.names.is_empty() {
+            0usize.hash(state);
+        } else {
+            (self.names.as_ptr() as usize).hash(state);
+            (self.versions.as_ptr() as usize).hash(state);
+        }
     }
 }
 
 impl PartialEq for Source {
     fn eq(&self, other: &Source) -> bool {
-        same_arrays(&self.shared, &other.shared) && same_arrays(&self.own, &other.own)
+        self.shared == other.shared && self.own == other.own
     }
 }
 
@@ -273,8 +292,8 @@ impl Eq for Source {}
 
 impl std::hash::Hash for Source {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        hash_arrays(&self.shared, state);
-        hash_arrays(&self.own, state);
+        self.shared.hash(state);
+        self.own.hash(state);
     }
 }
 

@@ -511,19 +511,15 @@ impl<P: Protocol> Stream<'_, P> {
         self.hold_until = Instant::now() + self.server.answer_wait;
         let held = out.holds.len();
         let stats = &self.server.stats;
-        stats.record_sent(
-            self.conn,
-            type_url,
-            Sent {
-                version: version.to_string(),
-                resources: out.holds.clone(),
-                names: (type_url == TypeUrl::VirtualHost)
-                    .then(|| state.held.plain().cloned())
-                    .flatten(),
-            },
-        );
+        let sent = Sent {
+            version: version.to_string(),
+            resources: out.holds.clone(),
+            names: (type_url == TypeUrl::VirtualHost)
+                .then(|| state.held.plain().cloned())
+                .flatten(),
+        };
         stats.count_push(type_url);
-        stats.update(self.conn, |s| {
+        stats.record_sent(self.conn, type_url, sent, |s| {
             s.last_push = Some(super::now());
             let t = s
                 .types
