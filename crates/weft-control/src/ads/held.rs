@@ -184,7 +184,7 @@ impl Held {
         // Whole runs at a time: O(own resources), not O(all).
         let mut runs: Vec<Run> = Vec::new();
         let mut i = 0;
-        let mut shared_up_to = |runs: &mut Vec<Run>, i: &mut usize, end: usize| {
+        let shared_up_to = |runs: &mut Vec<Run>, i: &mut usize, end: usize| {
             if *i < end {
                 runs.push(Run {
                     own: false,
