@@ -17,7 +17,8 @@
 //! streams' HTTP/2 bodies (mount the services with [`routes`]); `wire`
 //! encodes each response as its head fields around slices of the shared,
 //! once-encoded resources (`held`), so a push copies no resource; `intern`
-//! shares equal subscriptions between streams.
+//! shares equal subscriptions between streams, `share` the delta responses
+//! of streams in the same position.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ mod holding;
 mod intern;
 mod requests;
 mod services;
+mod share;
 mod sotw;
 mod stats;
 mod stream;
@@ -113,6 +115,8 @@ pub struct AdsServer {
     names: Arc<intern::Interner>,
     /// The bound on concurrent pushes.
     throttle: Arc<Throttle>,
+    /// Delta responses shared by streams in the same position.
+    shares: Arc<share::Shares>,
 }
 
 fn now() -> u64 {
@@ -132,6 +136,7 @@ impl AdsServer {
             answer_wait: stream::ANSWER_WAIT,
             names: Arc::default(),
             throttle: Arc::default(),
+            shares: Arc::default(),
         }
     }
 

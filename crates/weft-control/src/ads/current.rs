@@ -132,6 +132,11 @@ impl Packed {
         self.shared.names.len() + self.own.names.len()
     }
 
+    /// The arrays its resources come from.
+    pub(crate) fn source(&self) -> Source {
+        Source::of(&self.shared, &self.own)
+    }
+
     /// The resources in a subscription: all of them for a wildcard,
     /// else those named in `names` (a merge of the two sorted lists, not
     /// a lookup per resource) — for VHDS those named `<name>/…`.
@@ -208,12 +213,87 @@ impl Listing {
             && Arc::ptr_eq(&self.own.versions, &other.own.versions)
     }
 
+    /// The arrays its names and versions come from, and its runs of them.
+    pub(crate) fn source(&self) -> (Source, Arc<[Run]>) {
+        (Source::of(&self.shared, &self.own), self.runs.clone())
+    }
+
     /// Each version, in name order (for [`Listing::same_names`] pairs).
     pub(crate) fn versions(&self) -> impl Iterator<Item = u64> + '_ {
         self.runs.iter().flat_map(move |r| {
             let p = if r.own { &self.own } else { &self.shared };
             p.versions[r.start..r.end].iter().copied()
         })
+    }
+}
+
+/// The cache's arrays a type's resources (or a listing of them) come
+/// from — names and delta versions, which the cache makes together with
+/// the encodings — compared and hashed by pointer, holding them so no
+/// address is reused while compared (but not the encodings); empty
+/// arrays are all alike.
+#[derive(Clone, Debug)]
+pub(crate) struct Source {
+    shared: Arrays,
+    own: Arrays,
+}
+
+#[derive(Clone, Debug)]
+struct Arrays {
+    names: Arc<[String]>,
+    versions: Arc<[u64]>,
+}
+
+impl Arrays {
+    fn of(p: &cache::Packed) -> Arrays {
+        Arrays {
+            names: p.names.clone(),
+            versions: p.versions.clone(),
+        }
+    }
+}
+
+impl Source {
+    fn of(shared: &cache::Packed, own: &cache::Packed) -> Source {
+        Source {
+            shared: Arrays::of(shared),
+            own: Arrays::of(own),
+        }
+    }
+}
+
+impl PartialEq for Arrays {
+    fn eq(&self, other: &Arrays) -> bool {
+        if self.names.is_empty() || other.names.is_empty() {
+            return self.names.is_empty() && other.names.is_empty();
+        }
+        Arc::ptr_eq(&self.names, &other.names) && Arc::ptr_eq(&self.versions, &other.versions)
+    }
+}
+
+impl std::hash::Hash for Arrays {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if self.names.is_empty() {
+            0usize.hash(state);
+        } else {
+            (self.names.as_ptr() as usize).hash(state);
+            (self.versions.as_ptr() as usize).hash(state);
+        }
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Source) -> bool {
+        self.shared == other.shared && self.own == other.own
+    }
+}
+
+impl Eq for Source {}
+
+impl std::hash::Hash for Source {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shared.hash(state);
+        self.own.hash(state);
     }
 }
 

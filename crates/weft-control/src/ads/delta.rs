@@ -23,7 +23,7 @@ use weft_xds::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDi
 
 use super::current::{Item, Selected};
 use super::intern::Interner;
-use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
+use super::stream::{Incoming, Interest, Prepared, Protocol, TypeState, Want};
 use super::wire::{self, DeltaHead, DeltaResource};
 
 /// Incremental xDS (`DeltaAggregatedResources`, `Delta*`).
@@ -161,14 +161,13 @@ impl Protocol for Delta {
         want
     }
 
-    fn respond(
-        state: &mut TypeState,
+    fn prepare(
+        state: &TypeState,
         type_url: TypeUrl,
         selected: Selected<'_>,
         want: &Want,
         version: u64,
-        nonce: &str,
-    ) -> Result<Option<Out>, Status> {
+    ) -> Result<Option<Prepared>, Status> {
         let under = type_url == TypeUrl::VirtualHost;
         let wanted = |name: &str| {
             !want.names.is_empty()
@@ -213,12 +212,15 @@ impl Protocol for Delta {
             }
         }
         // Names subscribed just now that don't exist: "does not exist".
-        // For VHDS a route configuration's name is a subscription, not a
-        // resource; only the on-demand form `R/host` is answered so (Weft
-        // doesn't resolve hosts on demand).
+        // For VHDS a route configuration's name `R` is a subscription,
+        // not a resource: when none of its virtual hosts is in scope
+        // (`R` has none, or doesn't exist) `R` itself is named, so the
+        // client need not wait for virtual hosts that won't come; the
+        // on-demand form `R/host` is answered so too (Weft doesn't
+        // resolve hosts on demand).
         for name in &want.names {
             let exists = if under {
-                !name.contains('/')
+                !name.contains('/') && has_under(items, name)
             } else {
                 items
                     .binary_search_by(|it| it.name.cmp(name.as_str()))
@@ -235,24 +237,28 @@ impl Protocol for Delta {
         let head = DeltaHead {
             system_version_info: &version.to_string(),
             type_url: type_url.as_str(),
-            nonce,
             removed_resources: &removed,
         };
-        let response = wire::delta(&head, &changed)?;
+        let body = wire::delta(&head, &changed);
         let sent = if type_url == TypeUrl::RouteConfiguration {
             changed.iter().map(|c| c.item.name.to_string()).collect()
         } else {
             Vec::new()
         };
-        let holds = selected.holds;
-        state.held.set(selected.listing);
-        state.sent = Some(holds.clone());
-        Ok(Some(Out {
-            response,
-            holds,
+        Ok(Some(Prepared {
+            body,
+            holds: selected.holds,
+            listing: selected.listing,
             sent,
         }))
     }
+}
+
+/// Whether `items` (in name order) has a resource named `<route>/…`.
+fn has_under(items: &[Item<'_>], route: &str) -> bool {
+    let prefix = format!("{route}/");
+    let at = items.partition_point(|it| it.name < prefix.as_str());
+    items.get(at).is_some_and(|it| it.name.starts_with(&prefix))
 }
 
 #[cfg(test)]

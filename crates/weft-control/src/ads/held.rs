@@ -136,7 +136,7 @@ pub(crate) fn entry_len(len: usize) -> usize {
 }
 
 /// Consecutive entries of one of a [`Held`]'s two segments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Run {
     /// Of the own segment, else of the shared one.
     pub own: bool,
@@ -181,19 +181,24 @@ impl Held {
     /// the first `at[j]` of `shared` (`at` non-decreasing).
     pub(crate) fn merged(shared: Segment, own: Segment, at: &[usize]) -> Held {
         debug_assert_eq!(own.len(), at.len());
-        let mut runs = Vec::new();
+        // Whole runs at a time: O(own resources), not O(all).
+        let mut runs: Vec<Run> = Vec::new();
         let mut i = 0;
-        for (j, &before) in at.iter().enumerate() {
-            while i < before.min(shared.len()) {
-                push_entry(&mut runs, false, i);
-                i += 1;
+        let shared_up_to = |runs: &mut Vec<Run>, i: &mut usize, end: usize| {
+            if *i < end {
+                runs.push(Run {
+                    own: false,
+                    start: *i,
+                    end,
+                });
+                *i = end;
             }
+        };
+        for (j, &before) in at.iter().enumerate() {
+            shared_up_to(&mut runs, &mut i, before.min(shared.len()));
             push_entry(&mut runs, true, j);
         }
-        while i < shared.len() {
-            push_entry(&mut runs, false, i);
-            i += 1;
-        }
+        shared_up_to(&mut runs, &mut i, shared.len());
         Held::new(shared, own, runs.into())
     }
 

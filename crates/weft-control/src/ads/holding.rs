@@ -40,6 +40,13 @@ impl Holding {
             .filter(|_| self.gone.is_empty() && self.extra.is_empty())
     }
 
+    /// What it holds when that is exactly what the last response left
+    /// (`Some(Some(listing))`) or nothing, before any response
+    /// (`Some(None)`); `None` when there are exceptions.
+    pub(crate) fn exact(&self) -> Option<Option<&Listing>> {
+        (self.gone.is_empty() && self.extra.is_empty()).then_some(self.base.as_ref())
+    }
+
     /// The proxy says it holds `name` at `version`.
     pub(crate) fn insert(&mut self, name: String, version: u64) {
         self.gone.remove(&name);
@@ -120,6 +127,7 @@ mod tests {
     fn exceptions_merge_in_name_order_and_the_later_wins() {
         let mut h = Holding::default();
         assert!(h.plain().is_none(), "nothing sent yet");
+        assert!(matches!(h.exact(), Some(None)), "holds nothing");
         h.insert("b".into(), 2);
         h.insert("a".into(), 1);
         h.insert("c".into(), 3);
@@ -128,11 +136,13 @@ mod tests {
             listed(&h),
             [("a".into(), 1), ("b".into(), 4), ("c".into(), 3)]
         );
+        assert!(h.exact().is_none(), "exceptions");
         h.remove("a");
         h.retain(|n| n != "c", false);
         assert_eq!(listed(&h), [("b".into(), 4)]);
         h.set(Listing::default());
         assert!(h.plain().is_some() && listed(&h).is_empty());
+        assert!(matches!(h.exact(), Some(Some(_))));
         let merged: Vec<(&str, u64)> = Merge {
             a: [("a", 1), ("c", 3), ("d", 4)].into_iter().peekable(),
             b: [("b", 2), ("c", 9)].into_iter().peekable(),

@@ -10,7 +10,7 @@ use weft_xds::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryRes
 
 use super::current::Selected;
 use super::intern::Interner;
-use super::stream::{Incoming, Interest, Out, Protocol, TypeState, Want};
+use super::stream::{Incoming, Interest, Prepared, Protocol, TypeState, Want};
 use super::wire::{self, SotwHead};
 
 /// State of the world (`StreamAggregatedResources`, `Stream*`).
@@ -79,14 +79,13 @@ impl Protocol for Sotw {
         }
     }
 
-    fn respond(
-        state: &mut TypeState,
+    fn prepare(
+        state: &TypeState,
         type_url: TypeUrl,
         selected: Selected<'_>,
         want: &Want,
         version: u64,
-        nonce: &str,
-    ) -> Result<Option<Out>, Status> {
+    ) -> Result<Option<Prepared>, Status> {
         let holds = selected.holds;
         if !want.answer && state.sent.as_ref().is_some_and(|s| s.same(&holds)) {
             return Ok(None);
@@ -94,13 +93,11 @@ impl Protocol for Sotw {
         let head = SotwHead {
             version_info: &version.to_string(),
             type_url: type_url.as_str(),
-            nonce,
         };
-        let response = wire::sotw(&head, &holds)?;
-        state.sent = Some(holds.clone());
-        Ok(Some(Out {
-            response,
+        Ok(Some(Prepared {
+            body: wire::sotw(&head, &holds),
             holds,
+            listing: selected.listing,
             sent: Vec::new(),
         }))
     }

@@ -96,10 +96,19 @@ impl Stats {
         Registered { stats: self, conn }
     }
 
-    pub(crate) fn record_sent(&self, conn: u64, type_url: TypeUrl, sent: Sent) {
+    /// Records what a stream sent of `type_url` and updates its status,
+    /// under one lock.
+    pub(crate) fn record_sent(
+        &self,
+        conn: u64,
+        type_url: TypeUrl,
+        sent: Sent,
+        f: impl FnOnce(&mut ProxyStatus),
+    ) {
         let mut proxies = self.proxies.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = proxies.get_mut(&conn) {
             c.sent.insert(type_url, sent);
+            f(&mut c.status);
         }
     }
 

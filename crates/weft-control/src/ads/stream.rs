@@ -28,14 +28,15 @@ use weft_xds::TypeUrl;
 use weft_xds::pb::envoy::config::core::v3::Node;
 use weft_xds::pb::google::rpc;
 
-use super::current::{Current, Selected};
+use super::current::{Current, Listing, Selected};
 use super::held::Held;
 use super::holding::Holding;
 use super::intern::{Interner, Names};
 use super::requests::Requests;
+use super::share;
 use super::stats::{ProxyStatus, Sent};
 use super::throttle::Permit;
-use super::wire::Wire;
+use super::wire::{Body, Wire};
 use super::{AdsServer, Generation};
 use crate::translate::Proxy;
 use crate::vhds::VHDS_FEATURE;
@@ -169,12 +170,16 @@ pub(crate) struct Want {
     pub names: BTreeSet<String>,
 }
 
-/// A response ready to send.
-pub(crate) struct Out {
-    /// The response, as a gRPC frame.
-    pub response: Wire,
+/// A response but for its nonce: the same for every stream in the same
+/// position (see [`super::share`]).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The message without its nonce.
+    pub body: Body,
     /// What the proxy holds of this type once it applies the response.
     pub holds: Held,
+    /// The names and delta versions of the same.
+    pub listing: Listing,
     /// Delta RDS: the route configurations in it (their virtual hosts
     /// follow, see [`crate::vhds`]).
     pub sent: Vec<String>,
@@ -184,7 +189,7 @@ pub(crate) struct Out {
 /// subscriptions, building responses.
 pub(crate) trait Protocol: Send + 'static {
     type Request: prost::Message + Default + Send + 'static;
-    /// The response message (what [`Out::response`] encodes).
+    /// The response message (what [`Prepared::body`] encodes).
     type Response: prost::Message + Default + Send + 'static;
     /// Whether this is incremental (delta) xDS.
     const DELTA: bool;
@@ -200,16 +205,18 @@ pub(crate) trait Protocol: Send + 'static {
         interner: &Interner,
     ) -> Want;
 
-    /// The response for `selected` (the type's resources now in scope),
-    /// or `None` when there is nothing to say. Updates what `state` holds.
-    fn respond(
-        state: &mut TypeState,
+    /// The response for `selected` (the type's resources now in scope)
+    /// to a proxy holding what `state` says, or `None` when there is
+    /// nothing to say. A function of what [`super::share::Key`] holds
+    /// for delta: `state`'s holding, subscription and wildcard, the
+    /// resources, `want` and `version`.
+    fn prepare(
+        state: &TypeState,
         type_url: TypeUrl,
         selected: Selected<'_>,
         want: &Want,
         version: u64,
-        nonce: &str,
-    ) -> Result<Option<Out>, Status>;
+    ) -> Result<Option<Prepared>, Status>;
 }
 
 type Tx = mpsc::Sender<Result<Wire, Status>>;
@@ -472,35 +479,47 @@ impl<P: Protocol> Stream<'_, P> {
             );
             want = &resend;
         }
-        let selected = self
-            .current
-            .get(type_url)
-            .select(state.wildcard, &state.names);
         let version = self.generation.version;
-        let nonce = self.server.next_nonce();
-        let Some(out) = P::respond(state, type_url, selected, want, version, &nonce)? else {
+        let packed = self.current.get(type_url);
+        let state = &*state;
+        let prepare = || {
+            let selected = packed.select(state.wildcard, &state.names);
+            P::prepare(state, type_url, selected, want, version)
+        };
+        let key = P::DELTA
+            .then(|| share::Key::of(type_url, version, packed, state, want))
+            .flatten();
+        let prepared = match key {
+            Some(key) => self.server.shares.get(key, prepare)?,
+            None => prepare()?.map(Arc::new),
+        };
+        let Some(out) = prepared else {
             return Ok(false);
         };
-        let routes_sent = out.sent;
+        let nonce = self.server.next_nonce();
+        let response = out.body.frame(&nonce)?;
+        let Some(state) = self.types.get_mut(&type_url) else {
+            return Ok(false);
+        };
+        if P::DELTA {
+            state.held.set(out.listing.clone());
+        }
+        state.sent = Some(out.holds.clone());
         state.nonce = nonce;
         state.version = version;
         state.answered = false;
         self.hold_until = Instant::now() + self.server.answer_wait;
         let held = out.holds.len();
         let stats = &self.server.stats;
-        stats.record_sent(
-            self.conn,
-            type_url,
-            Sent {
-                version: version.to_string(),
-                resources: out.holds,
-                names: (type_url == TypeUrl::VirtualHost)
-                    .then(|| state.held.plain().cloned())
-                    .flatten(),
-            },
-        );
+        let sent = Sent {
+            version: version.to_string(),
+            resources: out.holds.clone(),
+            names: (type_url == TypeUrl::VirtualHost)
+                .then(|| state.held.plain().cloned())
+                .flatten(),
+        };
         stats.count_push(type_url);
-        stats.update(self.conn, |s| {
+        stats.record_sent(self.conn, type_url, sent, |s| {
             s.last_push = Some(super::now());
             let t = s
                 .types
@@ -516,7 +535,7 @@ impl<P: Protocol> Stream<'_, P> {
             version,
             delta = P::DELTA,
             resources = held,
-            bytes = out.response.message_len(),
+            bytes = response.message_len(),
             "push"
         );
         if self.vhds
@@ -526,9 +545,9 @@ impl<P: Protocol> Stream<'_, P> {
         {
             // Subscribed to their virtual hosts already: those follow.
             self.resend
-                .extend(routes_sent.into_iter().filter(|r| v.names.contains(r)));
+                .extend(out.sent.iter().filter(|r| v.names.contains(*r)).cloned());
         }
-        let mut response = out.response;
+        let mut response = response;
         if let Some(permit) = &self.permit {
             response.hold(permit.clone());
         }

@@ -71,6 +71,7 @@ struct Harness {
     addr: std::net::SocketAddr,
     publish: watch::Sender<Arc<Generation>>,
     stats: Arc<Stats>,
+    shares: Arc<super::share::Shares>,
     channel: Channel,
     client: AggregatedDiscoveryServiceClient<Channel>,
 }
@@ -85,6 +86,7 @@ async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
     let (publish, generations) = watch::channel(first);
     let server = AdsServer::new(generations).with_answer_wait(answer_wait);
     let stats = server.stats().clone();
+    let shares = server.shares.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(
@@ -101,6 +103,7 @@ async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
         addr,
         publish,
         stats,
+        shares,
         client: AggregatedDiscoveryServiceClient::new(channel.clone()),
         channel,
     }

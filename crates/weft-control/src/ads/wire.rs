@@ -10,6 +10,10 @@
 //! chunks h2 can send as they are. Small pieces are copied into chunks of
 //! [`CHUNK`] bytes so h2 doesn't get thousands of tiny frames; bigger ones
 //! go through without a copy.
+//!
+//! Everything but the nonce is written once into a [`Body`] (the fields
+//! before the nonce and those after it), which streams sending the same
+//! response share ([`super::share`]); each frames it with its nonce.
 
 use std::sync::Arc;
 
@@ -88,7 +92,8 @@ impl From<Bytes> for Wire {
     }
 }
 
-/// Writes a frame of a known length.
+/// Writes a frame (or a message body without the gRPC header) of a
+/// known length.
 struct Builder {
     chunks: Vec<Bytes>,
     pending: BytesMut,
@@ -96,6 +101,7 @@ struct Builder {
 }
 
 impl Builder {
+    /// A frame: the gRPC header, then `message_len` bytes of message.
     fn new(message_len: usize) -> Result<Builder, Status> {
         let header = u32::try_from(message_len).map_err(|_| {
             Status::resource_exhausted(format!(
@@ -110,6 +116,15 @@ impl Builder {
             pending,
             len: HEADER + message_len,
         })
+    }
+
+    /// Part of a message, `len` bytes, without a header.
+    fn part(len: usize) -> Builder {
+        Builder {
+            chunks: Vec::new(),
+            pending: BytesMut::with_capacity(len.min(512)),
+            len,
+        }
     }
 
     fn flush(&mut self) {
@@ -161,18 +176,52 @@ impl Builder {
         }
     }
 
-    fn finish(mut self) -> Wire {
+    /// The chunks written.
+    fn pieces(mut self) -> Vec<Bytes> {
         self.flush();
         debug_assert_eq!(
             self.chunks.iter().map(Bytes::len).sum::<usize>(),
             self.len,
-            "the header's length"
+            "the length announced"
         );
+        self.chunks
+    }
+
+    fn finish(self) -> Wire {
+        let len = self.len;
         Wire {
-            chunks: self.chunks,
-            len: self.len,
+            chunks: self.pieces(),
+            len,
             permit: None,
         }
+    }
+}
+
+/// A response message without its nonce, encoded once: the fields before
+/// the nonce and those after it (in field order, as prost writes them).
+/// Streams sending the same response share it, each framing it with its
+/// own nonce ([`Body::frame`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Body {
+    before: Vec<Bytes>,
+    after: Vec<Bytes>,
+    /// Of both.
+    len: usize,
+}
+
+impl Body {
+    /// The response as a gRPC frame with `nonce`: the shared pieces of
+    /// [`PASS_THROUGH`] bytes or more as they are, the rest copied.
+    pub(crate) fn frame(&self, nonce: &str) -> Result<Wire, Status> {
+        let mut b = Builder::new(self.len + optional_len(5, nonce))?;
+        for piece in &self.before {
+            b.bytes(piece.clone());
+        }
+        b.string(5, nonce);
+        for piece in &self.after {
+            b.bytes(piece.clone());
+        }
+        Ok(b.finish())
     }
 }
 
@@ -186,34 +235,35 @@ fn optional_len(tag: u32, s: &str) -> usize {
     if s.is_empty() { 0 } else { string_len(tag, s) }
 }
 
-/// The fields of a state-of-the-world response besides its resources.
+/// The fields of a state-of-the-world response besides its resources
+/// and nonce.
 pub(crate) struct SotwHead<'a> {
     pub version_info: &'a str,
     pub type_url: &'a str,
-    pub nonce: &'a str,
 }
 
-/// A `DiscoveryResponse` of `resources` as a gRPC frame.
-pub(crate) fn sotw(head: &SotwHead<'_>, resources: &Held) -> Result<Wire, Status> {
-    let len = optional_len(1, head.version_info)
-        + resources.bytes_len()
-        + optional_len(4, head.type_url)
-        + optional_len(5, head.nonce);
-    let mut b = Builder::new(len)?;
+/// A `DiscoveryResponse` of `resources`, without its nonce (the last
+/// field).
+pub(crate) fn sotw(head: &SotwHead<'_>, resources: &Held) -> Body {
+    let len =
+        optional_len(1, head.version_info) + resources.bytes_len() + optional_len(4, head.type_url);
+    let mut b = Builder::part(len);
     b.string(1, head.version_info);
     for slice in resources.slices() {
         b.bytes(slice);
     }
     b.string(4, head.type_url);
-    b.string(5, head.nonce);
-    Ok(b.finish())
+    Body {
+        before: b.pieces(),
+        after: Vec::new(),
+        len,
+    }
 }
 
-/// The fields of a delta response besides its resources.
+/// The fields of a delta response besides its resources and nonce.
 pub(crate) struct DeltaHead<'a> {
     pub system_version_info: &'a str,
     pub type_url: &'a str,
-    pub nonce: &'a str,
     pub removed_resources: &'a [String],
 }
 
@@ -232,21 +282,14 @@ impl DeltaResource<'_> {
     }
 }
 
-/// A `DeltaDiscoveryResponse` as a gRPC frame: each `Resource`'s head
-/// written here around the resource's shared encoding.
-pub(crate) fn delta(head: &DeltaHead<'_>, resources: &[DeltaResource<'_>]) -> Result<Wire, Status> {
+/// A `DeltaDiscoveryResponse` without its nonce: each `Resource`'s head
+/// written here around the resource's shared encoding, then
+/// `removed_resources` (the field after the nonce).
+pub(crate) fn delta(head: &DeltaHead<'_>, resources: &[DeltaResource<'_>]) -> Body {
     let entries: usize = resources.iter().map(|r| entry_len(r.len())).sum();
-    let removed: usize = head
-        .removed_resources
-        .iter()
-        .map(|n| string_len(6, n))
-        .sum();
-    let len = optional_len(1, head.system_version_info)
-        + entries
-        + optional_len(4, head.type_url)
-        + optional_len(5, head.nonce)
-        + removed;
-    let mut b = Builder::new(len)?;
+    let before =
+        optional_len(1, head.system_version_info) + entries + optional_len(4, head.type_url);
+    let mut b = Builder::part(before);
     b.string(1, head.system_version_info);
     for r in resources {
         b.head(FIELD_2, r.len());
@@ -257,11 +300,20 @@ pub(crate) fn delta(head: &DeltaHead<'_>, resources: &[DeltaResource<'_>]) -> Re
         b.string(3, r.item.name);
     }
     b.string(4, head.type_url);
-    b.string(5, head.nonce);
+    let after: usize = head
+        .removed_resources
+        .iter()
+        .map(|n| string_len(6, n))
+        .sum();
+    let mut a = Builder::part(after);
     for name in head.removed_resources {
-        b.repeated_string(6, name);
+        a.repeated_string(6, name);
     }
-    Ok(b.finish())
+    Body {
+        before: b.pieces(),
+        after: a.pieces(),
+        len: before + after,
+    }
 }
 
 #[cfg(test)]

@@ -276,3 +276,159 @@ async fn without_the_feature_or_on_sotw_routes_come_whole() {
     let route: RouteConfiguration = weft_xds::unpack(&r.resources[0]).expect("route");
     assert_eq!(route, whole, "state of the world ignores the feature");
 }
+
+#[tokio::test]
+async fn streams_of_one_shape_share_their_pushes() {
+    let mut h = start(generation(1, GREETER)).await;
+    let mut streams = Vec::new();
+    for i in 0..3 {
+        let mut s = h.delta().await;
+        let node = Node {
+            id: format!(
+                "sidecar~127.0.0.{}~client-{i}.shop~shop.svc.cluster.local",
+                i + 1
+            ),
+            ..node(&[VHDS_FEATURE])
+        };
+        connect(&mut s, node).await;
+        s.send(subscribe(TypeUrl::VirtualHost, &[ROUTE], None))
+            .await;
+        let all = s.recv().await.expect("vhds");
+        assert!(all.resources.len() >= 2, "{all:#?}");
+        s.send(ack(&all)).await;
+        streams.push(s);
+    }
+    let (_, taken_at_sync) = h.shares.counts();
+    assert!(taken_at_sync >= 1, "the third stream took its first round");
+
+    h.publish
+        .send_replace(generation(2, &with_timeout(GREETER, 3)));
+    let mut pushes = Vec::new();
+    for s in &mut streams {
+        let (push, _) = until(s, TypeUrl::VirtualHost).await;
+        s.send(ack(&push)).await;
+        pushes.push(push);
+    }
+    let (made, taken) = h.shares.counts();
+    assert!(made >= 2 && taken >= 2, "made {made}, taken {taken}");
+    let mut nonces: Vec<&str> = pushes.iter().map(|p| p.nonce.as_str()).collect();
+    nonces.sort_unstable();
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "each stream its own nonce");
+    let without_nonce = |p: &DeltaDiscoveryResponse| DeltaDiscoveryResponse {
+        nonce: String::new(),
+        ..p.clone()
+    };
+    assert_eq!(names(&pushes[0]).len(), 1, "{:#?}", pushes[0]);
+    assert_eq!(timeout_of(&vhost(&pushes[0].resources[0])), Some(3));
+    for p in &pushes[1..] {
+        assert_eq!(without_nonce(p), without_nonce(&pushes[0]));
+    }
+    // Each stream's holding moved on with it: the next push is shared
+    // too, and correct for all.
+    h.publish
+        .send_replace(generation(3, &with_timeout(GREETER, 4)));
+    for s in &mut streams {
+        let (push, _) = until(s, TypeUrl::VirtualHost).await;
+        assert_eq!(timeout_of(&vhost(&push.resources[0])), Some(4));
+        s.send(ack(&push)).await;
+    }
+    for s in &mut streams {
+        s.quiet().await;
+    }
+}
+
+/// A gateway for `app: edge` with one HTTP server on port 80, and the
+/// VirtualServices in `more`.
+fn edge(more: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: edge}}\nspec:\n  selector: {{app: edge}}\n  servers: [{{port: {{number: 80, name: http, protocol: HTTP}}, hosts: [\"*\"]}}]\n---\n{GREETER}{more}"
+    )
+}
+
+const BOUND: &str = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: front, namespace: edge}\nspec:\n  hosts: [www.example.com]\n  gateways: [edge]\n  http: [{route: [{destination: {host: greeter.shop.svc.cluster.local}}]}]\n";
+
+fn gateway_node() -> Node {
+    use weft_xds::pb::google::protobuf::{Struct, Value, value};
+    let labels = Struct {
+        fields: [(
+            "app".to_string(),
+            Value {
+                kind: Some(value::Kind::StringValue("edge".into())),
+            },
+        )]
+        .into(),
+    };
+    Node {
+        id: "router~127.0.0.1~edge-1.edge~edge.svc.cluster.local".into(),
+        client_features: vec![VHDS_FEATURE.into()],
+        metadata: Some(Struct {
+            fields: [(
+                "LABELS".to_string(),
+                Value {
+                    kind: Some(value::Kind::StructValue(labels)),
+                },
+            )]
+            .into(),
+        }),
+        ..Node::default()
+    }
+}
+
+#[tokio::test]
+async fn a_route_configuration_without_virtual_hosts_is_named_removed() {
+    const HTTP_80: &str = "http.80";
+    let mut h = start(generation(1, &edge(""))).await;
+    let mut s = h.delta().await;
+    s.send(subscribe(TypeUrl::Cluster, &[], Some(gateway_node())))
+        .await;
+    let cds = s.recv().await.expect("cds");
+    s.send(ack(&cds)).await;
+    s.send(subscribe(TypeUrl::RouteConfiguration, &[HTTP_80], None))
+        .await;
+    let rds = s.recv().await.expect("rds");
+    assert_eq!(names(&rds), [HTTP_80], "{rds:#?}");
+    s.send(ack(&rds)).await;
+
+    // No VirtualService bound: R has no virtual hosts, and says so.
+    s.send(subscribe(TypeUrl::VirtualHost, &[HTTP_80], None))
+        .await;
+    let none = s.recv().await.expect("vhds");
+    assert_eq!(none.type_url, TypeUrl::VirtualHost.as_str());
+    assert!(none.resources.is_empty(), "{none:#?}");
+    assert_eq!(none.removed_resources, [HTTP_80]);
+    s.send(ack(&none)).await;
+    // So does a name that is no route configuration at all.
+    s.send(subscribe(TypeUrl::VirtualHost, &["9999"], None))
+        .await;
+    let missing = s.recv().await.expect("vhds");
+    assert_eq!(missing.removed_resources, ["9999"], "{missing:#?}");
+    s.send(ack(&missing)).await;
+
+    // One bound: its virtual host comes alone; unbound, it goes.
+    h.publish.send_replace(generation(2, &edge(BOUND)));
+    let (push, _) = until(&mut s, TypeUrl::VirtualHost).await;
+    let host = format!("{HTTP_80}/www.example.com:80");
+    assert_eq!(names(&push), [host.as_str()], "{push:#?}");
+    assert!(push.removed_resources.is_empty(), "{push:#?}");
+    s.send(ack(&push)).await;
+    h.publish.send_replace(generation(3, &edge("")));
+    let (push, _) = until(&mut s, TypeUrl::VirtualHost).await;
+    assert_eq!(push.removed_resources, [host.as_str()], "{push:#?}");
+    s.send(ack(&push)).await;
+
+    // R sent again: its (no) virtual hosts follow, named as R.
+    s.send(unsubscribe(TypeUrl::RouteConfiguration, &[HTTP_80]))
+        .await;
+    s.send(subscribe(TypeUrl::RouteConfiguration, &[HTTP_80], None))
+        .await;
+    let rds = s.recv().await.expect("rds");
+    assert_eq!(names(&rds), [HTTP_80]);
+    let after = s.recv().await.expect("vhds after rds");
+    assert_eq!(after.type_url, TypeUrl::VirtualHost.as_str());
+    assert!(after.resources.is_empty(), "{after:#?}");
+    assert_eq!(after.removed_resources, [HTTP_80]);
+    s.send(ack(&rds)).await;
+    s.send(ack(&after)).await;
+    s.quiet().await;
+}

@@ -66,9 +66,8 @@ fn sotw_frames_are_prosts_encoding() {
             let head = SotwHead {
                 version_info: version,
                 type_url: t.as_str(),
-                nonce,
             };
-            let wire = sotw(&head, holds).expect("encode");
+            let wire = sotw(&head, holds).frame(nonce).expect("encode");
             let message = DiscoveryResponse {
                 version_info: version.into(),
                 resources: holds.to_vec().expect("decode"),
@@ -95,9 +94,8 @@ fn big_resources_go_through_and_small_ones_are_coalesced() {
     let head = SotwHead {
         version_info: "3",
         type_url: TypeUrl::Cluster.as_str(),
-        nonce: "9",
     };
-    let wire = sotw(&head, &held).expect("encode");
+    let wire = sotw(&head, &held).frame("9").expect("encode");
     let message = DiscoveryResponse {
         version_info: "3".into(),
         resources: anys,
@@ -119,7 +117,7 @@ fn big_resources_go_through_and_small_ones_are_coalesced() {
         Segment::encode(&(0..100).map(|_| any(900, 2)).collect::<Vec<_>>()),
         &[1; 100],
     );
-    let wire = sotw(&head, &mixed).expect("encode");
+    let wire = sotw(&head, &mixed).frame("9").expect("encode");
     let bytes = wire.to_bytes();
     let chunks = wire.into_chunks();
     assert!(chunks.len() < 10, "{} chunks", chunks.len());
@@ -171,10 +169,10 @@ fn delta_frames_are_prosts_encoding() {
             let head = DeltaHead {
                 system_version_info: version,
                 type_url: t.as_str(),
-                nonce,
                 removed_resources: removed,
             };
-            let wire = delta(&head, &resources).expect("encode");
+            let body = delta(&head, &resources);
+            let wire = body.frame(nonce).expect("encode");
             let message = DeltaDiscoveryResponse {
                 system_version_info: version.into(),
                 resources: items
@@ -197,5 +195,81 @@ fn delta_frames_are_prosts_encoding() {
                 message
             );
         }
+    }
+}
+
+#[test]
+fn one_body_framed_with_each_nonce_is_prosts_encoding() {
+    // Delta: `removed_resources` (field 6) comes after the nonce.
+    let current = current(true);
+    let removed = ["gone".to_string(), String::new()];
+    for t in [TypeUrl::Cluster, TypeUrl::VirtualHost] {
+        let selected = current.get(t).select(true, &BTreeSet::new());
+        let resources: Vec<DeltaResource<'_>> = selected
+            .items
+            .iter()
+            .map(|item| DeltaResource {
+                version: format!("{:016x}", item.version),
+                item: *item,
+            })
+            .collect();
+        let head = DeltaHead {
+            system_version_info: "8",
+            type_url: t.as_str(),
+            removed_resources: &removed,
+        };
+        let body = delta(&head, &resources);
+        for nonce in ["", "1", &"n".repeat(200)] {
+            let message = DeltaDiscoveryResponse {
+                system_version_info: "8".into(),
+                resources: selected
+                    .items
+                    .iter()
+                    .map(|item| Resource {
+                        name: item.name.into(),
+                        version: format!("{:016x}", item.version),
+                        resource: Some(Any::decode(item.any()).expect("decode")),
+                        ..Resource::default()
+                    })
+                    .collect(),
+                type_url: t.as_str().into(),
+                removed_resources: removed.to_vec(),
+                nonce: nonce.into(),
+                ..DeltaDiscoveryResponse::default()
+            };
+            let wire = body.frame(nonce).expect("encode");
+            assert_eq!(
+                wire.to_bytes(),
+                prost_frame(&message),
+                "{t}, nonce {nonce:?}"
+            );
+        }
+    }
+
+    // State of the world: the nonce is the last field; a big run of the
+    // shared segment goes into every frame without a copy.
+    let big = any(PASS_THROUGH + 10, 1);
+    let held = Held::from(vec![any(20, 2), big]);
+    let head = SotwHead {
+        version_info: "3",
+        type_url: TypeUrl::Cluster.as_str(),
+    };
+    let body = sotw(&head, &held);
+    let segment = held.slices().next().expect("one run");
+    for nonce in ["41", "42"] {
+        let wire = body.frame(nonce).expect("encode");
+        let message = DiscoveryResponse {
+            version_info: "3".into(),
+            resources: held.to_vec().expect("decode"),
+            type_url: TypeUrl::Cluster.as_str().into(),
+            nonce: nonce.into(),
+            ..DiscoveryResponse::default()
+        };
+        assert_eq!(wire.to_bytes(), prost_frame(&message));
+        let chunks = wire.into_chunks();
+        assert!(
+            chunks.iter().any(|c| c.as_ptr() == segment.as_ptr()),
+            "the segment's bytes are shared, not copied"
+        );
     }
 }

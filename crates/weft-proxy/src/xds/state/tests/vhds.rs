@@ -381,6 +381,67 @@ fn a_configuration_whose_virtual_hosts_never_come_applies_at_the_deadline() {
 }
 
 #[test]
+fn a_configuration_the_server_names_removed_has_no_virtual_hosts_and_does_not_wait() {
+    let now = Instant::now();
+    let mut s = vhds_synced(now);
+    s.on_delta_response(
+        delta_response(
+            Kind::Listener,
+            "v6",
+            vec![res("0.0.0.0_82", "l3v1", &listener("0.0.0.0_82", "82"))],
+            &[],
+        ),
+        now,
+    );
+    let o = s.on_delta_response(
+        delta_response(
+            Kind::Routes,
+            "v7",
+            vec![res("82", "r82v1", &vhds_routes("82"))],
+            &[],
+        ),
+        now,
+    );
+    assert!(o.snapshot.is_none(), "82 warms");
+    assert!(s.deadline().is_some());
+    // The server's answer for a configuration with no virtual hosts: its
+    // own name removed. Applied now, not at the deadline.
+    let o = s.on_delta_response(
+        delta_response(Kind::VirtualHosts, "v8", vec![], &["82"]),
+        now,
+    );
+    let snap = o.snapshot.expect("applied without waiting");
+    assert!(names(snap.outbound_routes(82).expect("82")).is_empty());
+    assert_eq!(
+        names(&snap.parts.routes["80"]),
+        vec!["a", "b"],
+        "80 as it was"
+    );
+    assert!(s.complete && s.deadline().is_none());
+    assert_eq!(
+        types(&o.requests),
+        vec![
+            ("LDS", "v6", false),
+            ("RDS", "v7", false),
+            ("VHDS", "v8", false)
+        ],
+        "ACKed"
+    );
+    // Its virtual hosts still come when they appear.
+    let o = s.on_delta_response(
+        delta_response(
+            Kind::VirtualHosts,
+            "v9",
+            vec![vh("82", "z", "z1", "z", "c1")],
+            &[],
+        ),
+        now,
+    );
+    let snap = o.snapshot.expect("applied");
+    assert_eq!(names(snap.outbound_routes(82).expect("82")), vec!["z"]);
+}
+
+#[test]
 fn a_configuration_that_goes_is_unsubscribed() {
     let now = Instant::now();
     let mut s = vhds_synced(now);
