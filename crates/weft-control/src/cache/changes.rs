@@ -10,7 +10,7 @@
 //! VirtualServices re-translates only listeners and routes
 //! ([`Changes::routing_only`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use weft_config::store::Snapshot;
@@ -29,8 +29,8 @@ pub struct Changes {
     mesh: bool,
     /// Resources added, changed or removed.
     keys: HashSet<ResourceKey>,
-    /// Their kinds and namespaces.
-    kinds_in: HashSet<(Kind, String)>,
+    /// Their namespaces, by kind.
+    kinds_in: HashMap<Kind, HashSet<String>>,
     /// Their kinds.
     kinds: HashSet<Kind>,
     /// The older generation's registry, when the registry changed.
@@ -52,7 +52,11 @@ impl Changes {
         if !Arc::ptr_eq(&old.config, &new.config) {
             for key in changed_keys(&old.config, &new.config) {
                 changes.kinds.insert(key.kind);
-                changes.kinds_in.insert((key.kind, key.namespace.clone()));
+                changes
+                    .kinds_in
+                    .entry(key.kind)
+                    .or_default()
+                    .insert(key.namespace.clone());
                 changes.keys.insert(key.clone());
             }
         }
@@ -72,7 +76,11 @@ impl Changes {
     /// Whether a resource of `kind` in `namespace` was added, changed or
     /// removed.
     pub fn in_namespace(&self, kind: Kind, namespace: &str) -> bool {
-        self.from.is_none() || self.kinds_in.contains(&(kind, namespace.to_string()))
+        self.from.is_none()
+            || self
+                .kinds_in
+                .get(&kind)
+                .is_some_and(|namespaces| namespaces.contains(namespace))
     }
 
     /// Whether a resource of `kind` was added, changed or removed.

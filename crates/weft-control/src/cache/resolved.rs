@@ -36,6 +36,10 @@ struct State {
     own_key: Option<OwnKey>,
     /// The `LabelUses` the key was made with.
     uses: Arc<LabelUses>,
+    /// The WorkloadEntry the proxy's pod name names (`namespace/pod`).
+    by_name: ResourceKey,
+    /// The mesh's root namespace (a mesh config change resolves again).
+    root: String,
 }
 
 impl Resolved {
@@ -74,6 +78,12 @@ impl Resolved {
                     key: Key::of(&resolved, uses),
                     own_key: OwnKey::of(inputs, &resolved),
                     uses: uses.clone(),
+                    by_name: ResourceKey {
+                        kind: Kind::WorkloadEntry,
+                        namespace: resolved.namespace.clone(),
+                        name: resolved.pod.clone(),
+                    },
+                    root: root_namespace(inputs),
                     proxy: resolved,
                 }
             }
@@ -105,21 +115,15 @@ fn still_holds(state: &State, generation: &Generation, changes: &Changes) -> boo
     }
     let proxy = &state.proxy;
     let namespace = proxy.namespace.as_str();
-    let by_name = ResourceKey {
-        kind: Kind::WorkloadEntry,
-        namespace: namespace.to_string(),
-        name: proxy.pod.clone(),
-    };
     let instance = proxy.instance.as_deref();
-    let workload = if instance.is_some_and(|i| i.source == by_name) {
+    let workload = if instance.is_some_and(|i| i.source == state.by_name) {
         // Found by name: the address fallback wasn't consulted.
-        !changes.key(&by_name)
+        !changes.key(&state.by_name)
     } else {
         !changes.in_namespace(Kind::WorkloadEntry, namespace)
     };
-    let root = root_namespace(generation.inputs());
     let sidecars = !changes.in_namespace(Kind::Sidecar, namespace)
-        && !changes.in_namespace(Kind::Sidecar, &root);
+        && !changes.in_namespace(Kind::Sidecar, &state.root);
     let ports = match (instance, changes.older_registry()) {
         (Some(i), Some(older)) => {
             older.ports_of_source(&i.source) == generation.registry.ports_of_source(&i.source)
