@@ -294,7 +294,8 @@ impl Store {
         };
         for (key, r) in &resources {
             match prev.resources.get(key) {
-                Some(old) if same_config(old, r) => {}
+                // The same `Arc` (kept above, or kept last good): unchanged.
+                Some(old) if Arc::ptr_eq(old, r) || same_config(old, r) => {}
                 _ => event.updated.push(key.clone()),
             }
         }

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use prost::Message;
+use weft_config::Kind;
 use weft_xds::TypeUrl;
 use weft_xds::pb::google::protobuf::Any;
 
@@ -30,9 +31,13 @@ use crate::ads::{Generation, Segment, resource_version};
 use crate::translate::policy::RuleIndex;
 use crate::translate::{self, Proxy, Resources};
 
+mod changes;
 mod key;
+mod resolved;
 
+pub use changes::Changes;
 pub use key::{Key, LabelUses, OwnKey};
+pub use resolved::Resolved;
 
 /// The resources of one type, packed, sorted by name.
 #[derive(Clone, Debug, Default)]
@@ -112,6 +117,17 @@ impl Part {
         }
     }
 
+    /// Packs the listeners and routes of `r` (as [`Part::new`] does),
+    /// keeping `previous`'s clusters and load assignments as they are.
+    fn with_routing(r: &Resources, previous: &Part) -> Part {
+        let fresh = Part::new(r, Some(previous));
+        Part {
+            clusters: previous.clusters.clone(),
+            endpoints: previous.endpoints.clone(),
+            ..fresh
+        }
+    }
+
     /// The resources of `type_url` (none for types not translated here)
     /// as a client without VHDS gets them: virtual hosts inside their
     /// route configurations.
@@ -182,9 +198,10 @@ type Cell = Arc<OnceLock<Arc<Part>>>;
 /// once for all of them.
 #[derive(Debug, Default)]
 struct Shapes {
-    version: u64,
-    /// Whether `rules` and `uses` are made (a default `Shapes` is empty).
-    ready: bool,
+    /// The generation (`None` in a default, empty `Shapes`).
+    generation: Option<Arc<Generation>>,
+    /// What changed since the generation before it.
+    changes: Arc<Changes>,
     /// The generation's DestinationRule index (every proxy's `rules`).
     rules: Arc<RuleIndex>,
     /// How the generation's config reads labels (for [`Key`]).
@@ -193,14 +210,25 @@ struct Shapes {
     own: HashMap<OwnKey, Cell>,
 }
 
+impl Shapes {
+    fn version(&self) -> Option<u64> {
+        self.generation.as_ref().map(|g| g.version)
+    }
+}
+
 /// Translations of both parts made, for tests and the benchmark's
 /// counting.
 #[derive(Debug, Default)]
 pub struct Counts {
     /// Shared parts translated.
     pub shared: std::sync::atomic::AtomicU64,
+    /// Shared parts of which only listeners and routes were translated
+    /// (the rest kept from the generation before).
+    pub routing: std::sync::atomic::AtomicU64,
     /// Own parts translated.
     pub own: std::sync::atomic::AtomicU64,
+    /// Proxies resolved (not reused from the generation before).
+    pub resolved: std::sync::atomic::AtomicU64,
 }
 
 /// The cache: shared by every stream of a server.
@@ -215,8 +243,13 @@ pub struct Translations {
 
 /// What a stream needs from the cache for one generation.
 struct Lookup {
+    changes: Arc<Changes>,
     rules: Arc<RuleIndex>,
     uses: Arc<LabelUses>,
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64) {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Translations {
@@ -224,28 +257,56 @@ impl Translations {
     /// first proxy of its key to ask (others of the key wait for it),
     /// shared with the rest.
     pub fn get(&self, generation: &Arc<Generation>, proxy: &Proxy) -> Translation {
+        self.get_for(generation, proxy, &mut Resolved::default())
+    }
+
+    /// [`Translations::get`] for a stream that keeps its resolution in
+    /// `resolved` from one generation to the next: reused when nothing
+    /// it depends on changed ([`Resolved`]).
+    pub fn get_for(
+        &self,
+        generation: &Arc<Generation>,
+        proxy: &Proxy,
+        resolved: &mut Resolved,
+    ) -> Translation {
         let inputs = generation.inputs();
         let Some(lookup) = self.prepare(generation) else {
             // A stream lagging behind: don't evict the newer one for it.
+            resolved.clear();
             return Translation::new(generation, &translate::resolve(inputs, proxy));
         };
-        let resolved = translate::resolve_with(inputs, proxy, lookup.rules);
-        let key = Key::of(&resolved, &lookup.uses);
-        let own_key = OwnKey::of(inputs, &resolved);
+        if resolved.update(
+            generation,
+            proxy,
+            &lookup.changes,
+            &lookup.rules,
+            &lookup.uses,
+        ) {
+            count(&self.made.resolved);
+        }
+        let Some((resolved, key, own_key)) = resolved.get() else {
+            return Translation::new(generation, &translate::resolve(inputs, proxy));
+        };
         let (shared, shared_before, own, own_before) = {
             let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
             let (newest, before) = &mut *guard;
-            if newest.version != generation.version {
+            if newest.version() != Some(generation.version) {
                 // A newer generation came meanwhile.
                 drop(guard);
-                return Translation::new(generation, &resolved);
+                return Translation::new(generation, resolved);
             }
-            let shared_before = before.shared.get(&key).and_then(|c| c.get().cloned());
-            let shared = newest.shared.entry(key).or_default().clone();
+            let shared_before = before.shared.get(key).and_then(|c| c.get().cloned());
+            let shared = match newest.shared.get(key) {
+                Some(cell) => cell.clone(),
+                None => newest.shared.entry(key.clone()).or_default().clone(),
+            };
             match own_key {
                 Some(k) => {
-                    let own_before = before.own.get(&k).and_then(|c| c.get().cloned());
-                    let own = newest.own.entry(k).or_default().clone();
+                    let own_before = before.own.get(k).and_then(|c| c.get().cloned());
+                    let own = match newest.own.get(k) {
+                        Some(cell) => cell.clone(),
+                        None => newest.own.entry(k.clone()).or_default().clone(),
+                    };
                     (shared, shared_before, Some(own), own_before)
                 }
                 None => (shared, shared_before, None, None),
@@ -253,11 +314,20 @@ impl Translations {
         };
         let shared = shared
             .get_or_init(|| {
-                self.made
-                    .shared
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let r = translate::translate_shared(inputs, &resolved);
-                Arc::new(Part::new(&r, shared_before.as_deref()))
+                count(&self.made.shared);
+                match shared_before {
+                    Some(before) if lookup.changes.routing_only() => {
+                        // Only VirtualServices changed: clusters and
+                        // load assignments stay as they were.
+                        count(&self.made.routing);
+                        let r = translate::translate_routing(inputs, resolved);
+                        Arc::new(Part::with_routing(&r, &before))
+                    }
+                    before => {
+                        let r = translate::translate_shared(inputs, resolved);
+                        Arc::new(Part::new(&r, before.as_deref()))
+                    }
+                }
             })
             .clone();
         let own = match own {
@@ -266,10 +336,8 @@ impl Translations {
                 .get_or_init(|| {
                     // The key holds everything the own part reads.
                     own_before.unwrap_or_else(|| {
-                        self.made
-                            .own
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let r = translate::translate_own(inputs, &resolved);
+                        count(&self.made.own);
+                        let r = translate::translate_own(inputs, resolved);
                         Arc::new(Part::new(&r, None))
                     })
                 })
@@ -284,31 +352,48 @@ impl Translations {
 
     /// The newest generation's per-generation state, starting it if
     /// `generation` is newer; `None` when `generation` is older.
-    fn prepare(&self, generation: &Generation) -> Option<Lookup> {
+    fn prepare(&self, generation: &Arc<Generation>) -> Option<Lookup> {
         let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let (newest, before) = &mut *guard;
-        if generation.version < newest.version {
-            return None;
-        }
-        if generation.version > newest.version || !newest.ready {
-            if newest.ready {
-                *before = std::mem::take(newest);
+        match newest.version() {
+            Some(v) if generation.version < v => return None,
+            Some(v) if generation.version == v => {}
+            _ => {
+                if newest.generation.is_some() {
+                    *before = std::mem::take(newest);
+                }
+                let inputs = generation.inputs();
+                let changes = match &before.generation {
+                    Some(old) => Changes::between(old, generation),
+                    None => Changes::default(),
+                };
+                // The rule index holds keys and host patterns of the
+                // DestinationRules only; LabelUses reads VirtualServices,
+                // DestinationRules and the mesh config.
+                let rules = match &before.generation {
+                    Some(_) if !changes.kind(Kind::DestinationRule) => before.rules.clone(),
+                    _ => Arc::new(RuleIndex::build(inputs)),
+                };
+                let uses = LabelUses::of(inputs);
+                let uses = match &before.generation {
+                    Some(_) if *before.uses == uses => before.uses.clone(),
+                    _ => Arc::new(uses),
+                };
+                *newest = Shapes {
+                    generation: Some(generation.clone()),
+                    changes: Arc::new(changes),
+                    rules,
+                    uses,
+                    ..Shapes::default()
+                };
             }
-            let inputs = generation.inputs();
-            *newest = Shapes {
-                version: generation.version,
-                ready: true,
-                rules: Arc::new(RuleIndex::build(inputs)),
-                uses: Arc::new(LabelUses::of(inputs)),
-                ..Shapes::default()
-            };
         }
         Some(Lookup {
+            changes: newest.changes.clone(),
             rules: newest.rules.clone(),
             uses: newest.uses.clone(),
         })
     }
-
     /// Distinct shared and own keys translated for the newest generation.
     pub fn shapes(&self) -> (usize, usize) {
         let guard = self.current.lock().unwrap_or_else(|e| e.into_inner());

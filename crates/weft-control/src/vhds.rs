@@ -52,16 +52,64 @@ pub fn split(routes: &[RouteConfiguration]) -> (Named, Named) {
                 .entry(vhost_resource(&r.name, &vh.name))
                 .or_insert_with(|| weft_xds::pack(vh));
         }
-        // Everything else as the whole route configuration has it.
+        // Everything else as the whole route configuration has it (its
+        // virtual hosts, the bulk of it, not copied).
         let head = RouteConfiguration {
             virtual_hosts: Vec::new(),
             vhds: Some(vhds_source()),
-            ..r.clone()
+            ..without_virtual_hosts(r)
         };
         heads.push((r.name.clone(), weft_xds::pack(&head)));
     }
     heads.sort_by(|a, b| a.0.cmp(&b.0));
     (heads, vhosts.into_iter().collect())
+}
+
+/// A copy of `r` without its virtual hosts (every other field listed:
+/// a field envoy-types adds fails to compile here rather than go missing).
+fn without_virtual_hosts(r: &RouteConfiguration) -> RouteConfiguration {
+    let RouteConfiguration {
+        name,
+        virtual_hosts: _,
+        vhds,
+        internal_only_headers,
+        response_headers_to_add,
+        response_headers_to_remove,
+        request_headers_to_add,
+        request_headers_to_remove,
+        most_specific_header_mutations_wins,
+        validate_clusters,
+        max_direct_response_body_size_bytes,
+        cluster_specifier_plugins,
+        request_mirror_policies,
+        ignore_port_in_host_matching,
+        vhost_header,
+        ignore_path_parameters_in_path_matching,
+        typed_per_filter_config,
+        metadata,
+        route_specifiers,
+    } = r;
+    RouteConfiguration {
+        name: name.clone(),
+        virtual_hosts: Vec::new(),
+        vhds: vhds.clone(),
+        internal_only_headers: internal_only_headers.clone(),
+        response_headers_to_add: response_headers_to_add.clone(),
+        response_headers_to_remove: response_headers_to_remove.clone(),
+        request_headers_to_add: request_headers_to_add.clone(),
+        request_headers_to_remove: request_headers_to_remove.clone(),
+        most_specific_header_mutations_wins: *most_specific_header_mutations_wins,
+        validate_clusters: *validate_clusters,
+        max_direct_response_body_size_bytes: *max_direct_response_body_size_bytes,
+        cluster_specifier_plugins: cluster_specifier_plugins.clone(),
+        request_mirror_policies: request_mirror_policies.clone(),
+        ignore_port_in_host_matching: *ignore_port_in_host_matching,
+        vhost_header: vhost_header.clone(),
+        ignore_path_parameters_in_path_matching: *ignore_path_parameters_in_path_matching,
+        typed_per_filter_config: typed_per_filter_config.clone(),
+        metadata: metadata.clone(),
+        route_specifiers: route_specifiers.clone(),
+    }
 }
 
 /// Route configurations as the proxy holds them: each head with the
@@ -89,4 +137,47 @@ pub fn reassemble(
             r
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::test_inputs::{TestMesh, productpage};
+
+    #[test]
+    fn heads_are_the_whole_configurations_without_virtual_hosts() {
+        let mesh = TestMesh::examples();
+        let routes = crate::translate::translate(mesh.inputs(), &productpage()).routes;
+        assert!(!routes.is_empty());
+        let (heads, vhosts) = split(&routes);
+        for (r, (name, head)) in routes.iter().zip(&heads) {
+            let want = RouteConfiguration {
+                virtual_hosts: Vec::new(),
+                vhds: Some(vhds_source()),
+                ..r.clone()
+            };
+            assert_eq!(name, &r.name);
+            assert_eq!(head, &weft_xds::pack(&want), "{name}");
+        }
+        let count: usize = routes.iter().map(|r| r.virtual_hosts.len()).sum();
+        assert_eq!(vhosts.len(), count);
+        // And back: the heads with their virtual hosts are the whole ones.
+        let heads: Vec<RouteConfiguration> = heads
+            .iter()
+            .map(|(_, a)| weft_xds::unpack(a).expect("head"))
+            .collect();
+        let vhosts: Vec<(String, VirtualHost)> = vhosts
+            .iter()
+            .map(|(n, a)| (n.clone(), weft_xds::unpack(a).expect("vhost")))
+            .collect();
+        // (in resource-name order: the order the proxy holds them)
+        let by_name = |mut rs: Vec<RouteConfiguration>| {
+            for r in &mut rs {
+                r.vhds = None;
+                r.virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            rs
+        };
+        assert_eq!(by_name(reassemble(heads, vhosts)), by_name(routes));
+    }
 }

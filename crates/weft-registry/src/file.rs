@@ -3,6 +3,7 @@
 //! `workloadSelector`) or the ServiceEntry's own `endpoints`, all read from
 //! the config store and followed as the files change.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,11 +25,16 @@ use crate::model::{
 /// same resources always give the same snapshot (version aside).
 pub fn build<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> RegistrySnapshot {
     let resources: Vec<&Resource> = resources.into_iter().collect();
-    let workload_entries: Vec<(&Resource, &WorkloadEntry)> = resources
-        .iter()
-        .filter(|r| r.kind() == Kind::WorkloadEntry)
-        .filter_map(|r| r.spec_as::<WorkloadEntry>().map(|we| (*r, we)))
-        .collect();
+    // By namespace: a ServiceEntry selects only its own namespace's.
+    let mut workload_entries: HashMap<&str, Vec<(&Resource, &WorkloadEntry)>> = HashMap::new();
+    for r in resources.iter().filter(|r| r.kind() == Kind::WorkloadEntry) {
+        if let Some(we) = r.spec_as::<WorkloadEntry>() {
+            workload_entries
+                .entry(r.namespace())
+                .or_default()
+                .push((*r, we));
+        }
+    }
     let mut snap = RegistrySnapshot::default();
     for res in resources.iter().filter(|r| r.kind() == Kind::ServiceEntry) {
         let Some(se) = res.spec_as::<ServiceEntry>() else {
@@ -37,11 +43,10 @@ pub fn build<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> RegistryS
         let ports: Vec<ServicePort> = se.ports.iter().filter_map(service_port).collect();
         let selected: Vec<(ResourceKey, &WorkloadEntry, Health)> = match &se.workload_selector {
             Some(sel) => workload_entries
-                .iter()
-                .filter(|(r, we)| {
-                    r.namespace() == res.namespace()
-                        && weft_config::select::selects(&sel.labels, &we.labels)
-                })
+                .get(res.namespace())
+                .into_iter()
+                .flatten()
+                .filter(|(_, we)| weft_config::select::selects(&sel.labels, &we.labels))
                 .map(|(r, we)| (r.key(), *we, health(r)))
                 .collect(),
             None => se
@@ -190,7 +195,8 @@ impl FileRegistry {
     /// the store's next change.
     pub fn follow(store: &Store) -> std::io::Result<FileRegistry> {
         let mut config = store.snapshots();
-        let first = Self::from_config(&config.borrow_and_update(), 1);
+        let mut read = config.borrow_and_update().clone();
+        let first = Self::from_config(&read, 1);
         let (tx, rx) = watch::channel(Arc::new(first));
         std::thread::Builder::new().name("weft-registry-file".into()).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().build();
@@ -198,7 +204,15 @@ impl FileRegistry {
             rt.block_on(async move {
                 let mut version = 1;
                 while config.changed().await.is_ok() {
-                    let next = Self::from_config(&config.borrow_and_update(), version + 1);
+                    let now = config.borrow_and_update().clone();
+                    // A change to anything but the registry's inputs (a
+                    // VirtualService edit) doesn't rebuild it.
+                    let same_inputs = same_inputs(&read, &now);
+                    read = now;
+                    if same_inputs {
+                        continue;
+                    }
+                    let next = Self::from_config(&read, version + 1);
                     let unchanged = {
                         let cur = tx.borrow();
                         cur.services == next.services && cur.endpoints == next.endpoints
@@ -222,6 +236,25 @@ impl FileRegistry {
         snap.version = version;
         snap
     }
+}
+
+/// Whether two config snapshots hold the same ServiceEntries and
+/// WorkloadEntries (the same `Arc`s: the store keeps unchanged resources'),
+/// so [`build`] would give the same registry.
+fn same_inputs(a: &Snapshot, b: &Snapshot) -> bool {
+    [Kind::ServiceEntry, Kind::WorkloadEntry]
+        .into_iter()
+        .all(|kind| {
+            let mut a = a.of_kind(kind);
+            let mut b = b.of_kind(kind);
+            loop {
+                match (a.next(), b.next()) {
+                    (None, None) => return true,
+                    (Some(x), Some(y)) if Arc::ptr_eq(x, y) => {}
+                    _ => return false,
+                }
+            }
+        })
 }
 
 impl Registry for FileRegistry {

@@ -15,7 +15,7 @@ pub mod model;
 pub use file::FileRegistry;
 pub use model::{
     Endpoint, EndpointAddress, Health, Hostname, Locality, Location, RegistrySnapshot, Resolution,
-    Service, ServicePort,
+    Service, ServicePort, SourceIndex, SourcePorts,
 };
 
 /// A source of services and endpoints.

@@ -2,11 +2,11 @@
 //! the endpoints behind them with labels, locality, weight, health and
 //! identity. Immutable once built; shared as `Arc<RegistrySnapshot>`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use weft_config::ResourceKey;
 use weft_config::networking::Protocol;
@@ -208,9 +208,69 @@ pub struct RegistrySnapshot {
     pub services: BTreeMap<Hostname, Vec<Arc<Service>>>,
     /// Endpoints by host name and declaring namespace.
     pub endpoints: BTreeMap<(Hostname, String), Arc<Vec<Endpoint>>>,
+    /// The ports services serve on each endpoint source, built on first
+    /// use (see [`RegistrySnapshot::ports_of_source`]).
+    pub by_source: SourceIndex,
 }
 
+/// The endpoint ports services serve on one workload, with the service
+/// port's protocol.
+pub type SourcePorts = BTreeMap<u16, Protocol>;
+
+/// [`SourcePorts`] of every endpoint source, made once per snapshot from
+/// its services and endpoints. A cache: it takes no part in comparisons
+/// (equal snapshots are equal whether it is built or not) and a clone
+/// starts without it.
+#[derive(Debug, Default)]
+pub struct SourceIndex(OnceLock<HashMap<ResourceKey, SourcePorts>>);
+
+impl Clone for SourceIndex {
+    fn clone(&self) -> Self {
+        SourceIndex::default()
+    }
+}
+
+impl PartialEq for SourceIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SourceIndex {}
+
 impl RegistrySnapshot {
+    /// The endpoint ports the services serve on the workload `source`
+    /// (a WorkloadEntry), each with its service port's protocol — the
+    /// first service's, by host name, when two disagree; `None` when no
+    /// service selects it. A lookup in an index built once per snapshot
+    /// (every xDS stream resolves its proxy's inbound ports).
+    pub fn ports_of_source(&self, source: &ResourceKey) -> Option<&SourcePorts> {
+        self.by_source
+            .0
+            .get_or_init(|| {
+                let mut index: HashMap<ResourceKey, SourcePorts> = HashMap::new();
+                for ((host, namespace), endpoints) in &self.endpoints {
+                    let Some(service) = self
+                        .services
+                        .get(host)
+                        .and_then(|list| list.iter().find(|s| &s.namespace == namespace))
+                    else {
+                        continue;
+                    };
+                    for e in endpoints.iter() {
+                        let ports = index.entry(e.source.clone()).or_default();
+                        for (service_port, endpoint_port) in &e.ports {
+                            if let Some(p) = service.port(*service_port) {
+                                ports.entry(*endpoint_port).or_insert(p.protocol);
+                            }
+                        }
+                    }
+                }
+                index
+            })
+            .get(source)
+    }
+
     /// Every service.
     pub fn all_services(&self) -> impl Iterator<Item = &Arc<Service>> {
         self.services.values().flatten()

@@ -250,6 +250,8 @@ struct Stream<'a, P: Protocol> {
     server: &'a AdsServer,
     service: Service,
     proxy: Proxy,
+    /// The proxy resolved, kept across generations that don't change it.
+    resolved: crate::cache::Resolved,
     conn: u64,
     generation: Arc<Generation>,
     current: Current,
@@ -303,10 +305,19 @@ async fn run<P: Protocol>(
             .node
             .as_ref()
             .is_some_and(|n| n.client_features.iter().any(|f| f == VHDS_FEATURE));
+    let mut resolved = crate::cache::Resolved::default();
+    let current = Current::new(
+        &server
+            .translations
+            .get_for(&generation, &proxy, &mut resolved),
+        None,
+        vhds,
+    );
     let mut stream = Stream::<P> {
         server,
         service,
-        current: Current::new(&server.translations.get(&generation, &proxy), None, vhds),
+        current,
+        resolved,
         vhds,
         resend: BTreeSet::new(),
         generation,
@@ -377,7 +388,10 @@ impl<P: Protocol> Stream<'_, P> {
     /// Moves to a newer generation and pushes every subscribed type whose
     /// resources changed.
     async fn push(&mut self, generation: Arc<Generation>) -> Result<(), Status> {
-        let translation = self.server.translations.get(&generation, &self.proxy);
+        let translation =
+            self.server
+                .translations
+                .get_for(&generation, &self.proxy, &mut self.resolved);
         let previous = std::mem::take(&mut self.current);
         self.current = Current::new(&translation, Some(&previous), self.vhds);
         self.generation = generation;

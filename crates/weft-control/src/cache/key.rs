@@ -13,6 +13,7 @@
 //! endpoints depend on it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use weft_config::Kind;
 use weft_config::duration::Duration;
@@ -87,7 +88,9 @@ impl Key {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OwnKey {
     interception: Interception,
-    instance: Instance,
+    /// The resolved proxy's (shared, not copied: streams keep their key);
+    /// compared and hashed by value.
+    instance: Arc<Instance>,
     /// The mesh's `connectTimeout` (the inbound clusters').
     connect_timeout: Option<Duration>,
 }
@@ -98,11 +101,11 @@ impl OwnKey {
     pub fn of(inputs: Inputs<'_>, resolved: &Proxy) -> Option<OwnKey> {
         let instance = resolved
             .instance
-            .as_deref()
+            .as_ref()
             .filter(|_| resolved.kind == ProxyKind::Sidecar)?;
         Some(OwnKey {
             interception: resolved.interception,
-            instance: instance.clone(),
+            instance: Arc::clone(instance),
             connect_timeout: inputs.config.mesh.connect_timeout,
         })
     }

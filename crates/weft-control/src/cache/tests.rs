@@ -249,3 +249,5 @@ spec:
     let eds = |t: &Translation| t.shared.of(TypeUrl::ClusterLoadAssignment).all.clone();
     assert_ne!(eds(&a), eds(&b), "each prefers its own zone");
 }
+
+mod incremental;

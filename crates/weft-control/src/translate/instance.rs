@@ -144,27 +144,13 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
 
 /// The endpoint ports services serve on the workload `source`, with the
 /// service port's protocol (the first service's, by host name, when two
-/// disagree).
+/// disagree): a lookup in the registry snapshot's index.
 fn service_ports(inputs: Inputs<'_>, source: &ResourceKey) -> BTreeMap<u16, Protocol> {
-    let mut out = BTreeMap::new();
-    for ((host, namespace), endpoints) in &inputs.registry.endpoints {
-        let Some(service) = inputs
-            .registry
-            .services
-            .get(host)
-            .and_then(|list| list.iter().find(|s| &s.namespace == namespace))
-        else {
-            continue;
-        };
-        for e in endpoints.iter().filter(|e| &e.source == source) {
-            for (service_port, endpoint_port) in &e.ports {
-                if let Some(p) = service.port(*service_port) {
-                    out.entry(*endpoint_port).or_insert(p.protocol);
-                }
-            }
-        }
-    }
-    out
+    inputs
+        .registry
+        .ports_of_source(source)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn app_address(proxy: &Proxy, port: u16) -> String {

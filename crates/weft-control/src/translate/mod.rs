@@ -93,6 +93,22 @@ pub fn translate_shared(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
     }
 }
 
+/// The listeners and route configurations of [`translate_shared`] only
+/// (clusters and load assignments left empty): what a change of
+/// VirtualServices alone can change of the shared part — the route
+/// configurations, and the listeners, whose TCP and TLS routes come from
+/// VirtualServices too. Clusters and load assignments read services,
+/// endpoints, DestinationRules, Sidecars and the mesh config, never a
+/// VirtualService.
+pub fn translate_routing(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
+    Resources {
+        clusters: Vec::new(),
+        endpoints: Vec::new(),
+        listeners: listener::shared_listeners(inputs, proxy),
+        routes: route::route_configurations(inputs, proxy),
+    }
+}
+
 /// The part of a resolved sidecar's resources that only its own workload
 /// has: the `inbound|<port>||` clusters (and `InboundPassthroughCluster`)
 /// and the inbound listeners. Reads only the proxy's kind, workload

@@ -73,7 +73,9 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
     for svc in &services {
         for port in svc.ports.iter().filter(|p| carries_http(p.protocol)) {
             let list = by_port.entry(port.number).or_default();
-            if !list.iter().any(|s| s.hostname == svc.hostname) {
+            // `services` are by host name: a repeat can only be the last
+            // one (two ports of a service with one number).
+            if list.last().is_none_or(|s| s.hostname != svc.hostname) {
                 list.push(svc);
             }
         }

@@ -110,6 +110,36 @@ fn endpoints_are_the_selected_workloads_of_the_namespace() {
 }
 
 #[test]
+fn ports_of_a_source_are_indexed_once_with_the_first_services_protocol() {
+    // A second service selecting reviews-v1 serves 19080 too, as TCP: the
+    // first by host name (reviews.example.com, HTTP) decides.
+    let text = format!(
+        "{SE}---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: zz, namespace: shop}}\nspec: {{hosts: [zz.shop.svc.cluster.local], location: MESH_INTERNAL, resolution: STATIC, ports: [{{number: 7000, name: tcp, protocol: TCP, targetPort: 19080}}, {{number: 7001, name: tcp-b, protocol: TCP}}], workloadSelector: {{labels: {{version: v1}}}}}}\n"
+    );
+    let snap = snapshot(&text);
+    let key = |ns: &str, name: &str| weft_config::ResourceKey {
+        kind: Kind::WorkloadEntry,
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    };
+    let v1 = snap.ports_of_source(&key("shop", "reviews-v1"));
+    let v1: Vec<(u16, Protocol)> = v1.into_iter().flatten().map(|(p, k)| (*p, *k)).collect();
+    assert_eq!(
+        v1,
+        vec![
+            (7001, Protocol::Tcp),
+            (19080, Protocol::Http),
+            (19443, Protocol::Http2)
+        ]
+    );
+    let v2 = snap.ports_of_source(&key("shop", "reviews-v2"));
+    assert_eq!(v2.map(|p| p.len()), Some(2));
+    assert_eq!(snap.ports_of_source(&key("other", "elsewhere")), None);
+    // The index is a cache: a clone without it, or with it, is equal.
+    assert_eq!(snap.clone(), snap);
+}
+
+#[test]
 fn a_workload_entry_with_a_failed_health_condition_is_unhealthy() {
     let text = SE.replace(
         "spec: {address: 10.0.0.2, labels: {app: reviews, version: v2}}",
@@ -219,4 +249,34 @@ fn file_registry_follows_the_store() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(!sub.has_changed().unwrap_or(true));
     assert_eq!(registry.snapshot().version, 2);
+}
+
+#[test]
+fn only_service_and_workload_entries_are_the_registrys_inputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mesh.yaml"), SE).expect("write");
+    let store = Store::open(vec![dir.path().to_path_buf()], LoadOptions::default());
+    let first = store.snapshot();
+    std::fs::write(
+        dir.path().join("vs.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}\n",
+    )
+    .expect("write");
+    store.reload();
+    let routed = store.snapshot();
+    assert_ne!(first.version, routed.version);
+    assert!(same_inputs(&first, &routed), "a VirtualService is no input");
+    std::fs::write(
+        dir.path().join("mesh.yaml"),
+        SE.replace("10.0.0.2", "10.0.0.22"),
+    )
+    .expect("write");
+    store.reload();
+    assert!(
+        !same_inputs(&routed, &store.snapshot()),
+        "a WorkloadEntry is"
+    );
+    std::fs::remove_file(dir.path().join("mesh.yaml")).expect("remove");
+    store.reload();
+    assert!(!same_inputs(&routed, &store.snapshot()), "removals count");
 }
