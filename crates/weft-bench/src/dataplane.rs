@@ -1,7 +1,8 @@
 //! `weft-bench dataplane`: one backend (`weft-sample`), reached directly,
 //! through one and two Weft proxies and through nginx and haproxy, loaded
-//! with `wrk` (HTTP/1.1) and `h2load` (HTTP/2, gRPC unary, and a fixed
-//! 1 000 rps for latency); proxy CPU and peak RSS from `/proc`.
+//! with `wrk` (HTTP/1.1), `h2load` (HTTP/2, gRPC unary, and its bursty
+//! 1 000 rps) and an evenly spaced 1 000 rps ([`crate::paced`]) for
+//! latency; proxy CPU and peak RSS from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,8 +50,12 @@ pub struct Row {
     pub h2_cpu_per_k: f64,
     /// gRPC unary throughput (h2load, req/s).
     pub grpc_rps: f64,
-    /// Latency at 1 000 rps: p50, p99, p99.9 (ms).
+    /// Latency at 1 000 rps, evenly spaced arrivals ([`crate::paced`]):
+    /// p50, p99, p99.9 (ms).
     pub lat: [f64; 3],
+    /// Latency at 1 000 rps from `h2load --rps` (10 clients whose timers
+    /// fire together: bursts of 10 every 10 ms): p50, p99, p99.9 (ms).
+    pub lat_burst: [f64; 3],
     /// Peak RSS of the proxy processes over every load (sum of VmHWM, bytes).
     pub rss: u64,
     /// RSS of the proxy processes before any load, config applied (sum, bytes).
@@ -397,7 +402,27 @@ fn measure(
     if bad > 0 {
         row.notes.push(format!("gRPC: {bad} failed"));
     }
-    // Latency at a fixed 1 000 rps: HTTP/1.1, 10 connections × 100 rps, every request logged.
+    // Latency at a fixed 1 000 rps, HTTP/1.1, 10 connections: evenly
+    // spaced (one request a millisecond), then h2load's bursts.
+    let target = if h1.proxy {
+        format!("http://{}/bytes/1024", h1.host)
+    } else {
+        "/bytes/1024".to_string()
+    };
+    let paced = crate::paced::run(&crate::paced::Paced {
+        port: h1.port,
+        target,
+        host: h1.host.clone(),
+        rate: 1000,
+        conns: 10,
+        duration: Duration::from_secs(opts.secs),
+    })?;
+    if paced.failed > 0 {
+        row.notes
+            .push(format!("1 000 rps evenly spaced: {} failed", paced.failed));
+    }
+    row.lat = crate::paced::percentiles(&paced.latencies_us, &[0.50, 0.99, 0.999]);
+    // h2load: 10 connections × 100 rps, every request logged.
     let log = d.join("latency.tsv");
     let url = format!("http://{}/bytes/1024", h1.host);
     let log_arg = format!("--log-file={}", log.display());
@@ -409,10 +434,10 @@ fn measure(
     )?;
     let (_, _, bad) = parse_h2load(&out).with_context(|| format!("h2load output:\n{out}"))?;
     if bad > 0 {
-        row.notes.push(format!("1 000 rps: {bad} failed"));
+        row.notes.push(format!("1 000 rps in bursts: {bad} failed"));
     }
     let text = std::fs::read_to_string(&log).context("read the h2load log")?;
-    row.lat = percentiles(&text, &[0.50, 0.99, 0.999]);
+    row.lat_burst = percentiles(&text, &[0.50, 0.99, 0.999]);
     row.rss = row.rss.max(rss_peak(&pids));
     for g in guards.iter_mut() {
         g.alive()?;

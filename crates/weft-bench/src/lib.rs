@@ -8,13 +8,15 @@
 //!
 //! `weft-bench dataplane` runs one backend directly and behind Weft, nginx
 //! and haproxy under wrk and h2load ([`dataplane`], processes and configs in
-//! [`procs`], markdown in [`dpreport`]).
+//! [`procs`], markdown in [`dpreport`]); [`paced`] is its evenly spaced
+//! fixed-rate load.
 
 pub mod client;
 pub mod control;
 pub mod dataplane;
 pub mod dpreport;
 pub mod mesh;
+pub mod paced;
 pub mod procs;
 pub mod report;
 pub mod wire;

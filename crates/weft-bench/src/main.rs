@@ -30,6 +30,31 @@ enum Cli {
     /// The data plane: one backend direct, through 1 and 2 Weft proxies, nginx
     /// and haproxy, under wrk and h2load (install them with `bench/setup.sh`).
     Dataplane(DataplaneArgs),
+    /// An evenly spaced fixed-rate HTTP/1.1 load (the dataplane benchmark's
+    /// latency run) against one loopback port; prints p50/p99/p99.9.
+    Paced(PacedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PacedArgs {
+    /// Loopback port to connect to.
+    #[arg(long)]
+    port: u16,
+    /// Request target: `/path`, or `http://host/path` through an HTTP proxy.
+    #[arg(long, default_value = "/")]
+    target: String,
+    /// The `Host` header.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Requests a second over all connections.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 10)]
+    conns: u32,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +149,24 @@ fn run(cli: Cli) -> Result<()> {
     let args = match cli {
         Cli::Xds(args) => args,
         Cli::Dataplane(args) => return dataplane(&args),
+        Cli::Paced(a) => {
+            let out = weft_bench::paced::run(&weft_bench::paced::Paced {
+                port: a.port,
+                target: a.target,
+                host: a.host,
+                rate: a.rate,
+                conns: a.conns,
+                duration: Duration::from_secs(a.secs),
+            })?;
+            let [p50, p99, p999] =
+                weft_bench::paced::percentiles(&out.latencies_us, &[0.5, 0.99, 0.999]);
+            println!(
+                "{} requests, {} failed; p50 {p50:.3} ms, p99 {p99:.3} ms, p99.9 {p999:.3} ms",
+                out.latencies_us.len(),
+                out.failed
+            );
+            return Ok(());
+        }
         Cli::Mesh(args) => {
             std::fs::create_dir_all(&args.dir)
                 .with_context(|| format!("create {}", args.dir.display()))?;
