@@ -138,6 +138,10 @@ fn cluster_stats(name: &str, c: &crate::snapshot::ClusterEntry, out: &mut String
         ("upstream_cx_overflow", get(&b.cx_overflow)),
         ("upstream_rq_pending_overflow", get(&b.rq_pending_overflow)),
         ("upstream_rq_retry_overflow", get(&b.rq_retry_overflow)),
+        (
+            "upstream_cx_max_duration_reached",
+            get(&b.cx_max_duration_reached),
+        ),
     ];
     for (stat, value) in lines {
         let _ = writeln!(out, "cluster.{name}.{stat}: {value}");

@@ -88,6 +88,10 @@ pub struct Breakers {
     pub rq_pending_overflow: AtomicU64,
     /// `upstream_rq_retry_overflow`: retries not made for `max_retries`.
     pub rq_retry_overflow: AtomicU64,
+    /// `upstream_cx_max_duration_reached`: upstream connections drained
+    /// (HTTP/2) or closed (HTTP/1.1) for reaching the cluster's
+    /// `max_connection_duration`.
+    pub cx_max_duration_reached: AtomicU64,
 }
 
 /// Why a request was refused.
@@ -171,6 +175,7 @@ impl Breakers {
             cx_overflow: AtomicU64::new(0),
             rq_pending_overflow: AtomicU64::new(0),
             rq_retry_overflow: AtomicU64::new(0),
+            cx_max_duration_reached: AtomicU64::new(0),
         }
     }
 
@@ -251,6 +256,7 @@ impl Breakers {
             (&self.cx_overflow, &old.cx_overflow),
             (&self.rq_pending_overflow, &old.rq_pending_overflow),
             (&self.rq_retry_overflow, &old.rq_retry_overflow),
+            (&self.cx_max_duration_reached, &old.cx_max_duration_reached),
         ] {
             a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
         }

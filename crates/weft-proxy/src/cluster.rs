@@ -216,6 +216,10 @@ pub struct Cluster {
     /// (`http2_protocol_options.max_concurrent_streams`; Istio's
     /// `maxConcurrentStreams`; `None`: Envoy's default, 2^31 - 1).
     pub max_concurrent_streams: Option<u32>,
+    /// How long an upstream connection may live, then it drains
+    /// (`common_http_protocol_options.max_connection_duration`; Istio's
+    /// `tcp.maxConnectionDuration`; `None` or zero: for ever).
+    pub max_connection_duration: Option<Duration>,
     /// Circuit breaker limits (`circuit_breakers`, DEFAULT priority).
     pub limits: Limits,
     /// Outlier detection, when the cluster has it.
@@ -243,6 +247,7 @@ impl Cluster {
             max_concurrent_streams: self
                 .max_concurrent_streams
                 .unwrap_or(crate::pool::DEFAULT_MAX_CONCURRENT_STREAMS),
+            max_connection_duration: self.max_connection_duration.filter(|d| !d.is_zero()),
         }
     }
 }
@@ -327,6 +332,7 @@ impl TryFrom<&XdsCluster> for Cluster {
         let mut idle_timeout = None;
         let mut max_requests_per_connection = None;
         let mut max_concurrent_streams = None;
+        let mut max_connection_duration = None;
         let streams_of =
             |o: &Http2ProtocolOptions| o.max_concurrent_streams.map(|n| n.value).filter(|n| *n > 0);
         if let Some(any) = c
@@ -359,6 +365,11 @@ impl TryFrom<&XdsCluster> for Cluster {
                 .and_then(|o| o.max_requests_per_connection)
                 .map(|n| n.value)
                 .filter(|n| *n > 0);
+            max_connection_duration = common
+                .as_ref()
+                .and_then(|o| o.max_connection_duration.as_ref())
+                .map(|d| proto_duration(d).map_err(|e| err(format!("max_connection_duration {e}"))))
+                .transpose()?;
             idle_timeout = common
                 .and_then(|o| o.idle_timeout)
                 .map(|d| proto_duration(&d).map_err(|e| err(format!("idle_timeout {e}"))))
@@ -406,6 +417,7 @@ impl TryFrom<&XdsCluster> for Cluster {
             idle_timeout,
             max_requests_per_connection,
             max_concurrent_streams,
+            max_connection_duration,
             limits,
             outlier,
             load_assignment,
@@ -545,6 +557,47 @@ mod tests {
             .lb,
             LbSettings::default()
         );
+    }
+
+    #[test]
+    fn max_connection_duration_is_read_into_the_pool_settings() {
+        use weft_xds::pb::envoy::config::core::v3::HttpProtocolOptions as Common;
+        let with = |seconds| {
+            let options = HttpProtocolOptions {
+                common_http_protocol_options: Some(Common {
+                    max_connection_duration: Some(weft_xds::pb::google::protobuf::Duration {
+                        seconds,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let mut c = XdsCluster {
+                name: "outbound|9080||reviews".into(),
+                ..Default::default()
+            };
+            c.typed_extension_protocol_options
+                .insert(HTTP_PROTOCOL_OPTIONS.into(), weft_xds::pack(&options));
+            Cluster::try_from(&c)
+        };
+        let m = with(600).expect("converts");
+        assert_eq!(m.max_connection_duration, Some(Duration::from_secs(600)));
+        assert_eq!(
+            m.pool_settings().max_connection_duration,
+            Some(Duration::from_secs(600))
+        );
+        // Zero, as unset: connections live on.
+        let zero = with(0).expect("converts");
+        assert_eq!(zero.pool_settings().max_connection_duration, None);
+        let e = with(-5).expect_err("negative");
+        assert!(e.to_string().contains("max_connection_duration"), "{e}");
+        let unset = Cluster::try_from(&XdsCluster {
+            name: "x".into(),
+            ..Default::default()
+        })
+        .expect("defaults");
+        assert_eq!(unset.pool_settings().max_connection_duration, None);
     }
 
     #[test]

@@ -558,7 +558,7 @@ async fn forward(
             match tokio::try_join!(downstream, upstream) {
                 Ok((d, u)) => {
                     let (d, u) = (TokioIo::new(d), TokioIo::new(u));
-                    crate::tcp::splice(d, u, crate::tcp::DEFAULT_IDLE_TIMEOUT).await;
+                    crate::tcp::splice(d, u, crate::tcp::DEFAULT_IDLE_TIMEOUT, None).await;
                     tracing::debug!(target: "weft::proxy", endpoint = %name, "upgraded connection ended");
                 }
                 Err(e) => {

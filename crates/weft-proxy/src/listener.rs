@@ -90,6 +90,10 @@ pub struct FilterChain {
     /// A TCP proxy's idle timeout (the TcpProxy's `idle_timeout`; Envoy's
     /// default 1 h; `0s` in the config turns it off, here a century).
     pub tcp_idle_timeout: Duration,
+    /// How long a TCP proxy's connection may last, then both sides are
+    /// closed (the TcpProxy's `max_downstream_connection_duration`;
+    /// `None`, also for `0s`: no limit).
+    pub tcp_max_duration: Option<Duration>,
     /// An HTTP connection manager's header settings (`x-forwarded-for`,
     /// `x-request-id`, ...; defaults for TCP chains).
     pub forwarded: Arc<crate::forwarded::Config>,
@@ -226,6 +230,7 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
         ));
     };
     let mut tcp_idle_timeout = crate::tcp::DEFAULT_IDLE_TIMEOUT;
+    let mut tcp_max_duration = None;
     let mut forwarded = crate::forwarded::Config::default();
     let filter = if terminal.name == HCM_FILTER {
         let hcm: HttpConnectionManager =
@@ -252,6 +257,12 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
             if tcp_idle_timeout.is_zero() {
                 tcp_idle_timeout = NO_IDLE_TIMEOUT;
             }
+        }
+        if let Some(d) = &tcp.max_downstream_connection_duration {
+            let max = crate::cluster::proto_duration(d).map_err(|e| {
+                format!("filter chain {name}: max_downstream_connection_duration {e}")
+            })?;
+            tcp_max_duration = Some(max).filter(|m| !m.is_zero());
         }
         NetworkFilter::Tcp(match tcp.cluster_specifier {
             Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => Target::Cluster(c),
@@ -291,6 +302,57 @@ fn chain(c: &XdsChain) -> Result<FilterChain, String> {
         application_protocols: m.application_protocols,
         filter,
         tcp_idle_timeout,
+        tcp_max_duration,
         forwarded: Arc::new(forwarded),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_xds::pb::envoy::config::listener::v3::Filter;
+    use weft_xds::pb::google::protobuf::Duration as PbDuration;
+
+    use super::*;
+
+    fn tcp_chain(tcp: &TcpProxy) -> XdsChain {
+        XdsChain {
+            name: "tcp".into(),
+            filters: vec![Filter {
+                name: TCP_PROXY_FILTER.into(),
+                config_type: Some(filter::ConfigType::TypedConfig(weft_xds::pack(tcp))),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tcp_proxys_durations_are_read() {
+        let secs = |seconds| Some(PbDuration { seconds, nanos: 0 });
+        let mut tcp = TcpProxy {
+            stat_prefix: "outbound|9000||db".into(),
+            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(
+                "outbound|9000||db".into(),
+            )),
+            idle_timeout: secs(30),
+            max_downstream_connection_duration: secs(600),
+            ..Default::default()
+        };
+        let c = chain(&tcp_chain(&tcp)).expect("converts");
+        assert_eq!(c.tcp_idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.tcp_max_duration, Some(Duration::from_secs(600)));
+        // Unset or zero: no limit (Envoy's).
+        tcp.max_downstream_connection_duration = secs(0);
+        assert_eq!(
+            chain(&tcp_chain(&tcp)).expect("zero").tcp_max_duration,
+            None
+        );
+        tcp.max_downstream_connection_duration = None;
+        assert_eq!(
+            chain(&tcp_chain(&tcp)).expect("unset").tcp_max_duration,
+            None
+        );
+        tcp.max_downstream_connection_duration = secs(-1);
+        let e = chain(&tcp_chain(&tcp)).expect_err("negative");
+        assert!(e.contains("max_downstream_connection_duration"), "{e}");
+    }
 }

@@ -133,7 +133,8 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         .ok();
     let listener = snapshot.outbound_listener(ip, port);
     let chain = listener.and_then(|l| l.tcp_chain(host));
-    let Some((NetworkFilter::Tcp(target), idle)) = chain.map(|c| (&c.filter, c.tcp_idle_timeout))
+    let Some((NetworkFilter::Tcp(target), idle, max)) =
+        chain.map(|c| (&c.filter, c.tcp_idle_timeout, c.tcp_max_duration))
     else {
         // TLS services told apart by SNI behind an address: the tunnel's
         // first bytes (the ClientHello) choose.
@@ -156,7 +157,7 @@ async fn connect(ob: &Outbound, snapshot: &Snapshot, req: Request<Incoming>) -> 
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => tunnel(TokioIo::new(upgraded), upstream, idle).await,
+            Ok(upgraded) => tunnel(TokioIo::new(upgraded), upstream, idle, max).await,
             Err(e) => tracing::debug!(target: "weft::proxy", error = %e, "CONNECT upgrade failed"),
         }
     });
@@ -195,8 +196,8 @@ fn tls_by_sni(
         };
         let info = ConnectionInfo::new(port, &detected);
         let chain = listener.select(&info);
-        let Some((NetworkFilter::Tcp(target), idle)) =
-            chain.map(|c| (&c.filter, c.tcp_idle_timeout))
+        let Some((NetworkFilter::Tcp(target), idle, max)) =
+            chain.map(|c| (&c.filter, c.tcp_idle_timeout, c.tcp_max_duration))
         else {
             tracing::debug!(target: "weft::access", flag = "NR", sni = ?detected.server_name, "no TCP service for the tunnel's server name; closed");
             return;
@@ -212,7 +213,7 @@ fn tls_by_sni(
             }
         };
         if upstream.write_all(&hello).await.is_ok() {
-            tunnel(downstream, (upstream, active), idle).await;
+            tunnel(downstream, (upstream, active), idle, max).await;
         }
     });
     forward::plain(StatusCode::OK, "")
@@ -249,14 +250,16 @@ async fn read_hello(
     }
 }
 
-/// Splices a tunnel to its upstream until both are done or nothing
-/// moved for `idle` (its chain's TCP proxy `idle_timeout`).
+/// Splices a tunnel to its upstream until both are done, nothing moved
+/// for `idle` (its chain's TCP proxy `idle_timeout`) or it has lasted
+/// `max` (its `max_downstream_connection_duration`).
 async fn tunnel(
     downstream: TokioIo<hyper::upgrade::Upgraded>,
     (upstream, _lease): (TcpStream, crate::tcp::Lease),
     idle: std::time::Duration,
+    max: Option<std::time::Duration>,
 ) {
-    crate::tcp::splice(downstream, upstream, idle).await;
+    crate::tcp::splice(downstream, upstream, idle, max).await;
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@
 //!   authority (`:authority` is the service, not the endpoint's
 //!   address). A connection with no stream in flight for the cluster's
 //!   idle timeout is closed.
+//! - A connection that has lived the cluster's `max_connection_duration`
+//!   takes no new request (HTTP/1.1: closed when its response ends or
+//!   when idle; HTTP/2: drained), counted as
+//!   `upstream_cx_max_duration_reached`.
 //! - Every connection holds one of its cluster's `max_connections` slots
 //!   while it lives, idle ones too; a request needing a new connection
 //!   past the limit waits as a pending request ([`wait`], Envoy's rules).
@@ -78,6 +82,12 @@ pub struct PoolSettings {
     /// per connection. A request finding every connection full opens
     /// another one (within `max_connections`) or waits as pending.
     pub max_concurrent_streams: u32,
+    /// How long a connection may live (`common_http_protocol_options.
+    /// max_connection_duration`, Istio's `tcp.maxConnectionDuration`;
+    /// `None`: for ever, Envoy's default). Past it an HTTP/1.1 connection
+    /// is not reused (closed when its response ends, or when idle) and an
+    /// HTTP/2 one drains (no new streams; closed once its streams end).
+    pub max_connection_duration: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -87,6 +97,7 @@ impl Default for PoolSettings {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_requests_per_connection: None,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_connection_duration: None,
         }
     }
 }
@@ -269,13 +280,14 @@ fn remove_unkept<V>(map: &ArcSwap<Map<V>>, keep: &impl Fn(&str) -> bool) -> Vec<
 /// below twice this).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// When to sweep next, `every` at the latest, for a cluster whose idle
-/// timeout is `idle_timeout`: after half of it (10 ms at least).
-fn sweep_within(every: Duration, idle_timeout: Option<Duration>) -> Duration {
-    match idle_timeout {
-        Some(t) => every.min((t / 2).max(Duration::from_millis(10))),
-        None => every,
-    }
+/// When to sweep next, `every` at the latest, for a cluster with
+/// `settings`: after half of its idle timeout or of its connections'
+/// longest life, whichever is shorter (10 ms at least).
+fn sweep_within(every: Duration, settings: &PoolSettings) -> Duration {
+    [settings.idle_timeout, settings.max_connection_duration]
+        .into_iter()
+        .flatten()
+        .fold(every, |e, t| e.min((t / 2).max(Duration::from_millis(10))))
 }
 
 /// Runs `sweep` on `pool` while the pool lives, if there is a runtime:

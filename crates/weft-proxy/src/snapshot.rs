@@ -500,6 +500,7 @@ mod tests {
             idle_timeout: None,
             max_requests_per_connection: None,
             max_concurrent_streams: None,
+            max_connection_duration: None,
             limits: crate::breaker::Limits::default(),
             outlier: None,
             load_assignment: Some(LoadAssignment {
@@ -527,6 +528,7 @@ mod tests {
                 application_protocols: Vec::new(),
                 filter: NetworkFilter::Tcp(Target::Cluster(cluster.into())),
                 tcp_idle_timeout: crate::tcp::DEFAULT_IDLE_TIMEOUT,
+                tcp_max_duration: None,
                 forwarded: Default::default(),
             }],
             default_chain: None,

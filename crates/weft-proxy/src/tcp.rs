@@ -1,6 +1,7 @@
 //! TCP proxying: connect to an endpoint of a cluster, then copy both
-//! ways until each side has closed (half-close is passed on) or the
-//! connection has been idle too long.
+//! ways until each side has closed (half-close is passed on), the
+//! connection has been idle too long, or it has lasted its longest
+//! (TcpProxy `max_downstream_connection_duration`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -105,16 +106,28 @@ pub async fn connect_from(
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Copies both ways until both sides are done (a FIN from one side is
-/// passed on as a write shutdown to the other), or until nothing moved
-/// either way for `idle`.
-pub async fn splice<A, B>(mut downstream: A, mut upstream: B, idle: Duration)
-where
+/// passed on as a write shutdown to the other), until nothing moved
+/// either way for `idle`, or until it has lasted `max_duration` (`None`:
+/// no limit; Envoy's `max_downstream_connection_duration`). Both sides
+/// are closed when it returns (they are dropped).
+pub async fn splice<A, B>(
+    mut downstream: A,
+    mut upstream: B,
+    idle: Duration,
+    max_duration: Option<Duration>,
+) where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let activity = Activity::new();
     let mut d = Tracked::new(&mut downstream, &activity);
     let mut u = Tracked::new(&mut upstream, &activity);
+    let lasted = async {
+        match max_duration {
+            Some(max) => tokio::time::sleep_until(activity.start + max).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut d, &mut u) => {
             if let Err(e) = r {
@@ -123,6 +136,9 @@ where
         }
         () = activity.idle_for(idle) => {
             tracing::debug!(target: "weft::proxy", idle = ?idle, "TCP connection idle: closed");
+        }
+        () = lasted => {
+            tracing::debug!(target: "weft::proxy", max_duration = ?max_duration, "TCP connection reached its max duration: closed");
         }
     }
 }
@@ -221,7 +237,7 @@ mod tests {
         let (client, mut proxy_down) = tokio::io::duplex(1024);
         let (mut proxy_up, server) = tokio::io::duplex(1024);
         let _ = (&mut proxy_down, &mut proxy_up);
-        let task = tokio::spawn(splice(proxy_down, proxy_up, Duration::from_secs(5)));
+        let task = tokio::spawn(splice(proxy_down, proxy_up, Duration::from_secs(5), None));
         let (mut cr, mut cw) = tokio::io::split(client);
         let (mut sr, mut sw) = tokio::io::split(server);
         cw.write_all(b"ping").await.expect("write");
@@ -246,7 +262,7 @@ mod tests {
         let (client, proxy_down) = tokio::io::duplex(1024);
         let (proxy_up, server) = tokio::io::duplex(1024);
         let idle = Duration::from_secs(60);
-        let task = tokio::spawn(splice(proxy_down, proxy_up, idle));
+        let task = tokio::spawn(splice(proxy_down, proxy_up, idle, None));
         let (_cr, mut cw) = tokio::io::split(client);
         let (mut sr, _sw) = tokio::io::split(server);
         // Activity keeps it open past one idle period...
@@ -264,5 +280,75 @@ mod tests {
             .expect("EOF after idle close");
         assert!(rest.is_empty());
         assert!(task.is_finished() || task.await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_connection_is_closed_both_ways_after_its_max_duration() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        // An echo upstream that notes when it sees the proxy close.
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let up_addr = upstream.local_addr().expect("addr");
+        let upstream_saw_eof = Arc::new(AtomicBool::new(false));
+        let saw = upstream_saw_eof.clone();
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = upstream.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 64];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            saw.store(true, Ordering::SeqCst);
+        });
+        // The proxy: one connection spliced, at most 200 ms.
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        let max = Duration::from_millis(200);
+        let spliced = tokio::spawn(async move {
+            let (down, _) = proxy.accept().await.expect("accept");
+            let up = TcpStream::connect(up_addr).await.expect("connect");
+            splice(down, up, Duration::from_secs(5), Some(max)).await;
+        });
+        let started = std::time::Instant::now();
+        let mut client = TcpStream::connect(proxy_addr).await.expect("connect");
+        // Busy all along (never idle): an echo every 20 ms until closed,
+        // 3 s at most.
+        let mut echoed = 0;
+        let mut one = [0u8; 1];
+        let closed_after = loop {
+            assert!(started.elapsed() < Duration::from_secs(3), "never closed");
+            let open = client.write_all(b"x").await.is_ok()
+                && matches!(client.read(&mut one).await, Ok(1));
+            if !open {
+                break started.elapsed();
+            }
+            echoed += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(echoed >= 3, "it carried bytes first ({echoed} echoes)");
+        assert!(closed_after >= max, "closed after {closed_after:?}");
+        assert!(
+            closed_after < Duration::from_secs(2),
+            "closed after {closed_after:?}"
+        );
+        tokio::time::timeout(Duration::from_secs(2), spliced)
+            .await
+            .expect("the splice ended")
+            .expect("join");
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !upstream_saw_eof.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upstream side stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

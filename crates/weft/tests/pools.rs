@@ -1,6 +1,8 @@
 //! Upstream pools follow the config: a cluster removed by xDS has its
 //! idle upstream connections closed (Envoy drains a removed cluster's
-//! pools), while the other clusters keep theirs. A real `weft control`
+//! pools), while the other clusters keep theirs; a DestinationRule's
+//! `tcp.maxConnectionDuration` makes the proxy replace its upstream
+//! connections as they reach that age. A real `weft control`
 //! watching a directory, a client `weft proxy` in explicit mode, and two
 //! plain HTTP/1.1 keep-alive backends that count their connections.
 
@@ -90,12 +92,18 @@ spec: {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{app: {name}}}}}
 }
 
 fn mesh(dir: &Path, services: &[(&str, u16)]) {
+    mesh_with(dir, services, "")
+}
+
+/// [`mesh`], with `more` (e.g. DestinationRules) at the end.
+fn mesh_with(dir: &Path, services: &[(&str, u16)], more: &str) {
     let mut yaml = String::from(
         "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: client, namespace: pools}\nspec: {address: 127.0.0.1, labels: {app: client}}\n---\n",
     );
     for (name, port) in services {
         yaml.push_str(&service(name, *port));
     }
+    yaml.push_str(more);
     // Written whole, then moved: the watcher never reads half a file.
     let tmp = dir.join(".mesh.yaml.tmp");
     std::fs::write(&tmp, yaml).expect("write mesh");
@@ -150,4 +158,80 @@ fn a_removed_clusters_idle_upstream_connections_are_closed() {
     // "kept" keeps its connection: the next request reuses it.
     assert_eq!(get(client.outbound, "kept"), 200);
     assert_eq!((kept.accepted(), kept.closed()), (1, 0));
+}
+
+#[test]
+fn max_connection_duration_replaces_upstream_connections_without_failing_requests() {
+    let (aging, steady) = (Backend::start(), Backend::start());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = r#"apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: aging, namespace: pools}
+spec:
+  host: aging.pools.svc.cluster.local
+  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1s}}}
+---
+"#;
+    mesh_with(
+        dir.path(),
+        &[("aging", aging.port), ("steady", steady.port)],
+        rule,
+    );
+    let (_control, xds, _debug) = common::start(dir.path());
+    let client = Proxy::ready(xds, "pools/client", &[]);
+    for name in ["aging", "steady"] {
+        eventually(Duration::from_secs(10), "the service is routed", || {
+            get(client.outbound, name) == 200
+        });
+    }
+    // A request to each every 100 ms for 3.5 s: 35 each, paced.
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for i in 0..35u32 {
+        for name in ["aging", "steady"] {
+            let status = get(client.outbound, name);
+            if status != 200 {
+                failed.push((i, name, status));
+            }
+        }
+        let next = Duration::from_millis(100) * (i + 1);
+        std::thread::sleep(next.saturating_sub(started.elapsed()));
+    }
+    let lasted = started.elapsed();
+    eprintln!(
+        "in {lasted:?}: aging backend {} connections accepted, {} closed; steady backend {}",
+        aging.accepted(),
+        aging.closed(),
+        steady.accepted()
+    );
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    // A connection lives 1 s: over 3.5 s the aging backend sees a new
+    // one about every second (4 when requests keep their pace; 3 leaves
+    // room for a slow machine); the other keeps its one.
+    assert!(
+        aging.accepted() >= 3,
+        "{} connections to the aging backend in {lasted:?}",
+        aging.accepted()
+    );
+    assert_eq!(steady.accepted(), 1);
+    eventually(Duration::from_secs(5), "the old ones closed", || {
+        aging.closed() + 1 >= aging.accepted()
+    });
+    let (_, stats) = client.admin_get("/stats");
+    let reached = stats
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "cluster.outbound|9080||aging.pools.svc.cluster.local.upstream_cx_max_duration_reached: ",
+            )?
+            .trim()
+            .parse::<u64>()
+            .ok()
+        })
+        .unwrap_or(0);
+    assert!(
+        reached + 1 >= aging.accepted() as u64,
+        "upstream_cx_max_duration_reached {reached} for {} connections",
+        aging.accepted()
+    );
 }

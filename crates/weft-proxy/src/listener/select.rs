@@ -155,6 +155,7 @@ mod tests {
                 NetworkFilter::Http(Routes::Rds(name.into()))
             },
             tcp_idle_timeout: crate::tcp::DEFAULT_IDLE_TIMEOUT,
+            tcp_max_duration: None,
             forwarded: Default::default(),
         }
     }

@@ -212,7 +212,13 @@ pub async fn serve_connection(
                 crate::tcp::connect_from(&conn.snapshot, cluster, &original, source).await;
             match upstream {
                 Ok((upstream, _active)) => {
-                    crate::tcp::splice(stream, upstream, chain.tcp_idle_timeout).await
+                    crate::tcp::splice(
+                        stream,
+                        upstream,
+                        chain.tcp_idle_timeout,
+                        chain.tcp_max_duration,
+                    )
+                    .await
                 }
                 Err(e) => {
                     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), cluster, error = %e, "TCP connection failed")

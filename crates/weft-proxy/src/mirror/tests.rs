@@ -74,6 +74,7 @@ fn snapshot(endpoint: &str, limits: Limits, outlier: Option<OutlierConfig>) -> S
         idle_timeout: None,
         max_requests_per_connection: None,
         max_concurrent_streams: None,
+        max_connection_duration: None,
         limits,
         outlier,
         load_assignment: Some(LoadAssignment {

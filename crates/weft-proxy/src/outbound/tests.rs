@@ -49,6 +49,7 @@ fn snapshot(endpoint: &str, idle: Duration) -> Snapshot {
         idle_timeout: None,
         max_requests_per_connection: None,
         max_concurrent_streams: None,
+        max_connection_duration: None,
         limits: Limits::default(),
         outlier: None,
         load_assignment: Some(LoadAssignment {
@@ -73,6 +74,7 @@ fn snapshot(endpoint: &str, idle: Duration) -> Snapshot {
             application_protocols: Vec::new(),
             filter: NetworkFilter::Tcp(Target::Cluster("db".into())),
             tcp_idle_timeout: idle,
+            tcp_max_duration: None,
             forwarded: Default::default(),
         }],
         default_chain: None,

@@ -10,6 +10,12 @@
 //! upstream closed) and forgets endpoints (and clusters) with nothing
 //! pooled.
 //!
+//! A connection that has lived the cluster's `max_connection_duration`
+//! is not used again: the request on it finishes, and it is closed
+//! instead of going back to the queue (one idle in the queue is closed
+//! by the sweeper, or skipped by the next request), counted as
+//! `upstream_cx_max_duration_reached`.
+//!
 //! Each connection, idle or busy, holds a `max_connections` slot of its
 //! cluster's while it lives ([`Held`], travelling with it); a request
 //! that finds no idle connection and no free slot waits for either as a
@@ -78,6 +84,8 @@ pub(super) struct Idle {
     conns: SegQueue<Conn>,
     /// Its cluster's idle timeout (`None`: kept for ever).
     idle_timeout: Option<Duration>,
+    /// How long its connections may live (`None`: for ever).
+    max_duration: Option<Duration>,
     /// All its connections, counted, and the requests waiting for one.
     live: Arc<Live>,
     /// Set when its cluster is gone: connections given back close.
@@ -142,7 +150,11 @@ impl Return {
         let (Some(driver), Some(held)) = (driver, held) else {
             return;
         };
-        if spent || idle.retired() || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT {
+        if spent
+            || idle.retired()
+            || idle.conns.len() >= MAX_IDLE_PER_ENDPOINT
+            || held.reached(idle.max_duration)
+        {
             return;
         }
         if sender.is_ready() {
@@ -187,10 +199,11 @@ fn drive(driver: &mut Option<Driver>, cx: &mut Context<'_>) -> bool {
 }
 
 impl Idle {
-    fn new(idle_timeout: Option<Duration>) -> Self {
+    fn new(settings: &PoolSettings) -> Self {
         Idle {
             conns: SegQueue::new(),
-            idle_timeout,
+            idle_timeout: settings.idle_timeout,
+            max_duration: settings.max_connection_duration,
             live: Arc::default(),
             retired: AtomicBool::new(false),
         }
@@ -227,12 +240,13 @@ impl Idle {
         while self.conns.pop().is_some() {}
     }
 
-    /// The next idle connection not past the idle timeout. One the
-    /// upstream closed meanwhile is found out when the request is handed
-    /// to it (and comes back unsent).
+    /// The next idle connection not past the idle timeout nor its
+    /// longest life (those are closed). One the upstream closed meanwhile
+    /// is found out when the request is handed to it (and comes back
+    /// unsent).
     fn take(&self) -> Option<Conn> {
         while let Some(c) = self.conns.pop() {
-            if !self.expired(&c) {
+            if !self.expired(&c) && !c.held.reached(self.max_duration) {
                 return Some(c);
             }
         }
@@ -244,12 +258,12 @@ impl Idle {
         self.idle_timeout.is_some_and(|t| c.since.elapsed() >= t)
     }
 
-    /// Closes the connections past the idle timeout and those the
-    /// upstream closed.
+    /// Closes the connections past the idle timeout or their longest
+    /// life, and those the upstream closed.
     fn sweep(&self) {
         for _ in 0..self.conns.len() {
             let Some(mut c) = self.conns.pop() else { break };
-            if !self.expired(&c) && !c.ended() {
+            if !self.expired(&c) && !c.ended() && !c.held.reached(self.max_duration) {
                 self.conns.push(c);
             }
         }
@@ -389,7 +403,7 @@ impl Pool {
             &cluster.endpoints,
             target.endpoint,
             |_| true,
-            || Idle::new(settings.idle_timeout),
+            || Idle::new(&settings),
         )
     }
 
@@ -420,7 +434,7 @@ impl Pool {
         let mut every = SWEEP_EVERY;
         let mut empty_clusters = false;
         for cluster in self.clusters.load().values() {
-            every = sweep_within(every, cluster.settings.idle_timeout);
+            every = sweep_within(every, &cluster.settings);
             let map = cluster.endpoints.load();
             let mut unused = false;
             for idle in map.values() {

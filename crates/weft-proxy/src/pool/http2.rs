@@ -7,7 +7,9 @@
 //!   `SETTINGS_MAX_CONCURRENT_STREAMS` (read off the wire, `pool::peer`).
 //!   A new connection takes new streams once the peer's first SETTINGS
 //!   frame has come (its first request goes at once); connections are
-//!   opened one at a time per endpoint.
+//!   opened one at a time per endpoint, and a request waiting for the
+//!   one being opened is pending (one of `max_pending_requests`, 503
+//!   `UO` past it, as a request waiting for an HTTP/1.1 connection).
 //! - When none has room a request opens one with a `max_connections`
 //!   slot; past the limit it waits as a pending request for room on a
 //!   connection or for a slot (`pool::wait`: Envoy's rules, an endpoint
@@ -19,10 +21,15 @@
 //! - `max_requests_per_connection`: the connection that starts its last
 //!   allowed stream leaves the pool (it drains: its streams finish, then
 //!   hyper closes it); the next request opens a new one.
+//! - `max_connection_duration`: a connection that has lived that long
+//!   leaves the pool (no new streams; counted as
+//!   `upstream_cx_max_duration_reached`) and drains as above: its streams
+//!   finish, then hyper closes it (GOAWAY). Found by the next request
+//!   that looks at it, or by the sweeper.
 //! - Each open connection, draining ones included, holds its slot until
 //!   its task ends.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +45,7 @@ use super::{
     Map, PoolSettings, SWEEP_EVERY, Target, UpstreamBody, connect_failure, dial, error_chain,
     get_or_insert, remove_unkept, sweep_within, terminated,
 };
+use crate::breaker::Breakers;
 use crate::errors::ProxyError;
 use crate::forward::Body;
 
@@ -82,9 +90,37 @@ struct Conn {
     peer: Arc<Peer>,
     /// Its endpoint's count: told when a stream ends.
     live: Arc<Live>,
+    /// When it was opened.
+    born: Instant,
+    /// Whether it has lived its cluster's `max_connection_duration`
+    /// (then it takes no new stream).
+    aged: AtomicBool,
+    /// Where `upstream_cx_max_duration_reached` is counted.
+    breakers: Arc<Breakers>,
 }
 
 impl Conn {
+    /// Whether it has lived `settings.max_connection_duration`: then it
+    /// takes no new stream. The first to find it so counts
+    /// `upstream_cx_max_duration_reached`.
+    fn aged(&self, settings: &PoolSettings) -> bool {
+        if self.aged.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Some(max) = settings.max_connection_duration else {
+            return false;
+        };
+        if self.born.elapsed() < max {
+            return false;
+        }
+        if !self.aged.swap(true, Ordering::SeqCst) {
+            self.breakers
+                .cx_max_duration_reached
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// One more stream if it has room (under its stream limit and under
     /// `max_requests_per_connection`), and whether that is its last.
     fn try_stream(self: &Arc<Self>, settings: &PoolSettings) -> Option<(Stream, bool)> {
@@ -201,10 +237,13 @@ impl Pool {
         let mut every = SWEEP_EVERY;
         let mut empty_clusters = false;
         for cluster in self.clusters.load().values() {
-            let idle_timeout = cluster.settings.idle_timeout;
-            every = sweep_within(every, idle_timeout);
-            let stale =
-                |c: &Arc<Conn>| c.sender.is_closed() || idle_timeout.is_some_and(|t| c.idle_for(t));
+            let settings = &cluster.settings;
+            every = sweep_within(every, settings);
+            let stale = |c: &Arc<Conn>| {
+                c.sender.is_closed()
+                    || settings.idle_timeout.is_some_and(|t| c.idle_for(t))
+                    || c.aged(settings)
+            };
             let mut unused = false;
             for host in cluster.hosts.load().values() {
                 if host.conns.load().iter().any(stale) {
@@ -257,10 +296,22 @@ impl Host {
     }
 
     /// A stream on one of its connections with room; the one that takes
-    /// a connection's last allowed stream drains it.
+    /// a connection's last allowed stream drains it. Connections past
+    /// their longest life leave the pool (they drain).
     fn take_stream(&self, settings: &PoolSettings) -> Option<Stream> {
         let conns = self.conns.load();
+        if settings.max_connection_duration.is_some() && conns.iter().any(|c| c.aged(settings)) {
+            self.conns.rcu(|v| {
+                v.iter()
+                    .filter(|c| !c.aged(settings))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            });
+        }
         for c in conns.iter() {
+            if c.aged(settings) {
+                continue;
+            }
             let Some((stream, last)) = c.try_stream(settings) else {
                 continue;
             };
@@ -284,7 +335,7 @@ impl Host {
         if let Some(s) = self.take_stream(settings) {
             return Ok(s);
         }
-        let opening = self.opening.clone().lock_owned().await;
+        let opening = self.lock_opening(target).await?;
         if let Some(s) = self.take_stream(settings) {
             return Ok(s);
         }
@@ -296,7 +347,7 @@ impl Host {
                 match wait::wait(target, &self.live, || self.take_stream(settings)).await? {
                     Got::Reused(s) => return Ok(s),
                     Got::Open(held) => {
-                        let opening = self.opening.clone().lock_owned().await;
+                        let opening = self.lock_opening(target).await?;
                         if let Some(s) = self.take_stream(settings) {
                             return Ok(s);
                         }
@@ -306,6 +357,18 @@ impl Host {
             }
         };
         self.open(target, held, opening).await
+    }
+
+    /// The right to open the endpoint's next connection: at once when
+    /// none is being opened, else after a wait for the one being opened
+    /// to be ready, as a pending request (counted against
+    /// `max_pending_requests`, 503 `UO` past it, as a request waiting
+    /// for an HTTP/1.1 connection).
+    async fn lock_opening(&self, target: &Target<'_>) -> Result<OwnedMutexGuard<()>, ProxyError> {
+        match self.opening.clone().try_lock_owned() {
+            Ok(g) => Ok(g),
+            Err(_) => wait::as_pending(target, self.opening.clone().lock_owned()).await,
+        }
     }
 
     /// Opens a connection holding `held` while it lives, and takes its
@@ -330,6 +393,7 @@ impl Host {
             .await
             .map_err(|e| connect_failure(endpoint, error_chain(&e)))?;
         let name = endpoint.to_string();
+        let (born, breakers) = (held.born(), held.breakers().clone());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(target: "weft::proxy", endpoint = %name, error = %e, "HTTP/2 upstream connection ended");
@@ -343,6 +407,9 @@ impl Host {
             idle_since: AtomicU64::new(millis()),
             peer,
             live: self.live.clone(),
+            born,
+            aged: AtomicBool::new(false),
+            breakers,
         });
         let Some((first, last)) = conn.try_stream(&target.settings) else {
             return Err(connect_failure(endpoint, "closed at once".into()));

@@ -433,5 +433,6 @@ async fn a_refused_stream_is_reported_apart_from_other_resets() {
 }
 
 mod clusters;
+mod lifetimes;
 mod limits;
 mod streams;

@@ -15,11 +15,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::Target;
-use crate::breaker::ConnectionSlot;
+use crate::breaker::{Breakers, ConnectionSlot};
 use crate::errors::ProxyError;
 
 /// One endpoint's connections, counted, and who waits for them.
@@ -50,23 +51,54 @@ impl Live {
 
 /// What a connection holds while it lives: its `max_connections` slot
 /// (none when unlimited or opened past the limit) and its place in its
-/// endpoint's count. Dropping it frees both and wakes the waiters.
+/// endpoint's count, with when it was opened and the breakers its
+/// `upstream_cx_max_duration_reached` is counted in. Dropping it frees
+/// the slot and the place and wakes the waiters.
 #[derive(Debug)]
 pub(super) struct Held {
     // The slot goes first: a waiter woken by the count takes it rather
     // than one past the limit.
     slot: Option<ConnectionSlot>,
     live: Arc<Live>,
+    born: Instant,
+    breakers: Arc<Breakers>,
 }
 
 impl Held {
-    /// Counts one more connection of `live`'s endpoint, holding `slot`.
-    pub(super) fn new(live: &Arc<Live>, slot: ConnectionSlot) -> Self {
+    /// Counts one more connection of `target`'s endpoint (`live`),
+    /// holding `slot`.
+    pub(super) fn new(target: &Target<'_>, live: &Arc<Live>, slot: ConnectionSlot) -> Self {
         live.open.fetch_add(1, Ordering::SeqCst);
         Held {
             slot: Some(slot),
             live: live.clone(),
+            born: Instant::now(),
+            breakers: target.breakers.clone(),
         }
+    }
+
+    /// When the connection was opened (its slot taken, just before it
+    /// is dialled).
+    pub(super) fn born(&self) -> Instant {
+        self.born
+    }
+
+    /// The breakers of the cluster the connection was opened for.
+    pub(super) fn breakers(&self) -> &Arc<Breakers> {
+        &self.breakers
+    }
+
+    /// Whether the connection has lived `max` (`None`: no limit); counts
+    /// `upstream_cx_max_duration_reached` when it has. Ask once per
+    /// connection that is then closed or drained for it.
+    pub(super) fn reached(&self, max: Option<Duration>) -> bool {
+        let past = max.is_some_and(|m| self.born.elapsed() >= m);
+        if past {
+            self.breakers
+                .cx_max_duration_reached
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        past
     }
 }
 
@@ -108,8 +140,8 @@ pub(super) async fn connection<T>(
 /// when the request has to [`wait`].
 pub(super) fn now(target: &Target<'_>, live: &Arc<Live>) -> Option<Held> {
     match target.breakers.connection() {
-        Ok(slot) => Some(Held::new(live, slot)),
-        Err(_) if live.open() == 0 => Some(Held::new(live, ConnectionSlot::default())),
+        Ok(slot) => Some(Held::new(target, live, slot)),
+        Err(_) if live.open() == 0 => Some(Held::new(target, live, ConnectionSlot::default())),
         Err(_) => None,
     }
 }
@@ -123,10 +155,8 @@ pub(super) async fn wait<T>(
     mut take: impl FnMut() -> Option<T>,
 ) -> Result<Got<T>, ProxyError> {
     let breakers = target.breakers;
-    let overflow = |why| ProxyError::overflow(target.cluster, why);
-    let _pending = breakers.pending().map_err(overflow)?;
-    let _waiting = Waiting::new(live);
-    let wait = async {
+    as_pending(target, async {
+        let _waiting = Waiting::new(live);
         loop {
             let changed = live.changed.notified();
             tokio::pin!(changed);
@@ -135,7 +165,7 @@ pub(super) async fn wait<T>(
                 return Got::Reused(t);
             }
             if live.open() == 0 {
-                return Got::Open(Held::new(live, ConnectionSlot::default()));
+                return Got::Open(Held::new(target, live, ConnectionSlot::default()));
             }
             tokio::select! {
                 // A slot first: when one frees as the endpoint's last
@@ -145,13 +175,28 @@ pub(super) async fn wait<T>(
                 slot = breakers.slot() => {
                     return match take() {
                         Some(t) => Got::Reused(t),
-                        None => Got::Open(Held::new(live, slot)),
+                        None => Got::Open(Held::new(target, live, slot)),
                     };
                 }
                 () = changed => {}
             }
         }
-    };
+    })
+    .await
+}
+
+/// Runs `wait` as one of the cluster's `max_pending_requests` — past
+/// the limit [`ProxyError::Overflow`] at once (503 `UO`) — until the
+/// target's deadline at most (then [`ProxyError::Timeout`]): for a
+/// request that found no connection able to take it and waits for one
+/// (a slot, room on a connection, or the endpoint's next connection
+/// being opened, HTTP/2).
+pub(super) async fn as_pending<F: std::future::Future>(
+    target: &Target<'_>,
+    wait: F,
+) -> Result<F::Output, ProxyError> {
+    let overflow = |why| ProxyError::overflow(target.cluster, why);
+    let _pending = target.breakers.pending().map_err(overflow)?;
     match target.deadline {
         Some(d) => tokio::time::timeout_at(d.into(), wait)
             .await

@@ -164,6 +164,7 @@ fn snapshot_of(addrs: &[&str]) -> crate::snapshot::Snapshot {
         idle_timeout: None,
         max_requests_per_connection: None,
         max_concurrent_streams: None,
+        max_connection_duration: None,
         limits: Limits::default(),
         outlier: None,
         load_assignment: None,
