@@ -107,17 +107,21 @@ pub struct Context<'a> {
 }
 
 /// The authority a request is for: the absolute URI's, else `Host`.
-pub fn authority(req: &Request<Incoming>) -> Option<String> {
+/// A request with more than one `Host` line is refused (400 `DPE`), as
+/// RFC 9112 §3.2 requires: which one a router and an app would believe
+/// may differ.
+pub fn authority<B>(req: &Request<B>) -> Result<String, ProxyError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::BadRequest("more than one Host header".into()));
+    }
     req.uri()
         .authority()
         .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+        .or_else(|| host.and_then(|h| h.to_str().ok()).map(str::to_string))
         .filter(|a| !a.is_empty())
+        .ok_or_else(|| ProxyError::BadRequest("no host".into()))
 }
 
 /// Routes and forwards one request with `table`.
@@ -178,7 +182,7 @@ async fn route_and_forward(
     table: &RouteTable,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
-    let authority = authority(&req).ok_or_else(|| ProxyError::BadRequest("no host".into()))?;
+    let authority = authority(&req)?;
     let (vh, route, fault) = {
         let view = RequestView {
             method: req.method().as_str(),
@@ -729,6 +733,37 @@ pub type Table = Arc<RouteTable>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_has_one_authority() {
+        let req = |hosts: &[&str], uri: &str| {
+            let mut b = Request::get(uri);
+            for h in hosts {
+                b = b.header(header::HOST, *h);
+            }
+            b.body(()).expect("request")
+        };
+        assert_eq!(
+            authority(&req(&["a:80"], "/")).ok().as_deref(),
+            Some("a:80")
+        );
+        assert_eq!(
+            authority(&req(&[], "http://b:81/x")).ok().as_deref(),
+            Some("b:81")
+        );
+        for (hosts, uri, why) in [
+            (&["a", "b"][..], "/", "more than one Host header"),
+            (&["a", "a"][..], "/", "more than one Host header"),
+            (&["a", "b"][..], "http://c/", "more than one Host header"),
+            (&[][..], "/", "no host"),
+            (&[""][..], "/", "no host"),
+        ] {
+            match authority(&req(hosts, uri)) {
+                Err(ProxyError::BadRequest(m)) => assert_eq!(m, why, "{hosts:?} {uri}"),
+                other => panic!("{hosts:?} {uri}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn request_ids_are_uuid_v4() {

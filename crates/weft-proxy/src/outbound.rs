@@ -72,8 +72,9 @@ pub async fn handle(ob: &Outbound, req: Request<Incoming>, peer: SocketAddr) -> 
     if req.method() == Method::CONNECT {
         return connect(ob, &snapshot, req).await;
     }
-    let Some(authority) = forward::authority(&req) else {
-        return forward::error_response(&ProxyError::BadRequest("no host".into()), &ob.stats);
+    let authority = match forward::authority(&req) {
+        Ok(a) => a,
+        Err(e) => return forward::error_response(&e, &ob.stats),
     };
     let port = match authority_port(&authority, req.uri().scheme_str()) {
         Some(p) => p,

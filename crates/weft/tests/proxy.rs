@@ -735,6 +735,15 @@ fn malformed_oversized_and_slow_requests_are_bounded() {
     many.push_str("\r\n");
     let (resp, _) = raw(port, many.as_bytes());
     assert!(resp.starts_with("HTTP/1.1 431"), "{resp:?}");
+    // Two Host lines, even equal ones: 400 (RFC 9112 §3.2), before any routing.
+    for hosts in [
+        "Host: a.shop\r\nHost: reviews.shop:9080",
+        "Host: reviews.shop:9080\r\nHost: reviews.shop:9080",
+    ] {
+        let req = format!("GET /reviews HTTP/1.1\r\n{hosts}\r\n\r\n");
+        let (resp, _) = raw(port, req.as_bytes());
+        assert!(resp.starts_with("HTTP/1.1 400"), "{hosts}: {resp:?}");
+    }
     // Slowloris: headers that never end are cut off after the timeout.
     let (resp, took) = raw(
         port,
