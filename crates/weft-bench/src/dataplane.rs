@@ -540,18 +540,11 @@ pub fn parse_h2load(out: &str) -> Option<(f64, f64, u64)> {
 
 /// Percentiles (ms) of the third column (µs) of an h2load `--log-file`.
 pub fn percentiles(log: &str, qs: &[f64; 3]) -> [f64; 3] {
-    let mut v: Vec<u64> = log
+    let v: Vec<u64> = log
         .lines()
         .filter_map(|l| l.split('\t').nth(2)?.trim().parse().ok())
         .collect();
-    v.sort_unstable();
-    qs.map(|q| {
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
-        v[i] as f64 / 1000.0
-    })
+    crate::paced::percentiles(&v, qs)
 }
 
 #[cfg(test)]
