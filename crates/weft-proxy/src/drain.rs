@@ -22,6 +22,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::forward::Body;
 
+#[cfg(test)]
+mod tests;
 mod timer;
 mod version;
 

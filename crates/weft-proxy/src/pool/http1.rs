@@ -329,10 +329,14 @@ impl Pool {
         let upgrade = is_upgrade(&req);
         let mut pooled = idle.take();
         // A pooled connection, else a slot for a new one (or a wait).
+        // The wait for a slot and the dial are boxed: they run only when
+        // no idle connection is at hand, and inline they would enlarge
+        // every request's future (one is kept per request in flight).
         let held = loop {
             let conn = match pooled.take() {
                 Some(c) => c,
-                None => match wait::connection(target, &idle.live, || idle.take()).await? {
+                None => match Box::pin(wait::connection(target, &idle.live, || idle.take())).await?
+                {
                     Got::Reused(c) => c,
                     Got::Open(held) => break held,
                 },
@@ -362,7 +366,8 @@ impl Pool {
                 },
             }
         };
-        let (mut sender, driver) = connect(endpoint, target.settings.connect_timeout).await?;
+        let (mut sender, driver) =
+            Box::pin(connect(endpoint, target.settings.connect_timeout)).await?;
         let (mut driver, mut held) = (Some(driver), Some(held));
         if upgrade {
             run_upgradable(&mut driver, &mut held);

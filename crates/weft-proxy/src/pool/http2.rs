@@ -329,12 +329,19 @@ impl Host {
     }
 
     /// A stream for one more request: on a connection with room, else on
-    /// a new one (or after a wait for either).
+    /// a new one (or after a wait for either: [`Host::stream_slow`],
+    /// boxed, so that its lock, wait and dial don't enlarge the future of
+    /// every request, one kept per request in flight).
     async fn stream(self: &Arc<Self>, target: &Target<'_>) -> Result<Stream, ProxyError> {
-        let settings = &target.settings;
-        if let Some(s) = self.take_stream(settings) {
+        if let Some(s) = self.take_stream(&target.settings) {
             return Ok(s);
         }
+        Box::pin(self.stream_slow(target)).await
+    }
+
+    /// [`Host::stream`] when no connection has room now.
+    async fn stream_slow(self: &Arc<Self>, target: &Target<'_>) -> Result<Stream, ProxyError> {
+        let settings = &target.settings;
         let opening = self.lock_opening(target).await?;
         if let Some(s) = self.take_stream(settings) {
             return Ok(s);
