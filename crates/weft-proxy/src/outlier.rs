@@ -9,8 +9,10 @@
 //!   is set, else those count as 503/504 — and the interval's request and
 //!   failure counts.
 //! - A counter reaching its threshold marks the endpoint as wanting
-//!   ejection and wakes the cluster's detector task, which ejects at once
-//!   ([`Detector::eject_pending`]) subject to the `enforcing_*` percentage
+//!   ejection, and the request that reached it ejects it there and then,
+//!   before it answers ([`Detector::eject_pending`], one decision at a time
+//!   per cluster), so the next request is already balanced without it;
+//!   subject to the `enforcing_*` percentage
 //!   and `max_ejection_percent` (counted over the whole cluster; the first
 //!   ejection is always allowed, as Envoy's).
 //! - Every `interval` the task sweeps ([`Detector::sweep`]): an endpoint

@@ -64,8 +64,10 @@ pub struct ClusterEntry {
     pub breakers: Arc<Breakers>,
     /// Outlier detection counters (kept while the cluster stays).
     pub outlier_stats: Arc<OutlierStats>,
-    /// Wakes the outlier detection task.
+    /// Wakes the outlier detection task (to stop, once retired).
     wake: Arc<Notify>,
+    /// Held while an outlier decision is made ([`ClusterEntry::detect_now`]).
+    detecting: std::sync::Mutex<()>,
     /// Set when a newer snapshot replaced it: its task stops.
     retired: AtomicBool,
 }
@@ -152,7 +154,26 @@ impl ClusterEntry {
             return;
         };
         if e.endpoint().outlier.record(config, outcome) {
-            self.wake.notify_one();
+            // A threshold was reached: ejected here, on the request path,
+            // so the very next pick already avoids the endpoint (a task
+            // woken to do it may run only requests later on a busy
+            // worker). Rare: once per outlier found.
+            self.detect_now(|d, now| d.eject_pending(now));
+        }
+    }
+
+    /// Runs one decision of its outlier detection (`f`, true if an
+    /// endpoint went out or came back) and rebuilds the balancer if so;
+    /// one at a time per cluster, so the `max_ejection_percent` count
+    /// holds.
+    fn detect_now(&self, f: impl FnOnce(&Detector<'_>, std::time::Instant) -> bool) {
+        let Some(d) = self.detector() else { return };
+        let _one = self
+            .detecting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if f(&d, std::time::Instant::now()) {
+            self.rebalance();
         }
     }
 
@@ -177,32 +198,24 @@ impl ClusterEntry {
     }
 }
 
-/// One cluster's outlier detection task: ejects as soon as the request
-/// path finds an outlier, sweeps every interval; ends when its entry is
+/// One cluster's outlier detection task: sweeps every interval (success
+/// rates, failure percentages, ejections that are over; the request path
+/// ejects consecutive-failure outliers itself); ends when its entry is
 /// replaced or gone.
 async fn detect(entry: Weak<ClusterEntry>, wake: Arc<Notify>, interval: std::time::Duration) {
     let start = tokio::time::Instant::now() + interval;
     let mut tick = tokio::time::interval_at(start, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let sweep = tokio::select! {
-            _ = tick.tick() => true,
-            () = wake.notified() => false,
-        };
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
         let Some(e) = entry.upgrade() else { return };
         if e.retired.load(Ordering::Relaxed) {
             return;
         }
-        let Some(d) = e.detector() else { return };
-        let now = std::time::Instant::now();
-        let changed = if sweep {
-            d.sweep(now)
-        } else {
-            d.eject_pending(now)
-        };
-        if changed {
-            e.rebalance();
-        }
+        e.detect_now(|d, now| d.sweep(now));
     }
 }
 
@@ -467,6 +480,7 @@ fn entry(
         breakers,
         outlier_stats: old.map(|o| o.outlier_stats.clone()).unwrap_or_default(),
         wake: Arc::new(Notify::new()),
+        detecting: std::sync::Mutex::new(()),
         retired: AtomicBool::new(false),
     });
     if let Some(o) = &c.outlier
@@ -614,10 +628,14 @@ mod tests {
             .find(|e| e.address.to_string() == "127.0.0.1:7")
             .expect("endpoint")
             .start_request();
+        // The failure that reaches the threshold ejects at once: the very
+        // next picks skip the endpoint, with no task to run first (there
+        // is no runtime here, so no detection task either).
         entry.record(Some(&seven), Some(Outcome::ConnectFailed));
-        let d = entry.detector().expect("outlier detection");
-        assert!(d.eject_pending(std::time::Instant::now()));
-        entry.rebalance();
+        assert_eq!(
+            entry.outlier_stats.enforced_total.load(Ordering::Relaxed),
+            1
+        );
         let picks = |e: &ClusterEntry| -> BTreeSet<String> {
             (0..20)
                 .filter_map(|_| e.pick())
