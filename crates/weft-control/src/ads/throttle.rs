@@ -12,13 +12,17 @@
 //! [`MAX_HOLD`]: a proxy that stops reading (its queue or its HTTP/2
 //! window full) then slows only itself, not every push behind it. A
 //! proxy's first responses (its initial subscriptions) are not throttled,
-//! as in Istio.
+//! as in Istio. One task per throttle takes back permits held too long:
+//! they all hold for the same `max_hold`, so their leases end in the
+//! order they began, and a queue replaces a timer per push.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Istio's default for `PILOT_PUSH_THROTTLE`.
 pub const DEFAULT_PUSH_THROTTLE: usize = 100;
@@ -34,6 +38,11 @@ pub struct Throttle {
     max_hold: Duration,
     in_flight: AtomicUsize,
     most: AtomicUsize,
+    /// Each permit's lease, by when it ends (the order they began).
+    leases: Mutex<VecDeque<(Instant, Weak<Permit>)>>,
+    /// Wakes the reaper: a first lease in an empty queue, or the end.
+    wake: Arc<Notify>,
+    reaping: AtomicBool,
 }
 
 impl Throttle {
@@ -52,6 +61,9 @@ impl Throttle {
             max_hold,
             in_flight: AtomicUsize::new(0),
             most: AtomicUsize::new(0),
+            leases: Mutex::new(VecDeque::new()),
+            wake: Arc::new(Notify::new()),
+            reaping: AtomicBool::new(false),
         }
     }
 
@@ -81,16 +93,59 @@ impl Throttle {
             held: Mutex::new(Some(permit)),
             throttle: self.clone(),
         });
-        let lease = Arc::downgrade(&permit);
-        let max_hold = self.max_hold;
-        tokio::spawn(async move {
-            tokio::time::sleep(max_hold).await;
-            if let Some(permit) = lease.upgrade() {
-                permit.release();
-            }
-        });
+        let first = {
+            let mut leases = lock(&self.leases);
+            leases.push_back((Instant::now() + self.max_hold, Arc::downgrade(&permit)));
+            leases.len() == 1
+        };
+        if !self.reaping.swap(true, Ordering::AcqRel) {
+            tokio::spawn(reap(Arc::downgrade(self), self.wake.clone()));
+        }
+        if first {
+            self.wake.notify_one();
+        }
         permit
     }
+
+    /// Leases over by `now` taken off the queue (with those whose permit
+    /// is gone already); when the next live one ends.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut leases = lock(&self.leases);
+        while let Some((end, lease)) = leases.front() {
+            match lease.upgrade() {
+                None => {}
+                Some(permit) if *end <= now => permit.release(),
+                Some(_) => return Some(*end),
+            }
+            leases.pop_front();
+        }
+        None
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        // The reaper finds the throttle gone and ends.
+        self.wake.notify_one();
+    }
+}
+
+/// Gives back the permits of `throttle` held past their lease; ends with it.
+async fn reap(throttle: Weak<Throttle>, wake: Arc<Notify>) {
+    loop {
+        let next = match throttle.upgrade() {
+            Some(t) => t.expire(Instant::now()),
+            None => return,
+        };
+        match next {
+            Some(end) => tokio::time::sleep_until(end).await,
+            None => wake.notified().await,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Default for Throttle {
@@ -110,7 +165,7 @@ pub struct Permit {
 
 impl Permit {
     fn release(&self) {
-        let taken = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let taken = lock(&self.held).take();
         if taken.is_some() {
             self.throttle.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
@@ -189,6 +244,47 @@ mod tests {
             order.push(i);
         }
         assert_eq!(order, [0, 1, 2, 3, 4], "first come, first served");
+    }
+
+    #[tokio::test]
+    async fn leases_end_in_order_and_dropped_permits_leave_the_queue() {
+        let hold = Duration::from_millis(300);
+        let throttle = Arc::new(Throttle::with_max_hold(3, hold));
+        let until = |n: usize| {
+            let t = throttle.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), async {
+                    while t.in_flight() > n {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await
+                .expect("permits given back");
+            }
+        };
+        let start = Instant::now();
+        let a = throttle.acquire().await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let b = throttle.acquire().await;
+        let c = throttle.acquire().await;
+        drop(c);
+        assert_eq!(throttle.in_flight(), 2);
+        // a's lease ends first, b's 150 ms later.
+        until(1).await;
+        assert!(start.elapsed() >= hold, "a held its whole lease");
+        assert_eq!(throttle.in_flight(), 1, "b still held");
+        until(0).await;
+        assert!(start.elapsed() >= hold + Duration::from_millis(150));
+        assert!(lock(&throttle.leases).is_empty());
+        // The reaper waits for the next lease and serves it.
+        let d = throttle.acquire().await;
+        until(0).await;
+        drop((a, b, d));
+        // The throttle gone, its reaper ends.
+        let wake = throttle.wake.clone();
+        drop(throttle);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(Arc::strong_count(&wake), 1, "the reaper task ended");
     }
 
     #[tokio::test]
