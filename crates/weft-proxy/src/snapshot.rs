@@ -168,10 +168,7 @@ impl ClusterEntry {
     /// holds.
     fn detect_now(&self, f: impl FnOnce(&Detector<'_>, std::time::Instant) -> bool) {
         let Some(d) = self.detector() else { return };
-        let _one = self
-            .detecting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = crate::outlier::lock(&self.detecting);
         if f(&d, std::time::Instant::now()) {
             self.rebalance();
         }
