@@ -17,40 +17,15 @@ set -eu
 cd "$(dirname "$0")/.."
 WEFT=${1:-target/release/weft}
 SECS=${2:-10}
-SAMPLE=target/release/weft-sample
-HOST=echo.bench.svc.cluster.local
-for tool in h2load curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench/h2mem.sh: $tool is missing" >&2; exit 1; }
-done
-D=$(mktemp -d)
-PIDS=()
-cleanup() {
-    # Children first: a wrapper's (SERVER_WRAP, CLIENT_WRAP) proxy.
-    for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$D"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+NAME=bench/h2mem.sh
+. bench/lib.sh
+need h2load curl python3
 APP=$(port) APPG=$(port) IH=$(port) IG=$(port)
 SADM=$(port) SOUT=$(port) CADM=$(port) COUT=$(port)
 mkdir -p "$D/cfg"
 {
+    echo_mesh "$IH" "$IG"
     cat <<YAML
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: bench}
-spec:
-  hosts: [$HOST]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 8080, name: http, protocol: HTTP}, {number: 9090, name: grpc, protocol: GRPC}]
-  workloadSelector: {labels: {app: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: server, namespace: bench}
-spec: {address: 127.0.0.1, ports: {http: $IH, grpc: $IG}, labels: {app: echo}}
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -72,18 +47,7 @@ spec:
 YAML
     done
 } > "$D/cfg/mesh.yaml"
-WEFT_LOG=warn "$SAMPLE" --name echo --http "127.0.0.1:$APP" --grpc "127.0.0.1:$APPG" >/dev/null 2>&1 &
-PIDS+=($!)
-WEFT_LOG=warn,weft::control=info "$WEFT" control --config "$D/cfg" --xds-addr 127.0.0.1:0 \
-    --debug-addr 127.0.0.1:0 --debounce-after 100ms </dev/null >/dev/null 2>"$D/control.log" &
-PIDS+=($!)
-XDS=""
-for _ in $(seq 100); do
-    XDS=$(grep -o 'xds=127.0.0.1:[0-9]*' "$D/control.log" | head -1 | cut -d: -f2 || true)
-    [ -n "$XDS" ] && break
-    sleep 0.1
-done
-[ -n "$XDS" ] || { echo "bench/h2mem.sh: weft control did not start" >&2; exit 1; }
+start_mesh "$APP" "$APPG"
 WEFT_LOG=warn ${SERVER_WRAP:-} "$WEFT" proxy --xds "127.0.0.1:$XDS" --workload bench/server --concurrency 1 \
     --admin "127.0.0.1:$SADM" --outbound "127.0.0.1:$SOUT" \
     --app "$IH=127.0.0.1:$APP,$IG=127.0.0.1:$APPG" >/dev/null 2>"$D/server.log" &
@@ -94,13 +58,7 @@ WEFT_LOG=warn ${CLIENT_WRAP:-} "$WEFT" proxy --xds "127.0.0.1:$XDS" --workload b
 CLIENT=$!
 PIDS+=($CLIENT)
 URL="http://$HOST:8080/bytes/1024"
-code=""
-for _ in $(seq 150); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --proxy "http://127.0.0.1:$COUT" "$URL" || true)
-    [ "$code" = 200 ] && break
-    sleep 0.2
-done
-[ "$code" = 200 ] || { echo "bench/h2mem.sh: the sidecars did not answer 200" >&2; exit 1; }
+wait_200 150 "the sidecars" --proxy "http://127.0.0.1:$COUT" "$URL"
 H2LOAD=(h2load -t1 -c64 -m10 "--connect-to=127.0.0.1:$COUT")
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 "${H2LOAD[@]}" -n2000 "$URL" >/dev/null
