@@ -135,7 +135,7 @@ pub async fn run(
     tokio::pin!(serve);
     tokio::select! {
         r = &mut serve => return r.map_err(Error::from),
-        () = shutdown => {}
+        () = shutdown => tracing::info!(target: "weft::control", "shutting down"),
     }
     // Stop publishing: dropping the sender ends every open ADS stream with
     // UNAVAILABLE (proxies keep their config and reconnect elsewhere). Then

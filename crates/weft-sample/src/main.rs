@@ -91,6 +91,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
         let sample = Sample::bind(config).await?;
         let line = sample.listening_line();
         tracing::info!("{line}");
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
         // A closed stdout must not stop the server: the line is a courtesy.
         let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
         drop(stdout);
-        sample.serve(shutdown_signal()).await
+        sample.serve(shutdown).await
     });
     // Don't wait for tasks still running (upgraded WebSockets, calls).
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -111,26 +112,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch for SIGTERM; Ctrl-C still works");
-                let _ = ctrl_c.await;
-            }
+/// A future that resolves on SIGINT (Ctrl-C) or SIGTERM, with both handlers
+/// installed now, before the listening line is printed: a test that sends
+/// SIGTERM right after reading it must get a drain, not the default action
+/// (which kills the process and resets open connections). Call it inside the
+/// runtime. (The same as `weft`'s; the two binaries share no crate.)
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let watch = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot watch for {name}"))
+            .ok()
+    };
+    let int = watch(SignalKind::interrupt(), "SIGINT");
+    let term = watch(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = received(int) => {},
+            () = received(term) => {},
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+}
+
+/// Resolves when `signal` next arrives; never, if it could not be watched.
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }

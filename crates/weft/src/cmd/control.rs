@@ -58,7 +58,10 @@ pub fn run(args: Args) -> ExitCode {
         debounce_max: args.debounce_max.get(),
         push_throttle: args.push_throttle as usize,
     };
-    let result = runtime.block_on(weft_control::server::run(config, shutdown_signal()));
+    let result = runtime.block_on(async {
+        let shutdown = super::shutdown_signal("weft control");
+        weft_control::server::run(config, shutdown).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -66,29 +69,4 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!(target: "weft::control", "shutting down");
 }

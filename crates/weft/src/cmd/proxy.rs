@@ -201,34 +201,14 @@ fn serve(config: weft_proxy::Config, concurrency: u16) -> ExitCode {
         }
     };
     tracing::debug!(target: "weft::proxy", ?config, concurrency, "starting");
-    match runtime.block_on(weft_proxy::run(config, shutdown_signal())) {
+    match runtime.block_on(async {
+        let shutdown = super::shutdown_signal("weft proxy");
+        weft_proxy::run(config, shutdown).await
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weft proxy: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
