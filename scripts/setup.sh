@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # command:package. iptables (iptables-restore, ip6tables-restore) and
 # iproute2 (ip netns, ss) are for `weft iptables` and the namespace tests;
-# openssl (s_server, s_client) for the TLS passthrough tests.
+# openssl (s_server, s_client) for the TLS passthrough tests; OpenBSD's
+# netcat (nc.openbsd: -N half-close, -X connect) for the TCP tests.
 need_apt=()
-for pkg in curl:curl iptables-restore:iptables ip6tables-restore:iptables ip:iproute2 ss:iproute2 setpriv:util-linux openssl:openssl; do
+for pkg in curl:curl iptables-restore:iptables ip6tables-restore:iptables ip:iproute2 ss:iproute2 setpriv:util-linux openssl:openssl nc.openbsd:netcat-openbsd; do
   cmd=${pkg%%:*}; deb=${pkg##*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/sbin/$cmd" ]; then
     [[ " ${need_apt[*]} " == *" $deb "* ]] || need_apt+=("$deb")

@@ -422,6 +422,16 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     tunnel.read_to_string(&mut echoed).expect("read to the end");
     assert_eq!(echoed, "hello through the mesh");
 
+    // The same with a real client: OpenBSD netcat's HTTP CONNECT (an
+    // HTTP/1.0 CONNECT, no Host), `-N` half-closing after its stdin ends.
+    let nc = nc_through_proxy(
+        client.outbound,
+        "echo.shop.svc.cluster.local",
+        9070,
+        b"netcat says hi\n",
+    );
+    assert_eq!(nc, "netcat says hi\n");
+
     // v2's app dies: its proxy can't connect (503 UF).
     app2.kill(&rt);
     let dead = many(REVIEWS, client.outbound, 10, &["end-user: jason"]);
@@ -469,6 +479,35 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
 
     let status = client.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
+}
+
+/// What `nc.openbsd -N -X connect -x 127.0.0.1:PROXY HOST PORT` printed
+/// for `input` on its stdin (it exits once the far side closes).
+fn nc_through_proxy(proxy: u16, host: &str, port: u16, input: &[u8]) -> String {
+    use std::process::{Command, Stdio};
+    let mut nc = Command::new("nc.openbsd")
+        .args(["-N", "-w", "10", "-X", "connect", "-x"])
+        .arg(format!("127.0.0.1:{proxy}"))
+        .arg(host)
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nc.openbsd (scripts/setup.sh installs netcat-openbsd)");
+    nc.stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to nc");
+    let out = nc.wait_with_output().expect("nc ends");
+    assert!(
+        out.status.success(),
+        "nc: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The control plane's `/debug/syncz`: one object per stream.

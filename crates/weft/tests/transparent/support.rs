@@ -4,7 +4,7 @@
 //! client).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -100,16 +100,33 @@ impl Files {
         Proc(child)
     }
 
-    /// Sends `msg` from `ns` to `addr` over TCP, half-closes, and returns
-    /// what came back.
-    pub fn tcp(&self, ns: &str, addr: &str, msg: &str) -> String {
-        let out = run_bounded(
-            Command::new("ip")
-                .args(["netns", "exec", ns])
-                .arg(self.path(HELPER_COPY))
-                .args(["helper", "tcp", addr, msg]),
-        );
-        out.trim().to_string()
+    /// Sends `msg` from `ns` to `addr` with a real, unmodified client —
+    /// OpenBSD netcat, `-N` half-closing once `msg` is sent — and returns
+    /// what came back (trimmed; `error: ...` with nc's complaint if it
+    /// failed) and how long nc ran (its idle limit is 5 s).
+    pub fn tcp(&self, ns: &str, addr: &str, msg: &str) -> (String, Duration) {
+        let addr: SocketAddr = addr.parse().expect("an address");
+        let start = Instant::now();
+        let mut nc = Command::new("ip")
+            .args(["netns", "exec", ns, "nc.openbsd", "-N", "-w", "5"])
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nc.openbsd");
+        let mut stdin = nc.stdin.take().expect("stdin");
+        // A closed connection may refuse the write: nc reports that itself.
+        let _ = stdin.write_all(msg.as_bytes());
+        drop(stdin);
+        let out = wait_bounded(nc);
+        let reply = if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        } else {
+            format!("error: {}", String::from_utf8_lossy(&out.stderr).trim())
+        };
+        (reply, start.elapsed())
     }
 }
 
@@ -125,23 +142,27 @@ impl Drop for Proc {
 
 /// Runs a command to its end within [`TIMEOUT`]; its stdout.
 pub fn run_bounded(cmd: &mut Command) -> String {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
+    let child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    String::from_utf8_lossy(&wait_bounded(child).stdout).into_owned()
+}
+
+/// Waits up to [`TIMEOUT`] for `child` (its piped outputs read meanwhile);
+/// kills it and panics past that.
+fn wait_bounded(child: Child) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
     });
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(out) => out.expect("wait for the child"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("process {pid} did not finish within {TIMEOUT:?}");
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    reader.join().unwrap_or_default()
 }
 
 /// curl in `ns` (as root: captured), no proxy settings: status and body.
@@ -299,11 +320,10 @@ impl Drop for Netns {
     }
 }
 
-/// The helper side: `sample http|tcp ADDR NAME` or `tcp ADDR MSG`.
+/// The helper side: `sample http|tcp ADDR NAME`.
 pub fn helper(args: &[String]) {
     match args {
         [cmd, kind, addr, name] if cmd == "sample" => sample(kind, addr, name),
-        [cmd, addr, msg] if cmd == "tcp" => tcp_client(addr, msg),
         _ => panic!("helper: unknown arguments {args:?}"),
     }
 }
@@ -333,22 +353,4 @@ pub fn sample(kind: &str, addr: &str, name: &str) {
             })
             .await;
     });
-}
-
-/// Sends `msg`, half-closes, prints what comes back.
-pub fn tcp_client(addr: &str, msg: &str) {
-    let result = (|| -> std::io::Result<String> {
-        let addr: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(msg.as_bytes())?;
-        s.shutdown(Shutdown::Write)?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    })();
-    match result {
-        Ok(s) => println!("{s}"),
-        Err(e) => println!("error: {e}"),
-    }
 }
