@@ -116,6 +116,12 @@ pub enum ProxyError {
         endpoint: String,
         /// Why.
         reason: String,
+        /// The HTTP/1.1 connection ended (closed or reset) before any byte
+        /// of the response: the upstream closing an idle keep-alive
+        /// connection just as a request is sent on it (a drain, its idle
+        /// timeout), or closing its listener over connections not yet
+        /// accepted (a drain again).
+        unanswered: bool,
     },
     /// The upstream refused the request's HTTP/2 stream (`REFUSED_STREAM`):
     /// it did not process it, so sending it again is safe.

@@ -400,6 +400,9 @@ async fn forward(
         .map_err(|why| ProxyError::overflow(cluster_name, why))?;
     let retry = f.retry.as_ref().filter(|_| upgrade.is_none());
     let has_body = !http_body::Body::is_end_stream(req.body());
+    // RFC 9110 §9.2.2: only these may be sent again after a connection
+    // that may have delivered them ended.
+    let idempotent = req.method().is_idempotent();
     let (parts, body) = req.into_parts();
     // Mirrors: each drawn one gets a copy (its body once complete).
     let mut wanted = Wanted::default();
@@ -481,9 +484,14 @@ async fn forward(
         };
         entry.record(_active.as_ref(), crate::outlier::Outcome::of(&result));
         let Some(policy) = retry else { break result };
-        if !policy.retries(Outcome::of(&result, is_per_try)) {
+        let outcome = match Outcome::of(&result, is_per_try) {
+            Outcome::Unanswered if !idempotent => Outcome::Reset,
+            o => o,
+        };
+        if !policy.retries(outcome) {
             break result;
         }
+        let after = outcome.name();
         if attempt > policy.attempts {
             if result.is_ok() {
                 cx.stats.flag(ResponseFlag::UpstreamRetryLimitExceeded);
@@ -538,12 +546,20 @@ async fn forward(
             }
             first = Some(r);
         }
-        tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, "retrying");
+        tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, after, "retrying");
         if entry.cluster.discovery != Discovery::OriginalDst
             && let Some(e) = policy.pick_endpoint(
                 &tried,
                 || entry.pick_hashed(hashed.hash),
                 |e| e.address.to_string(),
+                || {
+                    let balancer = entry.balancer();
+                    let untried: Vec<&Arc<crate::endpoint::Endpoint>> = balancer
+                        .serving()
+                        .filter(|e| !tried.contains(&e.address.to_string()))
+                        .collect();
+                    fastrand::choice(untried).cloned()
+                },
             )
         {
             endpoint = e.key().clone();

@@ -478,14 +478,37 @@ fn bad_uri(authority: &str) -> ProxyError {
 
 /// The upstream ended the request before its response: an HTTP/2 stream
 /// reset with `REFUSED_STREAM` is [`ProxyError::Refused`] (the peer did
-/// not process it), anything else [`ProxyError::Terminated`].
-fn terminated(endpoint: &str, e: &hyper::Error) -> ProxyError {
+/// not process it), anything else [`ProxyError::Terminated`] —
+/// `unanswered` if on `http1` the connection simply ended: closed before
+/// the response began, or reset.
+fn terminated(endpoint: &str, e: &hyper::Error, http1: bool) -> ProxyError {
     let (endpoint, reason) = (endpoint.to_string(), error_chain(e));
     if refused_stream(e) {
         ProxyError::Refused { endpoint, reason }
     } else {
-        ProxyError::Terminated { endpoint, reason }
+        let unanswered = http1 && (e.is_incomplete_message() || connection_gone(e));
+        ProxyError::Terminated {
+            endpoint,
+            reason,
+            unanswered,
+        }
     }
+}
+
+/// Whether an error (or one of its sources) is the socket reset or closed
+/// under a write.
+fn connection_gone(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// Whether an error (or one of its sources) is an HTTP/2 `REFUSED_STREAM`.

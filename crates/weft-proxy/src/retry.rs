@@ -163,6 +163,13 @@ pub enum Outcome<'a> {
     ConnectFailure,
     /// The upstream closed or reset before its response headers.
     Reset,
+    /// An idempotent request (RFC 9110 §9.2.2) met an HTTP/1.1
+    /// connection that ended before any byte of the response
+    /// ([`ProxyError::Terminated`] `unanswered`): most likely the upstream
+    /// closed it (idle, or not yet accepted, as it drains) without reading
+    /// the request. Safe to send again. (The caller makes it
+    /// [`Outcome::Reset`] for other methods.)
+    Unanswered,
     /// The upstream refused the HTTP/2 stream (`REFUSED_STREAM`).
     RefusedStream,
     /// The attempt's own time limit passed.
@@ -172,11 +179,27 @@ pub enum Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
+    /// A short name for logs (`retrying ... after=...`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Response(..) => "response",
+            Outcome::ConnectFailure => "connect-failure",
+            Outcome::Reset => "reset",
+            Outcome::Unanswered => "unanswered",
+            Outcome::RefusedStream => "refused-stream",
+            Outcome::PerTryTimeout => "per-try-timeout",
+            Outcome::Other => "other",
+        }
+    }
+
     /// The outcome of an attempt's result.
     pub fn of<B>(result: &'a Result<http::Response<B>, ProxyError>, per_try: bool) -> Self {
         match result {
             Ok(r) => Outcome::Response(r.status(), r.headers()),
             Err(ProxyError::ConnectFailure { .. }) => Outcome::ConnectFailure,
+            Err(ProxyError::Terminated {
+                unanswered: true, ..
+            }) => Outcome::Unanswered,
             Err(ProxyError::Terminated { .. }) => Outcome::Reset,
             Err(ProxyError::Refused { .. }) => Outcome::RefusedStream,
             Err(ProxyError::Timeout(_)) if per_try => Outcome::PerTryTimeout,
@@ -211,6 +234,10 @@ impl Retry {
             }
             Outcome::ConnectFailure => self.connect_failure || self.any_reset(),
             Outcome::Reset => self.any_reset(),
+            // As a connection failure: the request most likely never got
+            // there. Istio's default policy (connect-failure) retries it,
+            // where Envoy answers 503 UC.
+            Outcome::Unanswered => self.connect_failure || self.any_reset(),
             Outcome::RefusedStream => self.refused_stream || self.any_reset(),
             Outcome::PerTryTimeout => self.any_reset(),
             Outcome::Other => false,
@@ -237,13 +264,19 @@ impl Retry {
     }
 
     /// Picks the endpoint of the next attempt with `pick`, avoiding those
-    /// in `tried` when the policy asks and another turns up within its
-    /// host selection attempts.
+    /// in `tried` when the policy asks: Envoy re-picks up to its host
+    /// selection attempts; when every re-pick still lands on a tried
+    /// endpoint, `untried` (an endpoint that can serve and was not tried,
+    /// if any) gives one. Without that last step a least-request balancer
+    /// over two endpoints picks a refusing one again every time — it has
+    /// the fewest requests active, as they fail at once — and a retry
+    /// meant for the other endpoint never reaches it.
     pub fn pick_endpoint<T>(
         &self,
         tried: &[String],
         mut pick: impl FnMut() -> Option<T>,
         address: impl Fn(&T) -> String,
+        untried: impl FnOnce() -> Option<T>,
     ) -> Option<T> {
         let mut chosen = pick();
         if !self.other_host {
@@ -252,10 +285,13 @@ impl Retry {
         for _ in 0..self.host_selection_attempts {
             match &chosen {
                 Some(e) if tried.contains(&address(e)) => chosen = pick().or(chosen),
-                _ => break,
+                _ => return chosen,
             }
         }
-        chosen
+        match chosen {
+            Some(e) if tried.contains(&address(&e)) => untried().or(Some(e)),
+            other => other,
+        }
     }
 }
 
@@ -296,6 +332,10 @@ mod tests {
         );
         let cf = policy("connect-failure");
         assert!(cf.retries(Outcome::ConnectFailure) && !cf.retries(Outcome::Reset));
+        // An idempotent request on a connection that ended unanswered is
+        // retried as a connect failure (and as any reset), not on codes.
+        assert!(cf.retries(Outcome::Unanswered) && any.retries(Outcome::Unanswered));
+        assert!(!codes.retries(Outcome::Unanswered));
         assert!(!cf.retries(resp(503)), "a 503 answer is no connect failure");
         assert!(!cf.retries(Outcome::PerTryTimeout));
         let refused = policy("refused-stream");
@@ -432,18 +472,30 @@ mod tests {
             let mut seq = std::iter::repeat_n("a", n).chain(std::iter::repeat("b"));
             move || seq.next().map(str::to_string)
         };
+        let none = || None;
         assert_eq!(
-            p.pick_endpoint(&tried, picks(4), Clone::clone),
+            p.pick_endpoint(&tried, picks(4), Clone::clone, none),
             Some("b".into())
         );
         // Only "a" exists: it is tried again.
         assert_eq!(
-            p.pick_endpoint(&tried, picks(100), Clone::clone),
+            p.pick_endpoint(&tried, picks(100), Clone::clone, none),
             Some("a".into())
+        );
+        // The picker keeps choosing "a" (least request, "a" failing fast),
+        // but "c" can serve: the retry goes there.
+        assert_eq!(
+            p.pick_endpoint(&tried, picks(100), Clone::clone, || Some("c".into())),
+            Some("c".into())
+        );
+        // A picker that finds an untried endpoint is believed.
+        assert_eq!(
+            p.pick_endpoint(&tried, picks(2), Clone::clone, || Some("c".into())),
+            Some("b".into())
         );
         p.other_host = false;
         assert_eq!(
-            p.pick_endpoint(&tried, picks(1), Clone::clone),
+            p.pick_endpoint(&tried, picks(1), Clone::clone, || Some("c".into())),
             Some("a".into())
         );
     }

@@ -14,6 +14,9 @@
 //!   HTTP/1.1 stays HTTP/1.1, through both sidecars (USE_DOWNSTREAM_PROTOCOL).
 //! - An HTTP/2 `REFUSED_STREAM` is retried by Istio's default retry policy
 //!   (`refused-stream`) and not by `connect-failure` alone (503 `UR`).
+//! - An HTTP/1.1 connection that ends before any byte of its response (an
+//!   upstream draining) is retried for an idempotent request by Istio's
+//!   default policy; a POST is not sent twice (503 `UC`).
 
 mod common;
 #[allow(dead_code)]
@@ -324,4 +327,71 @@ fn refused_streams_are_retried_by_refused_stream_only() {
     assert!(r.body.contains("remote refused stream reset"), "{}", r.body);
     assert_eq!(refused.load(Ordering::SeqCst), 2);
     assert_eq!(stat(client.admin, "http.outbound.response_flags.UR"), 1);
+}
+
+/// An HTTP/1.1 server that reads the head of each connection's request and
+/// then, on every odd connection (the 1st, 3rd, ...), closes it without a
+/// word, answering the others `200 ok`; returns its port and how many
+/// requests it saw.
+fn unanswering_server(rt: &tokio::runtime::Runtime) -> (u16, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    rt.spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut buf, mut got) = (vec![0u8; 4096], Vec::new());
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                    }
+                }
+                if n % 2 == 1 {
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn unanswered_http1_requests_are_retried_only_when_idempotent() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (port, seen) = unanswering_server(&rt);
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: closing, namespace: shop}}\nspec:\n  hosts: [closing.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9090, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: client, namespace: shop}}\nspec: {{address: 127.0.0.1, labels: {{app: client}}}}\n"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mesh.yaml"), yaml).expect("write mesh");
+    let (_control, xds, _) = common::start(dir.path());
+    let client = Proxy::ready(xds, "shop/client", &[]);
+    let out = Some(client.outbound);
+    let url = "http://closing.shop.svc.cluster.local:9090/";
+
+    // GET: the first connection ends unanswered; sent again, answered.
+    let r = curl(url, out, &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 0);
+    // POST: it may have been acted on; not sent twice. 503 UC, Envoy's body.
+    let r = curl(url, out, &["-d", "order=1"]);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("connection termination"), "{}", r.body);
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 1);
 }

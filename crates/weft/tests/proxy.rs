@@ -481,6 +481,80 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Istio's rolling restart, on loopback: SIGTERM one of two server
+/// sidecars while the client sidecar carries a steady load (keep-alive
+/// connections, some requests slow enough to be in flight at the signal).
+/// No request may fail: those in flight at the draining sidecar finish,
+/// its keep-alive connections are told to close (or closed idle), and
+/// the client sidecar sends again, on the other endpoint, what met a
+/// refused connect once it is gone (Istio's default retry policy) or a
+/// connection it closed before answering (a GET is idempotent). The
+/// drained sidecar exits 0. (Before the second, 1 in 2 runs failed a
+/// request 503 UC; before the retry's fallback to an untried endpoint,
+/// every run failed some 503 UF: least request kept picking the refusing
+/// endpoint, which has the fewest requests active.)
+#[test]
+fn sigterm_of_a_server_sidecar_under_load_fails_no_request() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (v1_port, v2_port) = (free_port(), free_port());
+    mesh(dir.path(), v1_port, v2_port, free_port(), free_port());
+    let (_control, xds, _debug) = common::start(dir.path());
+    let app1 = App::start(&rt, "v1");
+    let app2 = App::start(&rt, "v2");
+    let mut p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
+    let p2 = Proxy::start(xds, "shop/reviews-v2", Some(app2.addr));
+    let client = Proxy::start(xds, "shop/client", None);
+    for p in [&p1, &p2, &client] {
+        p.wait_ready();
+    }
+    eventually(Duration::from_secs(10), "both versions answer", || {
+        let got = many(REVIEWS, client.outbound, 10, &[]);
+        got.iter().any(|r| r.1 == "v1") && got.iter().any(|r| r.1 == "v2")
+    });
+
+    // Four keep-alive clients, two of them on 40 ms requests, for ~3 s.
+    let outbound = client.outbound;
+    let slow = "http://reviews.shop.svc.cluster.local:9080/delay/40";
+    let loads: Vec<_> = [(REVIEWS, 600), (REVIEWS, 600), (slow, 60), (slow, 60)]
+        .into_iter()
+        .map(|(url, n)| std::thread::spawn(move || many(url, outbound, n, &[])))
+        .collect();
+    eventually(Duration::from_secs(10), "v1 carries load", || {
+        p1.admin("/clusters").1.contains("::rq_active::1")
+    });
+    let status = p1.terminate(Duration::from_secs(10));
+    assert!(status.success(), "the drained sidecar: {status:?}");
+    let mut all = Vec::new();
+    for l in loads {
+        all.extend(l.join().expect("load"));
+    }
+    assert_eq!(all.len(), 1320, "every request got an answer");
+    let failed: Vec<_> = all.iter().filter(|(s, _)| *s != 200).collect();
+    if !failed.is_empty() {
+        let stats = client.admin("/stats").1;
+        let flags: Vec<&str> = stats
+            .lines()
+            .filter(|l| l.contains("response_flags") && !l.ends_with(": 0"))
+            .collect();
+        panic!(
+            "{} of 1320 failed: {failed:?}; client sidecar: {flags:?}",
+            failed.len()
+        );
+    }
+    // Both served, and after the drain only v2 could.
+    assert!(all.iter().any(|r| r.1 == "v1") && all.iter().any(|r| r.1 == "v2"));
+    let after = many(REVIEWS, client.outbound, 10, &[]);
+    assert!(
+        after.iter().all(|r| *r == (200, "v2".to_string())),
+        "{after:?}"
+    );
+}
+
 /// What `nc.openbsd -N -X connect -x 127.0.0.1:PROXY HOST PORT` printed
 /// for `input` on its stdin (it exits once the far side closes).
 fn nc_through_proxy(proxy: u16, host: &str, port: u16, input: &[u8]) -> String {

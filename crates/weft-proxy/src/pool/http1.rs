@@ -362,7 +362,7 @@ impl Pool {
                         req = r;
                         pooled = idle.take();
                     }
-                    None => return Err(terminated(endpoint, e.error())),
+                    None => return Err(terminated(endpoint, e.error(), true)),
                 },
             }
         };
@@ -374,7 +374,7 @@ impl Pool {
         }
         let resp = exchange(&mut sender, &mut driver, req)
             .await
-            .map_err(|e| terminated(endpoint, e.error()))?;
+            .map_err(|e| terminated(endpoint, e.error(), true))?;
         Ok(loan(resp, sender, driver, held, idle, 1, limit))
     }
 

@@ -185,11 +185,14 @@ impl Pool {
         let stream = host.stream(target).await?;
         let mut sender = stream.0.sender.clone();
         drop(host);
-        sender.ready().await.map_err(|e| terminated(endpoint, &e))?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| terminated(endpoint, &e, false))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| terminated(endpoint, &e))?;
+            .map_err(|e| terminated(endpoint, &e, false))?;
         Ok(resp.map(|b| {
             let mut body = UpstreamBody::new(b, None);
             body._stream = Some(stream);

@@ -400,6 +400,54 @@ async fn resetting_server(reason: h2::Reason) -> (String, Arc<AtomicUsize>) {
     (addr, streams)
 }
 
+/// An HTTP/1.1 server that reads each request's head, then does `then`:
+/// closes at once, or answers with bytes that are no HTTP response.
+async fn unanswering_server(then: &'static [u8]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(then).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_connection_ended_before_any_response_byte_is_unanswered() {
+    let u = upstreams();
+    // Closed with no answer: what a draining upstream does to an idle
+    // connection (or one its listener never accepted) as a request lands.
+    let closing = unanswering_server(b"").await;
+    match u.http1(&at(&closing), get("/", "svc")).await {
+        Err(
+            e @ ProxyError::Terminated {
+                unanswered: true, ..
+            },
+        ) => {
+            assert_eq!(e.flag().as_str(), "UC");
+            let result = Err::<http::Response<()>, _>(e);
+            let outcome = crate::retry::Outcome::of(&result, false);
+            assert_eq!(outcome, crate::retry::Outcome::Unanswered);
+        }
+        other => panic!("expected an unanswered termination, got {other:?}"),
+    }
+    // An answer that is no HTTP: the upstream said something; not that.
+    let garbling = unanswering_server(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+    match u.http1(&at(&garbling), get("/", "svc")).await {
+        Err(ProxyError::Terminated { unanswered, .. }) => assert!(!unanswered),
+        other => panic!("expected a termination, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_refused_stream_is_reported_apart_from_other_resets() {
     let u = upstreams();

@@ -97,7 +97,10 @@ pub fn spawn_proxy(xds: u16, workload: &str, extra: &[&str]) -> (Child, u16, u16
         .args(["--workload", workload])
         .args(["--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .args(extra)
-        .env("WEFT_LOG", "info")
+        .env(
+            "WEFT_LOG",
+            std::env::var("TEST_PROXY_LOG").unwrap_or("info".into()),
+        )
         .stderr(Stdio::piped())
         .spawn()
         .expect("start weft proxy");
