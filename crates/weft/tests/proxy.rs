@@ -232,6 +232,37 @@ spec: {{address: 127.0.0.1, ports: {{http2: {ratings}}}, labels: {{app: ratings}
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("write mesh");
 }
 
+/// The shop of [`mesh`] served by a `weft control`, with a runtime for the
+/// in-process apps; `ports` are reviews v1 and v2, echo, and ratings.
+struct Shop {
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    control: common::Control,
+    xds: u16,
+    debug: u16,
+    ports: [u16; 4],
+}
+
+fn shop() -> Shop {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    mesh(dir.path(), ports[0], ports[1], ports[2], ports[3]);
+    let (control, xds, debug) = common::start(dir.path());
+    Shop {
+        rt,
+        dir,
+        control,
+        xds,
+        debug,
+        ports,
+    }
+}
+
 const SPLIT: &str = r#"apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews, namespace: shop}
@@ -254,16 +285,14 @@ spec:
 
 #[test]
 fn explicit_mode_routes_splits_and_fails_like_envoy() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (v1_port, v2_port, echo_port, ratings_port) =
-        (free_port(), free_port(), free_port(), free_port());
-    mesh(dir.path(), v1_port, v2_port, echo_port, ratings_port);
-    let (mut control, xds, _debug) = common::start(dir.path());
+    let Shop {
+        rt,
+        dir,
+        mut control,
+        xds,
+        ports: [v1_port, v2_port, ..],
+        ..
+    } = shop();
     let app1 = App::start(&rt, "v1");
     let mut app2 = App::start(&rt, "v2");
     let p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
@@ -495,15 +524,14 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
 /// endpoint, which has the fewest requests active.)
 #[test]
 fn sigterm_of_a_server_sidecar_under_load_fails_no_request() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (v1_port, v2_port) = (free_port(), free_port());
-    mesh(dir.path(), v1_port, v2_port, free_port(), free_port());
-    let (_control, xds, _debug) = common::start(dir.path());
+    // (Bound, not `..`: the config dir and control plane must outlive the test.)
+    let Shop {
+        rt,
+        dir: _dir,
+        control: _control,
+        xds,
+        ..
+    } = shop();
     let app1 = App::start(&rt, "v1");
     let app2 = App::start(&rt, "v2");
     let mut p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
@@ -625,15 +653,14 @@ fn type_keys(debug: u16) -> Vec<(bool, Vec<String>)> {
 
 #[test]
 fn both_xds_protocols_follow_a_route_change() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (v1_port, v2_port) = (free_port(), free_port());
-    mesh(dir.path(), v1_port, v2_port, free_port(), free_port());
-    let (_control, xds, debug) = common::start(dir.path());
+    let Shop {
+        rt,
+        dir,
+        control: _control,
+        xds,
+        debug,
+        ..
+    } = shop();
     let app1 = App::start(&rt, "v1");
     let app2 = App::start(&rt, "v2");
     // The servers' sidecars speak delta (the default), the two clients one each.

@@ -258,14 +258,7 @@ async fn an_idle_connection_the_upstream_closed_gives_the_request_to_a_new_one()
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             a.fetch_add(1, Ordering::SeqCst);
-            let mut buf = vec![0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut s).await;
             let _ = s
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                 .await;
@@ -400,6 +393,17 @@ async fn resetting_server(reason: h2::Reason) -> (String, Arc<AtomicUsize>) {
     (addr, streams)
 }
 
+/// Reads from `s` up to the end of a request head (or the connection's).
+async fn read_head(s: &mut tokio::net::TcpStream) {
+    let (mut buf, mut got) = (vec![0u8; 4096], Vec::new());
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// An HTTP/1.1 server that reads each request's head, then does `then`:
 /// closes at once, or answers with bytes that are no HTTP response.
 async fn unanswering_server(then: &'static [u8]) -> String {
@@ -407,14 +411,7 @@ async fn unanswering_server(then: &'static [u8]) -> String {
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut s).await;
             let _ = s.write_all(then).await;
         }
     });
