@@ -11,7 +11,8 @@
 #   bench/callgrind.sh [WEFT_BIN] [h1|h2] [KEEP_AS]
 #
 # WEFT_BIN defaults to target/release/weft; the sample is
-# target/release/weft-sample. The callgrind output is deleted unless KEEP_AS
+# target/release/weft-sample, the mesh from target/release/weft-bench. The
+# callgrind output is deleted unless KEEP_AS
 # (a path prefix) is given, e.g. to read it with `callgrind_annotate
 # --inclusive=yes KEEP_AS.1`. Needs valgrind and h2load (bench/setup.sh).
 set -eu

@@ -9,7 +9,8 @@
 #   bench/h2mem.sh [WEFT_BIN] [SECS]
 #
 # WEFT_BIN defaults to target/release/weft; the sample is
-# target/release/weft-sample. Environment given to this script reaches the
+# target/release/weft-sample, the mesh from target/release/weft-bench.
+# Environment given to this script reaches the
 # proxies (e.g. MIMALLOC_PURGE_DELAY=0); SERVER_WRAP / CLIENT_WRAP prefix
 # a sidecar's command (e.g. CLIENT_WRAP="heaptrack -o FILE", whose RSS is
 # then the wrapper's). Needs h2load, curl and python3.
@@ -23,30 +24,7 @@ need h2load curl python3
 APP=$(port) APPG=$(port) IH=$(port) IG=$(port)
 SADM=$(port) SOUT=$(port) CADM=$(port) COUT=$(port)
 mkdir -p "$D/cfg"
-{
-    echo_mesh "$IH" "$IG"
-    cat <<YAML
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: client, namespace: bench}
-spec: {address: 127.0.0.1, labels: {app: client}}
-YAML
-    for i in $(seq 0 99); do
-        cat <<YAML
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc-$i, namespace: bench}
-spec:
-  hosts: [svc-$i.bench.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 8080, name: http, protocol: HTTP}]
-  endpoints: [{address: 127.0.0.$((2 + i % 250)), ports: {http: 9}}]
-YAML
-    done
-} > "$D/cfg/mesh.yaml"
+echo_mesh "$IH" "$IG" 100 > "$D/cfg/mesh.yaml"
 start_mesh "$APP" "$APPG"
 WEFT_LOG=warn ${SERVER_WRAP:-} "$WEFT" proxy --xds "127.0.0.1:$XDS" --workload bench/server --concurrency 1 \
     --admin "127.0.0.1:$SADM" --outbound "127.0.0.1:$SOUT" \

@@ -2,8 +2,9 @@
 # and `cd` to the repository): the echo mesh of `weft-bench dataplane`
 # (crates/weft-bench/src/procs.rs), a temp dir cleaned up on exit with the
 # processes started, and waiting for them. The sourcing script sets NAME
-# (for messages), WEFT and SAMPLE.
+# (for messages) and WEFT; SAMPLE and BENCH have defaults.
 SAMPLE=${SAMPLE:-target/release/weft-sample}
+BENCH=${BENCH:-target/release/weft-bench}
 HOST=echo.bench.svc.cluster.local
 
 # need TOOL...: exits naming the first one missing.
@@ -26,25 +27,12 @@ trap cleanup EXIT
 # port: a free loopback port.
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# echo_mesh IH IG: the echo service and its server workload, whose sidecar
-# listens on IH (http) and IG (grpc).
+# echo_mesh IH IG [EXTRA]: the echo service, its server workload (whose
+# sidecar listens on IH for http and IG for grpc) and client workload, and
+# EXTRA more services: `weft-bench echo-mesh`, the dataplane benchmark's own.
 echo_mesh() {
-    cat <<YAML
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: bench}
-spec:
-  hosts: [$HOST]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 8080, name: http, protocol: HTTP}, {number: 9090, name: grpc, protocol: GRPC}]
-  workloadSelector: {labels: {app: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: server, namespace: bench}
-spec: {address: 127.0.0.1, ports: {http: $1, grpc: $2}, labels: {app: echo}}
-YAML
+    [ -x "$BENCH" ] || { echo "$NAME: $BENCH is missing: cargo build --release -p weft-bench" >&2; exit 1; }
+    "$BENCH" echo-mesh --inbound-http "$1" --inbound-grpc "$2" --extra "${3:-0}"
 }
 
 # start_mesh APP APPG: the sample on APP (HTTP) and APPG (gRPC), and

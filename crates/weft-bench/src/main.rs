@@ -33,6 +33,23 @@ enum Cli {
     /// An evenly spaced fixed-rate HTTP/1.1 load (the dataplane benchmark's
     /// latency run) against one loopback port; prints p50/p99/p99.9.
     Paced(PacedArgs),
+    /// Print the dataplane benchmark's mesh YAML (the echo service, its
+    /// server and client workloads, and `--extra` more services), as
+    /// bench/callgrind.sh and bench/h2mem.sh serve it.
+    EchoMesh(EchoMeshArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EchoMeshArgs {
+    /// The server sidecar's inbound HTTP port (the WorkloadEntry's `http`).
+    #[arg(long)]
+    inbound_http: u16,
+    /// The server sidecar's inbound gRPC port (the WorkloadEntry's `grpc`).
+    #[arg(long)]
+    inbound_grpc: u16,
+    /// More services, each with one endpoint (config size, not traffic).
+    #[arg(long, default_value_t = 0)]
+    extra: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,6 +166,13 @@ fn run(cli: Cli) -> Result<()> {
     let args = match cli {
         Cli::Xds(args) => args,
         Cli::Dataplane(args) => return dataplane(&args),
+        Cli::EchoMesh(a) => {
+            print!(
+                "{}",
+                weft_bench::procs::mesh_yaml(a.inbound_http, a.inbound_grpc, a.extra)
+            );
+            return Ok(());
+        }
         Cli::Paced(a) => {
             let out = weft_bench::paced::run(&weft_bench::paced::Paced {
                 port: a.port,

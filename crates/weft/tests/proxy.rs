@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{Proxy, eventually};
+use common::{Proxy, eventually, free_port};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -105,13 +105,6 @@ fn many(url: &str, proxy: u16, n: usize, headers: &[&str]) -> Vec<(u16, String)>
             (code.parse().unwrap_or(0), version.trim().to_string())
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A weft-sample app served in-process until `stop` is sent.

@@ -223,3 +223,44 @@ spec: {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{app: {app}}}{extr
 "#
     )
 }
+
+/// A loopback port for a config to name before anything listens on it
+/// (a WorkloadEntry's port, a ServiceEntry endpoint's): distinct within
+/// this test binary and below the kernel's ephemeral range, so that no
+/// process binding port 0 meanwhile (the proxies' admin and outbound
+/// listeners, every client's outgoing connection) can take it before its
+/// owner binds it — with port-0 picks that happened between tests running
+/// in parallel, and a sidecar found its inbound port taken.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // The ephemeral range starts at 32768 by default; stay under it.
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    const FLOOR: u32 = 10_000;
+    if low <= FLOOR + 1_000 {
+        // An unusual range: take the kernel's pick and its small risk.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+    }
+    let span = low - FLOOR;
+    // Test binaries run one after another; each starts somewhere else.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let port = FLOOR + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = u16::try_from(port).expect("a port number");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FLOOR}..{low}");
+}

@@ -2,7 +2,7 @@
 //! in-process weft-sample apps, a mirror backend that counts what it
 //! sees, curl and Python grpcio.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -123,12 +123,7 @@ pub fn eventually(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use crate::common::free_port;
 
 /// A weft-sample app served in-process until the runtime ends.
 pub struct App {
