@@ -53,6 +53,10 @@ pub struct Row {
     /// Latency at 1 000 rps, evenly spaced arrivals ([`crate::paced`]):
     /// p50, p99, p99.9 (ms).
     pub lat: [f64; 3],
+    /// The direct row only: the evenly spaced latency measured again
+    /// after every other setup (a one-off stall of the machine in either
+    /// run shows as the two disagreeing; the lower p99 is the baseline).
+    pub lat_again: Option<[f64; 3]>,
     /// Latency at 1 000 rps from `h2load --rps` (10 clients whose timers
     /// fire together: bursts of 10 every 10 ms): p50, p99, p99.9 (ms).
     pub lat_burst: [f64; 3],
@@ -176,6 +180,17 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
             &direct(p.grpc),
             &mut g,
         )?);
+    }
+    // The direct latency once more, now that every proxy ran: the
+    // baseline of "added" is the calmer of the two runs.
+    eprintln!("weft-bench: direct latency again ...");
+    let (again, failed) = paced_latency(&direct(app), opts.secs)?;
+    if let Some(d) = rows.first_mut() {
+        d.lat_again = Some(again);
+        if failed > 0 {
+            d.notes
+                .push(format!("1 000 rps evenly spaced, again: {failed} failed"));
+        }
     }
     drop(backend);
     Ok(rows)
@@ -404,24 +419,12 @@ fn measure(
     }
     // Latency at a fixed 1 000 rps, HTTP/1.1, 10 connections: evenly
     // spaced (one request a millisecond), then h2load's bursts.
-    let target = if h1.proxy {
-        format!("http://{}/bytes/1024", h1.host)
-    } else {
-        "/bytes/1024".to_string()
-    };
-    let paced = crate::paced::run(&crate::paced::Paced {
-        port: h1.port,
-        target,
-        host: h1.host.clone(),
-        rate: 1000,
-        conns: 10,
-        duration: Duration::from_secs(opts.secs),
-    })?;
-    if paced.failed > 0 {
+    let (lat, failed) = paced_latency(h1, opts.secs)?;
+    if failed > 0 {
         row.notes
-            .push(format!("1 000 rps evenly spaced: {} failed", paced.failed));
+            .push(format!("1 000 rps evenly spaced: {failed} failed"));
     }
-    row.lat = crate::paced::percentiles(&paced.latencies_us, &[0.50, 0.99, 0.999]);
+    row.lat = lat;
     // h2load: 10 connections × 100 rps, every request logged.
     let log = d.join("latency.tsv");
     let url = format!("http://{}/bytes/1024", h1.host);
@@ -443,6 +446,26 @@ fn measure(
         g.alive()?;
     }
     Ok(row)
+}
+
+/// HTTP/1.1 at an evenly spaced 1 000 rps over 10 connections for `secs`
+/// ([`crate::paced`]): p50, p99, p99.9 (ms) and how many failed.
+fn paced_latency(h1: &Target, secs: u64) -> Result<([f64; 3], u64)> {
+    let target = if h1.proxy {
+        format!("http://{}/bytes/1024", h1.host)
+    } else {
+        "/bytes/1024".to_string()
+    };
+    let paced = crate::paced::run(&crate::paced::Paced {
+        port: h1.port,
+        target,
+        host: h1.host.clone(),
+        rate: 1000,
+        conns: 10,
+        duration: Duration::from_secs(secs),
+    })?;
+    let lat = crate::paced::percentiles(&paced.latencies_us, &[0.50, 0.99, 0.999]);
+    Ok((lat, paced.failed))
 }
 
 /// h2load against `t`, via `--connect-to` when `t` is an HTTP proxy (the
