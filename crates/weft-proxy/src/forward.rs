@@ -451,10 +451,13 @@ async fn forward(
         let Some(this) = first.take() else {
             break Err(ProxyError::BadRequest("request body already sent".into()));
         };
-        attempt_started = Instant::now();
+        // (The first attempt starts with the request: one clock read.)
+        if attempt > 1 {
+            attempt_started = Instant::now();
+        }
         // This attempt's limit: the per-try timeout within what is left
         // of the route's.
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let left = deadline.map(|d| d.saturating_duration_since(attempt_started));
         let per_try = retry.and_then(|r| r.per_try_timeout);
         let (limit, is_per_try) = match (per_try, left) {
             (Some(p), Some(l)) if p < l => (Some(p), true),
