@@ -124,7 +124,7 @@ async fn stats(State(a): State<Arc<Admin>>) -> String {
     out
 }
 
-/// A cluster's circuit breaker and outlier detection counters, Envoy's
+/// A cluster's circuit breaker, retry and outlier detection counters, Envoy's
 /// names under `cluster.<name>.`.
 fn cluster_stats(name: &str, c: &crate::snapshot::ClusterEntry, out: &mut String) {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -137,6 +137,12 @@ fn cluster_stats(name: &str, c: &crate::snapshot::ClusterEntry, out: &mut String
         ),
         ("upstream_cx_overflow", get(&b.cx_overflow)),
         ("upstream_rq_pending_overflow", get(&b.rq_pending_overflow)),
+        ("upstream_rq_retry", get(&b.rq_retry)),
+        ("upstream_rq_retry_success", get(&b.rq_retry_success)),
+        (
+            "upstream_rq_retry_limit_exceeded",
+            get(&b.rq_retry_limit_exceeded),
+        ),
         ("upstream_rq_retry_overflow", get(&b.rq_retry_overflow)),
         (
             "upstream_cx_max_duration_reached",

@@ -88,6 +88,14 @@ pub struct Breakers {
     pub rq_pending_overflow: AtomicU64,
     /// `upstream_rq_retry_overflow`: retries not made for `max_retries`.
     pub rq_retry_overflow: AtomicU64,
+    /// `upstream_rq_retry`: retries made (attempts after the first).
+    pub rq_retry: AtomicU64,
+    /// `upstream_rq_retry_success`: retried requests whose last attempt
+    /// got a response (one the policy does not retry).
+    pub rq_retry_success: AtomicU64,
+    /// `upstream_rq_retry_limit_exceeded`: requests whose attempts ran out
+    /// while the policy would have retried (`URX`).
+    pub rq_retry_limit_exceeded: AtomicU64,
     /// `upstream_cx_max_duration_reached`: upstream connections drained
     /// (HTTP/2) or closed (HTTP/1.1) for reaching the cluster's
     /// `max_connection_duration`.
@@ -175,6 +183,9 @@ impl Breakers {
             cx_overflow: AtomicU64::new(0),
             rq_pending_overflow: AtomicU64::new(0),
             rq_retry_overflow: AtomicU64::new(0),
+            rq_retry: AtomicU64::new(0),
+            rq_retry_success: AtomicU64::new(0),
+            rq_retry_limit_exceeded: AtomicU64::new(0),
             cx_max_duration_reached: AtomicU64::new(0),
         }
     }
@@ -256,6 +267,9 @@ impl Breakers {
             (&self.cx_overflow, &old.cx_overflow),
             (&self.rq_pending_overflow, &old.rq_pending_overflow),
             (&self.rq_retry_overflow, &old.rq_retry_overflow),
+            (&self.rq_retry, &old.rq_retry),
+            (&self.rq_retry_success, &old.rq_retry_success),
+            (&self.rq_retry_limit_exceeded, &old.rq_retry_limit_exceeded),
             (&self.cx_max_duration_reached, &old.cx_max_duration_reached),
         ] {
             a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);

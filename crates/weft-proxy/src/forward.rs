@@ -9,6 +9,7 @@
 //! [`ProxyError`], turned into a response in one place ([`error_response`]).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -492,10 +493,14 @@ async fn forward(
             o => o,
         };
         if !policy.retries(outcome) {
+            if attempt > 1 && result.is_ok() {
+                entry.breakers.rq_retry_success.fetch_add(1, Relaxed);
+            }
             break result;
         }
         let after = outcome.name();
         if attempt > policy.attempts {
+            entry.breakers.rq_retry_limit_exceeded.fetch_add(1, Relaxed);
             if result.is_ok() {
                 cx.stats.flag(ResponseFlag::UpstreamRetryLimitExceeded);
                 tracing::debug!(target: "weft::access", flag = "URX", cluster = cluster_name, attempts = attempt, "retries exhausted");
@@ -549,6 +554,7 @@ async fn forward(
             }
             first = Some(r);
         }
+        entry.breakers.rq_retry.fetch_add(1, Relaxed);
         tracing::debug!(target: "weft::proxy", cluster = cluster_name, %endpoint, attempt, after, "retrying");
         if entry.cluster.discovery != Discovery::OriginalDst
             && let Some(e) = policy.pick_endpoint(

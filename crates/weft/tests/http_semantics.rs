@@ -388,10 +388,20 @@ fn unanswered_http1_requests_are_retried_only_when_idempotent() {
     assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 0);
+    let cluster = |s: &str| {
+        stat(
+            client.admin,
+            &format!("cluster.outbound|9090||closing.shop.svc.cluster.local.{s}"),
+        )
+    };
+    assert_eq!(cluster("upstream_rq_retry"), 1);
+    assert_eq!(cluster("upstream_rq_retry_success"), 1);
+    assert_eq!(cluster("upstream_rq_retry_limit_exceeded"), 0);
     // POST: it may have been acted on; not sent twice. 503 UC, Envoy's body.
     let r = curl(url, out, &["-d", "order=1"]);
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body.contains("connection termination"), "{}", r.body);
     assert_eq!(seen.load(Ordering::SeqCst), 3);
     assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 1);
+    assert_eq!(cluster("upstream_rq_retry"), 1, "the POST was not retried");
 }

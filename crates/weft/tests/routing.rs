@@ -441,8 +441,18 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
         "{}",
         r.body
     );
-    // Retries that run out pass the last answer on, flagged URX.
+    // Retries that run out pass the last answer on, flagged URX, and the
+    // cluster counts them (Envoy's names).
     let urx = client.stat("http.outbound.response_flags.URX");
+    let flaky = |s: &str| {
+        client.stat(&format!(
+            "cluster.outbound|9081||flaky.shop.svc.cluster.local.{s}"
+        ))
+    };
+    let (retries, exceeded) = (
+        flaky("upstream_rq_retry"),
+        flaky("upstream_rq_retry_limit_exceeded"),
+    );
     let r = curl(
         "http://flaky.shop.svc.cluster.local:9081/status/503",
         out,
@@ -455,6 +465,8 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
         r.body
     );
     assert_eq!(client.stat("http.outbound.response_flags.URX"), urx + 1);
+    assert_eq!(flaky("upstream_rq_retry"), retries + 3);
+    assert_eq!(flaky("upstream_rq_retry_limit_exceeded"), exceeded + 1);
     // A per-try timeout: the first attempt stalls 5 s, the retry answers.
     let r = curl("http://stall.shop.svc.cluster.local:9082/", out, &[]);
     assert_eq!(r.status, 200, "{r:?}");
