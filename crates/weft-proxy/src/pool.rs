@@ -495,47 +495,37 @@ fn terminated(endpoint: &str, e: &hyper::Error, http1: bool) -> ProxyError {
     }
 }
 
+/// An error and its sources, outermost first.
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |c| c.source())
+}
+
 /// Whether an error (or one of its sources) is the socket reset or closed
 /// under a write.
 fn connection_gone(e: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted)
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
+    sources(e).any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted))
+    })
 }
 
 /// Whether an error (or one of its sources) is an HTTP/2 `REFUSED_STREAM`.
 fn refused_stream(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(h2) = c.downcast_ref::<h2::Error>()
-            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-            && h2.is_remote()
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
+    sources(e).any(|c| {
+        c.downcast_ref::<h2::Error>()
+            .is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM) && h2.is_remote())
+    })
 }
 
 /// An error with its sources, `a: b: c`.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    sources(e)
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]

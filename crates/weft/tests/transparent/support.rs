@@ -1,7 +1,7 @@
 //! The transparent-mode test's machinery: the namespaces, the processes
 //! started in them (killed on drop), curl and `/stats` from inside a
-//! namespace, and the helper side of the test binary (sample apps, a TCP
-//! client).
+//! namespace, netcat as the TCP client, and the helper side of the test
+//! binary (the sample apps).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
