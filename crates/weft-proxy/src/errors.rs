@@ -19,6 +19,8 @@ pub enum ResponseFlag {
     UpstreamConnectionFailure,
     /// `UC`: the upstream closed or reset the connection before answering.
     UpstreamConnectionTermination,
+    /// `UPE`: the upstream's response was not valid HTTP.
+    UpstreamProtocolError,
     /// `UR`: the upstream reset the request's stream (HTTP/2
     /// `REFUSED_STREAM`) before answering.
     UpstreamRemoteReset,
@@ -38,12 +40,13 @@ pub enum ResponseFlag {
 
 impl ResponseFlag {
     /// Every flag, for stats.
-    pub const ALL: [ResponseFlag; 12] = [
+    pub const ALL: [ResponseFlag; 13] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoCluster,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
         ResponseFlag::UpstreamConnectionTermination,
+        ResponseFlag::UpstreamProtocolError,
         ResponseFlag::UpstreamRemoteReset,
         ResponseFlag::UpstreamRequestTimeout,
         ResponseFlag::DownstreamProtocolError,
@@ -61,6 +64,7 @@ impl ResponseFlag {
             ResponseFlag::NoHealthyUpstream => "UH",
             ResponseFlag::UpstreamConnectionFailure => "UF",
             ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::UpstreamProtocolError => "UPE",
             ResponseFlag::UpstreamRemoteReset => "UR",
             ResponseFlag::UpstreamRequestTimeout => "UT",
             ResponseFlag::DownstreamProtocolError => "DPE",
@@ -123,6 +127,16 @@ pub enum ProxyError {
         /// accepted (a drain again).
         unanswered: bool,
     },
+    /// The upstream's response was not valid HTTP (an HTTP/1.1 head that
+    /// doesn't parse or is too large, an HTTP/2 protocol violation): Envoy's
+    /// `502 UPE`, "reset reason: protocol error".
+    #[error("upstream {endpoint} broke the protocol: {reason}")]
+    Protocol {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// The upstream refused the request's HTTP/2 stream (`REFUSED_STREAM`):
     /// it did not process it, so sending it again is safe.
     #[error("upstream {endpoint} refused the stream: {reason}")]
@@ -177,6 +191,7 @@ impl ProxyError {
             ProxyError::NoHealthyUpstream(_) => ResponseFlag::NoHealthyUpstream,
             ProxyError::ConnectFailure { .. } => ResponseFlag::UpstreamConnectionFailure,
             ProxyError::Terminated { .. } => ResponseFlag::UpstreamConnectionTermination,
+            ProxyError::Protocol { .. } => ResponseFlag::UpstreamProtocolError,
             ProxyError::Refused { .. } => ResponseFlag::UpstreamRemoteReset,
             ProxyError::Timeout(_) => ResponseFlag::UpstreamRequestTimeout,
             ProxyError::BadRequest(_) => ResponseFlag::DownstreamProtocolError,
@@ -195,6 +210,7 @@ impl ProxyError {
             | ProxyError::Terminated { .. }
             | ProxyError::Refused { .. }
             | ProxyError::Overflow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Protocol { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::FaultAbort { status, .. } => *status,
@@ -212,6 +228,9 @@ impl ProxyError {
             }
             ProxyError::Terminated { .. } => {
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+            }
+            ProxyError::Protocol { .. } => {
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
             }
             ProxyError::Refused { .. } => {
                 "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
@@ -305,6 +324,14 @@ mod tests {
                 },
                 503,
                 "UR",
+            ),
+            (
+                ProxyError::Protocol {
+                    endpoint: "e".into(),
+                    reason: "invalid HTTP status-code parsed".into(),
+                },
+                502,
+                "UPE",
             ),
             (ProxyError::BadRequest("no host".into()), 400, "DPE"),
             (

@@ -53,7 +53,7 @@ impl Outcome {
         use crate::errors::ProxyError as E;
         match e {
             E::ConnectFailure { .. } => Some(Outcome::ConnectFailed),
-            E::Terminated { .. } => Some(Outcome::Reset),
+            E::Terminated { .. } | E::Protocol { .. } => Some(Outcome::Reset),
             E::Timeout(_) => Some(Outcome::Timeout),
             _ => None,
         }

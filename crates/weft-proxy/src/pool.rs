@@ -478,13 +478,16 @@ fn bad_uri(authority: &str) -> ProxyError {
 
 /// The upstream ended the request before its response: an HTTP/2 stream
 /// reset with `REFUSED_STREAM` is [`ProxyError::Refused`] (the peer did
-/// not process it), anything else [`ProxyError::Terminated`] —
-/// `unanswered` if on `http1` the connection simply ended: closed before
-/// the response began, or reset.
+/// not process it), an answer that isn't HTTP [`ProxyError::Protocol`],
+/// anything else [`ProxyError::Terminated`] — `unanswered` if on `http1`
+/// the connection simply ended: closed before the response began, or
+/// reset.
 fn terminated(endpoint: &str, e: &hyper::Error, http1: bool) -> ProxyError {
     let (endpoint, reason) = (endpoint.to_string(), error_chain(e));
     if refused_stream(e) {
         ProxyError::Refused { endpoint, reason }
+    } else if protocol_error(e) {
+        ProxyError::Protocol { endpoint, reason }
     } else {
         let unanswered = http1 && (e.is_incomplete_message() || connection_gone(e));
         ProxyError::Terminated {
@@ -510,6 +513,18 @@ fn connection_gone(e: &(dyn std::error::Error + 'static)) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted))
     })
+}
+
+/// Whether the upstream's answer broke the protocol: an HTTP/1.1 response
+/// head that doesn't parse (or is over the size limit), or an HTTP/2
+/// `PROTOCOL_ERROR` our side raised against the peer.
+fn protocol_error(e: &hyper::Error) -> bool {
+    e.is_parse()
+        || sources(e).any(|c| {
+            c.downcast_ref::<h2::Error>().is_some_and(|h2| {
+                h2.reason() == Some(h2::Reason::PROTOCOL_ERROR) && !h2.is_remote()
+            })
+        })
 }
 
 /// Whether an error (or one of its sources) is an HTTP/2 `REFUSED_STREAM`.

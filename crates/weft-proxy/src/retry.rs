@@ -200,7 +200,7 @@ impl<'a> Outcome<'a> {
             Err(ProxyError::Terminated {
                 unanswered: true, ..
             }) => Outcome::Unanswered,
-            Err(ProxyError::Terminated { .. }) => Outcome::Reset,
+            Err(ProxyError::Terminated { .. } | ProxyError::Protocol { .. }) => Outcome::Reset,
             Err(ProxyError::Refused { .. }) => Outcome::RefusedStream,
             Err(ProxyError::Timeout(_)) if per_try => Outcome::PerTryTimeout,
             Err(_) => Outcome::Other,

@@ -152,7 +152,8 @@ pub async fn run(
         if started.elapsed() > settings.max_backoff {
             backoff = settings.initial_backoff; // it was up a good while
         }
-        // Full jitter: a random delay up to the current backoff.
+        // Equal jitter: half the current backoff, plus a random part of
+        // the other half (so reconnecting proxies spread out, none at once).
         let delay = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
         backoff = (backoff * 2).min(settings.max_backoff);
         tokio::select! {

@@ -334,6 +334,19 @@ fn refused_streams_are_retried_by_refused_stream_only() {
 /// word, answering the others `200 ok`; returns its port and how many
 /// requests it saw.
 fn unanswering_server(rt: &tokio::runtime::Runtime) -> (u16, Arc<AtomicUsize>) {
+    scripted_server(rt, |n| {
+        (n % 2 == 1)
+            .then_some(&b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"[..])
+    })
+}
+
+/// A raw server that reads each request head and writes what `reply`
+/// gives for the connection's number (from 0), then closes; `None`:
+/// closes with no answer.
+fn scripted_server(
+    rt: &tokio::runtime::Runtime,
+    reply: fn(usize) -> Option<&'static [u8]>,
+) -> (u16, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -352,12 +365,8 @@ fn unanswering_server(rt: &tokio::runtime::Runtime) -> (u16, Arc<AtomicUsize>) {
                         Ok(k) => got.extend_from_slice(&buf[..k]),
                     }
                 }
-                if n % 2 == 1 {
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                        )
-                        .await;
+                if let Some(bytes) = reply(n) {
+                    let _ = s.write_all(bytes).await;
                 }
             });
         }
@@ -404,4 +413,36 @@ fn unanswered_http1_requests_are_retried_only_when_idempotent() {
     assert_eq!(seen.load(Ordering::SeqCst), 3);
     assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 1);
     assert_eq!(cluster("upstream_rq_retry"), 1, "the POST was not retried");
+}
+
+#[test]
+fn an_upstream_answer_that_is_not_http_is_502_upe() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // What a client gets from a port that speaks something else.
+    let (port, seen) = scripted_server(&rt, |_| Some(&b"SSH-2.0-OpenSSH_9.2\r\n\r\n"[..]));
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: garbling, namespace: shop}}\nspec:\n  hosts: [garbling.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9090, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: client, namespace: shop}}\nspec: {{address: 127.0.0.1, labels: {{app: client}}}}\n"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mesh.yaml"), yaml).expect("write mesh");
+    let (_control, xds, _) = common::start(dir.path());
+    let client = Proxy::ready(xds, "shop/client", &[]);
+    let r = curl(
+        "http://garbling.shop.svc.cluster.local:9090/",
+        Some(client.outbound),
+        &[],
+    );
+    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(
+        r.body,
+        "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
+    );
+    // Istio's default retry policy has no `reset`: sent once.
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UPE"), 1);
+    assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 0);
 }

@@ -437,11 +437,18 @@ async fn a_connection_ended_before_any_response_byte_is_unanswered() {
         }
         other => panic!("expected an unanswered termination, got {other:?}"),
     }
-    // An answer that is no HTTP: the upstream said something; not that.
+    // An answer that is no HTTP: the upstream said something, and broke
+    // the protocol (Envoy's 502 UPE), which is not retried as unanswered.
     let garbling = unanswering_server(b"SSH-2.0-OpenSSH\r\n\r\n").await;
     match u.http1(&at(&garbling), get("/", "svc")).await {
-        Err(ProxyError::Terminated { unanswered, .. }) => assert!(!unanswered),
-        other => panic!("expected a termination, got {other:?}"),
+        Err(e @ ProxyError::Protocol { .. }) => {
+            assert_eq!((e.status().as_u16(), e.flag().as_str()), (502, "UPE"));
+            assert!(e.body().ends_with("reset reason: protocol error"));
+            let result = Err::<http::Response<()>, _>(e);
+            let outcome = crate::retry::Outcome::of(&result, false);
+            assert_eq!(outcome, crate::retry::Outcome::Reset);
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
     }
 }
 
