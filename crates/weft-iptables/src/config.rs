@@ -13,10 +13,12 @@ pub const OUTBOUND_PORT: u16 = 15001;
 pub const INBOUND_PORT: u16 = 15006;
 /// The uid (and gid) Istio's sidecar runs as.
 pub const PROXY_UID: u32 = 1337;
+/// The proxy's own readiness port (istio-agent's `/healthz/ready`).
+pub const READINESS_PORT: u16 = 15021;
 /// Inbound ports never captured: the admin API (15000), the agent (15020),
 /// readiness (15021) and Prometheus stats (15090) — the ports Istio's
 /// injector always adds to `excludeInboundPorts`, plus Weft's admin port.
-pub const EXCLUDED_INBOUND_PORTS: [u16; 4] = [15000, 15020, 15021, 15090];
+pub const EXCLUDED_INBOUND_PORTS: [u16; 4] = [15000, 15020, READINESS_PORT, 15090];
 
 /// The mark TPROXY puts on inbound packets (Istio's `InboundTProxyMark`).
 pub const TPROXY_MARK: u32 = 1337;

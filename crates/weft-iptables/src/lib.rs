@@ -19,7 +19,7 @@ mod run;
 
 pub use config::{
     Cidrs, Config, EXCLUDED_INBOUND_PORTS, INBOUND_PORT, InboundMode, OUTBOUND_MARK, OUTBOUND_PORT,
-    PROXY_UID, Ports, TPROXY_MARK, TPROXY_ROUTE_TABLE, parse_cidrs, parse_ports,
+    PROXY_UID, Ports, READINESS_PORT, TPROXY_MARK, TPROXY_ROUTE_TABLE, parse_cidrs, parse_ports,
 };
 pub use ipnet::IpNet;
 pub use orig_dst::original_dst;

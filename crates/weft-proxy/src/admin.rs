@@ -48,7 +48,7 @@ pub struct Admin {
 }
 
 /// Serves the admin API on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/ready", get(ready))
         .route("/healthz/ready", get(ready))
@@ -58,13 +58,32 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
         .route("/stats", get(stats))
         .route("/quitquitquit", post(quit))
         .with_state(admin);
+    run(listener, app, "admin", shutdown).await;
+}
+
+/// Serves readiness alone on `listener` (istio-agent's 15021: kubelet's
+/// probes reach it on the pod's address, where the admin API stays on
+/// loopback) until `shutdown` fires: `/healthz/ready`, as on the admin
+/// API.
+pub async fn serve_readiness(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route("/healthz/ready", get(ready))
+        .with_state(admin);
+    run(listener, app, "readiness", shutdown).await;
+}
+
+async fn run(listener: TcpListener, app: Router, what: &str, mut shutdown: watch::Receiver<bool>) {
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         })
         .await;
     if let Err(e) = result {
-        tracing::warn!(target: "weft::admin", error = %e, "admin server failed");
+        tracing::warn!(target: "weft::admin", error = %e, "{what} server failed");
     }
 }
 

@@ -104,6 +104,9 @@ pub struct Config {
     pub app: Option<String>,
     /// The admin API (default 127.0.0.1:15000).
     pub admin: SocketAddr,
+    /// Where `/healthz/ready` is served on its own, if anywhere
+    /// (istio-agent's 15021; default none).
+    pub readiness: Option<SocketAddr>,
     /// The IP in the node id (default: the outbound listener's, or 127.0.0.1).
     pub node_ip: String,
     /// The workload's IPs, reported as Istio's `INSTANCE_IPS` (empty:
@@ -139,6 +142,7 @@ impl Config {
             detect_timeout: Some(Duration::from_secs(1)),
             app: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
+            readiness: None,
             node_ip: "127.0.0.1".into(),
             instance_ips: Vec::new(),
             drain_timeout: Duration::from_secs(5),
@@ -222,16 +226,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             addr: config.admin,
             source,
         })?;
+    let readiness_listener = config
+        .readiness
+        .map(|addr| {
+            let bind_error = |source| Error::Bind {
+                what: "readiness",
+                addr,
+                source,
+            };
+            let l = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+            l.set_nonblocking(true).map_err(bind_error)?;
+            Ok::<_, Error>(l)
+        })
+        .transpose()?;
     let outbound_addr = outbound_listener.local_addr().unwrap_or(config.outbound);
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin);
+    let readiness = readiness_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| format!(" readiness={a}"))
+        .unwrap_or_default();
     let workload = format!("{}/{}", config.namespace, config.workload);
     match inbound_listener.as_ref().map(|l| l.local_addr()) {
         Some(inbound) => {
             let inbound = inbound.map_or_else(|_| config.inbound.to_string(), |a| a.to_string());
-            tracing::info!(target: "weft::proxy", %workload, tproxy = config.tproxy, "weft proxy listening (transparent) outbound={outbound_addr} inbound={inbound} admin={admin_addr}");
+            tracing::info!(target: "weft::proxy", %workload, tproxy = config.tproxy, "weft proxy listening (transparent) outbound={outbound_addr} inbound={inbound} admin={admin_addr}{readiness}");
         }
         None => {
-            tracing::info!(target: "weft::proxy", %workload, "weft proxy listening outbound={outbound_addr} admin={admin_addr}");
+            tracing::info!(target: "weft::proxy", %workload, "weft proxy listening outbound={outbound_addr} admin={admin_addr}{readiness}");
         }
     }
     tracing::debug!(target: "weft::proxy", config = %serde_json::to_string(&config).unwrap_or_default(), "effective config");
@@ -299,9 +321,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                             return;
                         }
                     };
+                    let readiness_task = readiness_listener.map(|l| match tokio::net::TcpListener::from_std(l) {
+                        Ok(l) => Some(tokio::spawn(admin::serve_readiness(l, admin.clone(), stop.clone()))),
+                        Err(e) => {
+                            tracing::error!(target: "weft::admin", error = %e, "readiness listener");
+                            None
+                        }
+                    });
                     let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stop.clone()));
                     xds::run(settings, snapshot, ready_tx, applied_tx, status, stop).await;
                     let _ = admin_task.await;
+                    if let Some(Some(t)) = readiness_task {
+                        let _ = t.await;
+                    }
                 });
             })
             .map_err(Error::Thread)?

@@ -738,10 +738,17 @@ fn ready_once_configured_and_reconnects_to_a_restarted_control_plane() {
     );
     let xds = free_port();
     // No control plane yet: the proxy keeps trying and is not ready.
-    let mut proxy = Proxy::start(xds, "shop/client", None);
+    // Readiness is also served on its own port (istio-agent's 15021).
+    let readiness_port = free_port();
+    let readiness_addr = format!("127.0.0.1:{readiness_port}");
+    let mut proxy = Proxy::start_with(xds, "shop/client", None, &["--readiness", &readiness_addr]);
+    let readiness = |path: &str| get(&format!("http://{readiness_addr}{path}"), None, &[]);
     let (status, body) = proxy.admin("/healthz/ready");
     assert_eq!(status, 503, "{body}");
     assert_eq!(proxy.admin("/ready").0, 503);
+    assert_eq!(readiness("/healthz/ready"), (status, body));
+    // Only readiness there: the admin API stays on --admin.
+    assert_eq!(readiness("/config_dump").0, 404);
     assert_eq!(proxy.stat("xds.connected"), 0);
     let (status, _) = get(REVIEWS, Some(proxy.outbound), &[]);
     assert_eq!(status, 404, "no config: no route");
@@ -762,6 +769,7 @@ fn ready_once_configured_and_reconnects_to_a_restarted_control_plane() {
     proxy.wait_ready();
     let (_, dump) = proxy.admin("/config_dump");
     assert!(dump.contains("\"ready\":true"), "{dump}");
+    assert_eq!(readiness("/healthz/ready").0, 200);
 
     // The control plane restarts with new config: the proxy reconnects
     // (backing off meanwhile) and takes it.
@@ -805,6 +813,10 @@ fn bad_flags_are_usage_errors_with_a_reason() {
         (
             &["--workload", "shop/a", "--xds-protocol", "incremental"][..],
             "possible values: delta, sotw",
+        ),
+        (
+            &["--workload", "shop/a", "--readiness", ":15021"][..],
+            "is not HOST:PORT (an IP address and a port) or `none`",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))

@@ -229,6 +229,10 @@ fn transparent() {
             curl(ns, &["http://127.0.0.1:15000/healthz/ready"]).0 == 200
         });
     }
+    // Readiness on the workload's address, port 15021 (a kubelet probe):
+    // served by the sidecar, which `weft iptables` leaves uncaptured.
+    let (code, body) = curl(client, &["http://10.77.0.2:15021/healthz/ready"]);
+    assert_eq!((code, body.as_str()), (200, "LIVE\n"));
 
     // HTTP to the service's VIP: client sidecar (route by Host) → server
     // sidecar (virtualInbound, port 8080) → the app.

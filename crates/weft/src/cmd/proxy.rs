@@ -78,6 +78,9 @@ pub struct Args {
     /// The admin API: /ready, /healthz/ready, /config_dump, /clusters, /listeners, /stats, /quitquitquit.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
+    /// Where readiness (`/healthz/ready`) is served on its own, for probes from outside the workload (istio-agent's 15021). Default: 0.0.0.0:15021 in transparent mode, none in explicit mode (readiness is on --admin there); `none` turns it off.
+    #[arg(long, value_name = "ADDR|none")]
+    readiness: Option<Readiness>,
     /// Worker threads carrying traffic (Istio's proxy `concurrency`).
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -93,6 +96,26 @@ pub struct Args {
     /// The workload's IP, reported to the control plane as Istio's INSTANCE_IPS (repeat or comma-separate for several; the first is the node id's). Default: $INSTANCE_IP if set, else in transparent mode the host's non-loopback addresses, in explicit mode the --outbound address's IP (127.0.0.1 if unspecified).
     #[arg(long = "ip", value_name = "IP", value_delimiter = ',')]
     ips: Vec<std::net::IpAddr>,
+}
+
+/// `--readiness`: an address, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Readiness {
+    At(SocketAddr),
+    Off,
+}
+
+impl std::str::FromStr for Readiness {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Readiness::Off);
+        }
+        s.parse()
+            .map(Readiness::At)
+            .map_err(|_| format!("{s:?} is not HOST:PORT (an IP address and a port) or `none`"))
+    }
 }
 
 /// Runs `weft proxy` until SIGTERM, Ctrl-C or `/quitquitquit`.
@@ -145,6 +168,15 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
     c.tproxy = args.inbound_interception_mode == InboundMode::Tproxy;
     c.detect_timeout = Some(args.protocol_detection_timeout.get()).filter(|t| !t.is_zero());
     c.admin = args.admin;
+    c.readiness = match args.readiness {
+        Some(Readiness::At(addr)) => Some(addr),
+        Some(Readiness::Off) => None,
+        None if transparent => Some(SocketAddr::from((
+            [0, 0, 0, 0],
+            weft_iptables::READINESS_PORT,
+        ))),
+        None => None,
+    };
     c.app = args.app.clone();
     c.drain_timeout = args.drain_timeout.get();
     if args.request_headers_timeout.get().is_zero() {
