@@ -188,8 +188,10 @@ pub fn worker_runtime(concurrency: usize) -> std::io::Result<tokio::runtime::Run
 }
 
 /// Runs the proxy on the current (worker) runtime until `shutdown`
-/// resolves or `/quitquitquit` is called, then drains: stops accepting,
-/// lets open connections finish for up to the drain timeout, returns.
+/// resolves or `/quitquitquit` is called, then drains, within the drain
+/// timeout: the inbound side first (stops accepting, lets open
+/// connections finish) while the outbound listener still serves the
+/// app, then the outbound side; returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let transparent = config.mode == Mode::Transparent;
     let outbound_listener = if transparent {
@@ -339,7 +341,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .map_err(Error::Thread)?
     };
 
+    // Two drains, as Istio drains a sidecar (`/drain_listeners?inboundonly`):
+    // SIGTERM drains what peers send in (inbound and bound listeners stop
+    // accepting, their requests finish); the app's own outbound calls are
+    // served on — it may need them to finish those requests — until the
+    // inbound side is done, and only then drain too.
+    let (close_tx, close_rx) = watch::channel(false);
     let drain = drain::Drain::new(drain_rx).with_limits(config.http_limits);
+    let outbound_drain = drain::Drain::new(close_rx).with_limits(config.http_limits);
     let upstreams = forward::Upstreams::new();
     // A cluster's pools close when a snapshot no longer has it (ends
     // with the control thread, which holds the sender).
@@ -361,7 +370,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             local_ip,
         })
     };
-    let mut tasks = Vec::new();
+    let (mut tasks, mut outbound_tasks) = (Vec::new(), Vec::new());
     match inbound_listener {
         Some(inbound_listener) => {
             // The capture ports serve the virtual listeners; any other
@@ -372,11 +381,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             ];
             let outbound = bound(outbound_stats, Vec::new());
             let inbound = bound(inbound_stats, skip);
-            tasks.push(tokio::spawn(transparent::serve(
+            outbound_tasks.push(tokio::spawn(transparent::serve(
                 outbound_listener,
                 transparent::Side::Outbound,
                 outbound,
-                drain.clone(),
+                outbound_drain.clone(),
             )));
             tasks.push(tokio::spawn(transparent::serve(
                 inbound_listener,
@@ -399,10 +408,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 local_ip,
             });
             let inbound = bound(inbound_stats, Vec::new());
-            tasks.push(tokio::spawn(outbound::serve(
+            outbound_tasks.push(tokio::spawn(outbound::serve(
                 outbound_listener,
                 outbound,
-                drain.clone(),
+                outbound_drain.clone(),
             )));
             tasks.push(tokio::spawn(listener::serve::manage(
                 inbound,
@@ -417,10 +426,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         _ = drain.started() => {}
     }
     let _ = drain_tx.send(true);
+    let deadline = tokio::time::Instant::now() + config.drain_timeout;
     for t in tasks {
         let _ = t.await;
     }
-    let left = drain.wait(config.drain_timeout).await;
+    let inbound_left = drain.wait(config.drain_timeout).await;
+    tracing::debug!(target: "weft::proxy", "inbound drained: draining outbound");
+    let _ = close_tx.send(true);
+    for t in outbound_tasks {
+        let _ = t.await;
+    }
+    let left = inbound_left
+        + outbound_drain
+            .wait(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
     if left > 0 {
         tracing::warn!(target: "weft::proxy", connections = left, "drain timeout: closing the connections still open");
     }

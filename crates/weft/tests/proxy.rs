@@ -576,6 +576,62 @@ fn sigterm_of_a_server_sidecar_under_load_fails_no_request() {
     );
 }
 
+#[test]
+fn a_draining_sidecar_still_carries_its_apps_outbound_calls() {
+    // (Bound, not `..`: the config dir and control plane must outlive the test.)
+    let Shop {
+        rt,
+        dir: _dir,
+        control: _control,
+        xds,
+        ports,
+        ..
+    } = shop();
+    let app1 = App::start(&rt, "v1");
+    let app2 = App::start(&rt, "v2");
+    let mut p1 = Proxy::start(xds, "shop/reviews-v1", Some(app1.addr));
+    let p2 = Proxy::start(xds, "shop/reviews-v2", Some(app2.addr));
+    for p in [&p1, &p2] {
+        p.wait_ready();
+    }
+    // A slow request in to reviews-v1 (straight to its sidecar's inbound
+    // listener), in flight when its sidecar gets SIGTERM.
+    let inbound = format!("http://127.0.0.1:{}/delay/1500", ports[0]);
+    let host = "Host: reviews.shop.svc.cluster.local:9080";
+    let slow = {
+        let inbound = inbound.clone();
+        std::thread::spawn(move || get(&inbound, None, &[host]))
+    };
+    eventually(Duration::from_secs(10), "the slow request is in", || {
+        p1.admin("/clusters").1.contains("::rq_active::1")
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &p1.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    eventually(Duration::from_secs(5), "draining", || {
+        p1.admin("/healthz/ready").0 == 503
+    });
+    // Peers can't come in any more...
+    assert_eq!(
+        get(&inbound, None, &[host]).0,
+        0,
+        "inbound stopped accepting"
+    );
+    // ...but the app, finishing its request, can still call out through
+    // its sidecar (Istio drains inbound only): reviews v1 refuses, so
+    // it is v2 that answers.
+    let (status, body) = get(REVIEWS, Some(p1.outbound), &[]);
+    assert_eq!(status, 200, "an outbound call while draining: {body}");
+    assert!(body.starts_with("reviews v2"), "{body}");
+    let (status, body) = slow.join().expect("slow request");
+    assert_eq!(status, 200, "the request in flight: {body}");
+    assert!(body.starts_with("reviews v1"), "{body}");
+    let status = p1.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
+
 /// What `nc.openbsd -N -X connect -x 127.0.0.1:PROXY HOST PORT` printed
 /// for `input` on its stdin (it exits once the far side closes).
 fn nc_through_proxy(proxy: u16, host: &str, port: u16, input: &[u8]) -> String {
