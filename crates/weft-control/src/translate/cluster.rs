@@ -28,12 +28,15 @@ use weft_xds::pb::envoy::extensions::upstreams::http::v3::{
 use weft_xds::pb::envoy::r#type::v3::Percent;
 
 use super::envoy::{ads, duration, istio_config_metadata, pipe, socket_address, u32_value};
-use super::names::{inbound_cluster, outbound_cluster};
+use super::names::outbound_cluster;
 use super::policy::{destination_rule_for, effective_policy};
-use super::{Inputs, Interception, Proxy, ProxyKind};
+use super::{Inputs, Proxy, ProxyKind};
 use super::{locality, tls};
 
+pub use inbound::inbound_clusters;
 pub use weft_xds::names::HTTP_PROTOCOL_OPTIONS;
+
+mod inbound;
 
 /// Connect timeout when neither the DestinationRule nor the mesh sets one
 /// (Istio's default).
@@ -77,7 +80,11 @@ pub fn outbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
             }
             c
         };
-        for port in &service.ports {
+        for port in service
+            .ports
+            .iter()
+            .filter(|p| proxy.sees_port(service, p.number))
+        {
             let policy = rule
                 .map(|dr| effective_policy(dr, None, port.number))
                 .unwrap_or_default();
@@ -98,62 +105,29 @@ pub fn outbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
     super::names::sort_dedup_by_name(out, |c| &c.name)
 }
 
-/// The clusters to the proxy's own application, `inbound|<port>||`: one
-/// static endpoint, where the app serves that port (see
-/// [`super::instance`]); plus, for captured sidecars,
-/// [`INBOUND_PASSTHROUGH`]. Unsorted. They read only the proxy's kind,
-/// workload instance and interception, and the mesh's connect timeout.
-pub fn inbound_clusters(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Cluster> {
-    let Some(instance) = proxy
-        .instance
-        .as_ref()
-        .filter(|_| proxy.kind == ProxyKind::Sidecar)
-    else {
-        return Vec::new();
+/// Whether `proxy` is sent the cluster `outbound|<port>|<subset>|<host>`:
+/// a service `host` it sees on `port` whose endpoints Weft can address,
+/// and, for a subset, a DestinationRule (as the proxy sees it) defining
+/// it. What [`outbound_clusters`] makes, without making it.
+pub fn is_sent(inputs: Inputs<'_>, proxy: &Proxy, host: &str, port: u32, subset: &str) -> bool {
+    let Ok(port) = u16::try_from(port) else {
+        return false;
     };
-    let mut out: Vec<Cluster> = instance
-        .ports
-        .iter()
-        .filter_map(|p| {
-            let address = app_address(&p.app)?;
-            let name = inbound_cluster(p.port);
-            let mut c = Cluster {
-                name: name.clone(),
-                connect_timeout: Some(duration(
-                    inputs
-                        .config
-                        .mesh
-                        .connect_timeout
-                        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
-                        .get(),
-                )),
-                cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-                    cluster::DiscoveryType::Static as i32,
-                )),
-                load_assignment: Some(ClusterLoadAssignment {
-                    cluster_name: name,
-                    endpoints: vec![LocalityLbEndpoints {
-                        lb_endpoints: vec![dns_endpoint(address, 1)],
-                        ..LocalityLbEndpoints::default()
-                    }],
-                    ..ClusterLoadAssignment::default()
-                }),
-                ..Cluster::default()
-            };
-            if let Some(options) = sidecar_protocol_options(p.protocol, &TrafficPolicy::default()) {
-                c.typed_extension_protocol_options
-                    .insert(HTTP_PROTOCOL_OPTIONS.to_string(), weft_xds::pack(&options));
-            }
-            Some(c)
-        })
-        .collect();
-    if proxy.interception != Interception::None {
-        out.push(Cluster {
-            name: INBOUND_PASSTHROUGH.to_string(),
-            ..passthrough()
-        });
-    }
-    out
+    let Some(declared) = inputs
+        .registry
+        .services
+        .get(&weft_registry::Hostname::new(host))
+    else {
+        return false;
+    };
+    declared.iter().any(|service| {
+        service.port(port).is_some()
+            && service.resolution != Resolution::DynamicDns
+            && proxy.sees_port(service, port)
+            && (subset.is_empty()
+                || destination_rule_for(inputs, proxy, service)
+                    .is_some_and(|(_, dr)| dr.subsets.iter().any(|s| s.name == subset)))
+    })
 }
 
 /// An application address: `unix://path`, `host:port` or `[v6]:port`.

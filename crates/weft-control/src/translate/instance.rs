@@ -10,11 +10,13 @@
 //!
 //! Where the application itself listens, per inbound port: the Sidecar
 //! ingress listener's `defaultEndpoint`, else the proxy's `APP_ADDRESS`,
-//! else `127.0.0.1:<port>` (Istio's default).
+//! else `127.0.0.1:<port>` (Istio's default). Its connection pool: the
+//! ingress listener's `connectionPool`, else the Sidecar's
+//! `inboundConnectionPool` (Istio's `InboundConnectionPoolForPort`).
 
 use std::collections::BTreeMap;
 
-use weft_config::networking::{Protocol, WorkloadEntry};
+use weft_config::networking::{ConnectionPoolSettings, Protocol, WorkloadEntry};
 use weft_config::{Kind, Resource, ResourceKey};
 
 use super::scope::sidecar_for;
@@ -51,6 +53,9 @@ pub struct InboundPort {
     /// Where the listener binds, from a Sidecar ingress `bind` (else the
     /// workload's address).
     pub bind: Option<String>,
+    /// The Sidecar's connection pool for the port (its `inbound|<port>||`
+    /// cluster's limits), if it sets one.
+    pub pool: Option<ConnectionPoolSettings>,
 }
 
 /// Finds the workload `proxy` serves, if the config has it.
@@ -89,7 +94,9 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
         labels: labels.clone(),
         ..proxy.clone()
     };
-    let ports = match sidecar_for(inputs, &labelled).map(|(_, s)| s) {
+    let sidecar = sidecar_for(inputs, &labelled).map(|(_, s)| s);
+    let default_pool = sidecar.and_then(|s| s.inbound_connection_pool.as_ref());
+    let ports = match sidecar {
         Some(sidecar) if !sidecar.ingress.is_empty() => sidecar
             .ingress
             .iter()
@@ -111,6 +118,7 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
                     protocol,
                     app,
                     bind: (!l.bind.is_empty()).then(|| l.bind.clone()),
+                    pool: l.connection_pool.as_ref().or(default_pool).cloned(),
                 })
             })
             .collect(),
@@ -121,6 +129,7 @@ pub fn find(inputs: Inputs<'_>, proxy: &Proxy) -> Option<Instance> {
                 protocol,
                 app: app_address(proxy, port),
                 bind: None,
+                pool: default_pool.cloned(),
             })
             .collect(),
     };
@@ -181,6 +190,7 @@ mod tests {
                 protocol: Protocol::Http,
                 app: "127.0.0.1:19080".into(),
                 bind: None,
+                pool: None,
             }]
         );
     }
@@ -262,6 +272,7 @@ spec:
                 protocol: Protocol::Grpc,
                 app: "127.0.0.1:9001".into(),
                 bind: None,
+                pool: None,
             }]
         );
         // Without the Sidecar: the service ports, at their target ports.

@@ -103,10 +103,10 @@ fn grpc_listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
     inputs
         .registry
         .all_services()
-        .filter(|s| proxy.sees(s))
         .flat_map(|s| {
             s.ports
                 .iter()
+                .filter(|p| proxy.sees_port(s, p.number))
                 .map(move |p| grpc_listener_name(s.hostname.as_str(), p.number))
         })
         .map(|name| api_listener(&name))

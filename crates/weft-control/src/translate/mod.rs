@@ -112,7 +112,8 @@ pub fn translate_routing(inputs: Inputs<'_>, proxy: &Proxy) -> Resources {
 /// The part of a resolved sidecar's resources that only its own workload
 /// has: the `inbound|<port>||` clusters (and `InboundPassthroughCluster`)
 /// and the inbound listeners. Reads only the proxy's kind, workload
-/// instance (address, inbound ports and where the app serves them) and
+/// instance (address, inbound ports, where the app serves them and their
+/// Sidecar connection pools) and
 /// interception, and the mesh's connect timeout (see
 /// [`crate::cache::OwnKey`]). Empty for gateways, gRPC clients and
 /// sidecars without a known workload. Each list sorted by name.

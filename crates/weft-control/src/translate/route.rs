@@ -6,7 +6,9 @@
 //! an HTTP port of that number (`reviews.bookinfo.svc.cluster.local:9080`),
 //! answering to every name a client may use for it, and a catch-all
 //! virtual host for unknown hosts (`allow_any` or `block_all`, after the
-//! mesh's outbound traffic policy). A service's routes come from the
+//! outbound traffic policy of the proxy's Sidecar, else the mesh's). A
+//! Sidecar egress listener with a `port` decides that port's virtual
+//! hosts: only the services it imports (see [`super::scope`]). A service's routes come from the
 //! VirtualService bound to the mesh for its host ([`matches`] turns its
 //! conditions into Envoy matches, [`actions`] its actions into Envoy
 //! actions); without one, a single default route sends everything to
@@ -16,7 +18,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use weft_config::host;
-use weft_config::mesh::OutboundTrafficMode;
 use weft_config::networking::VirtualService;
 use weft_config::{Kind, Resource};
 use weft_registry::{Hostname, Service};
@@ -29,6 +30,7 @@ use weft_xds::pb::envoy::config::route::v3::{
 };
 use weft_xds::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use super::scope::CatchAll;
 use super::{Inputs, Proxy, ProxyKind, names};
 
 mod actions;
@@ -65,13 +67,17 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
         ProxyKind::Grpc => return grpc_route_configurations(inputs, proxy),
         ProxyKind::Gateway => return gateway::route_configurations(inputs, proxy),
     }
-    let services: Vec<&Service> = visible_services(inputs, &proxy.namespace)
-        .into_iter()
-        .filter(|s| proxy.sees(s))
-        .collect();
+    let services: Vec<&Service> = visible_services(inputs, &proxy.namespace);
     let mut by_port: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     for svc in &services {
-        for port in svc.ports.iter().filter(|p| carries_http(p.protocol)) {
+        // The ports whose listener the Sidecar gives this service, with
+        // HTTP on them (an egress listener's protocol over the port's).
+        let http_ports = svc.ports.iter().filter(|p| {
+            proxy
+                .placement(svc, p.number)
+                .is_some_and(|at| carries_http(at.protocol.unwrap_or(p.protocol)))
+        });
+        for port in http_ports {
             let list = by_port.entry(port.number).or_default();
             // `services` are by host name: a repeat can only be the last
             // one (two ports of a service with one number).
@@ -109,8 +115,8 @@ fn grpc_route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConf
     let virtual_services = mesh_virtual_services(inputs, proxy);
     let configs: Vec<RouteConfiguration> = visible_services(inputs, &proxy.namespace)
         .into_iter()
-        .filter(|s| proxy.sees(s))
         .flat_map(|svc| svc.ports.iter().map(move |p| (svc, p.number)))
+        .filter(|(svc, port)| proxy.sees_port(svc, *port))
         .map(|(svc, port)| {
             let cx = Cx {
                 inputs,
@@ -170,7 +176,7 @@ fn route_configuration(
         .filter(|vh| !vh.domains.is_empty())
         .collect();
     let mut virtual_hosts = names::sort_by_name(virtual_hosts, |vh| &vh.name);
-    virtual_hosts.push(catch_all_virtual_host(cx.inputs));
+    virtual_hosts.push(catch_all_virtual_host(cx.inputs, cx.proxy));
     RouteConfiguration {
         name: cx.port.to_string(),
         virtual_hosts,
@@ -298,26 +304,22 @@ fn catch_all_match() -> RouteMatch {
     }
 }
 
-/// The virtual host for hosts no service claims: passed through to their
-/// original destination when the mesh allows any outbound traffic (Istio's
+/// The virtual host for hosts no service claims, after the proxy's
+/// outbound traffic policy ([`super::scope::catch_all`]: its Sidecar's,
+/// else the mesh's): passed on — to their original destination, or the
+/// Sidecar's egress proxy — when it allows any outbound traffic (Istio's
 /// default), answered with 502 when it allows only the registry.
-fn catch_all_virtual_host(inputs: Inputs<'_>) -> VirtualHost {
-    let mode = inputs
-        .config
-        .mesh
-        .outbound_traffic_policy
-        .as_ref()
-        .map_or(OutboundTrafficMode::AllowAny, |p| p.mode);
-    let (name, action) = match mode {
-        OutboundTrafficMode::AllowAny => (
+fn catch_all_virtual_host(inputs: Inputs<'_>, proxy: &Proxy) -> VirtualHost {
+    let (name, action) = match super::scope::catch_all(inputs, proxy) {
+        CatchAll::Passthrough(cluster) => (
             "allow_any",
             Action::Route(RouteAction {
-                cluster_specifier: Some(ClusterSpecifier::Cluster(PASSTHROUGH_CLUSTER.to_string())),
+                cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
                 timeout: Some(policies::duration(std::time::Duration::ZERO)),
                 ..Default::default()
             }),
         ),
-        OutboundTrafficMode::RegistryOnly => (
+        CatchAll::Blackhole => (
             "block_all",
             Action::DirectResponse(DirectResponseAction {
                 status: 502,

@@ -93,7 +93,7 @@ pub enum ProxyProtocolVersion {
 }
 
 /// `ConnectionPoolSettings`: limits per upstream host.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConnectionPoolSettings {
     /// TCP (and HTTP/1) connection settings.
@@ -103,7 +103,7 @@ pub struct ConnectionPoolSettings {
 }
 
 /// `ConnectionPoolSettings.TCPSettings`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TcpSettings {
     /// Maximum connections to a host (default 2^32-1).
@@ -119,7 +119,7 @@ pub struct TcpSettings {
 }
 
 /// `TCPSettings.TcpKeepalive`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TcpKeepalive {
     /// Unanswered probes before the connection is dead (default: the OS's).
@@ -131,7 +131,7 @@ pub struct TcpKeepalive {
 }
 
 /// `ConnectionPoolSettings.HTTPSettings`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HttpSettings {
     /// Maximum requests queued for a connection (default 2^32-1).
@@ -155,7 +155,7 @@ pub struct HttpSettings {
 }
 
 /// HTTP/2 keepalive (PING) settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Http2KeepAlive {
     /// Time between PINGs.

@@ -139,6 +139,21 @@ fn resolution_is_reused_unless_something_it_reads_changed() {
             true,
         ),
         (
+            ("a Sidecar's inbound connection pool", "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s, namespace: shop}\nspec: {inboundConnectionPool: {tcp: {maxConnections: 3}}}\n".into(), vec![], None),
+            workload("api-1"),
+            true,
+        ),
+        (
+            ("a Sidecar's outbound traffic policy", "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s, namespace: shop}\nspec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}\n".into(), vec![], None),
+            workload("api-1"),
+            true,
+        ),
+        (
+            ("a Sidecar egress listener with a port", "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s, namespace: shop}\nspec: {egress: [{port: {number: 80, protocol: HTTP, name: http}, hosts: [\"./*\"]}]}\n".into(), vec![], None),
+            workload("api-1"),
+            true,
+        ),
+        (
             ("a Sidecar of the root namespace", SIDECAR.replace("NS", "istio-system"), vec![], None),
             workload("api-1"),
             true,

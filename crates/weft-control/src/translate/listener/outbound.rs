@@ -5,7 +5,8 @@
 //! - HTTP ports (and sniffed ones): an HTTP connection manager on route
 //!   configuration `"<port>"`; on a sniffed port only for traffic the HTTP
 //!   inspector recognises, the rest to the TCP service of the port if there
-//!   is exactly one (else passed through).
+//!   is exactly one (else where unknown traffic goes, see
+//!   [`catch_all`]).
 //! - TLS services (TLS, HTTPS): a TCP proxy chain per service matched by
 //!   SNI (its host name).
 //! - TCP services: a TCP proxy chain; when several share the port, one per
@@ -17,15 +18,22 @@
 //! `<address>_<port>` listener instead. Where a TCP service's port is also
 //! an HTTP port of another service, HTTP wins, as in Istio.
 //!
-//! None of these bind: captured sidecars find them by original destination
-//! from `virtualOutbound` (0.0.0.0:15001, bound, everything else to
-//! `PassthroughCluster` or, under `REGISTRY_ONLY`, `BlackHoleCluster`);
-//! explicit-mode proxies by the target of each proxy request.
+//! The proxy's Sidecar decides which services each port gets and how
+//! ([`crate::translate::scope`]): a port an egress listener with that
+//! `port` owns gets only the services it imports, proxied with the
+//! listener's protocol; an egress listener's `bind` puts its listeners on
+//! `<bind>_<port>` (no per-address listeners then).
+//!
+//! They don't bind (unless a Sidecar says so, see
+//! [`crate::translate::scope::Placement`]): captured sidecars find them by
+//! original destination from `virtualOutbound` (0.0.0.0:15001, bound,
+//! everything else to `PassthroughCluster`, the Sidecar's egress proxy or,
+//! under `REGISTRY_ONLY`, `BlackHoleCluster`); explicit-mode proxies by
+//! the target of each proxy request.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use weft_config::mesh::OutboundTrafficMode;
 use weft_config::networking::Protocol;
 use weft_registry::Service;
 use weft_xds::pb::envoy::config::core::v3::TrafficDirection;
@@ -36,9 +44,9 @@ use super::{
     TcpSettings, chain, http_connection_manager, listener, listener_name, rds, tcp_proxy,
     tcp_proxy_with,
 };
-use crate::translate::cluster::{BLACKHOLE, PASSTHROUGH};
 use crate::translate::envoy::socket_address;
 use crate::translate::route::{TcpTarget, tcp_target};
+use crate::translate::scope::{CatchAll, Placement, catch_all};
 use crate::translate::{Inputs, Interception, Proxy};
 
 /// The captured sidecar's outbound entry point.
@@ -50,36 +58,46 @@ pub const VIRTUAL_OUTBOUND_PORT: u16 = 15001;
 pub fn listeners(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<Listener> {
     let mut by_port: BTreeMap<u16, PortServices<'_>> = BTreeMap::new();
     let mut out = Vec::new();
-    for svc in inputs.registry.all_services().filter(|s| proxy.sees(s)) {
+    for svc in inputs.registry.all_services() {
         for port in &svc.ports {
+            let Some(placement) = proxy.placement(svc, port.number) else {
+                continue;
+            };
             let entry = by_port.entry(port.number).or_default();
-            match port.protocol {
+            match placement.protocol.unwrap_or(port.protocol) {
                 p if p.is_http() => entry.http = true,
                 Protocol::Unsupported => entry.sniffed.push(svc),
                 Protocol::Udp => {}
-                p => match vip(svc) {
+                p => match vip(svc).filter(|_| placement.bind.is_none()) {
                     Some(ip) => out.push(vip_listener(inputs, proxy, svc, ip, port.number, p)),
                     None if p.is_tls() => entry.tls.push(svc),
                     None => entry.tcp.push(svc),
                 },
             }
+            entry.placement = Some(placement);
         }
     }
+    let catch_all = catch_all(inputs, proxy);
     for (port, services) in by_port {
-        let chains = services.chains(inputs, proxy, port);
+        let address = services.address();
+        if address.parse::<IpAddr>().is_err() {
+            tracing::debug!(target: "weft::xds", port, bind = address, "egress listener bind is not an IP; no listener");
+            continue;
+        }
+        let chains = services.chains(inputs, proxy, port, &catch_all);
         if !chains.is_empty() {
             out.push(listener(
-                listener_name("0.0.0.0", port),
-                "0.0.0.0",
+                listener_name(address, port),
+                address,
                 port,
                 TrafficDirection::Outbound,
-                false,
+                services.bind_to_port(),
                 chains,
             ));
         }
     }
     if proxy.interception != Interception::None {
-        out.push(virtual_outbound(inputs));
+        out.push(virtual_outbound(&catch_all));
     }
     out
 }
@@ -91,10 +109,32 @@ struct PortServices<'a> {
     sniffed: Vec<&'a Service>,
     tls: Vec<&'a Service>,
     tcp: Vec<&'a Service>,
+    /// Where the port's listener goes (one egress listener owns a port:
+    /// the same for every service on it).
+    placement: Option<Placement>,
 }
 
 impl PortServices<'_> {
-    fn chains(&self, inputs: Inputs<'_>, proxy: &Proxy, port: u16) -> Vec<FilterChain> {
+    /// The listener's address: the egress listener's `bind`, else `0.0.0.0`.
+    fn address(&self) -> &str {
+        self.placement
+            .as_ref()
+            .and_then(|p| p.bind.as_deref())
+            .unwrap_or("0.0.0.0")
+    }
+
+    fn bind_to_port(&self) -> bool {
+        self.placement.as_ref().is_some_and(|p| p.bind_to_port)
+    }
+
+    fn chains(
+        &self,
+        inputs: Inputs<'_>,
+        proxy: &Proxy,
+        port: u16,
+        catch_all: &CatchAll,
+    ) -> Vec<FilterChain> {
+        let address = self.address();
         let stat = |host: &str| format!("outbound|{port}||{host}");
         let mut chains = Vec::new();
         for svc in sorted(&self.tls) {
@@ -114,14 +154,14 @@ impl PortServices<'_> {
             let hcm = http_connection_manager(
                 inputs,
                 super::headers::Class::SidecarOutbound,
-                format!("outbound_0.0.0.0_{port}"),
+                format!("outbound_{address}_{port}"),
                 rds(&port.to_string()),
             );
             let matches = (!self.sniffed.is_empty()).then(|| FilterChainMatch {
                 application_protocols: super::SNIFFED_HTTP.map(str::to_string).to_vec(),
                 ..FilterChainMatch::default()
             });
-            chains.push(chain(listener_name("0.0.0.0", port), matches, hcm));
+            chains.push(chain(listener_name(address, port), matches, hcm));
             if let [only] = self.sniffed.as_slice()
                 && !self.http
             {
@@ -132,13 +172,12 @@ impl PortServices<'_> {
                     service_tcp_proxy(inputs, proxy, only, port, stat(host)),
                 ));
             } else if !self.sniffed.is_empty() {
+                // Istio's fallthrough chain: where unknown traffic goes.
+                let cluster = catch_all.cluster().to_string();
                 chains.push(chain(
-                    PASSTHROUGH.to_string(),
+                    cluster.clone(),
                     None,
-                    tcp_proxy(
-                        PASSTHROUGH.to_string(),
-                        TcpTarget::Cluster(PASSTHROUGH.to_string()),
-                    ),
+                    tcp_proxy(cluster.clone(), TcpTarget::Cluster(cluster)),
                 ));
             }
             if !self.tcp.is_empty() {
@@ -240,19 +279,11 @@ fn vip_listener(
 }
 
 /// 0.0.0.0:15001, bound, handing each connection to the listener of its
-/// original destination; what none claims goes to `PassthroughCluster`
-/// (`ALLOW_ANY`) or `BlackHoleCluster` (`REGISTRY_ONLY`).
-fn virtual_outbound(inputs: Inputs<'_>) -> Listener {
-    let mode = inputs
-        .config
-        .mesh
-        .outbound_traffic_policy
-        .as_ref()
-        .map_or(OutboundTrafficMode::AllowAny, |p| p.mode);
-    let cluster = match mode {
-        OutboundTrafficMode::AllowAny => PASSTHROUGH,
-        OutboundTrafficMode::RegistryOnly => BLACKHOLE,
-    };
+/// original destination; what none claims goes where [`catch_all`] says:
+/// `PassthroughCluster` or the Sidecar's egress proxy (`ALLOW_ANY`),
+/// `BlackHoleCluster` (`REGISTRY_ONLY`).
+fn virtual_outbound(catch_all: &CatchAll) -> Listener {
+    let cluster = catch_all.cluster();
     let default = chain(
         cluster.to_string(),
         None,
