@@ -397,6 +397,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 inbound,
                 applied_rx,
                 drain.clone(),
+                outbound_drain.clone(),
             )));
         }
         None => {
@@ -417,6 +418,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 inbound,
                 applied_rx,
                 drain.clone(),
+                outbound_drain.clone(),
             )));
         }
     }

@@ -302,6 +302,11 @@ impl CatchAll {
 /// selecting its labels, else its namespace's one without selector, else
 /// the root namespace's one without selector.
 pub fn sidecar_for<'a>(inputs: Inputs<'a>, proxy: &Proxy) -> Option<(&'a Resource, &'a Sidecar)> {
+    // Sidecar resources shape sidecars (and proxyless clients), never
+    // gateways: Istio gives a gateway its default scope.
+    if proxy.kind == crate::translate::proxy::ProxyKind::Gateway {
+        return None;
+    }
     let root = root_namespace(inputs);
     let sidecars: Vec<(&Resource, &Sidecar)> = inputs
         .config

@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::{ConnectionInfo, Listener, NetworkFilter, Routes};
+use super::{ConnectionInfo, Direction, Listener, NetworkFilter, Routes};
 use crate::cluster::Discovery;
 use crate::drain::Drain;
 use crate::errors::ProxyError;
@@ -54,24 +54,32 @@ pub struct Bound {
 }
 
 /// Keeps the bound listeners in step with the config until draining starts.
-pub async fn manage(bound: Arc<Bound>, mut applied: watch::Receiver<u64>, drain: Drain) {
+/// A bound listener of the outbound direction (a Sidecar egress listener
+/// with a `bind`: the app dials it) drains with `outbound`, the others
+/// with `drain`.
+pub async fn manage(
+    bound: Arc<Bound>,
+    mut applied: watch::Receiver<u64>,
+    drain: Drain,
+    outbound: Drain,
+) {
     let mut running: HashMap<String, (SocketAddr, watch::Sender<bool>)> = HashMap::new();
     loop {
         let snapshot = bound.config.load_full();
-        let wanted: HashMap<String, SocketAddr> = snapshot
+        let wanted: HashMap<String, (SocketAddr, Direction)> = snapshot
             .bound_listeners()
             .filter(|l| !bound.skip.contains(&l.name))
-            .filter_map(|l| Some((l.name.clone(), l.address?)))
+            .filter_map(|l| Some((l.name.clone(), (l.address?, l.direction))))
             .collect();
         running.retain(|name, (addr, stop)| {
-            let keep = wanted.get(name) == Some(addr);
+            let keep = wanted.get(name).map(|(a, _)| a) == Some(addr);
             if !keep {
                 tracing::info!(target: "weft::proxy", listener = %name, "listener removed: no new connections");
                 let _ = stop.send(true);
             }
             keep
         });
-        for (name, addr) in wanted {
+        for (name, (addr, direction)) in wanted {
             if running.contains_key(&name) {
                 continue;
             }
@@ -79,13 +87,11 @@ pub async fn manage(bound: Arc<Bound>, mut applied: watch::Receiver<u64>, drain:
                 Ok(l) => {
                     tracing::info!(target: "weft::proxy", listener = %name, %addr, "listening");
                     let (stop, stopped) = watch::channel(false);
-                    tokio::spawn(accept(
-                        l,
-                        name.clone(),
-                        bound.clone(),
-                        stopped,
-                        drain.clone(),
-                    ));
+                    let drain = match direction {
+                        Direction::Outbound => outbound.clone(),
+                        Direction::Inbound | Direction::Unspecified => drain.clone(),
+                    };
+                    tokio::spawn(accept(l, name.clone(), bound.clone(), stopped, drain));
                     running.insert(name, (addr, stop));
                 }
                 Err(e) => {

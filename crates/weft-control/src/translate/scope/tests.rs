@@ -68,6 +68,32 @@ fn a_workload_sidecar_beats_the_namespace_one_and_the_root_one_applies_last() {
 }
 
 #[test]
+fn a_sidecar_does_not_scope_a_gateway_of_its_namespace() {
+    let sidecar = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec: {egress: [{hosts: [\"./*\"]}]}\n";
+    let mesh = TestMesh::new(&format!("{SERVICES}---\n{sidecar}"));
+    let gateway = Proxy {
+        kind: crate::translate::proxy::ProxyKind::Gateway,
+        ..Proxy::sidecar(
+            "router~10.0.0.9~gw.shop~shop.svc.cluster.local",
+            "shop",
+            &[],
+        )
+    };
+    assert!(sidecar_for(mesh.inputs(), &gateway).is_none());
+    let r = translate(mesh.inputs(), &gateway);
+    let hosts: std::collections::BTreeSet<&str> = r
+        .clusters
+        .iter()
+        .filter_map(|c| c.name.rsplit('|').next())
+        .filter(|h| h.ends_with(".svc.cluster.local"))
+        .collect();
+    assert_eq!(hosts.len(), 3, "{hosts:?}");
+    // The namespace's sidecars are scoped by it.
+    let sidecar = Proxy::sidecar("p", "shop", &[]);
+    assert!(sidecar_for(mesh.inputs(), &sidecar).is_some());
+}
+
+#[test]
 fn without_a_sidecar_everything_visible_is_sent() {
     assert_eq!(hosts_sent("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: d, namespace: elsewhere}\nspec: {egress: [{hosts: [\"./*\"]}]}\n", &[]).len(), 3);
 }
