@@ -1,8 +1,9 @@
 //! A gateway's routes: per HTTP port, route configuration `http.<port>`
 //! with a virtual host per host a VirtualService bound to one of the
 //! port's Gateways claims and one of its servers admits (the more specific
-//! of the two names), routed by the VirtualService's HTTP rules whose
-//! matches name that Gateway (or none). Hosts nothing claims get no
+//! of the two names), routed by the HTTP rules whose matches name that
+//! Gateway (or none) of every VirtualService claiming the host, in
+//! VirtualService order, catch-alls last. Hosts nothing claims get no
 //! virtual host: Envoy answers 404, as Istio's gateways do.
 //!
 //! As current Istio's `buildGatewayHTTPRouteConfig`: a virtual host is
