@@ -197,3 +197,6 @@ async fn publish_generations(
         publish.send_replace(Arc::new(next));
     }
 }
+
+#[cfg(test)]
+mod tests;

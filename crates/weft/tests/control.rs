@@ -738,3 +738,206 @@ fn proxy_config_without_a_control_plane_says_so() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// Two documents for `configz_shows_the_problems_in_the_files`: a valid
+/// ServiceEntry, then a VirtualService whose flow list is never closed
+/// (a YAML syntax error on line 14).
+const SYNTAX_BROKEN: &str = "\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: extra, namespace: shop}
+spec:
+  hosts: [extra.example.com]
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: broken, namespace: shop}
+spec:
+  hosts: [reviews
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+";
+
+/// A VirtualService for ratings with the weight on line 10 set to `weight`.
+fn ratings_vs(weight: i32) -> String {
+    format!(
+        "# ratings, one destination\n\
+         apiVersion: networking.istio.io/v1\n\
+         kind: VirtualService\n\
+         metadata: {{name: ratings, namespace: shop}}\n\
+         spec:\n  \
+         hosts: [productpage]\n  \
+         http:\n  \
+         - route:\n    \
+         - destination: {{host: productpage}}\n      \
+         weight: {weight}\n"
+    )
+}
+
+/// `/debug/configz`, as JSON.
+fn configz(debug_port: u16) -> serde_json::Value {
+    serde_json::from_str(&curl(debug_port, "/debug/configz")).expect("configz json")
+}
+
+/// Polls `/debug/configz` until `done` holds (5 s at most).
+fn configz_until(
+    debug_port: u16,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = configz(debug_port);
+        if done(&c) {
+            return c;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {c:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The resource `kind namespace/name` of a configz answer, if listed.
+fn listed<'a>(c: &'a serde_json::Value, kind: &str, name: &str) -> Option<&'a serde_json::Value> {
+    c["resources"]
+        .as_array()?
+        .iter()
+        .find(|r| r["kind"] == kind && r["namespace"] == "shop" && r["name"] == name)
+}
+
+/// The diagnostics of a configz answer with this code, as
+/// `(file name, line, field path, resource name)`.
+fn problems(c: &serde_json::Value, code: &str) -> Vec<(String, u64, String, String)> {
+    c["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["code"] == code)
+        .map(|d| {
+            let file = d["file"].as_str().unwrap_or_default();
+            let name = Path::new(file)
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            (
+                name,
+                d["line"].as_u64().unwrap_or_default(),
+                d["path"].as_str().unwrap_or_default().to_string(),
+                d["resource"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn errors(c: &serde_json::Value) -> usize {
+    c["diagnostics"]
+        .as_array()
+        .map_or(0, |d| d.iter().filter(|d| d["severity"] == "Error").count())
+}
+
+/// `/debug/configz` over files with a YAML syntax error and an invalid
+/// resource: both are reported with file, line and (for the invalid
+/// field) its path, everything else is listed; fixing the files clears
+/// the errors and lists the fixed resources; breaking them again keeps
+/// their last good versions, shown as stale.
+#[test]
+fn configz_shows_the_problems_in_the_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("shop.yaml"), SHOP).expect("write");
+    let syntax = dir.path().join("syntax.yaml");
+    let invalid = dir.path().join("invalid.yaml");
+    std::fs::write(&syntax, SYNTAX_BROKEN).expect("write");
+    std::fs::write(&invalid, ratings_vs(-5)).expect("write");
+    let (_control, _xds, debug_port) = start(dir.path());
+
+    let c = configz(debug_port);
+    assert_eq!(
+        problems(&c, "WEFT0002"),
+        [("syntax.yaml".into(), 14, String::new(), String::new())],
+        "{c:#}"
+    );
+    assert_eq!(
+        problems(&c, "WEFT0020"),
+        [(
+            "invalid.yaml".into(),
+            10,
+            "spec.http[0].route[0].weight".into(),
+            "ratings".into()
+        )],
+        "{c:#}"
+    );
+    assert_eq!(errors(&c), 2, "{c:#}");
+    // The rest is in force: all of shop.yaml, with where each resource is,
+    // and the good document before the broken one.
+    let resources = c["resources"].as_array().expect("resources");
+    assert_eq!(resources.len(), 9, "{c:#}");
+    let reviews = listed(&c, "DestinationRule", "reviews").expect("reviews rule");
+    assert!(
+        reviews["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("shop.yaml")),
+        "{reviews}"
+    );
+    assert_eq!(reviews["line"], 46, "{reviews}");
+    let extra = listed(&c, "ServiceEntry", "extra").expect("extra");
+    assert_eq!(
+        (&extra["line"], &extra["stale"]),
+        (&1.into(), &false.into())
+    );
+    assert!(listed(&c, "VirtualService", "broken").is_none(), "{c:#}");
+    assert!(listed(&c, "VirtualService", "ratings").is_none(), "{c:#}");
+    assert!(resources.iter().all(|r| r["stale"] == false), "{c:#}");
+
+    // Fixed: the errors go, the resources come.
+    let fixed = SYNTAX_BROKEN.replace("[reviews\n", "[reviews]\n");
+    std::fs::write(&syntax, &fixed).expect("write");
+    std::fs::write(&invalid, ratings_vs(100)).expect("write");
+    let version = c["version"].as_u64().expect("version");
+    let c = configz_until(debug_port, "errors not cleared", |c| {
+        errors(c) == 0 && c["resources"].as_array().map(Vec::len) == Some(11)
+    });
+    assert!(c["version"].as_u64() > Some(version), "{c:#}");
+    assert!(
+        c["diagnostics"].as_array().is_some_and(Vec::is_empty),
+        "{c:#}"
+    );
+    let broken = listed(&c, "VirtualService", "broken").expect("broken VS, fixed");
+    assert_eq!(
+        (&broken["line"], &broken["stale"]),
+        (&9.into(), &false.into())
+    );
+    let ratings = listed(&c, "VirtualService", "ratings").expect("ratings VS, fixed");
+    assert_eq!(ratings["line"], 2, "{ratings}");
+
+    // Broken again: the last good versions stay, marked stale, and say why.
+    std::fs::write(&syntax, SYNTAX_BROKEN).expect("write");
+    std::fs::write(&invalid, ratings_vs(-5)).expect("write");
+    let c = configz_until(debug_port, "errors not shown again", |c| errors(c) == 2);
+    assert_eq!(c["resources"].as_array().map(Vec::len), Some(11), "{c:#}");
+    for name in ["broken", "ratings"] {
+        let r = listed(&c, "VirtualService", name).expect("kept");
+        assert_eq!(r["stale"], true, "{name}: {c:#}");
+    }
+    // The document before the broken one still reads: current, not stale.
+    let extra = listed(&c, "ServiceEntry", "extra").expect("extra");
+    assert_eq!(extra["stale"], false, "{c:#}");
+    let mut kept: Vec<(String, String)> = problems(&c, "WEFT0010")
+        .into_iter()
+        .map(|p| (p.0, p.3))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            ("invalid.yaml".into(), "ratings".into()),
+            ("syntax.yaml".into(), "broken".into())
+        ],
+        "{c:#}"
+    );
+    assert!(
+        listed(&c, "DestinationRule", "reviews").is_some_and(|r| r["stale"] == false),
+        "{c:#}"
+    );
+}

@@ -236,7 +236,8 @@ fn grpcio_xds_client_follows_weft_routing() {
         "traffic not all on v2 2 s after the edit: {late:?}"
     );
 
-    // Back to 80/20, then remove v1's WorkloadEntry: no traffic reaches v1.
+    // A 50/50 split (so v1 surely serves some calls before its removal),
+    // then remove v1's WorkloadEntry: no traffic reaches v1.
     std::fs::write(
         config.join("greeter.yaml"),
         mesh(v1.1, v2.1, (50, 50), true),

@@ -29,6 +29,7 @@ use crate::translate::test_inputs::TestMesh;
 mod body;
 mod consistency;
 mod delta;
+mod endpoints;
 mod services;
 mod throttle;
 mod vhds;

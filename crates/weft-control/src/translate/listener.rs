@@ -912,14 +912,7 @@ spec:
         // isn't either; the mesh-only match doesn't apply.
         assert_eq!(
             vhosts,
-            vec![(
-                "www.example.com:80",
-                vec![
-                    "www.example.com".to_string(),
-                    "www.example.com:*".to_string()
-                ],
-                1
-            )]
+            vec![("www.example.com:80", vec!["www.example.com".to_string()], 1)]
         );
         // A gateway no Gateway selects gets nothing.
         let stranger = Proxy {

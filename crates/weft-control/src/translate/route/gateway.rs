@@ -1,19 +1,26 @@
 //! A gateway's routes: per HTTP port, route configuration `http.<port>`
 //! with a virtual host per host a VirtualService bound to one of the
 //! port's Gateways claims and one of its servers admits (the more specific
-//! of the two names), routed by the VirtualService's HTTP rules whose
-//! matches name that Gateway (or none). Hosts nothing claims get no
+//! of the two names), routed by the HTTP rules whose matches name that
+//! Gateway (or none) of every VirtualService claiming the host, in
+//! VirtualService order, catch-alls last. Hosts nothing claims get no
 //! virtual host: Envoy answers 404, as Istio's gateways do.
+//!
+//! As current Istio's `buildGatewayHTTPRouteConfig`: a virtual host is
+//! named `host:port` and answers its host alone, and the configuration
+//! sets `ignore_port_in_host_matching` (a `Host` carrying a load
+//! balancer's or node port still matches) and the 1 MiB direct-response
+//! body limit sidecar routes have.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use weft_config::networking::VirtualService;
 use weft_config::{Kind, host};
-use weft_xds::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
-use weft_xds::pb::google::protobuf::BoolValue;
+use weft_xds::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use weft_xds::pb::google::protobuf::{BoolValue, UInt32Value};
 
-use super::matches::qualified_gateway;
-use super::{Cx, VsRef, http_routes};
+use super::matches::{is_catch_all, qualified_gateway};
+use super::{Cx, MAX_DIRECT_RESPONSE_BODY_BYTES, VsRef, http_routes};
 use crate::translate::gateway::{GatewayPort, http_ports, route_name};
 use crate::translate::{Inputs, Proxy};
 
@@ -48,8 +55,10 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
                 port,
                 gateways: Some(&served.gateways),
             };
-            let mut seen = BTreeSet::new();
-            let mut virtual_hosts = Vec::new();
+            // By host: VirtualServices claiming one host share its virtual
+            // host, their routes in VirtualService order (Istio merges
+            // them on gateways).
+            let mut by_host: BTreeMap<String, VirtualHost> = BTreeMap::new();
             for &(resource, vs) in &virtual_services {
                 if !bound(vs, resource.namespace(), &served) {
                     continue;
@@ -61,60 +70,45 @@ pub fn route_configurations(inputs: Inputs<'_>, proxy: &Proxy) -> Vec<RouteConfi
                 for vs_host in &vs.hosts {
                     let vs_host = host::fqdn(vs_host, resource.namespace());
                     for name in served.admitted(resource.namespace(), &vs_host) {
-                        if !seen.insert(name.clone()) {
-                            continue; // the first VirtualService keeps a host
-                        }
-                        let domains = gateway_domains(&name, port);
-                        virtual_hosts.push(VirtualHost {
-                            name: format!("{name}:{port}"),
-                            domains,
-                            routes: routes.clone(),
-                            include_request_attempt_count: true,
-                            ..Default::default()
-                        });
+                        by_host
+                            .entry(name.clone())
+                            .or_insert_with(|| VirtualHost {
+                                name: format!("{name}:{port}"),
+                                domains: vec![name],
+                                include_request_attempt_count: true,
+                                ..Default::default()
+                            })
+                            .routes
+                            .extend(routes.iter().cloned());
                     }
                 }
             }
+            let mut virtual_hosts: Vec<VirtualHost> = by_host
+                .into_values()
+                .map(|mut vh| {
+                    catch_alls_last(&mut vh.routes);
+                    vh
+                })
+                .collect();
             virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
             RouteConfiguration {
                 name: route_name(port),
                 virtual_hosts,
                 validate_clusters: Some(BoolValue { value: false }),
+                max_direct_response_body_size_bytes: Some(UInt32Value {
+                    value: MAX_DIRECT_RESPONSE_BODY_BYTES,
+                }),
+                ignore_port_in_host_matching: true,
                 ..Default::default()
             }
         })
         .collect()
 }
 
-/// A gateway virtual host's domains, as Istio's
-/// `buildGatewayVirtualHostDomains`: the host, and the host with any port
-/// (`host:*`: a gateway behind a load balancer or node port sees the
-/// client's port in `Host`). Envoy allows one wildcard per domain, so a
-/// wildcard host keeps the server's port instead; `*` alone needs neither.
-fn gateway_domains(name: &str, port: u16) -> Vec<String> {
-    if name == "*" {
-        vec![name.to_string()]
-    } else if name.starts_with('*') {
-        vec![name.to_string(), format!("{name}:{port}")]
-    } else {
-        vec![name.to_string(), format!("{name}:*")]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gateway_domains;
-
-    #[test]
-    fn domains_are_istios_gateway_domains() {
-        assert_eq!(gateway_domains("*", 80), ["*"]);
-        assert_eq!(
-            gateway_domains("bookinfo.com", 8080),
-            ["bookinfo.com", "bookinfo.com:*"]
-        );
-        assert_eq!(
-            gateway_domains("*.example.com", 8080),
-            ["*.example.com", "*.example.com:8080"]
-        );
-    }
+/// Moves the catch-all routes of a merged virtual host after the others,
+/// keeping each group's order (Istio's `SortVHostRoutes`): one
+/// VirtualService's catch-all must not hide another's routes.
+fn catch_alls_last(routes: &mut [Route]) {
+    // A stable sort: `false` (not catch-all) first.
+    routes.sort_by_key(is_catch_all);
 }

@@ -1,6 +1,7 @@
-//! The golden RDS test: the productpage sidecar's route configurations
-//! over `examples/`, as JSON, against `tests/golden/rds-productpage.json`.
-//! `WEFT_BLESS=1 cargo test -p weft-control` rewrites the file.
+//! The golden RDS tests: the route configurations of the productpage
+//! sidecar and of the ingress gateway over `examples/`, as JSON, against
+//! `tests/golden/rds-productpage.json` and `rds-ingressgateway.json`.
+//! `WEFT_BLESS=1 cargo test -p weft-control` rewrites the files.
 //!
 //! The JSON is built by hand from the fields translation emits (prost's
 //! `Debug` output is not stable), in Envoy's field names.
@@ -38,8 +39,8 @@ use weft_xds::unpack;
 
 use super::actions::{CORS_FILTER, FAULT_FILTER};
 use super::route_configurations;
-use crate::translate::Proxy;
 use crate::translate::test_inputs::{TestMesh, check_golden, duration_json};
+use crate::translate::{Proxy, ProxyKind};
 
 #[test]
 fn productpage_routes_match_the_golden_file() {
@@ -52,6 +53,28 @@ fn productpage_routes_match_the_golden_file() {
     let configs = route_configurations(mesh.inputs(), &proxy);
     let got = Value::Array(configs.iter().map(route_config_json).collect());
     check_golden("rds-productpage.json", &got);
+}
+
+/// The Bookinfo gateway (`bookinfo/gateway.yaml`): route configuration
+/// `http.8080` for its HTTP server, the bound VirtualService's routes.
+#[test]
+fn ingress_gateway_routes_match_the_golden_file() {
+    let mesh = TestMesh::examples();
+    let proxy = Proxy {
+        kind: ProxyKind::Gateway,
+        pod: "ingressgateway".into(),
+        ..Proxy::sidecar(
+            "router~127.0.0.1~ingressgateway.bookinfo~bookinfo.svc.cluster.local",
+            "bookinfo",
+            &[],
+        )
+    };
+    // Resolved as the server resolves a node: its labels (and so the
+    // Gateway selecting it) from its WorkloadEntry, found by pod name.
+    let configs = crate::translate::translate(mesh.inputs(), &proxy).routes;
+    assert_eq!(configs.len(), 1, "one HTTP server port");
+    let got = Value::Array(configs.iter().map(route_config_json).collect());
+    check_golden("rds-ingressgateway.json", &got);
 }
 
 /// A route configuration as JSON (the fields translation emits).

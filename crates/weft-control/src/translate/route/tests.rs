@@ -527,3 +527,68 @@ fn a_virtual_service_with_no_route_for_this_port_leaves_the_default() {
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0].name, DEFAULT_ROUTE_NAME);
 }
+
+/// On a gateway, the VirtualServices bound to it that claim one host
+/// share its virtual host (Istio merges them on gateways, not sidecars):
+/// their routes in VirtualService order, catch-alls last (Istio's
+/// `SortVHostRoutes`), so the second one's `/api` is reachable.
+#[test]
+fn a_gateway_merges_the_virtual_services_of_a_host() {
+    let vs = |name: &str, http: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {{name: {name}, namespace: shop}}\n\
+             spec:\n  hosts: [www.example.com]\n  gateways: [public]\n  http: {http}\n"
+        )
+    };
+    let extra = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\n\
+         metadata: {{name: public, namespace: shop}}\n\
+         spec:\n  selector: {{app: edge}}\n  \
+         servers: [{{port: {{number: 80, name: http, protocol: HTTP}}, hosts: ['*']}}]\n\
+         ---\n{}---\n{}",
+        vs("a-site", "[{route: [{destination: {host: reviews}}]}]"),
+        vs(
+            "b-api",
+            "[{match: [{uri: {prefix: /api}}], route: [{destination: {host: ratings, port: {number: 9080}}}]}]"
+        ),
+    );
+    let mut gw = Proxy::sidecar("edge-1.shop", "shop", &[("app", "edge")]);
+    gw.kind = ProxyKind::Gateway;
+    let configs = rds(&extra, &gw);
+    assert_eq!(configs.len(), 1);
+    let rc = &configs[0];
+    assert_eq!(rc.name, "http.80");
+    assert!(rc.ignore_port_in_host_matching);
+    assert_eq!(
+        rc.max_direct_response_body_size_bytes.map(|v| v.value),
+        Some(1024 * 1024)
+    );
+    let vhosts: Vec<(&str, &[String])> = rc
+        .virtual_hosts
+        .iter()
+        .map(|v| (v.name.as_str(), v.domains.as_slice()))
+        .collect();
+    assert_eq!(
+        vhosts,
+        [("www.example.com:80", &["www.example.com".to_string()][..])]
+    );
+    let routes: Vec<(Option<&PathSpecifier>, &str)> = rc.virtual_hosts[0]
+        .routes
+        .iter()
+        .map(|r| (path(r), cluster(r)))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (
+                Some(&PathSpecifier::Prefix("/api".into())),
+                "outbound|9080||ratings.shop.svc.cluster.local"
+            ),
+            (
+                Some(&PathSpecifier::Prefix("/".into())),
+                "outbound|9080||reviews.shop.svc.cluster.local"
+            ),
+        ]
+    );
+}
