@@ -806,6 +806,15 @@ fn bad_flags_are_usage_errors_with_a_reason() {
             &["--workload", "shop/a", "--xds-protocol", "incremental"][..],
             "possible values: delta, sotw",
         ),
+        (&[][..], "--workload <NAMESPACE/NAME>"),
+        (
+            &["--auto-register-group", "shop/vm"][..],
+            "expected the name of a WorkloadGroup",
+        ),
+        (
+            &["--auto-register-group", "vm", "--workload", "shop/"][..],
+            "expected NAMESPACE/NAME",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .arg("proxy")
