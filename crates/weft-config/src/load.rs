@@ -372,6 +372,7 @@ fn load_object(node: Arc<Node>, file: &Path, opts: &LoadOptions, out: &mut Loade
     let source = Source {
         file: file.to_path_buf(),
         line,
+        auto_registered_from: None,
     };
     let before = out.diagnostics.len();
     let push = |out: &mut Loaded, mut d: Diagnostic| {
@@ -647,6 +648,7 @@ fn load_mesh_configmap(node: &Node, file: &Path, out: &mut Loaded) {
     let src = Source {
         file: file.to_path_buf(),
         line: node.pos.line,
+        auto_registered_from: None,
     };
     let namespace = node
         .get("metadata")

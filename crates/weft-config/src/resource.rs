@@ -172,12 +172,17 @@ pub struct ObjectMeta {
 }
 
 /// Where a resource was read from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Source {
-    /// The file.
+    /// The file (empty for a resource no file holds).
     pub file: PathBuf,
-    /// Line of the document's first line.
+    /// Line of the document's first line (0 for a resource no file holds).
     pub line: usize,
+    /// The WorkloadGroup a WorkloadEntry was auto-registered from: set
+    /// when the control plane made the entry for a connecting proxy
+    /// rather than reading it from a file (`file` is empty then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_registered_from: Option<ResourceKey>,
 }
 
 /// Identifies a resource: kind, namespace, name.

@@ -18,7 +18,8 @@
 //! encodes each response as its head fields around slices of the shared,
 //! once-encoded resources (`held`), so a push copies no resource; `intern`
 //! shares equal subscriptions between streams, `share` the delta responses
-//! of streams in the same position.
+//! of streams in the same position; `register` auto-registers proxies
+//! that ask for it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ mod grpc;
 mod held;
 mod holding;
 mod intern;
+pub mod register;
 mod requests;
 mod services;
 mod share;
@@ -117,6 +119,9 @@ pub struct AdsServer {
     throttle: Arc<Throttle>,
     /// Delta responses shared by streams in the same position.
     shares: Arc<share::Shares>,
+    /// Where proxies asking for it are auto-registered (`None`: they are
+    /// served without, and told so in the log).
+    autoregister: Option<weft_registry::AutoRegistry>,
 }
 
 fn now() -> u64 {
@@ -137,7 +142,16 @@ impl AdsServer {
             names: Arc::default(),
             throttle: Arc::default(),
             shares: Arc::default(),
+            autoregister: None,
         }
+    }
+
+    /// The same server, registering the proxies whose node asks for it
+    /// (`AUTO_REGISTER_GROUP`) with `registry` while their streams are
+    /// open. Its snapshots should be what the generations are made of.
+    pub fn with_auto_registration(mut self, registry: weft_registry::AutoRegistry) -> Self {
+        self.autoregister = Some(registry);
+        self
     }
 
     /// The same server, with at most `limit` pushes at a time (Istio's

@@ -1,7 +1,8 @@
 //! The control plane's debug HTTP API (Istio's 15014):
 //! `/debug/syncz` (each connected proxy and, per type, the version sent,
-//! ACKed or NACKed), `/debug/configz` (every resource in force and every
-//! problem in the files), `/debug/config_dump?proxy=ID` (what one proxy
+//! ACKed or NACKed), `/debug/configz` (every resource in force — read from
+//! a file, or auto-registered from a WorkloadGroup — and every problem in
+//! the files), `/debug/config_dump?proxy=ID` (what one proxy
 //! was sent, as Envoy's admin config dump: [`crate::config_dump`]) and
 //! `/metrics` (Prometheus, with Istio's `pilot_*` names where one exists).
 
@@ -50,6 +51,12 @@ struct ConfigEntry {
     kind: String,
     namespace: String,
     name: String,
+    /// `file`, or `auto-registered from WorkloadGroup NS/NAME` for a
+    /// WorkloadEntry made for a connected proxy (no file and line then).
+    source: String,
+    /// The WorkloadGroup of an auto-registered entry, `NS/NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
     file: String,
     line: usize,
     /// Its current document is invalid; this is the last good version.
@@ -69,13 +76,25 @@ async fn configz(State(state): State<DebugState>) -> Json<Configz> {
     let resources = config
         .resources
         .iter()
-        .map(|(key, r)| ConfigEntry {
-            kind: key.kind.to_string(),
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            file: r.source.file.display().to_string(),
-            line: r.source.line,
-            stale: config.stale.contains(key),
+        .map(|(key, r)| {
+            let group = r
+                .source
+                .auto_registered_from
+                .as_ref()
+                .map(|g| format!("{}/{}", g.namespace, g.name));
+            ConfigEntry {
+                kind: key.kind.to_string(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                source: group.as_ref().map_or_else(
+                    || "file".to_string(),
+                    |g| format!("auto-registered from WorkloadGroup {g}"),
+                ),
+                group,
+                file: r.source.file.display().to_string(),
+                line: r.source.line,
+                stale: config.stale.contains(key),
+            }
         })
         .collect();
     Json(Configz {
@@ -168,6 +187,52 @@ fn render_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn configz_tells_auto_registered_entries_from_files() {
+        use weft_registry::autoregister::{Config, Workload};
+        let mesh = crate::translate::test_inputs::TestMesh::new(
+            "apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata: {name: vm, namespace: shop}\nspec: {template: {labels: {app: vm}}}\n",
+        );
+        let (_files, rx) = watch::channel(Arc::new(mesh.config));
+        let auto = weft_registry::AutoRegistry::new(rx, Config::default());
+        let _vm = auto
+            .connect(Workload {
+                proxy: "sidecar~10.0.0.5~vm.shop~shop.svc.cluster.local".into(),
+                namespace: "shop".into(),
+                group: "vm".into(),
+                address: "10.0.0.5".into(),
+                ..Workload::default()
+            })
+            .expect("registers");
+        let generation = Generation::new(1, auto.snapshot(), Arc::default());
+        let (_publish, generations) = watch::channel(Arc::new(generation));
+        let state = DebugState {
+            stats: Arc::default(),
+            generations,
+        };
+        let Json(configz) = configz(State(state)).await;
+        let json = serde_json::to_value(&configz).expect("json");
+        let resources = json["resources"].as_array().expect("resources");
+        let find = |name: &str| {
+            resources
+                .iter()
+                .find(|r| r["name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {resources:?}"))
+        };
+        let entry = find("vm-10.0.0.5");
+        assert_eq!(entry["kind"], "WorkloadEntry");
+        assert_eq!(
+            entry["source"],
+            "auto-registered from WorkloadGroup shop/vm"
+        );
+        assert_eq!(entry["group"], "shop/vm");
+        assert_eq!(entry["file"], "");
+        let group = find("vm");
+        assert_eq!(group["source"], "file");
+        assert_eq!(group["file"], "mesh.yaml");
+        assert!(group.get("group").is_none(), "{group}");
+    }
 
     #[test]
     fn metrics_use_istio_names() {

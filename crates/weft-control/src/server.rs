@@ -5,6 +5,10 @@
 //! have been quiet for `debounce_after` (100 ms by default), and at the
 //! latest `debounce_max` (1 s) after the first change of a burst, so a
 //! steady trickle of edits can't starve the proxies.
+//!
+//! The config in force is the store's with the WorkloadEntries of
+//! auto-registered proxies added ([`weft_registry::autoregister`]); the
+//! file registry and the generations are made from that.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,8 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use weft_config::LoadOptions;
-use weft_config::store::Store;
-use weft_registry::{FileRegistry, Registry};
+use weft_config::store::{Snapshot, Store};
+use weft_registry::{AutoRegistry, FileRegistry, Registry, autoregister};
 
 use crate::ads::{AdsServer, Generation};
 use crate::debug;
@@ -39,6 +43,10 @@ pub struct Config {
     /// Most pushes sent at once (Istio's `PILOT_PUSH_THROTTLE`; default
     /// [`crate::ads::DEFAULT_PUSH_THROTTLE`], 100).
     pub push_throttle: usize,
+    /// How long an auto-registered WorkloadEntry outlives its workload's
+    /// last connection (Istio's `PILOT_WORKLOAD_ENTRY_GRACE_PERIOD`;
+    /// default 10 s).
+    pub workload_entry_grace_period: Duration,
 }
 
 /// How long shutdown waits for connections to close.
@@ -81,8 +89,16 @@ pub async fn run(
         tracing::warn!(target: "weft::config", "{d}");
     }
     let _watch = store.watch(Duration::from_millis(50))?;
-    let registry = FileRegistry::follow(&store)?;
-    let first = generation(1, &store, &registry);
+    let autoregister = AutoRegistry::new(
+        store.snapshots(),
+        autoregister::Config {
+            grace_period: config.workload_entry_grace_period,
+            controller: controller_name(),
+        },
+    );
+    let in_force = autoregister.snapshots();
+    let registry = FileRegistry::follow_snapshots(in_force.clone())?;
+    let first = generation(1, &in_force, &registry);
     tracing::info!(
         target: "weft::control",
         resources = first.config.resources.len(),
@@ -91,7 +107,7 @@ pub async fn run(
     );
     let (publish, generations) = watch::channel(Arc::new(first));
     let publisher = tokio::spawn(publish_generations(
-        store.clone(),
+        in_force,
         registry.clone(),
         publish,
         config.debounce_after,
@@ -109,7 +125,9 @@ pub async fn run(
             addr: config.debug_addr,
             source,
         })?;
-    let ads = AdsServer::new(generations.clone()).with_push_throttle(config.push_throttle);
+    let ads = AdsServer::new(generations.clone())
+        .with_push_throttle(config.push_throttle)
+        .with_auto_registration(autoregister);
     let debug = debug::router(debug::DebugState {
         stats: ads.stats().clone(),
         generations,
@@ -150,20 +168,35 @@ pub async fn run(
     Ok(())
 }
 
-fn generation(version: u64, store: &Store, registry: &FileRegistry) -> Generation {
-    Generation::new(version, store.snapshot(), registry.snapshot())
+/// Who this control plane is in `istio.io/workloadController` (Istio
+/// writes its pod name): the host name.
+fn controller_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "weft-control".to_string())
+}
+
+fn generation(
+    version: u64,
+    config: &watch::Receiver<Arc<Snapshot>>,
+    registry: &FileRegistry,
+) -> Generation {
+    let config = config.borrow().clone();
+    Generation::new(version, config, registry.snapshot())
 }
 
 /// Publishes a new generation after each debounced burst of changes to the
-/// config or the registry.
-async fn publish_generations(
-    store: Store,
+/// config in force (`config`: the store's snapshots, with auto-registered
+/// entries) or the registry.
+pub(crate) async fn publish_generations(
+    mut config: watch::Receiver<Arc<Snapshot>>,
     registry: FileRegistry,
     publish: watch::Sender<Arc<Generation>>,
     after: Duration,
     max: Duration,
 ) {
-    let mut config = store.snapshots();
     let mut endpoints = registry.subscribe();
     let mut version = 1;
     loop {
@@ -185,7 +218,7 @@ async fn publish_generations(
         }
         config.mark_unchanged();
         endpoints.mark_unchanged();
-        let next = generation(version + 1, &store, &registry);
+        let next = generation(version + 1, &config, &registry);
         let current = publish.borrow().clone();
         if Arc::ptr_eq(&next.config, &current.config)
             && Arc::ptr_eq(&next.registry, &current.registry)

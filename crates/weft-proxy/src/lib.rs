@@ -80,8 +80,13 @@ pub struct Config {
     pub xds: String,
     /// The WorkloadEntry's namespace.
     pub namespace: String,
-    /// The WorkloadEntry's name.
+    /// The WorkloadEntry's name (with [`Config::auto_register_group`]:
+    /// the node's name; the control plane names the entry it makes).
     pub workload: String,
+    /// The WorkloadGroup of `namespace` to register from: the control
+    /// plane makes the proxy's WorkloadEntry from it while the proxy is
+    /// connected (node metadata `AUTO_REGISTER_GROUP`). Default none.
+    pub auto_register_group: Option<String>,
     /// How traffic reaches the proxy.
     pub mode: Mode,
     /// Sidecar or gateway (default sidecar).
@@ -134,6 +139,7 @@ impl Config {
             xds: xds.into(),
             namespace: namespace.into(),
             workload: workload.into(),
+            auto_register_group: None,
             mode: Mode::Explicit,
             node_type: NodeType::Sidecar,
             outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
@@ -296,6 +302,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
             .into(),
             app_address: config.app.clone(),
+            auto_register_group: config.auto_register_group.clone(),
         },
         warm_timeout: config.warm_timeout,
         initial_backoff: Duration::from_millis(250),

@@ -6,7 +6,9 @@
 //! The proxy introduces itself as an Istio sidecar does: node id
 //! `sidecar~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local`, metadata
 //! `NAMESPACE`, `WORKLOAD_NAME`, `INTERCEPTION_MODE` (`NONE` in explicit
-//! mode) and, when the app's address is given, `APP_ADDRESS`. What the
+//! mode), when the app's address is given, `APP_ADDRESS`, and for a VM
+//! that registers itself from a WorkloadGroup, `AUTO_REGISTER_GROUP`
+//! (istio-agent's `ISTIO_META_AUTO_REGISTER_GROUP`). What the
 //! stream does with each response is [`state`]'s job; this module keeps
 //! the stream up: it reconnects with jittered exponential backoff, and the
 //! proxy goes on serving its last config while the control plane is away.
@@ -47,6 +49,9 @@ pub struct NodeInfo {
     pub interception: String,
     /// Where the app listens (`APP_ADDRESS`), if said.
     pub app_address: Option<String>,
+    /// The WorkloadGroup to auto-register from (`AUTO_REGISTER_GROUP`),
+    /// if any.
+    pub auto_register_group: Option<String>,
 }
 
 impl NodeInfo {
@@ -75,6 +80,9 @@ impl NodeInfo {
         fields.insert("INSTANCE_IPS".to_string(), s(&ips));
         if let Some(app) = &self.app_address {
             fields.insert("APP_ADDRESS".to_string(), s(app));
+        }
+        if let Some(group) = &self.auto_register_group {
+            fields.insert("AUTO_REGISTER_GROUP".to_string(), s(group));
         }
         Node {
             id: self.id(),
@@ -303,5 +311,43 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+
+    fn metadata(node: &Node, key: &str) -> Option<String> {
+        match &node.metadata.as_ref()?.fields.get(key)?.kind {
+            Some(value::Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_auto_registering_node_names_its_group() {
+        let mut info = NodeInfo {
+            kind: "sidecar",
+            ip: "10.0.0.5".into(),
+            ips: Vec::new(),
+            workload: "vm-10.0.0.5".into(),
+            namespace: "shop".into(),
+            interception: "NONE".into(),
+            app_address: None,
+            auto_register_group: None,
+        };
+        let node = info.node();
+        assert_eq!(
+            node.id,
+            "sidecar~10.0.0.5~vm-10.0.0.5.shop~shop.svc.cluster.local"
+        );
+        assert_eq!(metadata(&node, "INSTANCE_IPS").as_deref(), Some("10.0.0.5"));
+        assert_eq!(metadata(&node, "AUTO_REGISTER_GROUP"), None);
+        info.auto_register_group = Some("vm".into());
+        assert_eq!(
+            metadata(&info.node(), "AUTO_REGISTER_GROUP").as_deref(),
+            Some("vm")
+        );
     }
 }

@@ -194,7 +194,16 @@ impl FileRegistry {
     /// publishes; dropping every clone of the registry stops the thread at
     /// the store's next change.
     pub fn follow(store: &Store) -> std::io::Result<FileRegistry> {
-        let mut config = store.snapshots();
+        Self::follow_snapshots(store.snapshots())
+    }
+
+    /// Starts following the config snapshots `config` publishes (the
+    /// store's, or [`crate::AutoRegistry::snapshots`]: the store's with
+    /// the auto-registered WorkloadEntries added). Stops when the sender
+    /// is gone or every clone of the registry is dropped.
+    pub fn follow_snapshots(
+        mut config: watch::Receiver<Arc<Snapshot>>,
+    ) -> std::io::Result<FileRegistry> {
         let mut read = config.borrow_and_update().clone();
         let first = Self::from_config(&read, 1);
         let (tx, rx) = watch::channel(Arc::new(first));

@@ -3,15 +3,19 @@
 //! Every source — files (the embedded default, [`file`]), and later
 //! Kubernetes and Consul — fills one model ([`model`]): services with typed
 //! ports, endpoints with labels, locality, weight, health and identity.
-//! The control plane only sees the [`Registry`] trait.
+//! The control plane only sees the [`Registry`] trait. WorkloadEntries of
+//! proxies that register themselves from a WorkloadGroup
+//! ([`autoregister`]) join the file source's config snapshots.
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
+pub mod autoregister;
 pub mod file;
 pub mod model;
 
+pub use autoregister::{AutoRegistry, Registration};
 pub use file::FileRegistry;
 pub use model::{
     Endpoint, EndpointAddress, Health, Hostname, Locality, Location, RegistrySnapshot, Resolution,

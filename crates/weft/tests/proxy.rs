@@ -874,6 +874,15 @@ fn bad_flags_are_usage_errors_with_a_reason() {
             &["--workload", "shop/a", "--readiness", ":15021"][..],
             "is not HOST:PORT (an IP address and a port) or `none`",
         ),
+        (&[][..], "--workload <NAMESPACE/NAME>"),
+        (
+            &["--auto-register-group", "shop/vm"][..],
+            "expected the name of a WorkloadGroup",
+        ),
+        (
+            &["--auto-register-group", "vm", "--workload", "shop/"][..],
+            "expected NAMESPACE/NAME",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .arg("proxy")

@@ -14,6 +14,10 @@
 //! come from one generation: it never gets an EDS or RDS that names a
 //! cluster its CDS doesn't have. Pushes go in Envoy's order, CDS, EDS,
 //! LDS, RDS, so a proxy can make before it breaks.
+//!
+//! A proxy asking to be auto-registered (`AUTO_REGISTER_GROUP`) is
+//! registered before its first response and stays so while the stream
+//! lives ([`super::register`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -278,7 +282,7 @@ async fn run<P: Protocol>(
         return Ok(());
     };
     let first = P::incoming(first);
-    let proxy = Proxy::from_node(first.node.as_ref())
+    let mut proxy = Proxy::from_node(first.node.as_ref())
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     tracing::info!(
         target: "weft::xds",
@@ -288,6 +292,15 @@ async fn run<P: Protocol>(
         delta = P::DELTA,
         "proxy connected"
     );
+    let mut generations = server.generations.clone();
+    // Held while the stream lives: dropping it is the disconnect.
+    let _registration = super::register::register(
+        server.autoregister.as_ref(),
+        first.node.as_ref(),
+        &mut proxy,
+        &mut generations,
+    )
+    .await;
     let registered = server.stats.register(ProxyStatus {
         id: proxy.id.clone(),
         kind: format!("{:?}", proxy.kind),
@@ -298,7 +311,6 @@ async fn run<P: Protocol>(
         last_push: None,
         types: BTreeMap::new(),
     });
-    let mut generations = server.generations.clone();
     let generation = generations.borrow_and_update().clone();
     let vhds = P::DELTA
         && first

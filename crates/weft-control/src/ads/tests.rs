@@ -1,7 +1,8 @@
 //! The xDS server over loopback, driven by tonic's generated clients:
 //! state of the world here, delta ([`delta`]), the per-type services
 //! ([`services`]), generation consistency under a racing publisher
-//! ([`consistency`]) and the push throttle ([`throttle`]).
+//! ([`consistency`]), the push throttle ([`throttle`]) and WorkloadEntry
+//! auto-registration ([`autoregister`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use weft_xds::pb::google::rpc;
 use super::{AdsServer, Generation, Stats};
 use crate::translate::test_inputs::TestMesh;
 
+mod autoregister;
 mod body;
 mod consistency;
 mod delta;
@@ -86,6 +88,11 @@ async fn start(first: Arc<Generation>) -> Harness {
 async fn start_with(first: Arc<Generation>, answer_wait: Duration) -> Harness {
     let (publish, generations) = watch::channel(first);
     let server = AdsServer::new(generations).with_answer_wait(answer_wait);
+    serve(server, publish).await
+}
+
+/// Serves `server` (whose generations `publish` sends) on loopback.
+async fn serve(server: AdsServer, publish: watch::Sender<Arc<Generation>>) -> Harness {
     let stats = server.stats().clone();
     let shares = server.shares.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -262,7 +262,8 @@ impl Proxy {
     }
 }
 
-fn string(meta: Option<&Struct>, key: &str) -> Option<String> {
+/// The scalar node metadata field `key`, as a string.
+pub(crate) fn string(meta: Option<&Struct>, key: &str) -> Option<String> {
     meta.and_then(|m| m.fields.get(key)).and_then(scalar)
 }
 

@@ -90,6 +90,7 @@ pub fn run(args: Args) -> ExitCode {
                     weft_config::resource::Source {
                         file: mesh.clone(),
                         line: 1,
+                        auto_registered_from: None,
                     },
                 ));
             }

@@ -35,6 +35,9 @@ pub struct Args {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     push_throttle: u32,
+    /// How long a WorkloadEntry auto-registered from a WorkloadGroup (a proxy with AUTO_REGISTER_GROUP) outlives the proxy's last connection; a reconnect within it keeps the entry (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    workload_entry_grace_period: Duration,
 }
 
 /// Runs `weft control` until Ctrl-C or SIGTERM.
@@ -57,6 +60,7 @@ pub fn run(args: Args) -> ExitCode {
         debounce_after: args.debounce_after.get(),
         debounce_max: args.debounce_max.get(),
         push_throttle: args.push_throttle as usize,
+        workload_entry_grace_period: args.workload_entry_grace_period.get(),
     };
     let result = runtime.block_on(async {
         let shutdown = super::shutdown_signal("weft control");

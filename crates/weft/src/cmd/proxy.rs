@@ -51,9 +51,16 @@ pub struct Args {
     /// The xDS protocol: delta (Istio's default since 1.22; with VHDS, so a route change sends only the virtual hosts that changed) or sotw (state of the world).
     #[arg(long, value_enum, value_name = "PROTOCOL", default_value_t = XdsProtocol::Delta)]
     xds_protocol: XdsProtocol,
-    /// The WorkloadEntry this proxy serves: its labels, service account and ports come from it.
-    #[arg(long, value_name = "NAMESPACE/NAME")]
-    workload: String,
+    /// The WorkloadEntry this proxy serves: its labels, service account and ports come from it. With --auto-register-group: NAMESPACE alone (default: default), or NAMESPACE/NAME to choose the node's name.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        required_unless_present = "auto_register_group"
+    )]
+    workload: Option<String>,
+    /// Join without a WorkloadEntry file: the control plane makes this proxy's WorkloadEntry from the WorkloadGroup NAME of its namespace while it is connected (Istio's ISTIO_META_AUTO_REGISTER_GROUP).
+    #[arg(long, value_name = "NAME")]
+    auto_register_group: Option<String>,
     /// How traffic reaches the proxy.
     #[arg(long, value_enum, default_value_t = Mode::Explicit)]
     mode: Mode,
@@ -129,12 +136,44 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// The namespace and name `--workload` gives: `NAMESPACE/NAME`; with
+/// `--auto-register-group`, also `NAMESPACE` alone or nothing (namespace
+/// `default`), the name then left to [`node_name`].
+fn workload(args: &Args) -> Result<(String, Option<String>), String> {
+    let auto = args.auto_register_group.is_some();
+    let Some(workload) = &args.workload else {
+        return Ok(("default".to_string(), None));
+    };
+    if let Some((ns, n)) = workload.split_once('/') {
+        if ns.is_empty() || n.is_empty() || n.contains('/') {
+            return Err(format!("--workload {workload:?}: expected NAMESPACE/NAME"));
+        }
+        return Ok((ns.to_string(), Some(n.to_string())));
+    }
+    if auto && !workload.is_empty() {
+        return Ok((workload.clone(), None));
+    }
+    Err(format!(
+        "--workload {workload:?}: expected NAMESPACE/NAME (NAMESPACE alone with --auto-register-group)"
+    ))
+}
+
+/// The node's name for an auto-registering proxy that names none: the
+/// name the control plane gives its WorkloadEntry, `<group>-<ip>` (an
+/// IPv6 address's `:` as `-`), so tools find the proxy by it.
+fn node_name(group: &str, ip: &str) -> String {
+    format!("{group}-{}", ip.replace(':', "-"))
+}
+
 fn config(args: &Args) -> Result<weft_proxy::Config, String> {
-    let (namespace, name) = args
-        .workload
-        .split_once('/')
-        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
-        .ok_or_else(|| format!("--workload {:?}: expected NAMESPACE/NAME", args.workload))?;
+    let (namespace, name) = workload(args)?;
+    if let Some(group) = &args.auto_register_group
+        && (group.is_empty() || group.contains('/'))
+    {
+        return Err(format!(
+            "--auto-register-group {group:?}: expected the name of a WorkloadGroup in the proxy's namespace"
+        ));
+    }
     let mode = match args.mode {
         Mode::Explicit => weft_proxy::Mode::Explicit,
         Mode::Transparent => weft_proxy::Mode::Transparent,
@@ -145,7 +184,12 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
     if args.inbound_interception_mode == InboundMode::Tproxy && mode == weft_proxy::Mode::Explicit {
         return Err("--inbound-interception-mode applies to transparent mode".into());
     }
-    let mut c = weft_proxy::Config::new(args.xds.clone(), namespace, name);
+    let mut c = weft_proxy::Config::new(
+        args.xds.clone(),
+        namespace,
+        name.clone().unwrap_or_default(),
+    );
+    c.auto_register_group = args.auto_register_group.clone();
     c.mode = mode;
     c.xds_protocol = match args.xds_protocol {
         XdsProtocol::Delta => weft_proxy::xds::Protocol::Delta,
@@ -189,6 +233,9 @@ fn config(args: &Args) -> Result<weft_proxy::Config, String> {
         c.node_ip = first.to_string();
     }
     c.instance_ips = ips.iter().map(ToString::to_string).collect();
+    if let (None, Some(group)) = (&name, &args.auto_register_group) {
+        c.workload = node_name(group, &c.node_ip);
+    }
     Ok(c)
 }
 

@@ -19,6 +19,11 @@ impl Drop for Control {
 
 /// Starts `weft control` on free ports; returns it, the xDS port and the debug port.
 pub fn start(dir: &Path) -> (Control, u16, u16) {
+    start_with(dir, &[])
+}
+
+/// [`start`] with more flags.
+pub fn start_with(dir: &Path, extra: &[&str]) -> (Control, u16, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["control", "--config"])
         .arg(dir)
@@ -30,6 +35,7 @@ pub fn start(dir: &Path) -> (Control, u16, u16) {
             "--debounce-after",
             "20ms",
         ])
+        .args(extra)
         .env("WEFT_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
