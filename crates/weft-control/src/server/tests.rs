@@ -41,15 +41,12 @@ impl Mesh {
             "{:#?}",
             store.snapshot().diagnostics
         );
-        let registry = FileRegistry::follow(&store).expect("registry");
-        let (publish, generations) = watch::channel(Arc::new(generation(1, &store, &registry)));
-        tokio::spawn(publish_generations(
-            store.clone(),
-            registry,
-            publish,
-            AFTER,
-            MAX,
-        ));
+        // The store's snapshots as `weft control` reads them (with no
+        // auto-registered entries here).
+        let in_force = store.snapshots();
+        let registry = FileRegistry::follow_snapshots(in_force.clone()).expect("registry");
+        let (publish, generations) = watch::channel(Arc::new(generation(1, &in_force, &registry)));
+        tokio::spawn(publish_generations(in_force, registry, publish, AFTER, MAX));
         Mesh {
             _dir: dir,
             file,
