@@ -17,7 +17,8 @@ impl Drop for Control {
     }
 }
 
-/// Starts `weft control` on free ports; returns it, the xDS port and the debug port.
+/// Starts `weft control` on free ports, its log echoed to the test's
+/// stderr under `[control]`; returns it, the xDS port and the debug port.
 pub fn start(dir: &Path) -> (Control, u16, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["control", "--config"])
@@ -48,6 +49,7 @@ pub fn start(dir: &Path) -> (Control, u16, u16) {
                     let _ = tx.send((key, port));
                 }
             }
+            eprintln!("[control] {line}");
         }
     });
     let (mut xds, mut debug) = (None, None);
