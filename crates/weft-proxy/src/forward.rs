@@ -226,9 +226,21 @@ async fn route_and_forward(
         Action::Direct { status, body } => {
             let mut r = Response::new(full(body.clone()));
             *r.status_mut() = *status;
+            // Envoy's local replies: a body is text unless a route says otherwise.
+            if !body.is_empty() {
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            }
             r
         }
-        Action::Redirect(rd) => redirect(rd, route, &authority, req.uri(), cx.scheme)?,
+        Action::Redirect(rd) => {
+            let proto = req
+                .headers()
+                .get(crate::forwarded::X_FORWARDED_PROTO)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(cx.scheme);
+            redirect(rd, route, &authority, req.uri(), cx.scheme, proto)?
+        }
         Action::Forward(f) => forward(cx, vh, route, f, &authority, req).await?,
     };
     route.response_headers.apply(resp.headers_mut());
@@ -245,19 +257,16 @@ fn redirect(
     authority: &str,
     uri: &Uri,
     scheme: &str,
+    forwarded_proto: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let scheme = rd.scheme.as_deref().unwrap_or(scheme);
-    let parsed: Option<http::uri::Authority> = authority.parse().ok();
-    let host = parsed.as_ref().map_or(authority, |a| a.host());
-    let port = parsed.as_ref().and_then(|a| a.port_u16());
-    let host = rd.host.as_deref().unwrap_or(host);
-    let port = match rd.port {
-        0 if rd.host.is_some() || rd.scheme.is_some() => None,
-        0 => port.map(|p| p.to_string()),
-        p => Some(p.to_string()),
+    let host = match &rd.host {
+        Some(h) => h.as_str(),
+        None => redirect_host(authority, scheme, rd.port != 0, forwarded_proto),
     };
     let path = uri.path();
     let mut new_path = match (&rd.path, &rd.prefix, route.matcher.prefix()) {
+        (Some(p), _, _) if !p.starts_with('/') => format!("/{p}"),
         (Some(p), _, _) => p.clone(),
         (None, Some(prefix), Some(matched)) if path.len() >= matched.len() => {
             format!("{prefix}{}", &path[matched.len()..])
@@ -270,9 +279,9 @@ fn redirect(
     {
         new_path = format!("{new_path}?{q}");
     }
-    let location = match port {
-        Some(p) => format!("{scheme}://{host}:{p}{new_path}"),
-        None => format!("{scheme}://{host}{new_path}"),
+    let location = match rd.port {
+        0 => format!("{scheme}://{host}{new_path}"),
+        p => format!("{scheme}://{host}:{p}{new_path}"),
     };
     let value = HeaderValue::from_str(&location).map_err(|_| {
         ProxyError::BadRequest(format!("redirect location {location:?} is invalid"))
@@ -281,6 +290,35 @@ fn redirect(
     *r.status_mut() = rd.status;
     r.headers_mut().insert(header::LOCATION, value);
     Ok(r)
+}
+
+/// The request's `Host` as a redirect's `location` keeps it (Envoy's
+/// `processRequestHost`): without its port when the redirect sets a new
+/// one, or when the scheme changes and the port is the default of the
+/// request's scheme (`x-forwarded-proto`: `http://a:80` → `https://a`,
+/// but `https://a:9080`); otherwise as sent.
+fn redirect_host<'a>(
+    authority: &'a str,
+    scheme: &str,
+    new_port: bool,
+    forwarded_proto: &str,
+) -> &'a str {
+    let end = if authority.starts_with('[') {
+        authority.rfind("]:").map(|i| i + 1)
+    } else {
+        authority.rfind(':')
+    };
+    let Some(end) = end else {
+        return authority;
+    };
+    let port = &authority[end..];
+    let default_port = (forwarded_proto.eq_ignore_ascii_case("https") && port == ":443")
+        || (forwarded_proto.eq_ignore_ascii_case("http") && port == ":80");
+    if new_port || (scheme != forwarded_proto && default_port) {
+        &authority[..end]
+    } else {
+        authority
+    }
 }
 
 async fn forward(
@@ -323,10 +361,12 @@ async fn forward(
     } else {
         None
     };
-    // Envoy's router keeps the path it rewrote (its headers aren't suppressed).
-    let original_path = rewritten
-        .as_ref()
-        .and_then(|_| HeaderValue::from_str(path).ok());
+    // Envoy's router keeps the path it rewrote (its headers aren't
+    // suppressed): the whole `:path`, query included.
+    let original_path = rewritten.as_ref().and_then(|_| {
+        let full = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
+        HeaderValue::from_str(full).ok()
+    });
     // Unchanged, the path and query are shared with the request, not copied.
     let path_and_query = match (rewritten, req.uri().query()) {
         (Some(p), Some(q)) => PathAndQuery::try_from(format!("{p}?{q}")),
@@ -787,6 +827,32 @@ mod tests {
                 Err(ProxyError::BadRequest(m)) => assert_eq!(m, why, "{hosts:?} {uri}"),
                 other => panic!("{hosts:?} {uri}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn redirects_keep_the_host_as_envoy_does() {
+        for (authority, scheme, new_port, proto, want) in [
+            // Same scheme: as sent.
+            ("a:9080", "http", false, "http", "a:9080"),
+            ("a:80", "http", false, "http", "a:80"),
+            // A new scheme drops only the old one's default port.
+            ("a:9080", "https", false, "http", "a:9080"),
+            ("a:80", "https", false, "http", "a"),
+            ("a:443", "http", false, "https", "a"),
+            ("a:443", "https", false, "http", "a:443"),
+            // A new port replaces the old one.
+            ("a:9080", "http", true, "http", "a"),
+            ("[::1]:9080", "http", true, "http", "[::1]"),
+            ("[::1]:80", "https", false, "http", "[::1]"),
+            ("[::1]", "https", true, "http", "[::1]"),
+            ("a", "https", true, "http", "a"),
+        ] {
+            assert_eq!(
+                redirect_host(authority, scheme, new_port, proto),
+                want,
+                "{authority} {scheme} {new_port} {proto}"
+            );
         }
     }
 

@@ -1,31 +1,37 @@
 //! gRPC: `helloworld.Greeter` and `grpc.health.v1.Health` (SERVING).
 //!
-//! The wire is the standard helloworld proto, with one streaming method
-//! and one optional field added (old clients never send it):
+//! The wire is the standard helloworld proto, with two streaming methods
+//! and two optional fields added (old clients never send them):
 //!
 //! ```proto
 //! package helloworld;
 //! service Greeter {
 //!   rpc SayHello (HelloRequest) returns (HelloReply) {}
 //!   rpc SayHelloStream (HelloRequest) returns (stream HelloReply) {}
+//!   rpc SayHelloChat (stream HelloRequest) returns (stream HelloReply) {}
 //! }
-//! message HelloRequest { string name = 1; uint32 count = 2; }
+//! message HelloRequest { string name = 1; uint32 count = 2; uint32 fail_with = 3; }
 //! message HelloReply { string message = 1; }
 //! ```
 //!
 //! `SayHello` answers "Hello NAME from SERVICE VERSION";
 //! `SayHelloStream` sends `count` such replies (3 if unset, at most
-//! [`MAX_STREAM`]), each ending in " (I/N)". Replies carry the
-//! `x-sample-name` and `x-sample-version` metadata.
+//! [`MAX_STREAM`]), each ending in " (I/N)", then ends OK — or, with
+//! `fail_with` set, with that gRPC status code ("failing on request after
+//! N replies") and the trailer `x-sample-trailer: failed`;
+//! `SayHelloChat` answers each request as soon as it arrives (a client
+//! may wait for each reply before it sends the next) and ends OK when the
+//! client's stream does. Replies carry the `x-sample-name` and
+//! `x-sample-version` metadata.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::metadata::MetadataValue;
-use tonic::{Request, Response, Status};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_health::ServingStatus;
 
 use crate::flaky::{Counter, Turn};
@@ -58,6 +64,10 @@ pub(crate) struct HelloRequest {
     /// How many replies `SayHelloStream` sends (0: the default, 3).
     #[prost(uint32, tag = "2")]
     pub(crate) count: u32,
+    /// The gRPC status code `SayHelloStream` ends with after its replies
+    /// (0: OK).
+    #[prost(uint32, tag = "3")]
+    pub(crate) fail_with: u32,
 }
 
 /// `helloworld.HelloReply`.
@@ -144,7 +154,35 @@ impl GreeterService for Greeter {
                 message: format!("{greeting} ({i}/{n})"),
             })
         });
-        Ok(self.labelled(Box::pin(futures_util::stream::iter(replies)) as ReplyStream))
+        let end = match Code::from_i32(i32::try_from(request.fail_with).unwrap_or(i32::MAX)) {
+            Code::Ok => None,
+            code => {
+                let mut trailers = MetadataMap::new();
+                trailers.insert("x-sample-trailer", MetadataValue::from_static("failed"));
+                Some(Err(Status::with_metadata(
+                    code,
+                    format!("failing on request after {n} replies"),
+                    trailers,
+                )))
+            }
+        };
+        let stream = futures_util::stream::iter(replies.chain(end));
+        Ok(self.labelled(Box::pin(stream) as ReplyStream))
+    }
+
+    type SayHelloChatStream = ReplyStream;
+
+    async fn say_hello_chat(
+        &self,
+        request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let greeter = self.clone();
+        let replies = request.into_inner().map(move |r| {
+            r.map(|r| HelloReply {
+                message: greeter.greeting(&r.name),
+            })
+        });
+        Ok(self.labelled(Box::pin(replies) as ReplyStream))
     }
 }
 

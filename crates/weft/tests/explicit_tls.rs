@@ -128,7 +128,10 @@ fn run(cmd: &mut Command, input: &str) -> String {
 #[test]
 fn connect_tunnels_to_tls_services_by_name_and_by_sni() {
     if !have_openssl() {
-        eprintln!("skipped: openssl not found (Debian: apt-get install openssl)");
+        common::skip(
+            "connect_tunnels_to_tls_services_by_name_and_by_sni",
+            "openssl not found (Debian: apt-get install openssl)",
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+mod common;
 #[path = "root_test/mod.rs"]
 mod root_test;
 

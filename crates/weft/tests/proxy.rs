@@ -107,6 +107,30 @@ fn many(url: &str, proxy: u16, n: usize, headers: &[&str]) -> Vec<(u16, String)>
         .collect()
 }
 
+/// `n` GETs of `url` through `proxy` in one curl: each response's status
+/// and how many connections curl opened for it (`%{num_connects}`: 0 when
+/// it reused its keep-alive connection).
+fn keep_alive(url: &str, proxy: u16, n: usize) -> Vec<(u16, u32)> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "60", "-x"])
+        .arg(format!("http://127.0.0.1:{proxy}"))
+        .args(["-w", "%{http_code} %{num_connects}\n"]);
+    for _ in 0..n {
+        cmd.args(["-o", "/dev/null", url]);
+    }
+    let out = cmd.output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (code, connects) = l.split_once(' ').unwrap_or((l, ""));
+            (
+                code.parse().unwrap_or(0),
+                connects.trim().parse().unwrap_or(u32::MAX),
+            )
+        })
+        .collect()
+}
+
 /// A weft-sample app served in-process until `stop` is sent.
 struct App {
     addr: SocketAddr,
@@ -353,9 +377,24 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
     let share = v1 as f64 / 400.0;
     assert!((0.73..=0.87).contains(&share), "v1 got {v1} of 400");
 
-    // Config changes under load: no request fails, the open connection stays.
+    // Config changes under load: four keep-alive clients, two of them on
+    // 20 ms requests (so some are in flight at any moment), while the
+    // weights change twice. Requests are answered while the edits land,
+    // none fails, and no connection is dropped: after its first request
+    // each client reuses its connection (curl's num_connects is 0).
     let outbound = client.outbound;
-    let load = std::thread::spawn(move || many(REVIEWS, outbound, 300, &[]));
+    let slow = "http://reviews.shop.svc.cluster.local:9080/delay/20";
+    let total = "http.outbound.downstream_rq_total";
+    let started = client.stat(total);
+    let loads: Vec<_> = [(REVIEWS, 300), (REVIEWS, 300), (slow, 80), (slow, 80)]
+        .into_iter()
+        .map(|(url, n)| std::thread::spawn(move || keep_alive(url, outbound, n)))
+        .collect();
+    eventually(Duration::from_secs(10), "the load is running", || {
+        client.stat(total) >= started + 20
+    });
+    let window_start = client.stat(total);
+    let window = Instant::now();
     for weights in [("50", "50"), ("80", "20")] {
         let edited = SPLIT
             .replace("weight: 80", &format!("weight: {}", weights.0))
@@ -368,9 +407,32 @@ fn explicit_mode_routes_splits_and_fails_like_envoy() {
             || client.admin("/config_dump").1.contains(&want),
         );
     }
-    let during = load.join().expect("load");
-    assert_eq!(during.len(), 300);
-    assert!(during.iter().all(|(s, _)| *s == 200), "{during:?}");
+    let during = client.stat(total) - window_start;
+    let slow_still_running = loads[2..].iter().all(|l| !l.is_finished());
+    eprintln!(
+        "measured: {during} requests answered in the {:?} the weights took to change",
+        window.elapsed()
+    );
+    assert!(during > 0, "no request was answered while the edits landed");
+    assert!(
+        slow_still_running,
+        "the slow clients ended before the edits were applied"
+    );
+    for (i, load) in loads.into_iter().enumerate() {
+        let replies = load.join().expect("load");
+        let n = if i < 2 { 300 } else { 80 };
+        assert_eq!(replies.len(), n, "client {i}: {replies:?}");
+        assert!(
+            replies.iter().all(|(status, _)| *status == 200),
+            "client {i}: {replies:?}"
+        );
+        let connects: Vec<u32> = replies.iter().map(|(_, c)| *c).collect();
+        assert_eq!(connects[0], 1, "client {i}: {connects:?}");
+        assert!(
+            connects[1..].iter().all(|c| *c == 0),
+            "client {i} had to reconnect: {connects:?}"
+        );
+    }
 
     // A header match routes to v2.
     let jason = many(REVIEWS, client.outbound, 20, &["end-user: jason"]);

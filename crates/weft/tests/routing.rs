@@ -1,19 +1,25 @@
 //! The VirtualService features `weft proxy` carries out, with real
 //! processes on loopback: a `weft control`, one client `weft proxy` that
 //! curl and grpcio use, weft-sample apps (some flaky on purpose) as the
-//! services' endpoints, and a mirror backend that counts what it sees.
-//! Fault injection (abort share, delay, gRPC abort), CORS (preflight and
-//! actual), mirrors (share, `-shadow` host, a dead and a slow mirror),
-//! retries (503s, gRPC UNAVAILABLE, per-try timeout, bodies kept or too
-//! large), Envoy's request headers.
+//! services' endpoints (one, `stream`, behind its own sidecar), and a
+//! mirror backend that counts what it sees. Fault injection (abort share,
+//! delay, gRPC abort), CORS (preflight and actual), mirrors (share,
+//! `-shadow` host, a dead and a slow mirror), retries (503s, gRPC
+//! UNAVAILABLE, per-try timeout, bodies kept or too large), Envoy's
+//! request headers; redirects, rewrites, direct responses, header
+//! operations and every match kind (`routing/features.rs`); gRPC server
+//! and bidirectional streams through both sidecars; the UH and UT
+//! response flags; `/quitquitquit`. All in one mesh, started once.
 
 mod common;
+#[path = "routing/features.rs"]
+mod features;
 #[path = "routing/harness.rs"]
 mod harness;
 
 use std::time::Duration;
 
-use harness::{App, Proxy, curl, eventually, free_port, grpc_calls, shadow, statuses};
+use harness::{App, Proxy, curl, eventually, free_port, grpc_calls, grpc_stream, shadow, statuses};
 use weft_sample::Flaky;
 
 fn service(name: &str, port: u16, protocol: &str, endpoint: u16) -> String {
@@ -68,6 +74,13 @@ spec:
     route: [{destination: {host: web}}]
   - match: [{uri: {prefix: /old}}]
     rewrite: {uri: /new}
+    route: [{destination: {host: web}}]
+  - match: [{uri: {prefix: /slow}}]
+    rewrite: {uri: /delay/3000}
+    timeout: 300ms
+    route: [{destination: {host: web}}]
+  - match: [{uri: {prefix: /linger}}]
+    rewrite: {uri: /delay/1000}
     route: [{destination: {host: web}}]
   - route: [{destination: {host: web}}]
 ---
@@ -124,8 +137,40 @@ spec:
 
 const WEB: &str = "http://web.shop.svc.cluster.local:9080";
 
+/// `stream`: a gRPC service whose one endpoint (127.0.0.1:`port`) has its
+/// own sidecar; and `empty`, a service with no endpoint at all.
+fn sidecar_and_empty_services(port: u16) -> String {
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: stream, namespace: shop}}
+spec:
+  hosts: [stream.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9091, name: grpc, protocol: GRPC}}]
+  workloadSelector: {{labels: {{app: stream}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: stream, namespace: shop}}
+spec: {{address: 127.0.0.1, ports: {{grpc: {port}}}, labels: {{app: stream}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: empty, namespace: shop}}
+spec:
+  hosts: [empty.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+---
+"#
+    )
+}
+
 #[test]
-fn faults_cors_mirrors_retries_and_headers_as_envoy() {
+fn virtual_services_faults_retries_streams_and_flags_as_envoy() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,6 +224,8 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
             ..plain
         },
     );
+    let stream_app = App::start(&rt, "stream", true, plain);
+    let stream_port = free_port();
     let (shadow_addr, seen) = shadow(&rt);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut mesh = String::new();
@@ -197,10 +244,16 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
     mesh.push_str(
         "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: client, namespace: shop}\nspec: {address: 127.0.0.1, labels: {app: client}}\n---\n",
     );
+    mesh.push_str(&features::service(web.addr.port()));
+    mesh.push_str(&sidecar_and_empty_services(stream_port));
     mesh.push_str(ROUTES);
+    mesh.push_str("---\n");
+    mesh.push_str(&features::routes());
     std::fs::write(dir.path().join("mesh.yaml"), mesh).expect("write mesh");
     let (_control, xds, _debug) = common::start(dir.path());
-    let client = Proxy::start(xds, "shop/client");
+    let mut client = Proxy::start(xds, "shop/client");
+    let app = stream_app.addr.to_string();
+    let stream_sidecar = Proxy::start_with(xds, "shop/stream", &["--app", &app]);
     eventually(
         Duration::from_secs(20),
         "the routes reach the proxy",
@@ -511,5 +564,128 @@ fn faults_cors_mirrors_retries_and_headers_as_envoy() {
         r.body.contains("header: x-envoy-attempt-count: 1"),
         "{}",
         r.body
+    );
+
+    // Redirects, rewrites, direct responses, header operations, matches.
+    features::check(&client);
+
+    grpc_streams_through_both_sidecars(&client, &stream_sidecar, stream_port);
+
+    // No endpoint at all: 503 UH, answered by the proxy.
+    let uh = client.stat("http.outbound.response_flags.UH");
+    let r = curl("http://empty.shop.svc.cluster.local:9080/", out, &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "no healthy upstream"),
+        "{r:?}"
+    );
+    assert_eq!(client.stat("http.outbound.response_flags.UH"), uh + 1);
+    // The route's 300 ms timeout, before the app's 3 s answer: 504 UT.
+    let ut = client.stat("http.outbound.response_flags.UT");
+    let r = curl(&format!("{WEB}/slow"), out, &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (504, "upstream request timeout"),
+        "{r:?}"
+    );
+    eprintln!(
+        "measured: a 300 ms route timeout answered after {:?}",
+        r.took
+    );
+    assert!(
+        r.took >= Duration::from_millis(300) && r.took < Duration::from_secs(2),
+        "{:?}",
+        r.took
+    );
+    assert_eq!(client.stat("http.outbound.response_flags.UT"), ut + 1);
+
+    // POST /quitquitquit: the proxy drains (a request in flight is
+    // answered) and exits 0.
+    let outbound = client.outbound;
+    let lingering = std::thread::spawn(move || curl(&format!("{WEB}/linger"), Some(outbound), &[]));
+    let active = format!(
+        "outbound|9080||web.shop.svc.cluster.local::{}::rq_active::1",
+        web.addr
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the lingering request is in flight",
+        || client.admin("/clusters").contains(&active),
+    );
+    let quit = curl(
+        &format!("http://127.0.0.1:{}/quitquitquit", client.admin),
+        None,
+        &["-X", "POST"],
+    );
+    assert_eq!((quit.status, quit.body.as_str()), (200, "OK\n"), "{quit:?}");
+    let status = client.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "after /quitquitquit: {status:?}");
+    let r = lingering.join().expect("the lingering request");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("request: GET /delay/1000 "), "{}", r.body);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", outbound)).is_err(),
+        "the outbound listener is closed"
+    );
+}
+
+/// gRPC through the client's sidecar and `stream`'s own: a server stream
+/// (every reply in order, then OK), one that ends with another status
+/// and a trailer after its replies, a trailers-only error, and a
+/// bidirectional stream that sends each request only after the reply to
+/// the one before (held back in either direction, it would stall).
+fn grpc_streams_through_both_sidecars(client: &Proxy, server: &Proxy, inbound: u16) {
+    eventually(
+        Duration::from_secs(20),
+        "stream's sidecar listens on its inbound port",
+        || std::net::TcpStream::connect(("127.0.0.1", inbound)).is_ok(),
+    );
+    let inbound_before = server.stat("http.inbound.downstream_rq_total");
+    let authority = "stream.shop.svc.cluster.local:9091";
+    let call = |args: &[&str]| grpc_stream(client.outbound, authority, args);
+
+    let v = call(&["stream", "weft", "500", "0"]);
+    assert_eq!(v["code"], "OK", "{}", v["details"]);
+    let got: Vec<&str> = v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let want: Vec<String> = (1..=500)
+        .map(|i| format!("Hello weft from stream v1 ({i}/500)"))
+        .collect();
+    assert_eq!(got.len(), 500, "{} of 500 replies", got.len());
+    assert_eq!(got, want);
+    assert_eq!(v["initial"]["x-sample-name"], "stream", "{v}");
+
+    // 9: FAILED_PRECONDITION, in the trailers after three replies.
+    let v = call(&["stream", "weft", "3", "9"]);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["code"], "FAILED_PRECONDITION", "{v}");
+    assert_eq!(v["details"], "failing on request after 3 replies", "{v}");
+    assert_eq!(v["trailing"]["x-sample-trailer"], "failed", "{v}");
+
+    // Too many asked for: the app refuses before any reply (trailers only).
+    let v = call(&["stream", "weft", "1001", "0"]);
+    assert_eq!(v["messages"], serde_json::json!([]), "{v}");
+    assert_eq!(v["code"], "INVALID_ARGUMENT", "{v}");
+    assert_eq!(v["details"], "count is at most 1000, not 1001", "{v}");
+
+    let v = call(&["chat", "a", "b", "c"]);
+    assert_eq!(v["code"], "OK", "{v}");
+    assert_eq!(
+        v["messages"],
+        serde_json::json!([
+            "Hello a from stream v1",
+            "Hello b from stream v1",
+            "Hello c from stream v1"
+        ]),
+        "{v}"
+    );
+    // All four went through stream's own sidecar.
+    assert_eq!(
+        server.stat("http.inbound.downstream_rq_total"),
+        inbound_before + 4
     );
 }

@@ -38,6 +38,7 @@ use support::{
     wait_listening, weft,
 };
 
+mod common;
 #[path = "root_test/mod.rs"]
 mod root_test;
 

@@ -53,6 +53,15 @@ fn grpcio_says_hello_streams_and_sees_health_serving() {
             .collect::<Vec<_>>()
     );
     assert_eq!(v["too_many"], "INVALID_ARGUMENT");
+    // fail_with 9: FAILED_PRECONDITION after both replies, with a trailer.
+    assert_eq!(v["failed"]["replies"], 2, "{v}");
+    assert_eq!(v["failed"]["code"], "FAILED_PRECONDITION");
+    assert_eq!(v["failed"]["details"], "failing on request after 2 replies");
+    assert_eq!(v["failed"]["trailers"]["x-sample-trailer"], "failed");
+    assert_eq!(
+        v["chat"],
+        serde_json::json!(["Hello a from greeter v3", "Hello b from greeter v3"])
+    );
     // grpc.health.v1: 1 is SERVING.
     assert_eq!(v["health"][""], 1);
     assert_eq!(v["health"]["helloworld.Greeter"], 1);

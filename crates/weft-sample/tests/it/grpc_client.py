@@ -6,7 +6,9 @@ and decoded here by hand, so only grpcio is needed.
 
 prints one JSON object:
     {"hello": MESSAGE, "metadata": {KEY: VALUE}, "stream": [MESSAGE, ...],
-     "too_many": CODE, "health": {SERVICE: STATUS or CODE}}
+     "too_many": CODE, "failed": {"replies": N, "code": CODE, "details": TEXT,
+     "trailers": {KEY: VALUE}}, "chat": [MESSAGE, ...],
+     "health": {SERVICE: STATUS or CODE}}
 """
 
 import json
@@ -65,8 +67,12 @@ def fields(data):
     return out
 
 
-def hello_request(name, count=0):
-    return string_field(1, name) + (uint_field(2, count) if count else b"")
+def hello_request(name, count=0, fail_with=0):
+    return (
+        string_field(1, name)
+        + (uint_field(2, count) if count else b"")
+        + (uint_field(3, fail_with) if fail_with else b"")
+    )
 
 
 def reply_message(data):
@@ -89,6 +95,23 @@ def main(target, name, count):
             result["too_many"] = "OK"
         except grpc.RpcError as e:
             result["too_many"] = e.code().name
+        # A stream that ends with a status other than OK, after its replies.
+        call = stream(hello_request(name, 2, fail_with=9), timeout=5)
+        replies = 0
+        try:
+            for _ in call:
+                replies += 1
+        except grpc.RpcError:
+            pass
+        result["failed"] = {
+            "replies": replies,
+            "code": call.code().name,
+            "details": call.details(),
+            "trailers": {k: v for k, v in call.trailing_metadata()},
+        }
+
+        chat = channel.stream_stream("/helloworld.Greeter/SayHelloChat")
+        result["chat"] = [reply_message(r) for r in chat(iter([hello_request("a"), hello_request("b")]), timeout=5)]
 
         check = channel.unary_unary("/grpc.health.v1.Health/Check")
         health = {}

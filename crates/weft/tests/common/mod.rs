@@ -7,6 +7,34 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Whether this is a CI run: `CI` set (and not `false` or `0`), as `.ci/run`
+/// exports it and CI services do. There every test must run: one that
+/// can't (not root, a tool missing) fails instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// What starts the line a skipped test prints; `scripts/test.sh` counts
+/// and repeats these lines at the end of its run.
+pub const SKIPPED: &str = "SKIPPED (did not run):";
+
+/// Says that `test` did not run and why, on the terminal as it happens
+/// (written to stderr itself: libtest's capture would hide `eprintln!`).
+pub fn announce_skip(test: &str, reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{SKIPPED} {test}: {reason}");
+}
+
+/// For a test whose prerequisite is missing here: in CI the test fails;
+/// elsewhere the skip is announced and the test should return.
+pub fn skip(test: &str, reason: &str) {
+    assert!(
+        !in_ci(),
+        "{test} cannot run in CI: {reason} (run scripts/setup.sh as root)"
+    );
+    announce_skip(test, reason);
+}
+
 /// Kills the control plane when the test ends, however it ends.
 pub struct Control(pub Child);
 
@@ -17,7 +45,8 @@ impl Drop for Control {
     }
 }
 
-/// Starts `weft control` on free ports; returns it, the xDS port and the debug port.
+/// Starts `weft control` on free ports, its log echoed to the test's
+/// stderr under `[control]`; returns it, the xDS port and the debug port.
 pub fn start(dir: &Path) -> (Control, u16, u16) {
     start_with(dir, &[])
 }
@@ -54,6 +83,7 @@ pub fn start_with(dir: &Path, extra: &[&str]) -> (Control, u16, u16) {
                     let _ = tx.send((key, port));
                 }
             }
+            eprintln!("[control] {line}");
         }
     });
     let (mut xds, mut debug) = (None, None);

@@ -3,7 +3,8 @@
 //! test's servers and clients; otherwise it acts like libtest for one
 //! test (`--list`, name filters) and prints libtest's summary line, which
 //! `scripts/test.sh` counts. Without root or one of its tools the test
-//! prints why and passes — unless `CI` is set, where it fails.
+//! prints why and passes — unless it is a CI run ([`crate::common::in_ci`]),
+//! where it fails. (The test file declares `mod common`.)
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -41,7 +42,7 @@ impl RootTest {
             return ExitCode::SUCCESS;
         }
         if let Some(reason) = self.missing_prerequisite() {
-            if std::env::var_os("CI").is_some() {
+            if crate::common::in_ci() {
                 println!(
                     "test {name} ... FAILED: cannot run in CI: {reason} (run scripts/setup.sh as root)"
                 );
@@ -50,6 +51,7 @@ impl RootTest {
                 );
                 return ExitCode::FAILURE;
             }
+            crate::common::announce_skip(name, &reason);
             println!("test {name} ... skipped: {reason}");
             println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
             return ExitCode::SUCCESS;

@@ -27,11 +27,31 @@ impl Drop for Proxy {
 impl Proxy {
     /// Starts `weft proxy --workload NAMESPACE/NAME` and waits for its addresses.
     pub fn start(xds: u16, workload: &str) -> Proxy {
-        let (child, outbound, admin) = crate::common::spawn_proxy(xds, workload, &[]);
+        Proxy::start_with(xds, workload, &[])
+    }
+
+    /// [`Proxy::start`] with more flags (`--app ADDR` for a server's sidecar).
+    pub fn start_with(xds: u16, workload: &str, extra: &[&str]) -> Proxy {
+        let (child, outbound, admin) = crate::common::spawn_proxy(xds, workload, extra);
         Proxy {
             child,
             outbound,
             admin,
+        }
+    }
+
+    /// Waits (up to `limit`) for the process to exit by itself: its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weft proxy did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -230,8 +250,16 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// gRPC calls through `proxy` to `authority` with grpcio: codes → counts, and details.
-pub fn grpc_calls(proxy: u16, authority: &str, n: usize, metadata: &[&str]) -> serde_json::Value {
+/// A streaming gRPC call through `proxy` to `authority` with grpcio
+/// (`routing/grpc_stream.py`: `stream NAME COUNT FAIL_WITH` or `chat
+/// NAME...`): the replies, the status and both metadata sets.
+pub fn grpc_stream(proxy: u16, authority: &str, args: &[&str]) -> serde_json::Value {
+    python_json("grpc_stream.py", proxy, authority, args)
+}
+
+/// Runs `routing/SCRIPT 127.0.0.1:PROXY AUTHORITY ARGS…` with the venv's
+/// Python (grpcio): the JSON it prints.
+fn python_json(script: &str, proxy: u16, authority: &str, args: &[&str]) -> serde_json::Value {
     let python = repo().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -239,15 +267,28 @@ pub fn grpc_calls(proxy: u16, authority: &str, n: usize, metadata: &[&str]) -> s
         python.display()
     );
     let out = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/routing/grpc_call.py"))
-        .args([&format!("127.0.0.1:{proxy}"), authority, &n.to_string()])
-        .args(metadata)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/routing")
+                .join(script),
+        )
+        .args([&format!("127.0.0.1:{proxy}"), authority])
+        .args(args)
         .output()
         .expect("run python");
     assert!(
         out.status.success(),
-        "grpc_call.py failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("grpc_call.py prints JSON")
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+/// gRPC calls through `proxy` to `authority` with grpcio: codes → counts, and details.
+pub fn grpc_calls(proxy: u16, authority: &str, n: usize, metadata: &[&str]) -> serde_json::Value {
+    let n = n.to_string();
+    let args: Vec<&str> = std::iter::once(n.as_str())
+        .chain(metadata.iter().copied())
+        .collect();
+    python_json("grpc_call.py", proxy, authority, &args)
 }
