@@ -139,7 +139,7 @@ pub async fn handle(
         scheme: cx.scheme,
     };
     crate::forwarded::apply(cx.forwarded, &downstream, req.headers_mut());
-    match route_and_forward(cx, table, req).await {
+    match route_and_forward(cx, table, req, grpc).await {
         Ok(r) => r,
         Err(e) if grpc => grpc_error_response(&e, cx.stats),
         Err(e) => error_response(&e, cx.stats),
@@ -182,6 +182,7 @@ async fn route_and_forward(
     cx: Context<'_>,
     table: &RouteTable,
     req: Request<Incoming>,
+    grpc: bool,
 ) -> Result<Response<Body>, ProxyError> {
     let authority = authority(&req)?;
     let (vh, route, fault) = {
@@ -241,7 +242,7 @@ async fn route_and_forward(
                 .unwrap_or(cx.scheme);
             redirect(rd, route, &authority, req.uri(), cx.scheme, proto)?
         }
-        Action::Forward(f) => forward(cx, vh, route, f, &authority, req).await?,
+        Action::Forward(f) => forward(cx, vh, route, f, &authority, req, grpc).await?,
     };
     route.response_headers.apply(resp.headers_mut());
     if let (Some(c), Some(origin)) = (&route.cors, cors_origin) {
@@ -328,8 +329,14 @@ async fn forward(
     f: &Forward,
     authority: &str,
     mut req: Request<Incoming>,
+    grpc: bool,
 ) -> Result<Response<Body>, ProxyError> {
     let (cluster_name, weighted) = f.target.pick();
+    // A gRPC call's deadline, on a route that honours it (Istio's do).
+    let timeout = match f.max_grpc_timeout {
+        Some(cap) if grpc => crate::deadline::timeout(req.headers(), cap),
+        _ => f.timeout,
+    };
     let entry = cx
         .snapshot
         .cluster(cluster_name)
@@ -416,8 +423,13 @@ async fn forward(
         headers.insert(X_ATTEMPT_COUNT, HeaderValue::from_static("1"));
     }
     let per_try = f.retry.as_ref().and_then(|r| r.per_try_timeout);
-    if let Some(t) = per_try.or(f.timeout) {
+    if let Some(t) = per_try.or(timeout) {
         headers.insert(X_EXPECTED_TIMEOUT, HeaderValue::from(t.as_millis() as u64));
+        // The upstream gRPC server is told the limit in force, as Envoy
+        // rewrites `grpc-timeout` where it honours it.
+        if grpc && f.max_grpc_timeout.is_some() {
+            headers.insert(crate::deadline::GRPC_TIMEOUT, crate::deadline::format(t));
+        }
     }
     route.request_headers.apply(headers);
     if let Some(w) = weighted {
@@ -432,7 +444,7 @@ async fn forward(
             UpstreamProtocol::Http1 => false,
         };
     let started = Instant::now();
-    let deadline = f.timeout.map(|t| started + t);
+    let deadline = timeout.map(|t| started + t);
     // Circuit breakers: a request of the cluster's, held until the
     // response ends (the pool holds the connections' slots).
     let admitted = entry
@@ -456,7 +468,7 @@ async fn forward(
             authority: host,
             downstream_http2: downstream_version == Version::HTTP_2,
             has_body,
-            timeout: f.timeout.unwrap_or(crate::route::DEFAULT_TIMEOUT),
+            timeout: timeout.unwrap_or(crate::route::DEFAULT_TIMEOUT),
         };
         if let Some(tx) = mirror::start(cx.snapshot, cx.upstreams, m, copy) {
             wanted.mirrors.push(tx);

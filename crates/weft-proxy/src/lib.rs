@@ -25,6 +25,7 @@ pub mod balance;
 pub mod breaker;
 pub mod cluster;
 pub mod cors;
+pub mod deadline;
 pub mod drain;
 pub mod endpoint;
 pub mod errors;

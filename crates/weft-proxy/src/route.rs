@@ -149,6 +149,10 @@ pub struct Forward {
     pub target: Target,
     /// Until the upstream's response headers; `None`: no limit.
     pub timeout: Option<Duration>,
+    /// For gRPC requests, the route's `max_grpc_timeout`: when set, a gRPC
+    /// request's own deadline (`grpc-timeout`) is its timeout instead,
+    /// capped by this (`ZERO`: no cap; no deadline: no limit but the cap).
+    pub max_grpc_timeout: Option<Duration>,
     /// Replaces the matched path prefix.
     pub prefix_rewrite: Option<String>,
     /// Rewrites the path with a regex.
@@ -620,6 +624,12 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
             Some(proto_duration(d).map_err(|e| format!("timeout {e}"))?).filter(|d| !d.is_zero())
         }
     };
+    #[allow(deprecated)]
+    let max_grpc_timeout = a
+        .max_grpc_timeout
+        .as_ref()
+        .map(|d| proto_duration(d).map_err(|e| format!("max_grpc_timeout {e}")))
+        .transpose()?;
     let regex_rewrite = a
         .regex_rewrite
         .as_ref()
@@ -637,6 +647,7 @@ fn forward(a: &RouteAction) -> Result<Forward, String> {
     Ok(Forward {
         target,
         timeout,
+        max_grpc_timeout,
         prefix_rewrite: Some(a.prefix_rewrite.clone()).filter(|p| !p.is_empty()),
         regex_rewrite,
         host_rewrite: match &a.host_rewrite_specifier {

@@ -446,3 +446,74 @@ fn an_upstream_answer_that_is_not_http_is_502_upe() {
     assert_eq!(stat(client.admin, "http.outbound.response_flags.UPE"), 1);
     assert_eq!(stat(client.admin, "http.outbound.response_flags.UC"), 0);
 }
+
+#[test]
+fn a_grpc_calls_deadline_is_its_timeout_through_the_sidecar() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = App::start(&rt, "slow", false, Flaky::default());
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: slow, namespace: shop}}\nspec:\n  hosts: [slow.shop.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9090, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: client, namespace: shop}}\nspec: {{address: 127.0.0.1, labels: {{app: client}}}}\n",
+        app.addr.port()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mesh.yaml"), yaml).expect("write mesh");
+    let (_control, xds, _) = common::start(dir.path());
+    let client = Proxy::ready(xds, "shop/client", &[]);
+    let out = Some(client.outbound);
+    let grpc = ["-H", "content-type: application/grpc", "-H", "te: trailers"];
+    let with = |deadline: &'static str| -> Vec<&'static str> {
+        let mut a = grpc.to_vec();
+        a.extend(["-H", deadline]);
+        a
+    };
+    // The app is told the limit in force, in gRPC's own header.
+    let r = curl(
+        "http://slow.shop.svc.cluster.local:9090/",
+        out,
+        &with("grpc-timeout: 5S"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("header: grpc-timeout: 5000m"), "{}", r.body);
+    // Past its deadline the call ends as Envoy ends it: trailers-only,
+    // UNAVAILABLE, "upstream request timeout", flag UT — and not after
+    // the 3 s the app takes (the route itself sets no timeout).
+    let ut = stat(client.admin, "http.outbound.response_flags.UT");
+    let r = curl(
+        "http://slow.shop.svc.cluster.local:9090/delay/3000",
+        out,
+        &with("grpc-timeout: 300m"),
+    );
+    assert_eq!(
+        (r.status, r.header("grpc-status"), r.header("grpc-message")),
+        (200, Some("14"), Some("upstream request timeout")),
+        "{r:?}"
+    );
+    assert!(r.took < Duration::from_secs(2), "{:?}", r.took);
+    assert_eq!(
+        stat(client.admin, "http.outbound.response_flags.UT"),
+        ut + 1
+    );
+    // A call without a deadline, and a request that isn't gRPC, wait.
+    let r = curl(
+        "http://slow.shop.svc.cluster.local:9090/delay/500",
+        out,
+        &grpc,
+    );
+    assert_eq!((r.status, r.header("grpc-status")), (200, None), "{r:?}");
+    let r = curl(
+        "http://slow.shop.svc.cluster.local:9090/delay/500",
+        out,
+        &["-H", "grpc-timeout: 100m"],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.took >= Duration::from_millis(500), "{:?}", r.took);
+    assert!(
+        r.body.contains("header: grpc-timeout: 100m"),
+        "passed on as it was: {}",
+        r.body
+    );
+}

@@ -277,13 +277,13 @@ fn default_route(cx: &Cx<'_>, svc: &Service) -> Route {
     let cluster = names::outbound_cluster(cx.port, "", host);
     let hash = actions::service_hash_policy(cx, svc, "");
     let mesh_retries = cx.inputs.config.mesh.default_http_retry_policy.as_ref();
-    let action = RouteAction {
+    let mut action = RouteAction {
         cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
-        timeout: Some(policies::duration(std::time::Duration::ZERO)),
         retry_policy: policies::retry_policy(mesh_retries, hash.is_some()),
         hash_policy: hash.into_iter().collect(),
         ..Default::default()
     };
+    policies::set_timeout(&mut action, std::time::Duration::ZERO, cx.proxy.kind);
     Route {
         name: DEFAULT_ROUTE_NAME.to_string(),
         r#match: Some(catch_all_match()),
@@ -311,14 +311,14 @@ fn catch_all_match() -> RouteMatch {
 /// default), answered with 502 when it allows only the registry.
 fn catch_all_virtual_host(inputs: Inputs<'_>, proxy: &Proxy) -> VirtualHost {
     let (name, action) = match super::scope::catch_all(inputs, proxy) {
-        CatchAll::Passthrough(cluster) => (
-            "allow_any",
-            Action::Route(RouteAction {
+        CatchAll::Passthrough(cluster) => {
+            let mut action = RouteAction {
                 cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
-                timeout: Some(policies::duration(std::time::Duration::ZERO)),
                 ..Default::default()
-            }),
-        ),
+            };
+            policies::set_timeout(&mut action, std::time::Duration::ZERO, proxy.kind);
+            ("allow_any", Action::Route(action))
+        }
         CatchAll::Blackhole => (
             "block_all",
             Action::DirectResponse(DirectResponseAction {

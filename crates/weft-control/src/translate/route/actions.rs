@@ -133,12 +133,12 @@ fn route_action(
     mut authority: String,
     route: &mut Route,
 ) -> RouteAction {
-    let mut action = RouteAction {
-        timeout: Some(policies::duration(
-            http.timeout.map(|t| t.get()).unwrap_or_default(),
-        )),
-        ..Default::default()
-    };
+    let mut action = RouteAction::default();
+    policies::set_timeout(
+        &mut action,
+        http.timeout.map(|t| t.get()).unwrap_or_default(),
+        cx.proxy.kind,
+    );
     if let Some(rw) = &http.rewrite {
         if let Some(rr) = &rw.uri_regex_rewrite {
             action.regex_rewrite = Some(RegexMatchAndSubstitute {

@@ -270,6 +270,10 @@ fn action_json(a: &RouteAction) -> Value {
     if let Some(t) = &a.timeout {
         o.insert("timeout".into(), duration_json(t));
     }
+    #[allow(deprecated)]
+    if let Some(t) = &a.max_grpc_timeout {
+        o.insert("max_grpc_timeout".into(), duration_json(t));
+    }
     put_str(&mut o, "prefix_rewrite", &a.prefix_rewrite);
     if let Some(rr) = &a.regex_rewrite {
         let regex = rr.pattern.as_ref().map(|p| p.regex.clone());

@@ -23,6 +23,30 @@ use weft_xds::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 use weft_xds::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::matches::string_matcher;
+use crate::translate::proxy::ProxyKind;
+use weft_xds::pb::envoy::config::route::v3::RouteAction;
+use weft_xds::pb::envoy::config::route::v3::route_action::MaxStreamDuration;
+
+/// A route's timeout as Istio sets it (`setTimeout`; 0: none): for Envoy
+/// and `weft proxy` the route `timeout` and the same `max_grpc_timeout`,
+/// so a gRPC request's own deadline (its `grpc-timeout` header) limits it,
+/// within the route's when there is one; a proxyless gRPC client reads
+/// `max_stream_duration` instead.
+pub fn set_timeout(action: &mut RouteAction, timeout: std::time::Duration, kind: ProxyKind) {
+    action.timeout = Some(duration(timeout));
+    if kind == ProxyKind::Grpc {
+        action.max_stream_duration = Some(MaxStreamDuration {
+            max_stream_duration: Some(duration(timeout)),
+            ..Default::default()
+        });
+    } else {
+        // Istio keeps the deprecated field: its replacement regressed.
+        #[allow(deprecated)]
+        {
+            action.max_grpc_timeout = Some(duration(timeout));
+        }
+    }
+}
 
 /// Conditions retried when no VirtualService or mesh policy says
 /// otherwise (Istio's default).

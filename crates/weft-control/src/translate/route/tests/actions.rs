@@ -85,13 +85,22 @@ fn timeout() {
     let routes = reviews_routes(&reviews_vs(
         "  - route: [{destination: {host: reviews}}]\n    timeout: 1.5s\n",
     ));
-    assert_eq!(
-        action(&routes[0]).timeout,
-        Some(Duration {
-            seconds: 1,
-            nanos: 500_000_000
-        })
-    );
+    let a = action(&routes[0]);
+    let limit = Some(Duration {
+        seconds: 1,
+        nanos: 500_000_000,
+    });
+    assert_eq!(a.timeout, limit);
+    // As Istio's setTimeout: a gRPC call's own deadline applies, within
+    // the route's (and with no route timeout, 0: the deadline alone).
+    #[allow(deprecated)]
+    let grpc = a.max_grpc_timeout;
+    assert_eq!(grpc, limit);
+    assert_eq!(a.max_stream_duration, None);
+    let routes = reviews_routes(&reviews_vs("  - route: [{destination: {host: reviews}}]\n"));
+    #[allow(deprecated)]
+    let grpc = action(&routes[0]).max_grpc_timeout;
+    assert_eq!(grpc, Some(Duration::default()));
 }
 
 #[test]
