@@ -795,17 +795,7 @@ spec:
         );
     }
 
-    fn ingress_gateway() -> Proxy {
-        Proxy {
-            kind: ProxyKind::Gateway,
-            pod: "ingressgateway".into(),
-            ..Proxy::sidecar(
-                "router~127.0.0.1~ingressgateway.bookinfo~bookinfo.svc.cluster.local",
-                "bookinfo",
-                &[],
-            )
-        }
-    }
+    use crate::translate::test_inputs::ingress_gateway;
 
     #[test]
     fn gateways_serve_their_http_servers_with_the_bound_virtual_services() {

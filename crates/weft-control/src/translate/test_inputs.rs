@@ -95,6 +95,20 @@ pub(crate) fn duration_json(d: &weft_xds::pb::google::protobuf::Duration) -> ser
 
 /// The Bookinfo productpage-v1 sidecar (no labels of its own: resolution
 /// finds its WorkloadEntry by pod name).
+/// The Bookinfo ingress gateway of `examples/` (`router~`, found by its
+/// WorkloadEntry's name).
+pub(crate) fn ingress_gateway() -> Proxy {
+    Proxy {
+        kind: crate::translate::proxy::ProxyKind::Gateway,
+        pod: "ingressgateway".into(),
+        ..Proxy::sidecar(
+            "router~127.0.0.1~ingressgateway.bookinfo~bookinfo.svc.cluster.local",
+            "bookinfo",
+            &[],
+        )
+    }
+}
+
 pub(crate) fn productpage() -> Proxy {
     Proxy {
         pod: "productpage-v1".into(),

@@ -201,15 +201,7 @@ fn an_explicit_sidecar_gets_bound_inbound_listeners() {
 
 #[test]
 fn the_ingress_gateway_gets_its_servers() {
-    let proxy = Proxy {
-        kind: ProxyKind::Gateway,
-        pod: "ingressgateway".into(),
-        ..Proxy::sidecar(
-            "router~127.0.0.1~ingressgateway.bookinfo~bookinfo.svc.cluster.local",
-            "bookinfo",
-            &[],
-        )
-    };
+    let proxy = crate::translate::test_inputs::ingress_gateway();
     check_golden("lds-ingressgateway.json", &listeners_json(&proxy));
 }
 

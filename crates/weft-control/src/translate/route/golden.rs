@@ -39,8 +39,8 @@ use weft_xds::unpack;
 
 use super::actions::{CORS_FILTER, FAULT_FILTER};
 use super::route_configurations;
+use crate::translate::Proxy;
 use crate::translate::test_inputs::{TestMesh, check_golden, duration_json};
-use crate::translate::{Proxy, ProxyKind};
 
 #[test]
 fn productpage_routes_match_the_golden_file() {
@@ -60,15 +60,7 @@ fn productpage_routes_match_the_golden_file() {
 #[test]
 fn ingress_gateway_routes_match_the_golden_file() {
     let mesh = TestMesh::examples();
-    let proxy = Proxy {
-        kind: ProxyKind::Gateway,
-        pod: "ingressgateway".into(),
-        ..Proxy::sidecar(
-            "router~127.0.0.1~ingressgateway.bookinfo~bookinfo.svc.cluster.local",
-            "bookinfo",
-            &[],
-        )
-    };
+    let proxy = crate::translate::test_inputs::ingress_gateway();
     // Resolved as the server resolves a node: its labels (and so the
     // Gateway selecting it) from its WorkloadEntry, found by pod name.
     let configs = crate::translate::translate(mesh.inputs(), &proxy).routes;
