@@ -159,25 +159,79 @@ fn now_ms() -> u128 {
 }
 
 /// Starts `greeter.py follow` for `seconds`; its lines are `EPOCH_MS REPLY`.
-fn follow(bootstrap: &Path, seconds: u32) -> Child {
-    Command::new(python())
+/// A client calling without pause on one channel for some seconds: its
+/// calls (`EPOCH_MS REPLY`) read as they come.
+struct Follower {
+    child: Child,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(u128, String)>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn follow(bootstrap: &Path, seconds: u32) -> Follower {
+    use std::io::BufRead;
+    let mut child = Command::new(python())
         .arg(greeter_script())
         .args(["follow", TARGET, &seconds.to_string()])
         .env("GRPC_XDS_BOOTSTRAP", bootstrap)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start follower")
+        .expect("start follower");
+    let stdout = child.stdout.take().expect("stdout");
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some((t, r)) = line.split_once(' ')
+                && let Ok(t) = t.parse()
+            {
+                seen.lock().expect("calls").push((t, r.to_string()));
+            }
+        }
+    });
+    Follower {
+        child,
+        calls,
+        reader,
+    }
 }
 
-fn timeline(child: Child) -> Vec<(u128, String)> {
-    let out = child.wait_with_output().expect("follower");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split_once(' ')
-                .and_then(|(t, r)| Some((t.parse().ok()?, r.to_string())))
-        })
-        .collect()
+impl Follower {
+    /// Waits (10 s at most) until `n` calls were answered by `reply`.
+    fn wait_for(&self, n: usize, reply: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self
+                .calls
+                .lock()
+                .expect("calls")
+                .iter()
+                .filter(|(_, r)| r == reply)
+                .count();
+            if got >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the follower got {got} of {n} calls from {reply}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Every call of the follower, once it has ended.
+fn timeline(f: Follower) -> Vec<(u128, String)> {
+    let Follower {
+        mut child,
+        calls,
+        reader,
+    } = f;
+    child.wait().expect("follower");
+    reader.join().expect("reader");
+    std::mem::take(&mut *calls.lock().expect("calls"))
 }
 
 #[test]
@@ -209,7 +263,7 @@ fn grpcio_xds_client_follows_weft_routing() {
 
     // 0/100 while one client keeps calling: all of its traffic moves to v2 within 2 s.
     let follower = follow(&bootstrap, 6);
-    std::thread::sleep(Duration::from_millis(1500));
+    follower.wait_for(20, "v1");
     let edited = now_ms();
     std::fs::write(
         config.join("greeter.yaml"),
@@ -244,7 +298,7 @@ fn grpcio_xds_client_follows_weft_routing() {
     )
     .expect("write");
     let follower = follow(&bootstrap, 6);
-    std::thread::sleep(Duration::from_millis(1500));
+    follower.wait_for(20, "v1");
     let removed = now_ms();
     std::fs::write(
         config.join("greeter.yaml"),
