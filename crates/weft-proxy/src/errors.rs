@@ -263,14 +263,7 @@ impl ProxyError {
         if let Some(s) = self.grpc_status() {
             return s;
         }
-        let code = match self.status().as_u16() {
-            400 => 13,
-            401 => 16,
-            403 => 7,
-            404 => 12,
-            429 | 502..=504 => 14,
-            _ => 2,
-        };
+        let code = grpc_status_of_http(self.status());
         let message = match self.body() {
             "" => self.flag().as_str(),
             b => b,
@@ -296,6 +289,19 @@ impl ProxyError {
                 | ProxyError::NoHealthyUpstream(_)
                 | ProxyError::Refused { .. }
         )
+    }
+}
+
+/// Envoy's `httpToGrpcStatus`: the gRPC status a local reply with HTTP
+/// status `status` carries when the request was gRPC.
+pub fn grpc_status_of_http(status: StatusCode) -> u32 {
+    match status.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
     }
 }
 

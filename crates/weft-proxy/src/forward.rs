@@ -164,6 +164,16 @@ pub fn grpc_error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> 
     let (code, message) = e.grpc_reply();
     stats.record(StatusCode::OK, Some(e.flag()));
     tracing::debug!(target: "weft::access", flag = e.flag().as_str(), grpc_status = code, error = %e, "gRPC request failed");
+    let mut r = grpc_local_reply(code, HeaderValue::from_static(message));
+    for (name, value) in e.headers() {
+        r.headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+/// A trailers-only gRPC response: 200, `grpc-status` and `grpc-message`.
+fn grpc_local_reply(code: u32, message: HeaderValue) -> Response<Body> {
     let mut r = Response::new(full(Bytes::new()));
     let h = r.headers_mut();
     h.insert(
@@ -171,11 +181,27 @@ pub fn grpc_error_response(e: &ProxyError, stats: &HttpStats) -> Response<Body> 
         HeaderValue::from_static("application/grpc"),
     );
     h.insert(GRPC_STATUS, HeaderValue::from(code));
-    h.insert(GRPC_MESSAGE, HeaderValue::from_static(message));
-    for (name, value) in e.headers() {
-        h.insert(*name, HeaderValue::from_static(value));
-    }
+    h.insert(GRPC_MESSAGE, message);
     r
+}
+
+/// A direct response to a gRPC request, as Envoy's local replies give it:
+/// trailers-only, the status mapped (`httpToGrpcStatus`: 200 too becomes
+/// UNKNOWN), the body as the `grpc-message`, percent-encoded as the gRPC
+/// spec asks (bytes outside printable ASCII, and `%`).
+fn grpc_direct_response(status: StatusCode, body: &[u8]) -> Response<Body> {
+    use std::fmt::Write as _;
+    let mut message = String::with_capacity(body.len());
+    for &b in body {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            message.push(char::from(b));
+        } else {
+            let _ = write!(message, "%{b:02X}");
+        }
+    }
+    // Printable ASCII only, so always a valid header value.
+    let message = HeaderValue::from_str(&message).unwrap_or(HeaderValue::from_static(""));
+    grpc_local_reply(crate::errors::grpc_status_of_http(status), message)
 }
 
 async fn route_and_forward(
@@ -224,6 +250,7 @@ async fn route_and_forward(
         }
     }
     let mut resp = match &route.action {
+        Action::Direct { status, body } if grpc => grpc_direct_response(*status, body),
         Action::Direct { status, body } => {
             let mut r = Response::new(full(body.clone()));
             *r.status_mut() = *status;
@@ -954,5 +981,22 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["grpc-status"], "14");
         assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+    }
+
+    #[test]
+    fn direct_responses_to_grpc_are_trailers_only_as_envoy_gives_them() {
+        for (status, body, code, message) in [
+            (503, &b"maintenance"[..], "14", "maintenance"),
+            (404, b"", "12", ""),
+            (200, b"ok", "2", "ok"),
+            (403, b"50% off\n\xff", "7", "50%25 off%0A%FF"),
+        ] {
+            let status = StatusCode::from_u16(status).expect("status");
+            let r = grpc_direct_response(status, body);
+            assert_eq!(r.status(), StatusCode::OK, "{status}");
+            assert_eq!(r.headers()["content-type"], "application/grpc");
+            assert_eq!(r.headers()["grpc-status"], code, "{status}");
+            assert_eq!(r.headers()["grpc-message"], message, "{status}");
+        }
     }
 }

@@ -96,6 +96,8 @@ spec:
   - match: [{headers: {x-fault: {exact: http}}}]
     fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
     route: [{destination: {host: greeter}}]
+  - match: [{headers: {x-direct: {exact: "yes"}}}]
+    directResponse: {status: 503, body: {string: "down for maintenance"}}
   - route: [{destination: {host: greeter}}]
 ---
 apiVersion: networking.istio.io/v1
@@ -361,6 +363,10 @@ fn virtual_services_faults_retries_streams_and_flags_as_envoy() {
     let http = grpc_calls(client.outbound, authority, 2, &["x-fault=http"]);
     assert_eq!(http["codes"]["UNAVAILABLE"], 2, "{http}");
     assert_eq!(http["details"]["UNAVAILABLE"], "fault filter abort");
+    // So is a direct response: its status mapped, its body the details.
+    let direct = grpc_calls(client.outbound, authority, 2, &["x-direct=yes"]);
+    assert_eq!(direct["codes"]["UNAVAILABLE"], 2, "{direct}");
+    assert_eq!(direct["details"]["UNAVAILABLE"], "down for maintenance");
 
     // CORS: a preflight answered by the proxy, an actual request decorated,
     // another origin left without CORS headers.
