@@ -229,36 +229,39 @@ impl Store {
         }
         let mut diagnostics = loaded.diagnostics;
         let mut stale = BTreeSet::new();
-        let mut keep =
-            |key: &ResourceKey, why: &str, file: &Path, diagnostics: &mut Vec<Diagnostic>| {
-                if resources.contains_key(key) {
-                    return;
-                }
-                if let Some(old) = prev.resources.get(key) {
-                    resources.insert(key.clone(), old.clone());
-                    new_by_file
-                        .entry(file.to_path_buf())
-                        .or_default()
-                        .push(key.clone());
-                    stale.insert(key.clone());
-                    let mut d = Diagnostic::new(
-                        Code::KeptLastGood,
-                        format!(
-                            "{why}; the last good version (from line {}) stays in force",
-                            old.source.line
-                        ),
-                    );
-                    d.resource = Some(key.to_ref());
-                    d.file = Some(file.to_path_buf());
-                    diagnostics.push(d);
-                }
-            };
+        let mut keep = |key: &ResourceKey,
+                        why: &str,
+                        (file, line): (&Path, Option<usize>),
+                        diagnostics: &mut Vec<Diagnostic>| {
+            if resources.contains_key(key) {
+                return;
+            }
+            if let Some(old) = prev.resources.get(key) {
+                resources.insert(key.clone(), old.clone());
+                new_by_file
+                    .entry(file.to_path_buf())
+                    .or_default()
+                    .push(key.clone());
+                stale.insert(key.clone());
+                let mut d = Diagnostic::new(
+                    Code::KeptLastGood,
+                    format!(
+                        "{why}; the last good version (from line {}) stays in force",
+                        old.source.line
+                    ),
+                );
+                d.resource = Some(key.to_ref());
+                d.file = Some(file.to_path_buf());
+                d.line = line;
+                diagnostics.push(d);
+            }
+        };
         // A rejected document: keep what it used to be.
         for rej in &loaded.rejected {
             keep(
                 &rej.key,
                 "this document has errors",
-                &rej.source.file,
+                (&rej.source.file, Some(rej.source.line).filter(|l| *l > 0)),
                 &mut diagnostics,
             );
         }
@@ -274,7 +277,7 @@ impl Store {
                 keep(
                     &key,
                     "this file has documents that cannot be read",
-                    file,
+                    (file, None),
                     &mut diagnostics,
                 );
             }

@@ -65,7 +65,17 @@ fn reload_keeps_last_good_and_reports_changes() {
     assert_eq!(s.resources.len(), 2);
     assert!(s.stale.contains(&key("a")));
     assert!(s.diagnostics.iter().any(|d| d.code == Code::UnknownField));
-    assert!(s.diagnostics.iter().any(|d| d.code == Code::KeptLastGood));
+    let kept = s
+        .diagnostics
+        .iter()
+        .find(|d| d.code == Code::KeptLastGood)
+        .expect("WEFT0010");
+    // Where the broken document is: the file and its first line.
+    assert_eq!(
+        kept.file.as_deref(),
+        Some(dir.path().join("a.yaml").as_path())
+    );
+    assert_eq!(kept.line, Some(1), "{kept:?}");
 
     // Fixed with a new value: applied, and the event names only it.
     write(
