@@ -55,6 +55,26 @@ fn main() {
 /// and the body's length.
 type Parse = fn(&[u8], &mut Vec<u8>) -> Option<(usize, usize)>;
 
+/// Copies the headers but the connection's own; the body's length.
+fn copy_headers(headers: &[httparse::Header], out: &mut Vec<u8>) -> Option<usize> {
+    let mut len = 0;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
+        }
+        if h.name.eq_ignore_ascii_case("connection")
+            || h.name.eq_ignore_ascii_case("proxy-connection")
+        {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    Some(len)
+}
+
 /// A request head, rewritten to origin form.
 fn parse_req(buf: &[u8], out: &mut Vec<u8>) -> Option<(usize, usize)> {
     let mut h = [httparse::EMPTY_HEADER; 64];
@@ -74,25 +94,12 @@ fn parse_req(buf: &[u8], out: &mut Vec<u8>) -> Option<(usize, usize)> {
         .unwrap_or(path);
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut len = 0;
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            len = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
-        }
-        if h.name.eq_ignore_ascii_case("connection")
-            || h.name.eq_ignore_ascii_case("proxy-connection")
-        {
-            continue;
-        }
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
+    let len = copy_headers(r.headers, out)?;
     out.extend_from_slice(b"x-request-id: 00000000-0000-4000-8000-000000000000\r\n\r\n");
     Some((n, len))
 }
 
+/// A response head.
 fn parse_resp(buf: &[u8], out: &mut Vec<u8>) -> Option<(usize, usize)> {
     let mut h = [httparse::EMPTY_HEADER; 64];
     let mut r = httparse::Response::new(&mut h);
@@ -107,19 +114,7 @@ fn parse_resp(buf: &[u8], out: &mut Vec<u8>) -> Option<(usize, usize)> {
     out.push(b' ');
     out.extend_from_slice(r.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut len = 0;
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            len = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
-        }
-        if h.name.eq_ignore_ascii_case("connection") {
-            continue;
-        }
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
+    let len = copy_headers(r.headers, out)?;
     out.extend_from_slice(b"server: floor\r\n\r\n");
     Some((n, len))
 }
