@@ -190,15 +190,10 @@ fn grpc_local_reply(code: u32, message: HeaderValue) -> Response<Body> {
 /// UNKNOWN), the body as the `grpc-message`, percent-encoded as the gRPC
 /// spec asks (bytes outside printable ASCII, and `%`).
 fn grpc_direct_response(status: StatusCode, body: &[u8]) -> Response<Body> {
-    use std::fmt::Write as _;
-    let mut message = String::with_capacity(body.len());
-    for &b in body {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            message.push(char::from(b));
-        } else {
-            let _ = write!(message, "%{b:02X}");
-        }
-    }
+    // `percent_encode` encodes every non-ASCII byte; CONTROLS adds 0x00-0x1F
+    // and 0x7F.
+    const GRPC_MESSAGE_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+    let message = percent_encoding::percent_encode(body, GRPC_MESSAGE_SET).to_string();
     // Printable ASCII only, so always a valid header value.
     let message = HeaderValue::from_str(&message).unwrap_or(HeaderValue::from_static(""));
     grpc_local_reply(crate::errors::grpc_status_of_http(status), message)
